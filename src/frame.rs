@@ -1,0 +1,114 @@
+//! The latest frame: one immutable JPEG shared by reference with every consumer.
+//!
+//! The source publishes into a `watch` channel, which keeps only the newest value:
+//! the source never waits for anyone, and a slow consumer simply sees a later frame
+//! next time it looks (it skips frames instead of queueing old ones).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::source::mjpeg::jpeg_dimensions;
+
+/// One captured picture. Cloning the `Arc<Frame>` around it costs a refcount.
+#[derive(Debug)]
+pub struct Frame {
+    /// The JPEG exactly as the camera (or synthetic scene) produced it.
+    pub jpeg: Bytes,
+    /// 1 for the first frame since start, then +1 per frame; never reused.
+    pub seq: u64,
+    /// Wall-clock capture time (for the `X-Timestamp` part header and events).
+    pub captured_at: SystemTime,
+    /// Monotonic capture time (for frame age and rate measurements).
+    pub captured_mono: Instant,
+    /// Picture width from the JPEG header.
+    pub width: u16,
+    /// Picture height from the JPEG header.
+    pub height: u16,
+}
+
+impl Frame {
+    /// Capture time as Unix seconds with fractions (the seed's `ts` format).
+    pub fn unix_secs(&self) -> f64 {
+        unix_secs(self.captured_at)
+    }
+}
+
+/// Converts a wall-clock time to Unix seconds as a float.
+pub fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Receiving side of the latest frame: `None` until the first frame arrives.
+pub type LatestFrame = watch::Receiver<Option<Arc<Frame>>>;
+
+/// Publishing side, handed to whichever source runs. Cheap to clone.
+#[derive(Clone)]
+pub struct FrameSink {
+    tx: Arc<watch::Sender<Option<Arc<Frame>>>>,
+    seq: Arc<AtomicU64>,
+}
+
+/// Why a buffer was not published.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// The bytes have no SOI/SOF header, so they cannot be a picture.
+    #[error("not a JPEG picture ({len} bytes without a frame header)")]
+    NotJpeg {
+        /// Length of the rejected buffer.
+        len: usize,
+    },
+}
+
+impl FrameSink {
+    /// A new channel with no frame yet.
+    pub fn new() -> (FrameSink, LatestFrame) {
+        let (tx, rx) = watch::channel(None);
+        let sink = FrameSink {
+            tx: Arc::new(tx),
+            seq: Arc::new(AtomicU64::new(0)),
+        };
+        (sink, rx)
+    }
+
+    /// Publishes a JPEG as the newest frame. Never blocks and never waits for
+    /// consumers; a buffer without a JPEG frame header is refused so viewers
+    /// never get garbage.
+    pub fn publish(&self, jpeg: Bytes) -> Result<Arc<Frame>, FrameError> {
+        let (width, height) = match jpeg.get(..2) {
+            Some([0xFF, 0xD8]) => jpeg_dimensions(&jpeg),
+            _ => None,
+        }
+        .ok_or(FrameError::NotJpeg { len: jpeg.len() })?;
+        let frame = Arc::new(Frame {
+            jpeg,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            captured_at: SystemTime::now(),
+            captured_mono: Instant::now(),
+            width,
+            height,
+        });
+        self.tx.send_replace(Some(frame.clone()));
+        Ok(frame)
+    }
+
+    /// Frames published so far (the seed's `frames`).
+    pub fn count(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// A new receiver of the latest frame.
+    pub fn subscribe(&self) -> LatestFrame {
+        self.tx.subscribe()
+    }
+
+    /// The latest frame, if any.
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        self.tx.borrow().clone()
+    }
+}

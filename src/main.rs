@@ -1,0 +1,80 @@
+//! The `lookout` binary: flags -> config -> tracing -> bind -> run -> exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use lookout::config::{Cli, Config};
+
+/// After Ctrl-C or SIGTERM, the server gets this long to close its streams.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match serve(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lookout: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let config = Config::from_cli(cli)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is another server using the port? try --listen 127.0.0.1:8081",
+                config.listen
+            )
+        })?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(lookout::run(listener, config, shutdown.clone()));
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping (press Ctrl-C again to exit at once)");
+        signal.cancel();
+        wait_for_signal().await;
+        std::process::exit(130);
+    });
+    let mut server = server;
+    tokio::select! {
+        r = &mut server => return r.context("server task failed")?.map_err(Into::into),
+        _ = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(r) => r.context("server task failed")?.map_err(Into::into),
+        Err(_) => {
+            tracing::warn!("some connections did not close in time; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,98 @@
+//! `exec:COMMAND`: a child process whose stdout is MJPEG (ffmpeg, rpicam-vid).
+//!
+//! The JPEGs pass through untouched. The child's stderr goes to the log, and
+//! its last line is kept for the error shown on `/status` when it exits. The
+//! child runs in its own process group, so a shell pipeline is stopped whole.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::mjpeg::{FrameReader, SplitError};
+use super::{Output, SourceError};
+
+/// Runs `command` with `sh -c` and publishes every frame of its stdout.
+pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        // `exec` makes a simple command replace the shell, so killing the child
+        // kills the camera program itself.
+        .arg(format!("exec {command}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| SourceError::Exec(format!("cannot start sh for the exec source: {e}")))?;
+    let pid = child.id();
+    out.set_pid(pid);
+    let _group = pid.map(GroupKiller);
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| SourceError::Exec("child has no stdout".into()))?;
+    let stderr = child.stderr.take();
+    let last_line = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let log_task = stderr.map(|stderr| {
+        let last_line = last_line.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = line.trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                tracing::info!(target: "lookout::source::exec", "{line}");
+                if let Ok(mut l) = last_line.lock() {
+                    *l = line;
+                }
+            }
+        })
+    });
+    let mut reader = FrameReader::new(stdout);
+    let result = loop {
+        match reader.next_frame().await {
+            Ok(Some(jpeg)) => out.publish(jpeg),
+            Ok(None) => break Ok(()),
+            Err(SplitError::TooLarge { limit }) => {
+                tracing::warn!("exec source sent a frame over {limit} bytes; skipped");
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let status = child.wait().await;
+    if let Some(task) = log_task {
+        // The pipe closes with the child; a grandchild holding it open must not hang us.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
+    }
+    let last = last_line.lock().map(|l| l.clone()).unwrap_or_default();
+    let why = match (&result, status) {
+        (Err(e), _) => format!("reading the command's output failed: {e}"),
+        (Ok(()), Ok(st)) => format!("command exited ({st})"),
+        (Ok(()), Err(e)) => format!("command ended: {e}"),
+    };
+    Err(SourceError::Exec(if last.is_empty() {
+        why
+    } else {
+        format!("{why}: {last}")
+    }))
+}
+
+/// Stops the child's whole process group when the source is dropped (restart
+/// or shutdown), so pipelines and grandchildren do not outlive it.
+struct GroupKiller(u32);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        // Without `unsafe` we cannot call kill(2) on a group; the `kill` utility can.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(|mut c| std::thread::spawn(move || c.wait()));
+    }
+}

@@ -1,0 +1,944 @@
+//! Marker-aware MJPEG stream splitter.
+//!
+//! Many camera inputs deliver "MJPEG": a plain byte stream of JPEG images
+//! written back to back. That is what `ffmpeg -f mjpeg -` and
+//! `rpicam-vid --codec mjpeg -o -` print on stdout (exec source), what an
+//! `.mjpeg` file contains (file source), and what the body of a
+//! `multipart/x-mixed-replace` HTTP stream looks like once the boundary lines
+//! and part headers are treated as garbage between frames (http source). All
+//! three sources share this module to cut such a stream into whole frames.
+//!
+//! Searching naively for `FF D9` is wrong: an EXIF thumbnail inside APP1 is a
+//! complete JPEG with its own `FF D8 .. FF D9`, and comment or metadata
+//! segments may contain arbitrary bytes. So [`MjpegSplitter`] walks the JPEG
+//! segment structure instead: segments with a length field are skipped by
+//! their length, and after SOS the entropy-coded data is scanned, honouring
+//! byte stuffing (`FF 00`) and restart markers (`FF D0..D7`), until a real
+//! marker appears. EOI ends the frame; any other marker (e.g. the next
+//! DHT/SOS of a progressive JPEG) resumes segment parsing.
+//!
+//! The parser is incremental: it keeps its position and state between
+//! pushes, so every input byte is examined a bounded number of times no
+//! matter how the stream is chunked. Frames larger than the configured cap
+//! are dropped (reported once as [`SplitError::TooLarge`]) while the parser
+//! keeps walking them without buffering, so memory stays bounded.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Default upper bound for one JPEG frame. Far above any sane camera frame,
+/// but small enough that a broken stream cannot exhaust memory.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// How much [`FrameReader`] asks the underlying reader for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Marker prefix byte; every JPEG marker starts with it.
+const MARKER: u8 = 0xFF;
+/// Start of image.
+const SOI: u8 = 0xD8;
+/// End of image.
+const EOI: u8 = 0xD9;
+/// Start of scan; entropy-coded data follows its header.
+const SOS: u8 = 0xDA;
+/// Temporary marker, standalone (no length field).
+const TEM: u8 = 0x01;
+
+/// Errors produced while splitting a stream into frames.
+#[derive(Debug, thiserror::Error)]
+pub enum SplitError {
+    /// A frame exceeded the size cap. It is skipped; the splitter continues
+    /// with the next frame, so the caller may simply log this and go on.
+    #[error("JPEG frame larger than {limit} bytes; dropped")]
+    TooLarge {
+        /// The cap that was exceeded.
+        limit: usize,
+    },
+    /// The underlying reader failed (only from [`FrameReader`]).
+    #[error("read error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the parser is in the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outside a frame, looking for SOI; everything before it is garbage.
+    Seek,
+    /// Inside a frame, expecting a marker (`FF`, optional fill `FF`s, code).
+    Marker,
+    /// Expecting the 2-byte length of the segment whose marker was just read.
+    Length { sos: bool },
+    /// Skipping the rest of a segment payload.
+    Skip { remaining: usize, sos: bool },
+    /// Scanning entropy-coded data after an SOS header.
+    Entropy,
+}
+
+/// Outcome of one parser step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Progress was made; keep stepping.
+    Continue,
+    /// All buffered input is consumed; wait for a push.
+    NeedMore,
+    /// EOI found; the frame is `buf[..end]`.
+    Complete { end: usize },
+    /// SOI found at `pos` inside a frame: the old frame was truncated.
+    Restart,
+    /// The data does not follow JPEG syntax; drop the frame and resync.
+    Corrupt,
+}
+
+/// Incremental splitter: push arbitrary chunks, pull complete JPEG frames.
+///
+/// Invariant: while inside a frame (state other than `Seek`) the frame
+/// starts at `buf[0]` and `pos` is how far it has been parsed. In discard
+/// mode (oversized frame) bytes before `pos` are dropped as soon as they
+/// are parsed, so the buffer does not grow.
+#[derive(Debug)]
+pub struct MjpegSplitter {
+    buf: BytesMut,
+    pos: usize,
+    state: State,
+    discarding: bool,
+    max: usize,
+}
+
+impl Default for MjpegSplitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MjpegSplitter {
+    /// A splitter with the default [`MAX_FRAME_BYTES`] cap.
+    pub fn new() -> Self {
+        Self::with_max_frame(MAX_FRAME_BYTES)
+    }
+
+    /// A splitter that drops frames larger than `max` bytes.
+    pub fn with_max_frame(max: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            pos: 0,
+            state: State::Seek,
+            discarding: false,
+            max,
+        }
+    }
+
+    /// The frame size cap in bytes.
+    pub fn max_frame(&self) -> usize {
+        self.max
+    }
+
+    /// Append input. Call [`next_frame`](Self::next_frame) until it returns
+    /// `Ok(None)` between pushes; the splitter only trims its buffer there.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes currently buffered (for tests and for "truncated input at EOF"
+    /// reporting: after the last frame this is the size of the partial tail).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the parser is currently inside a (not yet complete) frame.
+    pub fn in_frame(&self) -> bool {
+        self.state != State::Seek
+    }
+
+    /// Next complete frame (SOI..=EOI) as `Bytes`, `Ok(None)` when more data
+    /// is needed, `Err(TooLarge)` once per oversized frame (it is skipped;
+    /// calling again continues).
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, SplitError> {
+        loop {
+            if self.discarding {
+                self.drop_parsed();
+            }
+            match self.step() {
+                Step::Continue => {}
+                Step::NeedMore => {
+                    self.check_cap()?;
+                    return Ok(None);
+                }
+                Step::Complete { end } => {
+                    if let Some(frame) = self.finish(end)? {
+                        return Ok(Some(frame));
+                    }
+                }
+                Step::Restart => {
+                    self.drop_parsed();
+                    self.begin_frame();
+                }
+                Step::Corrupt => {
+                    self.drop_parsed();
+                    self.discarding = false;
+                    self.state = State::Seek;
+                }
+            }
+            self.check_cap()?;
+        }
+    }
+
+    /// Run one state transition.
+    fn step(&mut self) -> Step {
+        match self.state {
+            State::Seek => self.seek(),
+            State::Marker => self.marker(),
+            State::Length { sos } => self.length(sos),
+            State::Skip { remaining, sos } => self.skip(remaining, sos),
+            State::Entropy => self.entropy(),
+        }
+    }
+
+    /// Switch to discard mode once the frame being parsed exceeds the cap.
+    /// Returning the error here (instead of at EOI) reports it promptly and
+    /// frees the memory right away.
+    fn check_cap(&mut self) -> Result<(), SplitError> {
+        if self.state != State::Seek && !self.discarding && self.pos > self.max {
+            self.discarding = true;
+            self.drop_parsed();
+            return Err(SplitError::TooLarge { limit: self.max });
+        }
+        Ok(())
+    }
+
+    /// Handle EOI at `end`: hand out the frame, or finish discarding it.
+    fn finish(&mut self, end: usize) -> Result<Option<Bytes>, SplitError> {
+        self.state = State::Seek;
+        self.pos = 0;
+        if self.discarding {
+            self.discarding = false;
+            self.buf.advance(end);
+            return Ok(None);
+        }
+        if end > self.max {
+            self.buf.advance(end);
+            return Err(SplitError::TooLarge { limit: self.max });
+        }
+        Ok(Some(self.buf.split_to(end).freeze()))
+    }
+
+    /// Forget the bytes the parser has already walked past.
+    fn drop_parsed(&mut self) {
+        self.buf.advance(self.pos);
+        self.pos = 0;
+    }
+
+    /// Start a frame whose SOI sits at `buf[0]`.
+    fn begin_frame(&mut self) {
+        self.pos = 2;
+        self.state = State::Marker;
+        self.discarding = false;
+    }
+
+    /// Discard garbage up to the next SOI. A trailing `FF` is kept because it
+    /// may be the first half of an SOI split across pushes.
+    fn seek(&mut self) -> Step {
+        match find_soi(&self.buf) {
+            Some(at) => {
+                self.buf.advance(at);
+                self.begin_frame();
+                Step::Continue
+            }
+            None => {
+                let keep = usize::from(self.buf.last() == Some(&MARKER));
+                self.buf.advance(self.buf.len() - keep);
+                self.pos = 0;
+                Step::NeedMore
+            }
+        }
+    }
+
+    /// Read a marker at `pos`, skipping fill bytes (`FF FF ..`).
+    fn marker(&mut self) -> Step {
+        let rest = &self.buf[self.pos..];
+        match rest.first() {
+            None => return Step::NeedMore,
+            Some(&MARKER) => {}
+            Some(_) => return Step::Corrupt,
+        }
+        let Some(fill) = rest[1..].iter().position(|&b| b != MARKER) else {
+            // Only FFs so far: keep the last one as the marker prefix.
+            self.pos += rest.len() - 1;
+            return Step::NeedMore;
+        };
+        let code = rest[fill + 1];
+        self.pos += fill;
+        match code {
+            EOI => Step::Complete { end: self.pos + 2 },
+            SOI => Step::Restart,
+            0xD0..=0xD7 => {
+                // RST only occurs between entropy-coded intervals.
+                self.pos += 2;
+                self.state = State::Entropy;
+                Step::Continue
+            }
+            TEM => {
+                self.pos += 2;
+                Step::Continue
+            }
+            0x00 => Step::Corrupt,
+            _ => {
+                self.pos += 2;
+                self.state = State::Length { sos: code == SOS };
+                Step::Continue
+            }
+        }
+    }
+
+    /// Read a segment length (which counts its own two bytes).
+    fn length(&mut self, sos: bool) -> Step {
+        let Some(len) = read_u16(&self.buf, self.pos) else {
+            return Step::NeedMore;
+        };
+        let Some(remaining) = usize::from(len).checked_sub(2) else {
+            return Step::Corrupt;
+        };
+        self.pos += 2;
+        self.state = State::Skip { remaining, sos };
+        Step::Continue
+    }
+
+    /// Skip segment payload without looking at it (it may contain anything,
+    /// including a whole thumbnail JPEG).
+    fn skip(&mut self, remaining: usize, sos: bool) -> Step {
+        let take = remaining.min(self.buf.len() - self.pos);
+        self.pos += take;
+        let remaining = remaining - take;
+        if remaining > 0 {
+            self.state = State::Skip { remaining, sos };
+            return Step::NeedMore;
+        }
+        self.state = if sos { State::Entropy } else { State::Marker };
+        Step::Continue
+    }
+
+    /// Scan entropy-coded data for the next real marker. `pos` only moves
+    /// forward, so data is never rescanned across pushes.
+    fn entropy(&mut self) -> Step {
+        loop {
+            let Some(off) = self.buf[self.pos..].iter().position(|&b| b == MARKER) else {
+                self.pos = self.buf.len();
+                return Step::NeedMore;
+            };
+            let at = self.pos + off;
+            match self.buf.get(at + 1) {
+                None => {
+                    self.pos = at;
+                    return Step::NeedMore;
+                }
+                // Stuffed zero or restart marker: still entropy data.
+                Some(0x00 | 0xD0..=0xD7) => self.pos = at + 2,
+                // Fill byte: look at what follows it.
+                Some(&MARKER) => self.pos = at + 1,
+                Some(_) => {
+                    self.pos = at;
+                    self.state = State::Marker;
+                    return Step::Continue;
+                }
+            }
+        }
+    }
+}
+
+/// Position of the first `FF D8` in `data`.
+fn find_soi(data: &[u8]) -> Option<usize> {
+    data.windows(2).position(|w| w == [MARKER, SOI])
+}
+
+/// Big-endian u16 at `at`, if there are enough bytes.
+fn read_u16(data: &[u8], at: usize) -> Option<u16> {
+    let bytes = data.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+}
+
+/// Reads frames from any `AsyncRead` (child stdout, file, HTTP body via
+/// `StreamReader`).
+///
+/// `next_frame` is cancel safe if the reader's `read` is (as tokio's pipes,
+/// files and `StreamReader` are): a dropped call loses no data, so it can be
+/// used inside `tokio::select!`.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    reader: R,
+    splitter: MjpegSplitter,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader with the default [`MAX_FRAME_BYTES`] cap.
+    pub fn new(reader: R) -> Self {
+        Self::with_max_frame(reader, MAX_FRAME_BYTES)
+    }
+
+    /// A reader that drops frames larger than `max` bytes.
+    pub fn with_max_frame(reader: R, max: usize) -> Self {
+        Self {
+            reader,
+            splitter: MjpegSplitter::with_max_frame(max),
+            eof: false,
+        }
+    }
+
+    /// `Ok(Some(frame))`, or `Ok(None)` at EOF (a truncated final frame is
+    /// discarded), or `Err`. `TooLarge` is returned as an error so the caller
+    /// can log it; the reader stays usable.
+    pub async fn next_frame(&mut self) -> Result<Option<Bytes>, SplitError> {
+        loop {
+            if let Some(frame) = self.splitter.next_frame()? {
+                return Ok(Some(frame));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Bytes of an incomplete frame still buffered; after `next_frame`
+    /// returned `Ok(None)` this is the size of the discarded truncated tail.
+    pub fn buffered(&self) -> usize {
+        self.splitter.buffered()
+    }
+
+    /// Give back the underlying reader (buffered bytes are lost).
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
+    /// Read one chunk straight into the splitter's buffer (no extra copy).
+    async fn fill(&mut self) -> Result<(), SplitError> {
+        self.splitter.buf.reserve(READ_CHUNK);
+        let n = (&mut self.reader)
+            .take(READ_CHUNK as u64)
+            .read_buf(&mut self.splitter.buf)
+            .await?;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+}
+
+/// Width and height from the first SOFn segment (C0..CF except C4, C8, CC),
+/// `None` if absent/invalid. Cheap: walks segment headers only. Used to fill
+/// `Frame::width`/`height`. A zero dimension (height defined later by DNL) is
+/// treated as invalid since callers need real numbers.
+pub fn jpeg_dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
+    if !jpeg.starts_with(&[MARKER, SOI]) {
+        return None;
+    }
+    let mut pos = 2;
+    loop {
+        if *jpeg.get(pos)? != MARKER {
+            return None;
+        }
+        while *jpeg.get(pos + 1)? == MARKER {
+            pos += 1;
+        }
+        let code = *jpeg.get(pos + 1)?;
+        pos += 2;
+        match code {
+            0xD0..=0xD7 | TEM => continue,
+            // Image data or end before any frame header: no SOF to find.
+            0x00 | SOI | EOI | SOS => return None,
+            _ => {}
+        }
+        let len = usize::from(read_u16(jpeg, pos)?);
+        if len < 2 {
+            return None;
+        }
+        if is_sof(code) {
+            return sof_dimensions(jpeg, pos, len);
+        }
+        pos += len;
+    }
+}
+
+/// SOF0..SOF15; C4 (DHT), C8 (JPG extension) and CC (DAC) share the range
+/// but are not frame headers.
+fn is_sof(code: u8) -> bool {
+    matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC)
+}
+
+/// Parse `len, precision, height, width` of a SOF segment starting at `pos`.
+fn sof_dimensions(jpeg: &[u8], pos: usize, len: usize) -> Option<(u16, u16)> {
+    if len < 7 {
+        return None;
+    }
+    let height = read_u16(jpeg, pos + 3)?;
+    let width = read_u16(jpeg, pos + 5)?;
+    (width > 0 && height > 0).then_some((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment with a length field: `FF code len payload`.
+    fn segment(code: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(payload.len() + 2).unwrap();
+        let mut out = vec![0xFF, code];
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn app0() -> Vec<u8> {
+        segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0")
+    }
+
+    fn dqt() -> Vec<u8> {
+        let mut payload = vec![0x00];
+        payload.extend((1..=64).map(|i: u8| i));
+        // Include FF D9 / FF D8 inside the table bytes: must be skipped by length.
+        payload[10] = 0xFF;
+        payload[11] = 0xD9;
+        payload[20] = 0xFF;
+        payload[21] = 0xD8;
+        segment(0xDB, &payload)
+    }
+
+    fn sof0(width: u16, height: u16) -> Vec<u8> {
+        let mut payload = vec![8];
+        payload.extend_from_slice(&height.to_be_bytes());
+        payload.extend_from_slice(&width.to_be_bytes());
+        payload.extend_from_slice(&[1, 1, 0x11, 0]);
+        segment(0xC0, &payload)
+    }
+
+    fn dht() -> Vec<u8> {
+        let mut payload = vec![0x00, 1];
+        payload.extend_from_slice(&[0; 15]);
+        payload.push(0);
+        segment(0xC4, &payload)
+    }
+
+    fn sos() -> Vec<u8> {
+        segment(0xDA, &[1, 1, 0x00, 0, 63, 0])
+    }
+
+    /// Entropy data with stuffing, restart markers and a fill byte run
+    /// before a restart marker.
+    fn entropy() -> Vec<u8> {
+        vec![
+            0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0x00, 0xFF, 0xD1, 0x78, 0xFF, 0xFF,
+            0xD2, 0x9A, 0xD9, 0xD8,
+        ]
+    }
+
+    /// A small structurally valid baseline JPEG.
+    fn jpeg(width: u16, height: u16) -> Vec<u8> {
+        let mut out = vec![0xFF, 0xD8];
+        out.extend(app0());
+        out.extend(dqt());
+        out.extend(sof0(width, height));
+        out.extend([0xFF, 0xFF]); // fill bytes before a marker
+        out.extend(dht());
+        out.extend(segment(0xFE, b"comment \xFF\xD9 inside"));
+        out.extend(sos());
+        out.extend(entropy());
+        out.extend([0xFF, 0xD9]);
+        out
+    }
+
+    /// A JPEG whose APP1 carries a complete thumbnail JPEG.
+    fn jpeg_with_exif_thumbnail() -> Vec<u8> {
+        let mut exif = b"Exif\0\0".to_vec();
+        exif.extend(jpeg(4, 3));
+        let mut out = vec![0xFF, 0xD8];
+        out.extend(segment(0xE1, &exif));
+        out.extend(jpeg(640, 480)[2..].iter().copied());
+        out
+    }
+
+    /// A progressive-style JPEG: several DHT+SOS scans before EOI.
+    fn progressive_jpeg() -> Vec<u8> {
+        let mut out = vec![0xFF, 0xD8];
+        out.extend(dqt());
+        out.extend(segment(0xC2, &[8, 0, 16, 0, 32, 1, 1, 0x11, 0]));
+        for _ in 0..3 {
+            out.extend(dht());
+            out.extend(sos());
+            out.extend(entropy());
+        }
+        out.extend([0xFF, 0xD9]);
+        out
+    }
+
+    const MULTIPART: &[u8] = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 123\r\n\r\n";
+
+    fn drain(splitter: &mut MjpegSplitter) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        while let Some(frame) = splitter.next_frame().unwrap() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    fn split_all(chunks: &[&[u8]]) -> Vec<Bytes> {
+        let mut splitter = MjpegSplitter::new();
+        let mut frames = Vec::new();
+        for chunk in chunks {
+            splitter.push(chunk);
+            frames.extend(drain(&mut splitter));
+        }
+        frames
+    }
+
+    /// Garbage, two frames and more garbage as one stream plus the frames.
+    fn mixed_stream() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let frames = vec![
+            jpeg(320, 240),
+            jpeg_with_exif_thumbnail(),
+            progressive_jpeg(),
+        ];
+        let mut stream = Vec::new();
+        for frame in &frames {
+            stream.extend_from_slice(MULTIPART);
+            stream.extend_from_slice(&[0xFF, 0xFF, 0x00, 0xFF, 0xD9, 0xFF]);
+            stream.extend_from_slice(frame);
+            stream.extend_from_slice(b"\r\n");
+        }
+        stream.extend_from_slice(b"--frame--\r\n\xFF");
+        (stream, frames)
+    }
+
+    #[test]
+    fn one_frame_one_push() {
+        let frame = jpeg(320, 240);
+        let got = split_all(&[&frame]);
+        assert_eq!(got, vec![Bytes::from(frame)]);
+    }
+
+    #[test]
+    fn needs_more_data_until_eoi() {
+        let frame = jpeg(320, 240);
+        let mut splitter = MjpegSplitter::new();
+        splitter.push(&frame[..frame.len() - 1]);
+        assert!(splitter.next_frame().unwrap().is_none());
+        assert!(splitter.in_frame());
+        splitter.push(&frame[frame.len() - 1..]);
+        assert_eq!(splitter.next_frame().unwrap().unwrap(), frame);
+        assert!(splitter.next_frame().unwrap().is_none());
+        assert_eq!(splitter.buffered(), 0);
+    }
+
+    #[test]
+    fn several_frames_one_push() {
+        let (stream, frames) = mixed_stream();
+        let got = split_all(&[&stream]);
+        assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn frames_split_at_every_position() {
+        let (stream, frames) = mixed_stream();
+        for cut in 0..=stream.len() {
+            let got = split_all(&[&stream[..cut], &stream[cut..]]);
+            assert_eq!(got, frames, "split at {cut}");
+        }
+    }
+
+    #[test]
+    fn frames_split_at_every_pair_of_positions() {
+        let frame = jpeg(16, 16);
+        for a in 0..=frame.len() {
+            for b in a..=frame.len() {
+                let got = split_all(&[&frame[..a], &frame[a..b], &frame[b..]]);
+                assert_eq!(got, vec![Bytes::from(frame.clone())], "split at {a}/{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn byte_by_byte() {
+        let (stream, frames) = mixed_stream();
+        let chunks: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(split_all(&chunks), frames);
+    }
+
+    #[test]
+    fn garbage_before_and_between_frames() {
+        let a = jpeg(1, 2);
+        let b = jpeg(3, 4);
+        let mut stream = b"\xFF\xFF\xFFhello\xFF\xD9\x00".to_vec();
+        stream.extend_from_slice(MULTIPART);
+        stream.extend_from_slice(&a);
+        stream.extend_from_slice(b"\r\n\xFF");
+        stream.extend_from_slice(MULTIPART);
+        stream.extend_from_slice(&b);
+        let got = split_all(&[&stream]);
+        assert_eq!(got, vec![Bytes::from(a), Bytes::from(b)]);
+    }
+
+    #[test]
+    fn garbage_alone_is_not_retained() {
+        let mut splitter = MjpegSplitter::new();
+        for _ in 0..1000 {
+            splitter.push(MULTIPART);
+            assert!(splitter.next_frame().unwrap().is_none());
+        }
+        splitter.push(b"\xFF");
+        assert!(splitter.next_frame().unwrap().is_none());
+        assert_eq!(splitter.buffered(), 1, "only a possible SOI prefix is kept");
+        assert!(!splitter.in_frame());
+    }
+
+    #[test]
+    fn exif_thumbnail_does_not_end_frame() {
+        let outer = jpeg_with_exif_thumbnail();
+        let got = split_all(&[&outer]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0], outer);
+        assert_eq!(jpeg_dimensions(&got[0]), Some((640, 480)));
+    }
+
+    #[test]
+    fn progressive_scans_continue_frame() {
+        let frame = progressive_jpeg();
+        assert_eq!(split_all(&[&frame]), vec![Bytes::from(frame.clone())]);
+        assert_eq!(jpeg_dimensions(&frame), Some((32, 16)));
+    }
+
+    #[test]
+    fn truncated_frame_followed_by_new_soi_resyncs() {
+        let full = jpeg(8, 8);
+        // Cut in entropy data: the next frame's SOI is then seen as a marker.
+        let mut stream = full[..full.len() - 6].to_vec();
+        stream.extend_from_slice(&full);
+        assert_eq!(split_all(&[&stream]), vec![Bytes::from(full)]);
+    }
+
+    #[test]
+    fn corrupt_segment_resyncs_on_next_soi() {
+        let good = jpeg(8, 8);
+        // Segment length 1 is impossible.
+        let mut stream = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x01, 0xAA];
+        stream.extend_from_slice(&good);
+        // Non-marker byte where a marker is required.
+        stream.extend_from_slice(&[0xFF, 0xD8, 0x12, 0x34]);
+        stream.extend_from_slice(&good);
+        let got = split_all(&[&stream]);
+        assert_eq!(got, vec![Bytes::from(good.clone()), Bytes::from(good)]);
+    }
+
+    #[test]
+    fn oversized_frame_reported_once_then_recovers() {
+        let small = jpeg(2, 2);
+        let mut big = vec![0xFF, 0xD8];
+        big.extend(segment(0xFE, &[0x55; 1000]));
+        big.extend(sos());
+        big.extend(vec![0x11; 3000]);
+        big.extend([0xFF, 0xD9]);
+        let max = small.len() + 10;
+        let mut stream = big.clone();
+        stream.extend_from_slice(&small);
+
+        for chunk_size in [1, 7, 100, stream.len()] {
+            let mut splitter = MjpegSplitter::with_max_frame(max);
+            let mut frames = Vec::new();
+            let mut errors = 0;
+            let mut peak = 0;
+            for chunk in stream.chunks(chunk_size) {
+                splitter.push(chunk);
+                loop {
+                    match splitter.next_frame() {
+                        Ok(Some(frame)) => frames.push(frame),
+                        Ok(None) => break,
+                        Err(SplitError::TooLarge { limit }) => {
+                            assert_eq!(limit, max);
+                            errors += 1;
+                        }
+                        Err(other) => panic!("unexpected {other}"),
+                    }
+                    peak = peak.max(splitter.buffered());
+                }
+                peak = peak.max(splitter.buffered());
+            }
+            assert_eq!(errors, 1, "chunk size {chunk_size}");
+            assert_eq!(
+                frames,
+                vec![Bytes::from(small.clone())],
+                "chunk {chunk_size}"
+            );
+            if chunk_size < stream.len() {
+                assert!(peak <= max + chunk_size + 2, "buffered {peak} > cap");
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_frame_with_thumbnail_does_not_leak_inner_frame() {
+        // When an oversized frame is dropped, its EXIF thumbnail must not be
+        // mistaken for the next frame.
+        let outer = jpeg_with_exif_thumbnail();
+        let mut splitter = MjpegSplitter::with_max_frame(50);
+        splitter.push(&outer);
+        assert!(matches!(
+            splitter.next_frame(),
+            Err(SplitError::TooLarge { limit: 50 })
+        ));
+        assert!(splitter.next_frame().unwrap().is_none());
+        assert_eq!(splitter.buffered(), 0);
+    }
+
+    #[test]
+    fn frame_exactly_at_cap_is_accepted() {
+        let frame = jpeg(5, 5);
+        let mut splitter = MjpegSplitter::with_max_frame(frame.len());
+        splitter.push(&frame);
+        assert_eq!(splitter.next_frame().unwrap().unwrap(), frame);
+
+        let mut splitter = MjpegSplitter::with_max_frame(frame.len() - 1);
+        splitter.push(&frame);
+        splitter.push(&frame);
+        assert!(splitter.next_frame().is_err());
+        assert!(splitter.next_frame().is_err());
+        assert!(splitter.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn default_cap() {
+        assert_eq!(MjpegSplitter::default().max_frame(), MAX_FRAME_BYTES);
+        assert_eq!(MAX_FRAME_BYTES, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn dimensions_of_test_frames() {
+        assert_eq!(jpeg_dimensions(&jpeg(320, 240)), Some((320, 240)));
+        assert_eq!(jpeg_dimensions(&jpeg(1920, 1080)), Some((1920, 1080)));
+        assert_eq!(jpeg_dimensions(&jpeg(0, 1080)), None);
+    }
+
+    #[test]
+    fn dimensions_of_garbage() {
+        assert_eq!(jpeg_dimensions(b""), None);
+        assert_eq!(jpeg_dimensions(MULTIPART), None);
+        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0x00, 0x01]), None);
+        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00]), None);
+        // SOS before any SOF.
+        let mut no_sof = vec![0xFF, 0xD8];
+        no_sof.extend(dht());
+        no_sof.extend(sos());
+        no_sof.extend(entropy());
+        no_sof.extend([0xFF, 0xD9]);
+        assert_eq!(jpeg_dimensions(&no_sof), None);
+        // DHT (C4) is in the SOF range but is not a frame header.
+        let mut fake = vec![0xFF, 0xD8];
+        fake.extend(segment(0xC4, &[8, 0, 16, 0, 32, 1, 1, 0x11, 0]));
+        assert_eq!(jpeg_dimensions(&fake), None);
+    }
+
+    #[test]
+    fn dimensions_of_truncated_data() {
+        let frame = jpeg(320, 240);
+        let sof_end = 2 + app0().len() + dqt().len() + sof0(320, 240).len();
+        for cut in 0..sof_end - 4 {
+            assert_eq!(jpeg_dimensions(&frame[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(jpeg_dimensions(&frame[..sof_end]), Some((320, 240)));
+    }
+
+    #[tokio::test]
+    async fn frame_reader_over_slice() {
+        let (stream, frames) = mixed_stream();
+        let mut reader = FrameReader::new(&stream[..]);
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next_frame().await.unwrap() {
+            got.push(frame);
+        }
+        assert_eq!(got, frames);
+        assert!(reader.next_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn frame_reader_truncated_input_at_eof() {
+        let frame = jpeg(10, 10);
+        let mut stream = frame.clone();
+        stream.extend_from_slice(&frame[..frame.len() - 3]);
+        let mut reader = FrameReader::new(&stream[..]);
+        assert_eq!(reader.next_frame().await.unwrap().unwrap(), frame);
+        assert!(reader.next_frame().await.unwrap().is_none());
+        assert_eq!(reader.buffered(), frame.len() - 3);
+    }
+
+    #[tokio::test]
+    async fn frame_reader_duplex_tiny_writes() {
+        use tokio::io::AsyncWriteExt;
+        let (stream, frames) = mixed_stream();
+        let (mut tx, rx) = tokio::io::duplex(8);
+        let writer = tokio::spawn(async move {
+            for chunk in stream.chunks(3) {
+                tx.write_all(chunk).await.unwrap();
+            }
+        });
+        let mut reader = FrameReader::new(rx);
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next_frame().await.unwrap() {
+            got.push(frame);
+        }
+        writer.await.unwrap();
+        assert_eq!(got, frames);
+    }
+
+    #[tokio::test]
+    async fn frame_reader_too_large_then_continues() {
+        let small = jpeg(2, 2);
+        let mut stream = jpeg_with_exif_thumbnail();
+        stream.extend_from_slice(&small);
+        let mut reader = FrameReader::with_max_frame(&stream[..], small.len());
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(SplitError::TooLarge { .. })
+        ));
+        assert_eq!(reader.next_frame().await.unwrap().unwrap(), small);
+        assert!(reader.next_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn frame_reader_reports_io_errors() {
+        let reader = tokio_test_reader_error();
+        let mut reader = FrameReader::new(reader);
+        let err = reader.next_frame().await.unwrap_err();
+        assert!(matches!(err, SplitError::Io(_)));
+        assert!(err.to_string().starts_with("read error: "));
+    }
+
+    /// A reader that fails immediately.
+    fn tokio_test_reader_error() -> impl AsyncRead + Unpin {
+        struct Failing;
+        impl AsyncRead for Failing {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Err(std::io::Error::other("boom")))
+            }
+        }
+        Failing
+    }
+
+    #[test]
+    fn large_frame_fed_in_small_chunks_is_linear() {
+        // 4 MiB of entropy data pushed 1 KiB at a time: a rescanning splitter
+        // would do ~8 billion byte comparisons here and time out.
+        let mut frame = vec![0xFF, 0xD8];
+        frame.extend(sos());
+        frame.extend(std::iter::repeat_n(0x42, 4 << 20));
+        frame.extend([0xFF, 0xD9]);
+        let mut splitter = MjpegSplitter::new();
+        let start = std::time::Instant::now();
+        let mut got = Vec::new();
+        for chunk in frame.chunks(1024) {
+            splitter.push(chunk);
+            got.extend(drain(&mut splitter));
+        }
+        assert_eq!(got, vec![Bytes::from(frame)]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+}

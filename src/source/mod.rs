@@ -1,0 +1,300 @@
+//! Camera sources and the supervisor that keeps one running.
+//!
+//! Each source kind is an async `run` that publishes JPEGs through an
+//! [`Output`] until it fails or ends; the [`Supervisor`] restarts it with
+//! backoff forever, keeps the last good frame on show, and records the state
+//! that `/status` reports. Sources never wait for consumers: publishing is a
+//! `watch` send.
+
+pub mod exec;
+pub mod file;
+pub mod http;
+pub mod mjpeg;
+pub mod scene;
+pub mod spec;
+pub mod synthetic;
+pub mod v4l2;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::FrameSink;
+pub use spec::{redact, SourceSpec, SpecError};
+
+/// First wait before restarting a failed source.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest wait between restarts: a camera that comes back is picked up within this.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A source that delivered frames this long is considered healthy again, so its
+/// next failure restarts quickly instead of at the last backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// A running source that sends nothing for this long is restarted (a hung
+/// ffmpeg or a stalled network stream otherwise freezes the picture forever).
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a source stopped. The text is shown on `/status`, so it says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The command could not be started or exited.
+    #[error("{0}")]
+    Exec(String),
+    /// The upstream URL failed.
+    #[error("{0}")]
+    Http(String),
+    /// The file or folder could not be read.
+    #[error("{0}")]
+    File(String),
+    /// The V4L2 device failed.
+    #[error(transparent)]
+    V4l2(#[from] v4l2::V4l2Error),
+    /// The synthetic scene could not be rendered.
+    #[error(transparent)]
+    Scene(#[from] scene::SceneError),
+    /// The stream carried no usable frame for too long.
+    #[error("no frame for {} s; restarting the source", STALL_TIMEOUT.as_secs())]
+    Stalled,
+    /// The source ended by itself.
+    #[error("source ended")]
+    Ended,
+}
+
+/// Lifecycle of the source, as `/status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// First attempt, no frame yet.
+    Starting,
+    /// Frames are arriving.
+    Running,
+    /// The last attempt failed; waiting for the backoff to pass.
+    Failed,
+    /// A new attempt after a failure, no frame yet.
+    Reconnecting,
+}
+
+/// What `/status` reports about the source.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    /// The `--source` URI with passwords removed.
+    pub uri: String,
+    /// Current state.
+    pub state: SourceState,
+    /// The last failure, kept after recovery so a flaky camera is visible.
+    pub last_error: Option<String>,
+    /// Restarts since start.
+    pub restarts: u64,
+    /// Measured frames per second over the last second or so.
+    pub fps: f64,
+    /// Size of the latest frame.
+    pub width: u16,
+    /// Size of the latest frame.
+    pub height: u16,
+    /// Frames rejected as not JPEG.
+    pub bad_frames: u64,
+    /// Process id of an `exec:` child, for operators (and tests) that need it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip)]
+    fps_window: Option<(Instant, u32)>,
+    #[serde(skip)]
+    last_frame: Option<Instant>,
+}
+
+impl SourceStatus {
+    fn new(uri: String) -> Self {
+        SourceStatus {
+            uri,
+            state: SourceState::Starting,
+            last_error: None,
+            restarts: 0,
+            fps: 0.0,
+            width: 0,
+            height: 0,
+            bad_frames: 0,
+            pid: None,
+            fps_window: None,
+            last_frame: None,
+        }
+    }
+
+    /// Milliseconds since the last frame, if there was one.
+    pub fn last_frame_age_ms(&self) -> Option<u64> {
+        self.last_frame.map(|t| t.elapsed().as_millis() as u64)
+    }
+}
+
+/// Shared, cheaply readable source status.
+pub type StatusCell = Arc<Mutex<SourceStatus>>;
+
+/// What a source publishes through: the frame channel plus status bookkeeping.
+#[derive(Clone)]
+pub struct Output {
+    sink: FrameSink,
+    status: StatusCell,
+}
+
+impl Output {
+    /// Publishes one JPEG; a buffer that is not a JPEG is counted and dropped.
+    pub fn publish(&self, jpeg: Bytes) {
+        let frame = self.sink.publish(jpeg);
+        let mut st = lock(&self.status);
+        match frame {
+            Ok(frame) => {
+                let now = frame.captured_mono;
+                st.state = SourceState::Running;
+                st.width = frame.width;
+                st.height = frame.height;
+                st.last_frame = Some(now);
+                let (start, n) = st.fps_window.unwrap_or((now, 0));
+                let elapsed = now.duration_since(start);
+                if elapsed >= Duration::from_secs(1) {
+                    st.fps = (f64::from(n) / elapsed.as_secs_f64() * 10.0).round() / 10.0;
+                    st.fps_window = Some((now, 1));
+                } else {
+                    st.fps_window = Some((start, n + 1));
+                }
+            }
+            Err(e) => {
+                st.bad_frames += 1;
+                if st.bad_frames.is_power_of_two() {
+                    tracing::warn!(bad_frames = st.bad_frames, "dropped a frame: {e}");
+                }
+            }
+        }
+    }
+
+    /// Records the process id of a child process (exec sources).
+    pub fn set_pid(&self, pid: Option<u32>) {
+        lock(&self.status).pid = pid;
+    }
+
+    fn last_frame(&self) -> Option<Instant> {
+        lock(&self.status).last_frame
+    }
+}
+
+/// Locks the status, recovering from a poisoned lock (the data is plain values,
+/// always consistent).
+fn lock(cell: &StatusCell) -> std::sync::MutexGuard<'_, SourceStatus> {
+    cell.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps one source running: start, watch for stalls, restart with backoff.
+pub struct Supervisor {
+    spec: SourceSpec,
+    output: Output,
+}
+
+impl Supervisor {
+    /// A supervisor for `spec` publishing into `sink`. `uri` is the original
+    /// text, shown (redacted) on `/status`.
+    pub fn new(spec: SourceSpec, uri: &str, sink: FrameSink) -> (Supervisor, StatusCell) {
+        let status = Arc::new(Mutex::new(SourceStatus::new(redact(uri))));
+        let output = Output {
+            sink,
+            status: status.clone(),
+        };
+        (Supervisor { spec, output }, status)
+    }
+
+    /// Runs until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            let started = Instant::now();
+            let result = tokio::select! {
+                r = run_source(&self.spec, &self.output, &cancel) => r,
+                r = watch_stall(&self.output, started) => Err(r),
+                _ = cancel.cancelled() => return,
+            };
+            if cancel.is_cancelled() {
+                return;
+            }
+            let err = result.err().unwrap_or(SourceError::Ended);
+            let healthy = self
+                .output
+                .last_frame()
+                .is_some_and(|t| t > started && started.elapsed() >= HEALTHY_AFTER);
+            if healthy {
+                backoff = BACKOFF_START;
+            }
+            tracing::warn!(
+                "source {} stopped: {err}; retrying in {:.1} s",
+                lock(&self.output.status).uri,
+                backoff.as_secs_f64()
+            );
+            {
+                let mut st = lock(&self.output.status);
+                st.state = SourceState::Failed;
+                st.last_error = Some(err.to_string());
+                st.pid = None;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = cancel.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            let mut st = lock(&self.output.status);
+            st.state = SourceState::Reconnecting;
+            st.restarts += 1;
+        }
+    }
+}
+
+/// Resolves when the source has sent nothing for [`STALL_TIMEOUT`].
+async fn watch_stall(output: &Output, started: Instant) -> SourceError {
+    loop {
+        let last = output
+            .last_frame()
+            .filter(|t| *t > started)
+            .unwrap_or(started);
+        let deadline = last + STALL_TIMEOUT;
+        if Instant::now() >= deadline {
+            return SourceError::Stalled;
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+async fn run_source(
+    spec: &SourceSpec,
+    out: &Output,
+    cancel: &CancellationToken,
+) -> Result<(), SourceError> {
+    match spec {
+        SourceSpec::Synthetic { size, fps, motion } => {
+            synthetic::run(*size, *fps, *motion, out).await
+        }
+        SourceSpec::Exec { command } => exec::run(command, out).await,
+        SourceSpec::Http { url, fps } => http::run(url, *fps, out).await,
+        SourceSpec::File { path, fps } => file::run(path, *fps, out).await,
+        SourceSpec::V4l2(opts) => run_v4l2(opts.clone(), out.clone(), cancel.child_token()).await,
+    }
+}
+
+/// Runs the blocking V4L2 capture on its own thread; cancelling stops it at the
+/// next frame.
+async fn run_v4l2(
+    opts: v4l2::V4l2Options,
+    out: Output,
+    cancel: CancellationToken,
+) -> Result<(), SourceError> {
+    let stop = cancel.clone();
+    let _guard = cancel.drop_guard();
+    let task = tokio::task::spawn_blocking(move || {
+        v4l2::capture(&opts, &mut |jpeg| {
+            out.publish(Bytes::from(jpeg));
+            !stop.is_cancelled()
+        })
+    });
+    match task.await {
+        Ok(r) => r.map_err(SourceError::from),
+        Err(e) => Err(SourceError::Exec(format!(
+            "v4l2 capture thread failed: {e}"
+        ))),
+    }
+}

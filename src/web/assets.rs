@@ -1,0 +1,64 @@
+//! The dashboard files, embedded in the binary at build time (the cam often has
+//! no internet, and one file to copy is easier to deploy).
+
+use axum::http::{header, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use rust_embed::RustEmbed;
+
+use super::error::ApiError;
+
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+/// Serves `/` and any embedded file; everything else is the seed's JSON 404.
+/// Only names compiled into the binary can be served, so no path can reach the
+/// file system.
+pub async fn serve(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    match Assets::get(path) {
+        Some(file) => {
+            let mime = mime_for(path);
+            (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(mime)),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                    (
+                        header::X_CONTENT_TYPE_OPTIONS,
+                        HeaderValue::from_static("nosniff"),
+                    ),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static(
+                            "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'",
+                        ),
+                    ),
+                    (
+                        header::REFERRER_POLICY,
+                        HeaderValue::from_static("same-origin"),
+                    ),
+                ],
+                file.data,
+            )
+                .into_response()
+        }
+        None => ApiError::NotFound {
+            path: uri.path().to_string(),
+        }
+        .into_response(),
+    }
+}
+
+fn mime_for(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,65 @@
+//! `ApiError`: every error a handler returns, mapped to a status code and a
+//! JSON body in one place. 5xx details go to the log, not to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An error answered as `{"error": "..."}` with a fitting status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unknown route (the seed's 404 body, with the path).
+    #[error("not found")]
+    NotFound {
+        /// The requested path.
+        path: String,
+    },
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Bad input; the message says what is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No frame has been captured yet.
+    #[error("no frame yet")]
+    NoFrame,
+    /// Something failed inside the server.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::NotFound { path } => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not found", "path": path}),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": self.to_string()}),
+            ),
+            ApiError::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({"error": msg})),
+            ApiError::NoFrame => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": self.to_string()}),
+            ),
+            ApiError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": self.to_string()}),
+                )
+            }
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if matches!(self, ApiError::NoFrame) {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
+    }
+}

@@ -1,0 +1,169 @@
+//! `/snapshot.jpg` and `/stream.jpg`: the latest frame to many viewers.
+//!
+//! Every viewer reads the shared `watch` channel at its own pace. The body is
+//! only polled when the socket can take more, so a slow viewer holds at most
+//! one frame and simply gets the newest one next; it never queues old frames,
+//! never slows the source and never slows another viewer.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use serde::Deserialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::frame::{Frame, LatestFrame};
+
+/// The multipart boundary (the seed's).
+const BOUNDARY: &str = "frame";
+/// Opening boundary, sent once.
+const FIRST: &[u8] = b"--frame\r\n";
+/// Sent right after each JPEG: the next part's boundary. Chrome draws a part
+/// only when it sees the boundary that ends it, so sending the boundary with
+/// the frame (not before the next one) shows each frame when it arrives rather
+/// than one frame late.
+const AFTER_FRAME: &[u8] = b"\r\n--frame\r\n";
+
+/// `GET /snapshot.jpg`.
+pub async fn snapshot(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let frame = app.frames.latest().ok_or(ApiError::NoFrame)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        [("x-timestamp", format!("{:.3}", frame.unix_secs()))],
+        frame.jpeg.clone(),
+    )
+        .into_response())
+}
+
+/// Query of `/stream.jpg`.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    /// Caps this viewer's frame rate (for slow links).
+    fps: Option<f64>,
+}
+
+/// `GET /stream.jpg`: MJPEG until the client leaves or the server stops.
+pub async fn stream(
+    State(app): State<AppState>,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, ApiError> {
+    let min_gap = match q.fps {
+        None => None,
+        Some(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => {
+            Some(Duration::from_secs_f64(1.0 / f))
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "fps must be a number from 0 to 1000".into(),
+            ))
+        }
+    };
+    let viewer = Viewer {
+        rx: app.frames.subscribe(),
+        cancel: app.cancel.clone(),
+        min_gap,
+        last_sent: None,
+        _count: ViewerCount::enter(&app.viewers),
+    };
+    let parts = stream::once(async { vec![Bytes::from_static(FIRST)] })
+        .chain(stream::unfold(viewer, |mut v| async move {
+            let frame = v.next_frame().await?;
+            Some((part(&frame), v))
+        }))
+        .flat_map(|chunks| stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>)));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&format!("multipart/x-mixed-replace; boundary={BOUNDARY}"))
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            // Reverse proxies (nginx) must not buffer a live stream.
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(parts),
+    )
+        .into_response())
+}
+
+/// One part: headers, the shared JPEG (no copy), and the next boundary.
+fn part(frame: &Frame) -> Vec<Bytes> {
+    let head = format!(
+        "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",
+        frame.jpeg.len(),
+        frame.unix_secs()
+    );
+    vec![
+        Bytes::from(head),
+        frame.jpeg.clone(),
+        Bytes::from_static(AFTER_FRAME),
+    ]
+}
+
+/// One viewer's position in the frame channel.
+struct Viewer {
+    rx: LatestFrame,
+    cancel: CancellationToken,
+    min_gap: Option<Duration>,
+    last_sent: Option<Instant>,
+    _count: ViewerCount,
+}
+
+impl Viewer {
+    /// The next frame this viewer should get: the current one at once on the
+    /// first call, then each newer one (the newest, when several came in
+    /// between). `None` ends the stream (shutdown or source gone).
+    async fn next_frame(&mut self) -> Option<Arc<Frame>> {
+        if let (Some(gap), Some(last)) = (self.min_gap, self.last_sent) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(last + gap) => {}
+                _ = self.cancel.cancelled() => return None,
+            }
+        }
+        loop {
+            if self.last_sent.is_some() || self.rx.borrow().is_none() {
+                tokio::select! {
+                    r = self.rx.changed() => r.ok()?,
+                    _ = self.cancel.cancelled() => return None,
+                }
+            }
+            if let Some(frame) = self.rx.borrow_and_update().clone() {
+                self.last_sent = Some(Instant::now());
+                return Some(frame);
+            }
+        }
+    }
+}
+
+/// Counts open stream viewers for `/status`; the count drops the moment the
+/// response body is dropped (client gone or server stopping).
+struct ViewerCount(Arc<AtomicUsize>);
+
+impl ViewerCount {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        ViewerCount(counter.clone())
+    }
+}
+
+impl Drop for ViewerCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,241 @@
+//! Shared test harness: a real lookout on a loopback port with a temporary data
+//! directory, and a small MJPEG client that parses parts off the wire.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running server; dropping it stops it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub cancel: CancellationToken,
+    handle: Option<JoinHandle<Result<(), lookout::RunError>>>,
+}
+
+impl TestServer {
+    /// Starts lookout with `source` on 127.0.0.1:0.
+    pub async fn start(source: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(source, dir).await
+    }
+
+    /// Starts lookout with `source` using `dir` as data directory.
+    pub async fn start_in(source: &str, dir: tempfile::TempDir) -> TestServer {
+        lookout::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = lookout::Config::new(source, dir.path()).expect("config");
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn(lookout::run(listener, config, cancel.clone()));
+        TestServer {
+            addr,
+            dir,
+            cancel,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server and waits until `run` returns (bounded).
+    pub async fn stop(mut self) -> Result<(), lookout::RunError> {
+        self.cancel.cancel();
+        let handle = self.handle.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("server stops within 5 s")
+            .expect("server task")
+    }
+
+    /// Waits for the first frame (bounded).
+    pub async fn wait_for_frame(&self) {
+        let client = reqwest::Client::new();
+        wait_until(Duration::from_secs(30), || async {
+            client
+                .get(self.url("/snapshot.jpg"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        reqwest::get(self.url("/status"))
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("status json")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Polls `cond` until it holds, panicking after `limit`.
+pub async fn wait_until<F, Fut>(limit: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One MJPEG part as received.
+#[derive(Debug)]
+pub struct Part {
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Part {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads multipart/x-mixed-replace parts with boundary `frame`, strictly: every
+/// part must start with `--frame\r\n` and carry a Content-Length.
+pub struct MjpegClient {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    buf: BytesMut,
+    pub content_type: String,
+}
+
+impl MjpegClient {
+    pub async fn connect(url: &str) -> MjpegClient {
+        let resp = reqwest::get(url).await.expect("connect stream");
+        assert_eq!(resp.status(), 200);
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        MjpegClient {
+            body: Box::pin(resp.bytes_stream()),
+            buf: BytesMut::new(),
+            content_type,
+        }
+    }
+
+    async fn fill(&mut self, want: usize) -> bool {
+        while self.buf.len() < want {
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    async fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = self.buf.split_to(i);
+                self.buf.advance(2);
+                return Some(String::from_utf8(line.to_vec()).expect("utf8 header"));
+            }
+            let have = self.buf.len();
+            if !self.fill(have + 1).await {
+                return None;
+            }
+        }
+    }
+
+    /// The next part, or None when the stream ended.
+    pub async fn next_part(&mut self) -> Option<Part> {
+        let mut boundary = self.line().await?;
+        if boundary.is_empty() {
+            boundary = self.line().await?;
+        }
+        assert_eq!(boundary, "--frame", "part must start with the boundary");
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().await?;
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').expect("header line");
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .expect("Content-Length")
+            .1
+            .parse()
+            .expect("length");
+        if !self.fill(len + 2).await {
+            return None;
+        }
+        let body = self.buf.split_to(len).freeze();
+        assert_eq!(&self.buf[..2], b"\r\n", "CRLF after the JPEG");
+        self.buf.advance(2);
+        Some(Part { headers, body })
+    }
+
+    /// Whether the boundary of the next part has already arrived (Chrome draws
+    /// a part only once it sees the next boundary).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Decodes a JPEG fully and returns its size; panics when it is not valid.
+pub fn decode_jpeg(jpeg: &[u8]) -> (usize, usize) {
+    let mut dec = zune_jpeg::JpegDecoder::new(jpeg);
+    let pixels = dec.decode().expect("valid JPEG");
+    let (w, h) = dec.dimensions().expect("dimensions");
+    assert!(!pixels.is_empty());
+    (w, h)
+}
+
+/// Writes `n` small JPEG frames made by ffmpeg (testsrc2) into `dir` as
+/// individual files, and returns their paths.
+pub fn ffmpeg_jpegs(dir: &Path, n: usize, size: &str) -> Vec<std::path::PathBuf> {
+    let pattern = dir.join("f%03d.jpg");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=10"))
+        .args(["-frames:v", &n.to_string(), "-q:v", "5"])
+        .arg(&pattern)
+        .status()
+        .expect("ffmpeg runs (scripts/test installs it)");
+    assert!(status.success());
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), n);
+    files
+}

@@ -1,0 +1,180 @@
+//! Watching: /snapshot.jpg and /stream.jpg over real sockets.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{decode_jpeg, wait_until, MjpegClient, TestServer};
+
+const SMALL: &str = "synthetic:?size=320x240&fps=20";
+
+#[tokio::test]
+async fn snapshot_is_a_valid_jpeg() {
+    let server = TestServer::start(SMALL).await;
+    server.wait_for_frame().await;
+    let resp = reqwest::get(server.url("/snapshot.jpg")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(decode_jpeg(&body), (320, 240));
+}
+
+#[tokio::test]
+async fn snapshot_before_first_frame_is_503_json() {
+    // A camera command that never sends a frame.
+    let server = TestServer::start("exec:sleep 60").await;
+    let resp = reqwest::get(server.url("/snapshot.jpg")).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"error": "no frame yet"}));
+}
+
+#[tokio::test]
+async fn stream_parts_are_exact_and_valid_jpegs() {
+    let server = TestServer::start(SMALL).await;
+    server.wait_for_frame().await;
+    let mut client = MjpegClient::connect(&server.url("/stream.jpg")).await;
+    assert_eq!(
+        client.content_type,
+        "multipart/x-mixed-replace; boundary=frame"
+    );
+    let mut last_ts = 0.0;
+    for _ in 0..5 {
+        let part = client.next_part().await.expect("a part");
+        assert_eq!(part.header("content-type"), Some("image/jpeg"));
+        assert_eq!(
+            part.header("content-length").unwrap(),
+            part.body.len().to_string()
+        );
+        let ts: f64 = part.header("x-timestamp").unwrap().parse().unwrap();
+        assert!(ts > last_ts, "timestamps increase");
+        last_ts = ts;
+        assert_eq!(decode_jpeg(&part.body), (320, 240));
+        // The boundary that closes this part is already on the wire, so a
+        // browser can draw the frame now rather than one frame later.
+        assert!(
+            client.buffered().starts_with(b"--frame\r\n"),
+            "boundary sent with the frame"
+        );
+    }
+}
+
+#[tokio::test]
+async fn first_frame_goes_out_at_once() {
+    // At 1 fps, waiting for the next frame would take up to a second.
+    let server = TestServer::start("synthetic:?size=160x120&fps=1").await;
+    server.wait_for_frame().await;
+    let started = Instant::now();
+    let mut client = MjpegClient::connect(&server.url("/stream.jpg")).await;
+    client.next_part().await.expect("current frame");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "current frame sent on connect"
+    );
+}
+
+#[tokio::test]
+async fn many_viewers_keep_pace_beside_a_stalled_one() {
+    let server = TestServer::start(SMALL).await;
+    server.wait_for_frame().await;
+    // A viewer that connects and never reads: its socket buffers fill up.
+    let stalled = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stalled = stalled;
+    stalled
+        .write_all(b"GET /stream.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    let window = Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let url = server.url("/stream.jpg");
+        tasks.push(tokio::spawn(async move {
+            let mut client = MjpegClient::connect(&url).await;
+            client.next_part().await.expect("first part");
+            let start = Instant::now();
+            let mut n = 0u32;
+            while start.elapsed() < window {
+                client.next_part().await.expect("part");
+                n += 1;
+            }
+            f64::from(n) / start.elapsed().as_secs_f64()
+        }));
+    }
+    let mut rates = Vec::new();
+    for t in tasks {
+        rates.push(t.await.unwrap());
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // The source runs at 20 fps. Loose bounds: the machine is shared and this
+    // is a behaviour check (nobody is held back), not a benchmark.
+    assert!(
+        rates[0] > 8.0,
+        "slowest viewer got {:.1} fps: {rates:?}",
+        rates[0]
+    );
+    // The 30 readers are gone; the stalled viewer is still connected.
+    wait_until(Duration::from_secs(5), || async {
+        server.status().await["viewers"] == 1
+    })
+    .await;
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn departed_viewers_are_cleaned_up() {
+    let server = TestServer::start(SMALL).await;
+    server.wait_for_frame().await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = MjpegClient::connect(&server.url("/stream.jpg")).await;
+        c.next_part().await.unwrap();
+        clients.push(c);
+    }
+    assert_eq!(server.status().await["viewers"], 3);
+    drop(clients);
+    wait_until(Duration::from_secs(5), || async {
+        server.status().await["viewers"] == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fps_cap_limits_one_viewer() {
+    let server = TestServer::start(SMALL).await;
+    server.wait_for_frame().await;
+    let mut client = MjpegClient::connect(&server.url("/stream.jpg?fps=4")).await;
+    client.next_part().await.unwrap();
+    let start = Instant::now();
+    for _ in 0..4 {
+        client.next_part().await.unwrap();
+    }
+    // Four more frames at 4 fps take at least ~1 s (20 fps uncapped: 0.2 s).
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    let bad = reqwest::get(server.url("/stream.jpg?fps=-1"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let server = TestServer::start(SMALL).await;
+    server.wait_for_frame().await;
+    let mut client = MjpegClient::connect(&server.url("/stream.jpg")).await;
+    client.next_part().await.unwrap();
+    let stopped = server.stop();
+    let drained = async { while client.next_part().await.is_some() {} };
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(5), async {
+        tokio::join!(stopped, drained)
+    })
+    .await
+    .expect("server and stream end promptly");
+    result.unwrap();
+}
