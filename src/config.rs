@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
 
 /// Default listen address: loopback only, so a fresh start exposes nothing.
@@ -65,6 +66,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// See `--source`.
     pub source: Option<String>,
+    /// Initial runtime settings (`threshold`, `cooldown_s`, ...), as in
+    /// `/config`. Values changed at run time and saved in the store win.
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The validated configuration the server runs with.
@@ -78,6 +82,8 @@ pub struct Config {
     pub source_uri: String,
     /// The parsed source.
     pub source: SourceSpec,
+    /// Runtime settings to start from (before the saved ones are applied).
+    pub settings: Settings,
 }
 
 /// A configuration that cannot be used, saying what to change.
@@ -102,6 +108,9 @@ pub enum ConfigError {
     /// `--listen` is not an address.
     #[error("bad --listen {0:?}: expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")]
     Listen(String),
+    /// The `[settings]` table is invalid.
+    #[error("config file [settings]: {0}")]
+    Settings(#[from] SettingsError),
     /// `--source` cannot be parsed.
     #[error(transparent)]
     Source(#[from] SpecError),
@@ -124,7 +133,12 @@ impl Config {
             .clone()
             .or(file.source)
             .unwrap_or_else(|| DEFAULT_SOURCE.into());
+        let settings = match file.settings {
+            Some(table) => Settings::default().patched(&serde_json::Value::Object(table))?,
+            None => Settings::default(),
+        };
         Ok(Config {
+            settings,
             listen: listen
                 .trim()
                 .parse()
@@ -149,6 +163,7 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             source: source_uri.parse()?,
             source_uri: source_uri.to_string(),
+            settings: Settings::default(),
         })
     }
 }
@@ -184,11 +199,13 @@ mod tests {
     fn flags_win_over_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("l.toml");
-        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nsource = \"file:x\"\n").unwrap();
+        let text = "listen = \"0.0.0.0:9000\"\nsource = \"file:x\"\n[settings]\nthreshold = 30\n";
+        std::fs::write(&file, text).unwrap();
         let f = file.to_str().unwrap();
         let c = Config::from_cli(&cli(&["--config", f, "--source", "synthetic"])).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.source_uri, "synthetic");
+        assert_eq!(c.settings.threshold, 30);
     }
 
     #[test]

@@ -23,12 +23,44 @@ const READ_ONLY: &[&str] = &["trigger_count", "frame_count", "ok"];
 pub struct Settings {
     /// Motion threshold: percent of the picture that must change (0..=100).
     pub threshold: u8,
+    /// Analysed frames in a row above the threshold before motion starts
+    /// (one noisy frame is not an intruder).
+    pub min_frames: u32,
+    /// Seconds of quiet that end a motion episode.
+    pub cooldown_s: u32,
+    /// A change over this percent of the picture (lights, auto-exposure)
+    /// re-learns the background instead of firing.
+    pub lightswitch_percent: u8,
+    /// Most frames per second the detector analyses (caps its CPU).
+    pub motion_fps: u32,
+    /// Save a snapshot when motion starts.
+    pub save_on_motion: bool,
+    /// Most snapshots kept; the oldest go first.
+    pub max_snaps: u32,
+    /// Most megabytes of snapshots kept; the oldest go first.
+    pub max_snaps_mb: u32,
+    /// Seconds between SSE keepalive comments (proxies drop idle streams).
+    pub sse_keepalive_s: u32,
+    /// Most events kept in the history.
+    pub events_max: u32,
+    /// Days an event is kept in the history.
+    pub events_max_age_days: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             threshold: DEFAULT_THRESHOLD,
+            min_frames: 2,
+            cooldown_s: 5,
+            lightswitch_percent: 80,
+            motion_fps: 10,
+            save_on_motion: true,
+            max_snaps: 1000,
+            max_snaps_mb: 1024,
+            sse_keepalive_s: 15,
+            events_max: 10_000,
+            events_max_age_days: 30,
         }
     }
 }
@@ -67,12 +99,53 @@ impl Settings {
     fn apply_one(&mut self, key: &str, value: &Value) -> Result<(), SettingsError> {
         match key {
             "threshold" => self.threshold = int_in_range(key, value, 0, 100)? as u8,
+            "min_frames" => self.min_frames = int_in_range(key, value, 1, 100)? as u32,
+            "cooldown_s" => self.cooldown_s = int_in_range(key, value, 0, 3600)? as u32,
+            "lightswitch_percent" => {
+                self.lightswitch_percent = int_in_range(key, value, 1, 100)? as u8
+            }
+            "motion_fps" => self.motion_fps = int_in_range(key, value, 1, 30)? as u32,
+            "save_on_motion" => {
+                self.save_on_motion = value
+                    .as_bool()
+                    .ok_or_else(|| SettingsError(format!("{key} must be true or false")))?
+            }
+            "max_snaps" => self.max_snaps = int_in_range(key, value, 1, 1_000_000)? as u32,
+            "max_snaps_mb" => self.max_snaps_mb = int_in_range(key, value, 1, 1_000_000)? as u32,
+            "sse_keepalive_s" => self.sse_keepalive_s = int_in_range(key, value, 1, 300)? as u32,
+            "events_max" => self.events_max = int_in_range(key, value, 100, 10_000_000)? as u32,
+            "events_max_age_days" => {
+                self.events_max_age_days = int_in_range(key, value, 1, 3650)? as u32
+            }
             k if READ_ONLY.contains(&k) => {
                 return Err(SettingsError(format!("{k} is read-only")));
             }
             other => return Err(SettingsError(format!("unknown setting: {other}"))),
         }
         Ok(())
+    }
+
+    /// Settings saved by an earlier run (or given in the config file) over
+    /// `self`; keys that are unknown or invalid now are skipped with a warning,
+    /// so an upgrade or a hand-edited file never stops the cam from starting.
+    pub fn merged_leniently(&self, saved: &Map<String, Value>) -> Settings {
+        let mut next = self.clone();
+        for (key, value) in saved {
+            let mut candidate = next.clone();
+            match candidate.apply_one(key, value) {
+                Ok(()) => next = candidate,
+                Err(e) => tracing::warn!("ignoring saved setting {key}: {e}"),
+            }
+        }
+        next
+    }
+
+    /// The snapshot retention limits.
+    pub fn retention(&self) -> crate::snaps::Retention {
+        crate::snaps::Retention {
+            max_count: self.max_snaps as usize,
+            max_bytes: u64::from(self.max_snaps_mb) * 1024 * 1024,
+        }
     }
 
     /// The settings as a JSON object (for `/config` and replies).
@@ -136,6 +209,15 @@ impl SettingsHandle {
         result
     }
 
+    /// Replaces the settings with already validated ones.
+    pub fn replace(&self, next: Settings) {
+        self.tx.send_if_modified(|current| {
+            let changed = *current != next;
+            *current = next;
+            changed
+        });
+    }
+
     /// A receiver that wakes on every change.
     pub fn subscribe(&self) -> watch::Receiver<Settings> {
         self.tx.subscribe()
@@ -179,6 +261,31 @@ mod tests {
             "trigger_count is read-only"
         );
         assert_eq!(err(json!([1])), "config must be a JSON object");
+    }
+
+    #[test]
+    fn other_settings_are_validated() {
+        assert_eq!(err(json!({"min_frames": 0})), "min_frames out of range");
+        assert_eq!(
+            err(json!({"save_on_motion": 1})),
+            "save_on_motion must be true or false"
+        );
+        assert_eq!(err(json!({"motion_fps": 31})), "motion_fps out of range");
+        let s = Settings::default()
+            .patched(&json!({"cooldown_s": 0, "save_on_motion": false, "max_snaps_mb": 5}))
+            .unwrap();
+        assert_eq!(
+            (s.cooldown_s, s.save_on_motion, s.max_snaps_mb),
+            (0, false, 5)
+        );
+    }
+
+    #[test]
+    fn saved_settings_merge_leniently() {
+        let saved = json!({"threshold": 30, "gone": 1, "min_frames": -1});
+        let s = Settings::default().merged_leniently(saved.as_object().unwrap());
+        assert_eq!(s.threshold, 30);
+        assert_eq!(s.min_frames, 2);
     }
 
     #[test]

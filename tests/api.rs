@@ -59,12 +59,7 @@ async fn status_hides_source_passwords() {
 #[tokio::test]
 async fn config_get_and_valid_post() {
     let server = TestServer::start(SRC).await;
-    let cfg: Value = reqwest::get(server.url("/config"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg: Value = server.get_json("/config").await;
     assert_eq!(cfg["threshold"], 12);
     assert!(cfg["trigger_count"].is_u64() && cfg["frame_count"].is_u64());
     let (status, body) = post_config(&server, r#"{"threshold": 40}"#).await;
@@ -72,12 +67,7 @@ async fn config_get_and_valid_post() {
     assert_eq!(body["ok"], true);
     assert_eq!(body["threshold"], 40);
     assert!(body["trigger_count"].is_u64());
-    let cfg: Value = reqwest::get(server.url("/config"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg: Value = server.get_json("/config").await;
     assert_eq!(cfg["threshold"], 40);
 }
 
@@ -132,12 +122,7 @@ async fn config_rejects_bad_input_and_changes_nothing() {
         "{reply}"
     );
 
-    let cfg: Value = reqwest::get(server.url("/config"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg: Value = server.get_json("/config").await;
     assert_eq!(cfg["threshold"], 12, "nothing changed");
 }
 

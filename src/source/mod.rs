@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::FrameSink;
@@ -135,6 +136,8 @@ pub type StatusCell = Arc<Mutex<SourceStatus>>;
 pub struct Output {
     sink: FrameSink,
     status: StatusCell,
+    /// State changes, for the `source` events (up/down) on the bus.
+    states: Arc<watch::Sender<SourceState>>,
 }
 
 impl Output {
@@ -145,7 +148,10 @@ impl Output {
         match frame {
             Ok(frame) => {
                 let now = frame.captured_mono;
-                st.state = SourceState::Running;
+                if st.state != SourceState::Running {
+                    st.state = SourceState::Running;
+                    self.states.send_replace(SourceState::Running);
+                }
                 st.width = frame.width;
                 st.height = frame.height;
                 st.last_frame = Some(now);
@@ -175,6 +181,20 @@ impl Output {
     fn last_frame(&self) -> Option<Instant> {
         lock(&self.status).last_frame
     }
+
+    fn set_state(&self, state: SourceState, error: Option<String>) {
+        let mut st = lock(&self.status);
+        st.state = state;
+        if let Some(e) = error {
+            st.last_error = Some(e);
+            st.pid = None;
+        }
+        if state == SourceState::Reconnecting {
+            st.restarts += 1;
+        }
+        drop(st);
+        self.states.send_replace(state);
+    }
 }
 
 /// Locks the status, recovering from a poisoned lock (the data is plain values,
@@ -192,13 +212,19 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor for `spec` publishing into `sink`. `uri` is the original
     /// text, shown (redacted) on `/status`.
-    pub fn new(spec: SourceSpec, uri: &str, sink: FrameSink) -> (Supervisor, StatusCell) {
+    pub fn new(
+        spec: SourceSpec,
+        uri: &str,
+        sink: FrameSink,
+    ) -> (Supervisor, StatusCell, watch::Receiver<SourceState>) {
         let status = Arc::new(Mutex::new(SourceStatus::new(redact(uri))));
+        let (states, states_rx) = watch::channel(SourceState::Starting);
         let output = Output {
             sink,
             status: status.clone(),
+            states: Arc::new(states),
         };
-        (Supervisor { spec, output }, status)
+        (Supervisor { spec, output }, status, states_rx)
     }
 
     /// Runs until `cancel` fires.
@@ -227,20 +253,14 @@ impl Supervisor {
                 lock(&self.output.status).uri,
                 backoff.as_secs_f64()
             );
-            {
-                let mut st = lock(&self.output.status);
-                st.state = SourceState::Failed;
-                st.last_error = Some(err.to_string());
-                st.pid = None;
-            }
+            self.output
+                .set_state(SourceState::Failed, Some(err.to_string()));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = cancel.cancelled() => return,
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
-            let mut st = lock(&self.output.status);
-            st.state = SourceState::Reconnecting;
-            st.restarts += 1;
+            self.output.set_state(SourceState::Reconnecting, None);
         }
     }
 }

@@ -17,7 +17,10 @@ struct Assets;
 pub async fn serve(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
-    match Assets::get(path) {
+    // Embedded names never contain these; refusing them keeps any lookup
+    // from being a path on disk.
+    let suspicious = path.split(['/', '\\']).any(|seg| seg == "..") || path.contains('\\');
+    match Assets::get(path).filter(|_| !suspicious) {
         Some(file) => {
             let mime = mime_for(path);
             (

@@ -54,12 +54,25 @@ impl TestServer {
 
     /// Stops the server and waits until `run` returns (bounded).
     pub async fn stop(mut self) -> Result<(), lookout::RunError> {
+        self.shutdown().await
+    }
+
+    async fn shutdown(&mut self) -> Result<(), lookout::RunError> {
         self.cancel.cancel();
         let handle = self.handle.take().expect("running");
         tokio::time::timeout(Duration::from_secs(5), handle)
             .await
             .expect("server stops within 5 s")
             .expect("server task")
+    }
+
+    /// Stops the server and returns its data directory, still on disk.
+    pub async fn stop_keep_dir(mut self) -> Stopped {
+        self.shutdown().await.expect("server ran");
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        Stopped {
+            dir: std::mem::replace(&mut self.dir, placeholder),
+        }
     }
 
     /// Waits for the first frame (bounded).
@@ -76,12 +89,17 @@ impl TestServer {
     }
 
     pub async fn status(&self) -> serde_json::Value {
-        reqwest::get(self.url("/status"))
+        self.get_json("/status").await
+    }
+
+    /// GETs `path` and parses the JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.url(path))
             .await
-            .expect("status")
+            .expect("request")
             .json()
             .await
-            .expect("status json")
+            .expect("JSON body")
     }
 }
 
@@ -89,6 +107,11 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
+}
+
+/// What is left of a stopped server: its data directory.
+pub struct Stopped {
+    pub dir: tempfile::TempDir,
 }
 
 /// Polls `cond` until it holds, panicking after `limit`.

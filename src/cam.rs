@@ -1,0 +1,231 @@
+//! `Cam`: the running camera server's shared state and the actions on it.
+//!
+//! Every transport (HTTP, WebSocket, later MQTT) and the motion detector act
+//! through these methods, so a change is validated, persisted and announced on
+//! the event bus the same way whoever asked for it.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::EventBus;
+use crate::frame::FrameSink;
+use crate::settings::{Settings, SettingsError, SettingsHandle};
+use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
+use crate::source::StatusCell;
+use crate::store::{Store, StoreError};
+
+/// Store key of the trigger count.
+const KEY_TRIGGERS: &str = "trigger_count";
+/// Store key of the settings changed at run time.
+const KEY_SETTINGS: &str = "settings";
+
+/// Why a settings change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The patch is invalid; nothing changed.
+    #[error(transparent)]
+    Invalid(#[from] SettingsError),
+    /// The change could not be saved.
+    #[error("cannot save settings: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why a snapshot was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// No frame has arrived yet.
+    #[error("no frame yet")]
+    NoFrame,
+    /// Writing failed (disk full, read-only, ...).
+    #[error(transparent)]
+    Snap(#[from] SnapError),
+    /// The blocking task died.
+    #[error("snapshot task failed: {0}")]
+    Task(String),
+}
+
+/// Shared state of one running lookout.
+pub struct Cam {
+    /// The latest frame.
+    pub frames: FrameSink,
+    /// Runtime settings.
+    pub settings: SettingsHandle,
+    /// Source state for `/status`.
+    pub source_status: StatusCell,
+    /// Open `/stream.jpg` viewers.
+    pub viewers: Arc<AtomicUsize>,
+    /// Event bus (SSE, history).
+    pub events: EventBus,
+    /// Persistent state.
+    pub store: Store,
+    /// Snapshot files.
+    pub snaps: Arc<Snaps>,
+    /// When the server started.
+    pub started: Instant,
+    /// Fires at shutdown; long-lived responses end on it.
+    pub cancel: CancellationToken,
+    /// Mirror of the persisted trigger count, for cheap reads.
+    triggers: AtomicU64,
+    /// Serialises count changes so the stored value is always the last one.
+    trigger_lock: Mutex<()>,
+    /// Serialises settings changes with their persistence, for the same reason.
+    settings_lock: Mutex<()>,
+}
+
+impl Cam {
+    /// Builds the state, loading the trigger count and saved settings from
+    /// `store` over `initial` settings.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn load(
+        frames: FrameSink,
+        initial: Settings,
+        source_status: StatusCell,
+        store: Store,
+        snaps: Snaps,
+        cancel: CancellationToken,
+    ) -> Result<Cam, StoreError> {
+        let triggers = store
+            .get(KEY_TRIGGERS)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let settings = match store.get(KEY_SETTINGS).await? {
+            Some(text) => match serde_json::from_str::<Map<String, Value>>(&text) {
+                Ok(saved) => initial.merged_leniently(&saved),
+                Err(e) => {
+                    tracing::warn!("ignoring unreadable saved settings: {e}");
+                    initial
+                }
+            },
+            None => initial,
+        };
+        Ok(Cam {
+            frames,
+            settings: SettingsHandle::new(settings),
+            source_status,
+            viewers: Arc::new(AtomicUsize::new(0)),
+            events: EventBus::new(store.clone()),
+            store,
+            snaps: Arc::new(snaps),
+            started: Instant::now(),
+            cancel,
+            triggers: AtomicU64::new(triggers),
+            trigger_lock: Mutex::new(()),
+            settings_lock: Mutex::new(()),
+        })
+    }
+
+    /// The trigger count (motion episodes since the last reset).
+    pub fn trigger_count(&self) -> u64 {
+        self.triggers.load(Ordering::Relaxed)
+    }
+
+    /// Counts one motion episode; persisted before it returns.
+    pub async fn add_trigger(&self) -> Result<u64, StoreError> {
+        let _lock = self.trigger_lock.lock().await;
+        let n = self.trigger_count() + 1;
+        self.store.set(KEY_TRIGGERS, n.to_string()).await?;
+        self.triggers.store(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Sets the trigger count to 0, persists it, then tells every dashboard.
+    pub async fn reset_triggers(&self) -> Result<(), StoreError> {
+        {
+            let _lock = self.trigger_lock.lock().await;
+            self.store.set(KEY_TRIGGERS, "0".into()).await?;
+            self.triggers.store(0, Ordering::Relaxed);
+        }
+        self.events
+            .publish_or_log("reset", obj(json!({"count": 0})))
+            .await;
+        Ok(())
+    }
+
+    /// Validates and applies a settings patch, persists the result and
+    /// announces it. On error nothing changes.
+    pub async fn apply_settings(&self, patch: &Value) -> Result<Settings, ApplyError> {
+        let settings = {
+            let _lock = self.settings_lock.lock().await;
+            let next = self.settings.get().patched(patch)?;
+            let saved = Value::Object(next.to_json()).to_string();
+            self.store.set(KEY_SETTINGS, saved).await?;
+            self.settings.replace(next.clone());
+            next
+        };
+        if patch.get("max_snaps").is_some() || patch.get("max_snaps_mb").is_some() {
+            let snaps = self.snaps.clone();
+            let retention = settings.retention();
+            let _ = tokio::task::spawn_blocking(move || snaps.enforce(retention)).await;
+        }
+        self.events
+            .publish_or_log("config", self.config_json())
+            .await;
+        Ok(settings)
+    }
+
+    /// Saves the latest frame as a snapshot and announces it.
+    pub async fn save_snapshot(&self, trigger: Trigger) -> Result<SnapInfo, SnapshotError> {
+        let frame = self.frames.latest().ok_or(SnapshotError::NoFrame)?;
+        let snaps = self.snaps.clone();
+        let retention = self.settings.get().retention();
+        let info = tokio::task::spawn_blocking(move || {
+            snaps.save(&frame.jpeg, trigger, SystemTime::now(), retention)
+        })
+        .await
+        .map_err(|e| SnapshotError::Task(e.to_string()))??;
+        let mut data = obj(serde_json::to_value(&info).unwrap_or(Value::Null));
+        data.remove("ts");
+        self.events.publish_or_log("snapshot", data).await;
+        Ok(info)
+    }
+
+    /// Settings plus `trigger_count` and `frame_count` (the seed's state dict).
+    pub fn config_json(&self) -> Map<String, Value> {
+        let mut body = self.settings.get().to_json();
+        body.insert("trigger_count".into(), json!(self.trigger_count()));
+        body.insert("frame_count".into(), json!(self.frames.count()));
+        body
+    }
+
+    /// The `/status` body (also the WebSocket `status` reply).
+    pub fn status_json(&self) -> Value {
+        let source = self
+            .source_status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let triggers = self.trigger_count();
+        let mut source_json = serde_json::to_value(&source).unwrap_or(Value::Null);
+        if let Value::Object(o) = &mut source_json {
+            o.insert(
+                "last_frame_age_ms".into(),
+                json!(source.last_frame_age_ms()),
+            );
+        }
+        json!({
+            "frames": self.frames.count(),
+            "triggers": triggers,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "source": source_json,
+            "viewers": self.viewers.load(Ordering::Relaxed),
+            "event_subscribers": self.events.subscribers(),
+            "trigger_count": triggers,
+            "threshold": self.settings.get().threshold,
+        })
+    }
+}
+
+/// A JSON object from a `json!` literal (empty for anything else).
+pub fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,160 @@
+//! The event bus: every state change that a dashboard must see.
+//!
+//! An event is stored first (which gives it its increasing id) and then
+//! broadcast, so a subscriber that reconnects with `Last-Event-ID` can replay
+//! what it missed from the store. Transient events (the `level` graph feed)
+//! are broadcast only. A subscriber that falls too far behind is cut off by the
+//! bounded broadcast buffer (it reconnects and replays); the server's memory
+//! never grows with a slow client.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, Mutex};
+
+use crate::frame::unix_secs;
+use crate::store::{Store, StoreError, StoredEvent};
+
+/// Events buffered per subscriber before it counts as too slow.
+pub const SUBSCRIBER_BUFFER: usize = 256;
+
+/// One event as subscribers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Store id; `None` for transient events.
+    pub id: Option<i64>,
+    /// Kind, the SSE `event:` name.
+    pub kind: String,
+    /// The JSON data (an object with at least `ts`).
+    pub data: Value,
+}
+
+impl From<StoredEvent> for Event {
+    fn from(e: StoredEvent) -> Self {
+        Event {
+            id: Some(e.id),
+            kind: e.kind,
+            data: e.data,
+        }
+    }
+}
+
+/// Publishes events to the store and to live subscribers.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<Event>>,
+    store: Store,
+    /// Keeps "store then broadcast" atomic, so ids reach subscribers in order.
+    order: Arc<Mutex<()>>,
+}
+
+impl EventBus {
+    /// A bus over `store`.
+    pub fn new(store: Store) -> Self {
+        EventBus {
+            tx: broadcast::channel(SUBSCRIBER_BUFFER).0,
+            store,
+            order: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Stores and broadcasts an event. `data` gets a `ts` (Unix seconds) when
+    /// it has none.
+    pub async fn publish(
+        &self,
+        kind: &str,
+        data: Map<String, Value>,
+    ) -> Result<Arc<Event>, StoreError> {
+        let data = with_ts(data);
+        let ts = data.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
+        let _order = self.order.lock().await;
+        let id = self.store.append_event(ts, kind, &data).await?;
+        let event = Arc::new(Event {
+            id: Some(id),
+            kind: kind.to_string(),
+            data,
+        });
+        // No subscriber is not an error.
+        let _ = self.tx.send(event.clone());
+        Ok(event)
+    }
+
+    /// Publishes and logs a failure instead of returning it (for events whose
+    /// loss must not stop the action that caused them).
+    pub async fn publish_or_log(&self, kind: &str, data: Map<String, Value>) {
+        if let Err(e) = self.publish(kind, data).await {
+            tracing::error!("cannot record {kind} event: {e}");
+        }
+    }
+
+    /// Broadcasts an event that is not stored and has no id.
+    pub fn publish_transient(&self, kind: &str, data: Map<String, Value>) {
+        let _ = self.tx.send(Arc::new(Event {
+            id: None,
+            kind: kind.to_string(),
+            data: with_ts(data),
+        }));
+    }
+
+    /// A live subscription.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Live subscribers (for `/status`).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// The store behind the bus (replay and history).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+fn with_ts(mut data: Map<String, Value>) -> Value {
+    if !data.contains_key("ts") {
+        let ts = (unix_secs(std::time::SystemTime::now()) * 1000.0).round() / 1000.0;
+        data.insert("ts".into(), ts.into());
+    }
+    Value::Object(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn stored_events_get_increasing_ids_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EventBus::new(Store::open(dir.path()).unwrap());
+        let mut rx = bus.subscribe();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let bus = bus.clone();
+            tasks.push(tokio::spawn(async move {
+                bus.publish("reset", obj(json!({"i": i}))).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut last = 0;
+        for _ in 0..20 {
+            let e = rx.recv().await.unwrap();
+            let id = e.id.unwrap();
+            assert!(id > last, "ids arrive in order");
+            last = id;
+            assert!(e.data["ts"].as_f64().unwrap() > 1.0e9);
+        }
+        bus.publish_transient("level", obj(json!({"change": 1.5})));
+        let level = rx.recv().await.unwrap();
+        assert_eq!((level.id, level.kind.as_str()), (None, "level"));
+        assert_eq!(bus.store().last_event_id().await.unwrap(), 20);
+    }
+}

@@ -1,0 +1,144 @@
+//! The motion runner: feeds the latest frame to the [`Detector`] at a capped
+//! rate, off the async executor, and turns its results into events.
+//!
+//! It always analyses the newest frame and never queues: when analysis falls
+//! behind, frames in between are skipped. When motion starts it counts one
+//! trigger (persisted), saves a snapshot (when `save_on_motion`) and publishes
+//! `motion`; when the episode ends it publishes `motion_end`. The current
+//! `change` goes out as transient `level` events, at most twice a second, for
+//! the dashboard's graph.
+
+pub mod detector;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+pub use detector::{Analysis, Detector, MotionParams, Transition};
+
+use crate::cam::{obj, Cam, SnapshotError};
+use crate::settings::Settings;
+use crate::snaps::Trigger;
+
+/// Most `level` events per second (a graph needs no more; SSE clients on
+/// phones should not wake more often).
+const LEVEL_EVERY: Duration = Duration::from_millis(500);
+/// With no new frame for this long, the detector is still ticked so an
+/// episode ends even when the camera died mid-motion.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Detector parameters from the runtime settings.
+pub fn params(s: &Settings) -> MotionParams {
+    MotionParams {
+        threshold: s.threshold,
+        min_frames: s.min_frames,
+        cooldown: Duration::from_secs(u64::from(s.cooldown_s)),
+        lightswitch_percent: s.lightswitch_percent,
+    }
+}
+
+/// Runs until the server stops.
+pub async fn run(cam: Arc<Cam>) {
+    let detector = Arc::new(Mutex::new(Detector::new()));
+    let mut frames = cam.frames.subscribe();
+    let mut last_level = Instant::now() - LEVEL_EVERY;
+    let mut last_seq = 0;
+    let mut peak = 0.0f32;
+    loop {
+        let settings = cam.settings.get();
+        let p = params(&settings);
+        let changed = tokio::select! {
+            r = tokio::time::timeout(IDLE_TICK, frames.changed()) => r,
+            _ = cam.cancel.cancelled() => return,
+        };
+        let frame = match changed {
+            Ok(Ok(())) => frames.borrow_and_update().clone(),
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let ended = lock(&detector).tick(std::time::Instant::now(), &p);
+                if let Some(t) = ended {
+                    on_transition(&cam, t, 0.0, None).await;
+                }
+                continue;
+            }
+        };
+        let Some(frame) = frame else { continue };
+        if frame.seq == last_seq {
+            continue;
+        }
+        last_seq = frame.seq;
+        let started = Instant::now();
+        let det = detector.clone();
+        let jpeg = frame.jpeg.clone();
+        let at = frame.captured_mono;
+        let analysed = tokio::task::spawn_blocking(move || lock(&det).analyse(&jpeg, at, &p)).await;
+        match analysed {
+            Ok(Ok(a)) => {
+                peak = peak.max(a.change);
+                if last_level.elapsed() >= LEVEL_EVERY {
+                    last_level = Instant::now();
+                    cam.events.publish_transient(
+                        "level",
+                        obj(json!({"change": a.change, "peak": peak, "active": a.active, "threshold": settings.threshold})),
+                    );
+                    peak = 0.0;
+                }
+                if let Some(t) = a.transition {
+                    on_transition(&cam, t, a.change, Some(&settings)).await;
+                }
+            }
+            Ok(Err(e)) => tracing::debug!("motion: {e}"),
+            Err(e) => tracing::error!("motion analysis task failed: {e}"),
+        }
+        // Cap the analysis rate: sleep out the rest of this frame's slot.
+        let slot = Duration::from_secs_f64(1.0 / f64::from(settings.motion_fps.max(1)));
+        tokio::select! {
+            _ = tokio::time::sleep_until(started + slot) => {}
+            _ = cam.cancel.cancelled() => return,
+        }
+    }
+}
+
+fn lock(d: &Mutex<Detector>) -> std::sync::MutexGuard<'_, Detector> {
+    d.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&Settings>) {
+    match t {
+        Transition::Started { change: c } => {
+            let count = match cam.add_trigger().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("cannot save the trigger count: {e}");
+                    cam.trigger_count()
+                }
+            };
+            let mut data = obj(json!({"count": count, "change": round1(c.max(change))}));
+            if settings.is_some_and(|s| s.save_on_motion) {
+                match cam.save_snapshot(Trigger::Motion).await {
+                    Ok(info) => {
+                        data.insert("snapshot".into(), json!(info.url));
+                    }
+                    Err(SnapshotError::NoFrame) => {}
+                    Err(e) => tracing::warn!("motion snapshot failed: {e}"),
+                }
+            }
+            tracing::info!("motion started (trigger {count})");
+            cam.events.publish_or_log("motion", data).await;
+        }
+        Transition::Ended { duration, peak } => {
+            let data = obj(json!({
+                "count": cam.trigger_count(),
+                "duration_s": round1(duration.as_secs_f32()),
+                "peak": round1(peak),
+            }));
+            cam.events.publish_or_log("motion_end", data).await;
+        }
+    }
+}
+
+fn round1(x: f32) -> f64 {
+    (f64::from(x) * 10.0).round() / 10.0
+}

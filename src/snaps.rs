@@ -1,0 +1,1060 @@
+//! Snapshot files on disk, in `<data-dir>/snaps/`.
+//!
+//! Each snapshot is one JPEG named `<trigger>-<unix ms>.jpg`, e.g.
+//! `manual-1764033000123.jpg`, where the trigger is `manual` or `motion`.
+//!
+//! # Never overwrite
+//! The first version named snapshots by the second they were taken, so a
+//! second snapshot in the same second silently replaced the first one and
+//! users lost pictures. Here a name is never reused: names carry
+//! milliseconds, a clash gets a suffix (`manual-<ms>-1.jpg`, `-2`, ...), and
+//! the final step is [`std::fs::hard_link`], which fails instead of replacing
+//! a file that appeared in the meantime (for example one copied in by hand).
+//!
+//! # Atomic
+//! A snapshot is written to a `.tmp-*` file in the same folder, synced, and
+//! only then linked under its real name, so a crash or a full disk never
+//! leaves a truncated JPEG under a snapshot name; at worst a `.tmp-*` file
+//! stays behind, which is never listed and is removed by [`Snaps::open`].
+//!
+//! # Names from outside
+//! Every function taking a name checks it with [`valid_name`] first, so a
+//! percent-decoded name from a URL can never reach outside the folder.
+//!
+//! All functions block (std::fs); async callers run them with
+//! `spawn_blocking`.
+
+use std::cmp::Ordering;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Longest accepted snapshot name, in bytes.
+const MAX_NAME_LEN: usize = 128;
+
+/// Prefix of temporary files; it starts with `.`, so [`valid_name`] rejects
+/// it and temporary files are never listed or served.
+const TMP_PREFIX: &str = ".tmp-";
+
+/// How many suffixes one save tries before giving up; only reachable on a
+/// file system that keeps claiming every name exists.
+const MAX_SUFFIX: u64 = 100_000;
+
+/// What caused a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Asked for by a user.
+    Manual,
+    /// Taken when motion started.
+    Motion,
+    /// A file in the folder that lookout did not name (e.g. copied by hand).
+    Other,
+}
+
+impl Trigger {
+    /// The lowercase word used in file names and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Motion => "motion",
+            Trigger::Other => "other",
+        }
+    }
+
+    /// The trigger named by the first part of a file name; `other` is not a
+    /// name lookout writes, so it does not parse.
+    fn from_name_part(part: &str) -> Option<Trigger> {
+        match part {
+            "manual" => Some(Trigger::Manual),
+            "motion" => Some(Trigger::Motion),
+            _ => None,
+        }
+    }
+}
+
+/// One snapshot as shown to clients.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SnapInfo {
+    /// File name, e.g. `manual-1764033000123.jpg`.
+    pub name: String,
+    /// Where the HTTP layer serves it: `/snaps/<name>`.
+    pub url: String,
+    /// Size of the file.
+    pub bytes: u64,
+    /// When it was taken, in unix seconds with milliseconds; for files lookout
+    /// did not name, their modification time.
+    pub ts: f64,
+    /// What caused it.
+    pub trigger: Trigger,
+}
+
+/// How many snapshots to keep; the oldest go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most snapshots kept.
+    pub max_count: usize,
+    /// Most bytes kept, summed over all snapshots.
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    /// 1000 snapshots and 1024 MiB, matching the settings' defaults.
+    fn default() -> Self {
+        Retention {
+            max_count: 1000,
+            max_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a snapshot operation failed, in words meant for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapError {
+    /// The name is not a snapshot name (and might point outside the folder).
+    #[error("invalid snapshot name {0:?}")]
+    InvalidName(String),
+    /// No snapshot has this name.
+    #[error("snapshot {0} not found")]
+    NotFound(String),
+    /// The file system refused.
+    #[error("{what}: {err}")]
+    Io {
+        /// What was being done, e.g. `cannot write snapshot manual-123.jpg`.
+        what: String,
+        /// Why it failed.
+        #[source]
+        err: io::Error,
+    },
+}
+
+impl SnapError {
+    /// Wraps an I/O error with a description of what was being done.
+    fn io(what: impl Into<String>, err: io::Error) -> SnapError {
+        SnapError::Io {
+            what: what.into(),
+            err,
+        }
+    }
+}
+
+/// Whether `name` may be used as a snapshot name: `^[A-Za-z0-9._-]+\.jpg$`,
+/// not starting with `.`, without `..`, at most 128 bytes.
+///
+/// This is what keeps names from URLs inside the folder: no separators, no
+/// parent references, no absolute paths, no NUL, no hidden or temporary files.
+pub fn valid_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".jpg") else {
+        return false;
+    };
+    !stem.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks `name` with [`valid_name`], turning a bad one into an error.
+fn check_name(name: &str) -> Result<(), SnapError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(SnapError::InvalidName(name.to_string()))
+    }
+}
+
+/// The parts of a name lookout wrote: `<trigger>-<ms>[-<n>].jpg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ParsedName {
+    trigger: Trigger,
+    ms: u64,
+    n: u64,
+}
+
+/// Parses a run of ASCII digits; `str::parse` alone would accept a `+`.
+fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses `<trigger>-<ms>[-<n>].jpg`; `None` for any other name.
+fn parse_name(name: &str) -> Option<ParsedName> {
+    let stem = name.strip_suffix(".jpg")?;
+    let (trigger, rest) = stem.split_once('-')?;
+    let trigger = Trigger::from_name_part(trigger)?;
+    let (ms, n) = match rest.split_once('-') {
+        Some((ms, n)) => (parse_digits(ms)?, parse_digits(n)?),
+        None => (parse_digits(rest)?, 0),
+    };
+    Some(ParsedName { trigger, ms, n })
+}
+
+/// The name for the `n`th snapshot taken at `ms`: no suffix for the first.
+fn snap_name(trigger: Trigger, ms: u64, n: u64) -> String {
+    if n == 0 {
+        format!("{}-{ms}.jpg", trigger.as_str())
+    } else {
+        format!("{}-{ms}-{n}.jpg", trigger.as_str())
+    }
+}
+
+/// Milliseconds since the unix epoch; times before it count as 0 and times
+/// too far ahead as `u64::MAX`.
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A snapshot file found in the folder.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    ms: u64,
+    n: u64,
+    bytes: u64,
+    trigger: Trigger,
+}
+
+impl Entry {
+    /// Newest-first order: later time first, then higher suffix (saved
+    /// later), then name so the order is total.
+    fn newest_first(&self, other: &Entry) -> Ordering {
+        newest_first(
+            (self.ms, self.n, &self.name),
+            (other.ms, other.n, &other.name),
+        )
+    }
+
+    fn into_info(self) -> SnapInfo {
+        SnapInfo {
+            url: format!("/snaps/{}", self.name),
+            ts: self.ms as f64 / 1000.0,
+            name: self.name,
+            bytes: self.bytes,
+            trigger: self.trigger,
+        }
+    }
+}
+
+/// Compares `(ms, n, name)` keys in newest-first order.
+fn newest_first(a: (u64, u64, &str), b: (u64, u64, &str)) -> Ordering {
+    b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2))
+}
+
+/// How a temporary file got its final name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// Hard-linked: the temporary file still exists and must be removed.
+    Linked,
+    /// Renamed: the temporary file is gone.
+    Renamed,
+}
+
+/// Gives `tmp` the name `dest` without replacing an existing file: fails with
+/// `AlreadyExists` if `dest` exists.
+///
+/// `hard_link` is atomic and never overwrites. File systems without hard links
+/// (some FAT mounts say `Unsupported` or `PermissionDenied`) fall back to a
+/// check then rename, which is safe against this process because callers hold
+/// the `Snaps` mutex.
+fn place(tmp: &Path, dest: &Path) -> io::Result<Placed> {
+    match fs::hard_link(tmp, dest) {
+        Ok(()) => Ok(Placed::Linked),
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::Unsupported | ErrorKind::PermissionDenied
+            ) =>
+        {
+            place_by_rename(tmp, dest)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The fallback of [`place`]: rename unless `dest` already exists.
+fn place_by_rename(tmp: &Path, dest: &Path) -> io::Result<Placed> {
+    if dest.symlink_metadata().is_ok() {
+        return Err(io::Error::new(
+            ErrorKind::AlreadyExists,
+            "a file with this name already exists",
+        ));
+    }
+    fs::rename(tmp, dest)?;
+    Ok(Placed::Renamed)
+}
+
+/// Makes renames and removals in `dir` durable. Errors are ignored: some file
+/// systems refuse to sync a directory, and the data itself is already synced.
+fn sync_dir(dir: &Path) {
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+}
+
+/// The snapshot folder of one server.
+///
+/// Saving is serialised by a mutex, so one `Snaps` per data directory (one
+/// server) allocates names without races; the final `hard_link` also guards
+/// against files that appear from elsewhere.
+#[derive(Debug)]
+pub struct Snaps {
+    dir: PathBuf,
+    /// Held while allocating names and while enforcing retention, so a save
+    /// and a cleanup never pick the same files.
+    lock: Mutex<()>,
+    /// Makes temporary file names unique within this process.
+    tmp_seq: AtomicU64,
+}
+
+impl Snaps {
+    /// Opens `<data_dir>/snaps`, creating it when missing, and removes
+    /// temporary files left by a crash during a save.
+    pub fn open(data_dir: &Path) -> Result<Snaps, SnapError> {
+        let dir = data_dir.join("snaps");
+        fs::create_dir_all(&dir).map_err(|err| {
+            SnapError::io(
+                format!("cannot create snapshot folder {}", dir.display()),
+                err,
+            )
+        })?;
+        let snaps = Snaps {
+            dir,
+            lock: Mutex::new(()),
+            tmp_seq: AtomicU64::new(0),
+        };
+        snaps.remove_stale_tmp()?;
+        Ok(snaps)
+    }
+
+    /// The snapshot folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes `.tmp-*` files. A file that cannot be removed is left alone:
+    /// it is never listed, so it does no harm beyond its size.
+    fn remove_stale_tmp(&self) -> Result<(), SnapError> {
+        let entries = fs::read_dir(&self.dir).map_err(|err| self.list_error(err))?;
+        for entry in entries.flatten() {
+            let is_tmp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TMP_PREFIX));
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_tmp && is_file {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves `jpeg` as a new snapshot taken at `at`, never replacing another
+    /// file, then enforces `retention` (never deleting this snapshot).
+    ///
+    /// Only [`Trigger::Manual`] and [`Trigger::Motion`] can be saved;
+    /// [`Trigger::Other`] gives `InvalidName`. A failed retention pass does
+    /// not fail the save: the snapshot is safely stored, and the next save or
+    /// [`Snaps::enforce`] tries again.
+    pub fn save(
+        &self,
+        jpeg: &[u8],
+        trigger: Trigger,
+        at: SystemTime,
+        retention: Retention,
+    ) -> Result<SnapInfo, SnapError> {
+        let ms = unix_ms(at);
+        let first = snap_name(trigger, ms, 0);
+        if trigger == Trigger::Other {
+            return Err(SnapError::InvalidName(first));
+        }
+        let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ensure_dir().map_err(write_error)?;
+        let tmp = self.write_tmp(jpeg).map_err(write_error)?;
+        let name = match self.link_new_name(&tmp, trigger, ms) {
+            Ok(name) => name,
+            Err(err) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(write_error(err));
+            }
+        };
+        sync_dir(&self.dir);
+        let _ = self.enforce_locked(retention, &name);
+        Ok(Entry {
+            name,
+            ms,
+            n: 0,
+            bytes: jpeg.len() as u64,
+            trigger,
+        }
+        .into_info())
+    }
+
+    /// Recreates the folder if it was deleted. If something else is in its
+    /// place (a regular file), the following write reports the clearer
+    /// "Not a directory".
+    fn ensure_dir(&self) -> io::Result<()> {
+        match fs::create_dir_all(&self.dir) {
+            Err(_) if self.dir.symlink_metadata().is_ok() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Writes `jpeg` to a new, synced temporary file in the folder; on error
+    /// nothing is left behind.
+    fn write_tmp(&self, jpeg: &[u8]) -> io::Result<PathBuf> {
+        let (path, mut file) = self.create_tmp()?;
+        let written = file.write_all(jpeg).and_then(|()| file.sync_all());
+        if let Err(err) = written {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(err);
+        }
+        Ok(path)
+    }
+
+    /// Creates a temporary file with a fresh name. `create_new` never opens
+    /// an existing file (nor follows a symlink someone placed there).
+    fn create_tmp(&self) -> io::Result<(PathBuf, File)> {
+        loop {
+            let seq = self.tmp_seq.fetch_add(1, AtomicOrdering::Relaxed);
+            let path = self
+                .dir
+                .join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((path, file)),
+                Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Gives the temporary file the first free name for `trigger` and `ms`
+    /// and removes the temporary name. Returns the final name.
+    fn link_new_name(&self, tmp: &Path, trigger: Trigger, ms: u64) -> io::Result<String> {
+        for n in 0..MAX_SUFFIX {
+            let name = snap_name(trigger, ms, n);
+            match place(tmp, &self.dir.join(&name)) {
+                Ok(Placed::Linked) => {
+                    // The snapshot is safe under its name; a temporary file
+                    // that cannot be removed goes at the next open.
+                    let _ = fs::remove_file(tmp);
+                    return Ok(name);
+                }
+                Ok(Placed::Renamed) => return Ok(name),
+                Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(io::Error::new(
+            ErrorKind::AlreadyExists,
+            "too many snapshots with the same time",
+        ))
+    }
+
+    /// Lists up to `limit` snapshots, newest first. With `before`, lists only
+    /// those after that name in this order (older ones), for paging.
+    ///
+    /// `before` may name a snapshot deleted since: lookout's names carry their
+    /// time. A file name lookout did not write gives `NotFound` when the file
+    /// is gone, since its place in the order came from the file.
+    pub fn list(&self, limit: usize, before: Option<&str>) -> Result<Vec<SnapInfo>, SnapError> {
+        let entries = self.scan()?;
+        let start = match before {
+            None => 0,
+            Some(cursor) => {
+                check_name(cursor)?;
+                let key = cursor_key(&entries, cursor)?;
+                entries.partition_point(|e| newest_first((e.ms, e.n, &e.name), key).is_le())
+            }
+        };
+        Ok(entries
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(Entry::into_info)
+            .collect())
+    }
+
+    /// Reads a snapshot's bytes.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>, SnapError> {
+        check_name(name)?;
+        fs::read(self.dir.join(name)).map_err(|err| match err.kind() {
+            ErrorKind::NotFound => SnapError::NotFound(name.to_string()),
+            _ => SnapError::io(format!("cannot read snapshot {name}"), err),
+        })
+    }
+
+    /// Deletes one snapshot.
+    pub fn delete(&self, name: &str) -> Result<(), SnapError> {
+        check_name(name)?;
+        fs::remove_file(self.dir.join(name)).map_err(|err| match err.kind() {
+            ErrorKind::NotFound => SnapError::NotFound(name.to_string()),
+            _ => SnapError::io(format!("cannot delete snapshot {name}"), err),
+        })?;
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Deletes the oldest snapshots until both limits of `retention` hold,
+    /// e.g. after the settings changed. The newest snapshot is always kept.
+    /// Files lookout did not name count and go by their modification time,
+    /// since they take the same disk. Returns the names deleted.
+    pub fn enforce(&self, retention: Retention) -> Result<Vec<String>, SnapError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let newest = self.scan()?.into_iter().next();
+        match newest {
+            Some(newest) => self.enforce_locked(retention, &newest.name),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// [`Snaps::enforce`] for callers holding the lock, keeping `keep`.
+    fn enforce_locked(&self, retention: Retention, keep: &str) -> Result<Vec<String>, SnapError> {
+        let entries = self.scan()?;
+        let mut count = entries.len();
+        let mut bytes: u64 = entries.iter().map(|e| e.bytes).sum();
+        let mut deleted = Vec::new();
+        for entry in entries.iter().rev() {
+            if count <= retention.max_count && bytes <= retention.max_bytes {
+                break;
+            }
+            if entry.name == keep {
+                continue;
+            }
+            match fs::remove_file(self.dir.join(&entry.name)) {
+                Ok(()) => deleted.push(entry.name.clone()),
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => {
+                    let what = format!("cannot delete old snapshot {}", entry.name);
+                    return Err(SnapError::io(what, err));
+                }
+            }
+            count -= 1;
+            bytes = bytes.saturating_sub(entry.bytes);
+        }
+        if !deleted.is_empty() {
+            sync_dir(&self.dir);
+        }
+        Ok(deleted)
+    }
+
+    /// How many snapshots there are and their total size.
+    pub fn usage(&self) -> Result<(usize, u64), SnapError> {
+        let entries = self.scan()?;
+        Ok((entries.len(), entries.iter().map(|e| e.bytes).sum()))
+    }
+
+    /// All snapshot files, newest first. A missing folder is empty (the next
+    /// save recreates it); temporary files, other names and anything that is
+    /// not a regular file are skipped.
+    fn scan(&self) -> Result<Vec<Entry>, SnapError> {
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(dir) => dir,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(self.list_error(err)),
+        };
+        let mut entries = Vec::new();
+        for item in dir {
+            let item = item.map_err(|err| self.list_error(err))?;
+            if let Some(entry) = entry_of(&item) {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(Entry::newest_first);
+        Ok(entries)
+    }
+
+    fn list_error(&self, err: io::Error) -> SnapError {
+        SnapError::io(
+            format!("cannot list snapshots in {}", self.dir.display()),
+            err,
+        )
+    }
+}
+
+/// The snapshot behind a directory item, or `None` if it is not one (or
+/// vanished while listing).
+fn entry_of(item: &fs::DirEntry) -> Option<Entry> {
+    let name = item.file_name().into_string().ok()?;
+    if !valid_name(&name) {
+        return None;
+    }
+    let meta = item.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let (trigger, ms, n) = match parse_name(&name) {
+        Some(p) => (p.trigger, p.ms, p.n),
+        None => (Trigger::Other, meta.modified().map(unix_ms).unwrap_or(0), 0),
+    };
+    Some(Entry {
+        name,
+        ms,
+        n,
+        bytes: meta.len(),
+        trigger,
+    })
+}
+
+/// The sort key of a paging cursor: from its name if lookout wrote it, else
+/// from the listing.
+fn cursor_key<'a>(entries: &[Entry], cursor: &'a str) -> Result<(u64, u64, &'a str), SnapError> {
+    if let Some(p) = parse_name(cursor) {
+        return Ok((p.ms, p.n, cursor));
+    }
+    entries
+        .iter()
+        .find(|e| e.name == cursor)
+        .map(|e| (e.ms, e.n, cursor))
+        .ok_or_else(|| SnapError::NotFound(cursor.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn at_ms(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    fn open() -> (tempfile::TempDir, Snaps) {
+        let tmp = tempfile::tempdir().unwrap();
+        let snaps = Snaps::open(tmp.path()).unwrap();
+        (tmp, snaps)
+    }
+
+    fn save(snaps: &Snaps, bytes: &[u8], ms: u64) -> SnapInfo {
+        snaps
+            .save(bytes, Trigger::Manual, at_ms(ms), Retention::default())
+            .unwrap()
+    }
+
+    fn names(infos: &[SnapInfo]) -> Vec<&str> {
+        infos.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn same_millisecond_gives_two_files() {
+        let (_tmp, snaps) = open();
+        let a = save(&snaps, b"first", 1_764_033_000_123);
+        let b = save(&snaps, b"second", 1_764_033_000_123);
+        assert_eq!(a.name, "manual-1764033000123.jpg");
+        assert_eq!(b.name, "manual-1764033000123-1.jpg");
+        assert_eq!(a.url, "/snaps/manual-1764033000123.jpg");
+        assert_eq!(a.bytes, 5);
+        assert!((a.ts - 1_764_033_000.123).abs() < 1e-6);
+        assert_eq!(snaps.read(&a.name).unwrap(), b"first");
+        assert_eq!(snaps.read(&b.name).unwrap(), b"second");
+        let c = save(&snaps, b"third", 1_764_033_000_123);
+        assert_eq!(c.name, "manual-1764033000123-2.jpg");
+    }
+
+    #[test]
+    fn never_overwrites_a_foreign_file() {
+        let (_tmp, snaps) = open();
+        fs::write(snaps.dir().join("motion-5.jpg"), b"mine").unwrap();
+        let info = snaps
+            .save(b"new", Trigger::Motion, at_ms(5), Retention::default())
+            .unwrap();
+        assert_eq!(info.name, "motion-5-1.jpg");
+        assert_eq!(snaps.read("motion-5.jpg").unwrap(), b"mine");
+        assert_eq!(snaps.read("motion-5-1.jpg").unwrap(), b"new");
+    }
+
+    #[test]
+    fn concurrent_saves_get_distinct_names() {
+        let (_tmp, snaps) = open();
+        let snaps = Arc::new(snaps);
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let snaps = Arc::clone(&snaps);
+                std::thread::spawn(move || {
+                    (0..50)
+                        .filter(|i| i % 8 == t)
+                        .map(|i| {
+                            let body = format!("snap {i}").into_bytes();
+                            let info = save(&snaps, &body, 1000);
+                            (info.name, body)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let saved: Vec<(String, Vec<u8>)> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(saved.len(), 50);
+        let mut unique: Vec<&String> = saved.iter().map(|(n, _)| n).collect();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 50);
+        for (name, body) in &saved {
+            assert_eq!(&snaps.read(name).unwrap(), body);
+        }
+        let files = files_in(snaps.dir());
+        assert_eq!(files.len(), 50);
+        assert!(files.iter().all(|f| !f.starts_with(TMP_PREFIX)));
+        assert_eq!(snaps.usage().unwrap().0, 50);
+    }
+
+    #[test]
+    fn no_temp_file_left_behind() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"x", 1);
+        save(&snaps, b"y", 1);
+        assert_eq!(files_in(snaps.dir()), ["manual-1-1.jpg", "manual-1.jpg"]);
+    }
+
+    #[test]
+    fn open_removes_stale_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("snaps");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(".tmp-123-0"), b"partial").unwrap();
+        fs::write(dir.join("manual-1.jpg"), b"kept").unwrap();
+        let snaps = Snaps::open(tmp.path()).unwrap();
+        assert_eq!(snaps.dir(), dir);
+        assert_eq!(files_in(&dir), ["manual-1.jpg"]);
+    }
+
+    #[test]
+    fn temp_files_are_not_listed() {
+        let (_tmp, snaps) = open();
+        fs::write(snaps.dir().join(".tmp-1-1"), b"partial").unwrap();
+        fs::write(snaps.dir().join(".tmp-x.jpg"), b"partial").unwrap();
+        save(&snaps, b"x", 1);
+        assert_eq!(names(&snaps.list(10, None).unwrap()), ["manual-1.jpg"]);
+    }
+
+    #[test]
+    fn lists_newest_first_and_pages() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"a", 100);
+        save(&snaps, b"b", 300);
+        save(&snaps, b"c", 200);
+        save(&snaps, b"d", 300);
+        snaps
+            .save(b"e", Trigger::Motion, at_ms(250), Retention::default())
+            .unwrap();
+        let all = snaps.list(100, None).unwrap();
+        assert_eq!(
+            names(&all),
+            [
+                "manual-300-1.jpg",
+                "manual-300.jpg",
+                "motion-250.jpg",
+                "manual-200.jpg",
+                "manual-100.jpg"
+            ]
+        );
+        assert_eq!(all[2].trigger, Trigger::Motion);
+        assert_eq!(all[0].trigger, Trigger::Manual);
+
+        let page1 = snaps.list(2, None).unwrap();
+        assert_eq!(names(&page1), ["manual-300-1.jpg", "manual-300.jpg"]);
+        let page2 = snaps.list(2, Some(&page1[1].name)).unwrap();
+        assert_eq!(names(&page2), ["motion-250.jpg", "manual-200.jpg"]);
+        let page3 = snaps.list(2, Some(&page2[1].name)).unwrap();
+        assert_eq!(names(&page3), ["manual-100.jpg"]);
+        assert!(snaps.list(2, Some("manual-100.jpg")).unwrap().is_empty());
+
+        // A cursor deleted in the meantime still pages by its time.
+        snaps.delete("motion-250.jpg").unwrap();
+        let after = snaps.list(10, Some("motion-250.jpg")).unwrap();
+        assert_eq!(names(&after), ["manual-200.jpg", "manual-100.jpg"]);
+    }
+
+    #[test]
+    fn list_rejects_bad_cursor() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"a", 1);
+        assert!(matches!(
+            snaps.list(10, Some("../x.jpg")),
+            Err(SnapError::InvalidName(_))
+        ));
+        assert!(matches!(
+            snaps.list(10, Some("gone.jpg")),
+            Err(SnapError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn foreign_files_listed_as_other() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"a", 1000);
+        let foreign = snaps.dir().join("foo.jpg");
+        fs::write(&foreign, b"hello").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&foreign)
+            .unwrap()
+            .set_modified(at_ms(500))
+            .unwrap();
+        fs::write(snaps.dir().join("notes.txt"), b"ignored").unwrap();
+        fs::create_dir(snaps.dir().join("dir.jpg")).unwrap();
+        let all = snaps.list(10, None).unwrap();
+        assert_eq!(names(&all), ["manual-1000.jpg", "foo.jpg"]);
+        assert_eq!(all[1].trigger, Trigger::Other);
+        assert_eq!(all[1].bytes, 5);
+        assert!((all[1].ts - 0.5).abs() < 1e-6);
+        assert!(snaps.list(10, Some("foo.jpg")).unwrap().is_empty());
+        assert_eq!(
+            names(&snaps.list(10, Some("manual-1000.jpg")).unwrap()),
+            ["foo.jpg"]
+        );
+    }
+
+    #[test]
+    fn valid_name_accepts_and_rejects() {
+        for good in [
+            "manual-1764033000123.jpg",
+            "motion-1-2.jpg",
+            "foo.jpg",
+            "a_b.c-d.jpg",
+        ] {
+            assert!(valid_name(good), "{good}");
+        }
+        let long = format!("{}.jpg", "a".repeat(196));
+        assert_eq!(long.len(), 200);
+        for bad in [
+            "",
+            ".jpg",
+            "..",
+            "../x.jpg",
+            "a/b.jpg",
+            "a\\b.jpg",
+            "/etc/passwd",
+            "/x.jpg",
+            "x.jpg\0",
+            "x\0.jpg",
+            ".hidden.jpg",
+            ".tmp-1.jpg",
+            "x.png",
+            "x.JPG",
+            "a..b.jpg",
+            "é.jpg",
+            "a b.jpg",
+            long.as_str(),
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(valid_name(&format!("{}.jpg", "a".repeat(124))));
+        assert!(!valid_name(&format!("{}.jpg", "a".repeat(125))));
+    }
+
+    #[test]
+    fn read_and_delete_check_names() {
+        let (_tmp, snaps) = open();
+        fs::write(snaps.dir().parent().unwrap().join("secret.jpg"), b"s").unwrap();
+        for bad in ["../secret.jpg", "", "a/b.jpg", "/etc/passwd", "x.jpg\0"] {
+            assert!(
+                matches!(snaps.read(bad), Err(SnapError::InvalidName(_))),
+                "{bad:?}"
+            );
+            assert!(
+                matches!(snaps.delete(bad), Err(SnapError::InvalidName(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            snaps.read("manual-9.jpg"),
+            Err(SnapError::NotFound(n)) if n == "manual-9.jpg"
+        ));
+        assert!(matches!(
+            snaps.delete("manual-9.jpg"),
+            Err(SnapError::NotFound(_))
+        ));
+        let info = save(&snaps, b"x", 9);
+        snaps.delete(&info.name).unwrap();
+        assert!(matches!(
+            snaps.read(&info.name),
+            Err(SnapError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn retention_by_count_deletes_oldest() {
+        let (_tmp, snaps) = open();
+        let keep3 = Retention {
+            max_count: 3,
+            max_bytes: u64::MAX,
+        };
+        for ms in 1..=3 {
+            snaps.save(b"x", Trigger::Manual, at_ms(ms), keep3).unwrap();
+        }
+        snaps.save(b"x", Trigger::Motion, at_ms(4), keep3).unwrap();
+        assert_eq!(
+            names(&snaps.list(10, None).unwrap()),
+            ["motion-4.jpg", "manual-3.jpg", "manual-2.jpg"]
+        );
+        let keep1 = Retention {
+            max_count: 1,
+            max_bytes: u64::MAX,
+        };
+        assert_eq!(
+            snaps.enforce(keep1).unwrap(),
+            ["manual-2.jpg", "manual-3.jpg"]
+        );
+        assert_eq!(names(&snaps.list(10, None).unwrap()), ["motion-4.jpg"]);
+        let keep0 = Retention {
+            max_count: 0,
+            max_bytes: 0,
+        };
+        assert!(snaps.enforce(keep0).unwrap().is_empty());
+        assert_eq!(snaps.usage().unwrap(), (1, 1));
+    }
+
+    #[test]
+    fn retention_by_bytes_deletes_oldest_never_newest() {
+        let (_tmp, snaps) = open();
+        let small = Retention {
+            max_count: 100,
+            max_bytes: 25,
+        };
+        for ms in 1..=3 {
+            snaps
+                .save(&[0; 10], Trigger::Manual, at_ms(ms), small)
+                .unwrap();
+        }
+        assert_eq!(
+            names(&snaps.list(10, None).unwrap()),
+            ["manual-3.jpg", "manual-2.jpg"]
+        );
+        assert_eq!(snaps.usage().unwrap(), (2, 20));
+        let tiny = Retention {
+            max_count: 100,
+            max_bytes: 5,
+        };
+        let big = snaps
+            .save(&[0; 50], Trigger::Manual, at_ms(4), tiny)
+            .unwrap();
+        assert_eq!(names(&snaps.list(10, None).unwrap()), [big.name.as_str()]);
+    }
+
+    #[test]
+    fn retention_keeps_just_saved_even_if_older() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"new", 1000);
+        let one = Retention {
+            max_count: 1,
+            max_bytes: u64::MAX,
+        };
+        let old = snaps.save(b"old", Trigger::Manual, at_ms(5), one).unwrap();
+        assert_eq!(names(&snaps.list(10, None).unwrap()), [old.name.as_str()]);
+    }
+
+    #[test]
+    fn save_fails_when_folder_is_a_file_then_recovers() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"a", 1);
+        fs::remove_dir_all(snaps.dir()).unwrap();
+        fs::write(snaps.dir(), b"not a folder").unwrap();
+        let err = snaps
+            .save(b"b", Trigger::Manual, at_ms(2), Retention::default())
+            .unwrap_err();
+        assert!(matches!(err, SnapError::Io { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("manual-2.jpg"), "{msg}");
+        assert!(
+            msg.starts_with("cannot write snapshot manual-2.jpg: "),
+            "{msg}"
+        );
+        fs::remove_file(snaps.dir()).unwrap();
+        fs::create_dir(snaps.dir()).unwrap();
+        let info = save(&snaps, b"c", 3);
+        assert_eq!(snaps.read(&info.name).unwrap(), b"c");
+    }
+
+    #[test]
+    fn save_recreates_deleted_folder() {
+        let (_tmp, snaps) = open();
+        save(&snaps, b"a", 1);
+        fs::remove_dir_all(snaps.dir()).unwrap();
+        assert!(snaps.list(10, None).unwrap().is_empty());
+        let info = save(&snaps, b"b", 2);
+        assert_eq!(snaps.read(&info.name).unwrap(), b"b");
+    }
+
+    #[test]
+    fn save_rejects_other_trigger() {
+        let (_tmp, snaps) = open();
+        let err = snaps
+            .save(b"x", Trigger::Other, at_ms(1), Retention::default())
+            .unwrap_err();
+        assert!(matches!(err, SnapError::InvalidName(_)));
+        assert!(files_in(snaps.dir()).is_empty());
+    }
+
+    #[test]
+    fn rename_fallback_never_overwrites() {
+        let (_tmp, snaps) = open();
+        let tmp = snaps.dir().join(".tmp-test");
+        let dest = snaps.dir().join("manual-1.jpg");
+        fs::write(&dest, b"old").unwrap();
+        fs::write(&tmp, b"new").unwrap();
+        let err = place_by_rename(&tmp, &dest).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        let dest2 = snaps.dir().join("manual-1-1.jpg");
+        assert_eq!(place_by_rename(&tmp, &dest2).unwrap(), Placed::Renamed);
+        assert_eq!(fs::read(&dest2).unwrap(), b"new");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn parses_names() {
+        assert_eq!(
+            parse_name("motion-12-3.jpg"),
+            Some(ParsedName {
+                trigger: Trigger::Motion,
+                ms: 12,
+                n: 3
+            })
+        );
+        assert_eq!(parse_name("manual-12.jpg").map(|p| p.n), Some(0));
+        for other in [
+            "foo.jpg",
+            "manual-.jpg",
+            "manual-+1.jpg",
+            "other-1.jpg",
+            "manual-1-2-3.jpg",
+        ] {
+            assert_eq!(parse_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn error_messages_read_well() {
+        let err = SnapError::io(
+            "cannot write snapshot manual-123.jpg",
+            io::Error::from_raw_os_error(28),
+        );
+        assert!(err
+            .to_string()
+            .starts_with("cannot write snapshot manual-123.jpg: No space left on device"));
+        assert_eq!(
+            SnapError::NotFound("a.jpg".into()).to_string(),
+            "snapshot a.jpg not found"
+        );
+    }
+}

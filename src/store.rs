@@ -1,0 +1,290 @@
+//! The embedded store: SQLite (bundled, WAL) in `<data-dir>/lookout.db`.
+//!
+//! It keeps what must survive a restart or a `kill -9`: the trigger count, the
+//! settings changed at run time and the event history. Every call runs on the
+//! blocking pool, never on the async executor; writes are few (one per command
+//! or motion episode), so one connection behind a mutex is plenty.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::Value;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "lookout.db";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database {path}: {err}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        err: rusqlite::Error,
+    },
+    /// The blocking task died.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Increasing id (the SSE `id:`).
+    pub id: i64,
+    /// Unix seconds.
+    pub ts: f64,
+    /// Event kind (`motion`, `reset`, ...).
+    pub kind: String,
+    /// The event's JSON data.
+    pub data: Value,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database in `data_dir`. Blocking: call
+    /// it at start-up.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let err = |err| StoreError::Sqlite {
+            path: path.clone(),
+            err,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        // WAL: readers never block the writer. synchronous=FULL: a committed
+        // counter survives even a power cut, and writes are rare.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS events (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 ts REAL NOT NULL,
+                 kind TEXT NOT NULL,
+                 payload TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
+             CREATE INDEX IF NOT EXISTS events_ts ON events(ts);",
+        )
+        .map_err(err)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard).map_err(|err| StoreError::Sqlite {
+                path: (*path).clone(),
+                err,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Reads a state value.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            c.query_row("SELECT value FROM state WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    /// Writes a state value (committed when this returns).
+    pub async fn set(&self, key: &str, value: String) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Appends an event and returns its id.
+    pub async fn append_event(&self, ts: f64, kind: &str, data: &Value) -> Result<i64, StoreError> {
+        let kind = kind.to_string();
+        let payload = data.to_string();
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO events (ts, kind, payload) VALUES (?1, ?2, ?3)",
+                params![ts, kind, payload],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// Events with an id above `after`, oldest first, at most `limit` (the
+    /// newest ones when more were missed).
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = self
+            .with(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, ts, kind, payload FROM events WHERE id > ?1
+                     ORDER BY id DESC LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![after, limit], row_to_event)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// A page of history, newest first: ids below `before`, optionally one kind.
+    pub async fn events_page(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+        kind: Option<String>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, ts, kind, payload FROM events
+                 WHERE id < ?1 AND (?2 IS NULL OR kind = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![before.unwrap_or(i64::MAX), kind, limit],
+                row_to_event,
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The newest event id (0 when there is none).
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        self.with(|c| c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)))
+            .await
+    }
+
+    /// Deletes events older than `max_age_s` and beyond the newest `max_count`.
+    /// Returns how many were deleted.
+    pub async fn prune_events(
+        &self,
+        now: f64,
+        max_age_s: f64,
+        max_count: u32,
+    ) -> Result<usize, StoreError> {
+        self.with(move |c| {
+            let old = c.execute("DELETE FROM events WHERE ts < ?1", [now - max_age_s])?;
+            let extra = c.execute(
+                "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                [max_count],
+            )?;
+            Ok(old + extra)
+        })
+        .await
+    }
+}
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let payload: String = r.get(3)?;
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        ts: r.get(1)?,
+        kind: r.get(2)?,
+        data: serde_json::from_str(&payload).unwrap_or(Value::Null),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.get("trigger_count").await.unwrap(), None);
+        store.set("trigger_count", "7".into()).await.unwrap();
+        store.set("trigger_count", "8".into()).await.unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get("trigger_count").await.unwrap().as_deref(),
+            Some("8")
+        );
+    }
+
+    #[tokio::test]
+    async fn events_replay_and_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..10 {
+            let kind = if i % 2 == 0 { "motion" } else { "reset" };
+            let id = store
+                .append_event(1000.0 + f64::from(i), kind, &json!({"i": i}))
+                .await
+                .unwrap();
+            assert_eq!(id, i64::from(i) + 1);
+        }
+        let after = store.events_after(7, 100).await.unwrap();
+        assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), [8, 9, 10]);
+        let capped = store.events_after(0, 3).await.unwrap();
+        assert_eq!(capped.iter().map(|e| e.id).collect::<Vec<_>>(), [8, 9, 10]);
+        let page = store
+            .events_page(3, Some(9), Some("motion".into()))
+            .await
+            .unwrap();
+        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [7, 5, 3]);
+        assert_eq!(page[0].data, json!({"i": 6}));
+        assert_eq!(store.last_event_id().await.unwrap(), 10);
+    }
+
+    #[tokio::test]
+    async fn prune_by_age_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..10 {
+            store
+                .append_event(f64::from(i), "motion", &json!({}))
+                .await
+                .unwrap();
+        }
+        // Older than ts 2 goes by age; then only the newest 5 stay.
+        assert_eq!(store.prune_events(12.0, 10.0, 5).await.unwrap(), 5);
+        let left = store.events_page(100, None, None).await.unwrap();
+        assert_eq!(
+            left.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [10, 9, 8, 7, 6]
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! `/snaps`: list, serve and delete snapshot files.
+//!
+//! Names come percent-decoded from the path and are validated by the `snaps`
+//! module before any file is touched, so `..`, slashes, backslashes or
+//! absolute paths in any encoding never reach outside the folder.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::cam::obj;
+use crate::snaps::SnapError;
+
+/// Query of `GET /snaps`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+/// `GET /snaps?limit=&before=`: newest first.
+pub async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let snaps = app.snaps.clone();
+    let items = blocking(move || snaps.list(limit, q.before.as_deref())).await?;
+    let next_before = if items.len() == limit {
+        items.last().map(|s| s.name.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({"snaps": items, "next_before": next_before})))
+}
+
+/// `GET /snaps/{name}`.
+pub async fn get(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let snaps = app.snaps.clone();
+    let jpeg = blocking(move || snaps.read(&name)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            // A snapshot never changes under its name.
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=31536000, immutable"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
+/// `DELETE /snaps/{name}`.
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let snaps = app.snaps.clone();
+    let target = name.clone();
+    blocking(move || snaps.delete(&target)).await?;
+    app.events
+        .publish_or_log("snapshot_deleted", obj(json!({"name": name})))
+        .await;
+    Ok((StatusCode::OK, Json(json!({"ok": true, "deleted": name}))).into_response())
+}
+
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, SnapError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            SnapError::InvalidName(_) => ApiError::BadRequest("invalid snapshot name".into()),
+            SnapError::NotFound(name) => ApiError::NotFound {
+                path: format!("/snaps/{name}"),
+            },
+            other => ApiError::Internal(other.to_string()),
+        })
+}

@@ -1,0 +1,97 @@
+//! `GET /control`: the WebSocket command channel, one task per connection.
+//!
+//! Text and binary frames both carry one JSON command; each gets exactly one
+//! reply, in order. A bad message gets the seed's error reply and the socket
+//! stays open. Idle peers are pinged and dropped when they stop answering, a
+//! message over [`MAX_MESSAGE`] closes the socket with 1009, and shutdown closes
+//! it with 1001.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use tokio::time::{interval, Instant, MissedTickBehavior};
+
+use super::AppState;
+use crate::control;
+
+/// Largest command accepted (commands are tiny; this is a guard).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// A socket quiet for this long is pinged.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A socket that sends nothing (not even a pong) for this long is dropped.
+const IDLE_LIMIT: Duration = Duration::from_secs(50);
+/// WebSocket close codes (RFC 6455).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Upgrades to a WebSocket and serves commands on it.
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // The library's own limit sits above ours, so an oversized message is read
+    // far enough to be refused with the right close code, yet memory stays bounded.
+    ws.max_message_size(MAX_MESSAGE * 4)
+        .max_frame_size(MAX_MESSAGE * 4)
+        .on_upgrade(move |socket| serve(app, socket))
+}
+
+async fn serve(app: AppState, mut socket: WebSocket) {
+    let mut ticker = interval(PING_EVERY);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        let msg = tokio::select! {
+            m = socket.recv() => m,
+            _ = ticker.tick() => {
+                if last_heard.elapsed() >= IDLE_LIMIT {
+                    tracing::debug!("dropping a control socket that stopped answering");
+                    return;
+                }
+                if last_heard.elapsed() >= PING_EVERY
+                    && socket.send(Message::Ping(Default::default())).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            _ = app.cancel.cancelled() => {
+                close(&mut socket, CLOSE_GOING_AWAY, "server stopping").await;
+                return;
+            }
+        };
+        last_heard = Instant::now();
+        let payload = match msg {
+            Some(Ok(Message::Text(text))) => text.as_str().as_bytes().to_vec(),
+            Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return,
+            Some(Err(e)) => {
+                if e.to_string().contains("limit exceeded") {
+                    close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
+                }
+                return;
+            }
+        };
+        if payload.len() > MAX_MESSAGE {
+            close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
+            return;
+        }
+        let reply = control::handle(&app, &payload).await;
+        if socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}

@@ -1,0 +1,316 @@
+//! Events out: motion detection end to end, /events over SSE with replay and
+//! keepalive, and the stored history at /api/events.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::TestServer;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+/// One SSE message as received.
+#[derive(Debug, Default, Clone)]
+struct Msg {
+    event: String,
+    id: Option<String>,
+    data: String,
+    retry: Option<String>,
+    comment: bool,
+}
+
+/// A strict little SSE reader over a real HTTP response.
+struct SseClient {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: BytesMut,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl SseClient {
+    async fn connect(url: &str, last_event_id: Option<i64>) -> SseClient {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        SseClient {
+            headers: resp.headers().clone(),
+            body: Box::pin(resp.bytes_stream()),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// The next message (comments included), within `limit`.
+    async fn next(&mut self, limit: Duration) -> Msg {
+        tokio::time::timeout(limit, async {
+            loop {
+                if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                    let block = self.buf.split_to(end + 2);
+                    let text = String::from_utf8(block.to_vec()).unwrap();
+                    let mut msg = Msg {
+                        event: "message".into(),
+                        ..Msg::default()
+                    };
+                    for line in text.lines() {
+                        if let Some(c) = line.strip_prefix(':') {
+                            let _ = c;
+                            msg.comment = true;
+                        } else if let Some((k, v)) = line.split_once(':') {
+                            let v = v.strip_prefix(' ').unwrap_or(v).to_string();
+                            match k {
+                                "event" => msg.event = v,
+                                "id" => msg.id = Some(v),
+                                "data" => msg.data.push_str(&v),
+                                "retry" => msg.retry = Some(v),
+                                _ => {}
+                            }
+                        }
+                    }
+                    return msg;
+                }
+                let chunk = self.body.next().await.expect("stream open").unwrap();
+                self.buf.extend_from_slice(&chunk);
+            }
+        })
+        .await
+        .expect("an SSE message in time")
+    }
+
+    /// The next message of `kind`, skipping others (comments, level, ...).
+    async fn next_of(&mut self, kind: &str, limit: Duration) -> Msg {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = self.next(left).await;
+            if !msg.comment && msg.event == kind {
+                return msg;
+            }
+        }
+    }
+}
+
+async fn command(server: &TestServer, body: &str) -> Value {
+    let r = reqwest::Client::new()
+        .post(server.url("/control"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
+async fn set(server: &TestServer, patch: Value) {
+    let r = reqwest::Client::new()
+        .post(server.url("/config"))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// A folder of frames: `moving` frames with a square crossing the picture,
+/// then `still` identical frames. Replayed at 10 fps it gives one motion
+/// episode per loop.
+fn motion_clip(dir: &std::path::Path, moving: usize, still: usize) {
+    let (w, h) = (160u16, 120u16);
+    let frame = |square_x: Option<usize>| {
+        let mut px = vec![0u8; usize::from(w) * usize::from(h) * 3];
+        for y in 0..usize::from(h) {
+            for x in 0..usize::from(w) {
+                let i = (y * usize::from(w) + x) * 3;
+                let g = (40 + x / 4 + y / 4) as u8;
+                px[i..i + 3].copy_from_slice(&[g, g, g]);
+                if let Some(sx) = square_x {
+                    if (sx..sx + 50).contains(&x) && (35..85).contains(&y) {
+                        px[i..i + 3].copy_from_slice(&[250, 250, 40]);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 85)
+            .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    };
+    for i in 0..moving {
+        std::fs::write(
+            dir.join(format!("a{i:03}.jpg")),
+            frame(Some(i * 100 / moving.max(1))),
+        )
+        .unwrap();
+    }
+    let quiet = frame(None);
+    for i in 0..still {
+        std::fs::write(dir.join(format!("b{i:03}.jpg")), &quiet).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sse_headers_retry_and_live_events() {
+    let server = TestServer::start("synthetic:?size=160x120&fps=10&motion=never").await;
+    let mut sse = SseClient::connect(&server.url("/events"), None).await;
+    assert_eq!(sse.headers["content-type"], "text/event-stream");
+    assert_eq!(sse.headers["cache-control"], "no-store");
+    assert_eq!(sse.headers["x-accel-buffering"], "no");
+    let hello = sse.next(Duration::from_secs(5)).await;
+    assert_eq!(hello.retry.as_deref(), Some("2000"));
+    assert_eq!(command(&server, r#"{"cmd": "reset"}"#).await["ok"], true);
+    let reset = sse.next_of("reset", Duration::from_secs(5)).await;
+    assert!(reset.id.unwrap().parse::<i64>().unwrap() > 0);
+    let data: Value = serde_json::from_str(&reset.data).unwrap();
+    assert_eq!(data["count"], 0);
+    set(&server, json!({"threshold": 21})).await;
+    let config = sse.next_of("config", Duration::from_secs(5)).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&config.data).unwrap()["threshold"],
+        21
+    );
+}
+
+#[tokio::test]
+async fn reconnect_with_last_event_id_replays_what_was_missed() {
+    let server = TestServer::start("synthetic:?size=160x120&fps=10&motion=never").await;
+    let mut ids = Vec::new();
+    let mut sse = SseClient::connect(&server.url("/events"), None).await;
+    for _ in 0..3 {
+        command(&server, r#"{"cmd": "reset"}"#).await;
+        ids.push(
+            sse.next_of("reset", Duration::from_secs(5))
+                .await
+                .id
+                .unwrap()
+                .parse::<i64>()
+                .unwrap(),
+        );
+    }
+    drop(sse);
+    // Two more while "offline".
+    command(&server, r#"{"cmd": "reset"}"#).await;
+    set(&server, json!({"threshold": 30})).await;
+    let mut sse = SseClient::connect(&server.url("/events"), Some(ids[1])).await;
+    let replayed: Vec<Msg> = {
+        let mut v = Vec::new();
+        while v.len() < 3 {
+            let m = sse.next(Duration::from_secs(5)).await;
+            if !m.comment && m.event != "level" && m.event != "source" {
+                v.push(m);
+            }
+        }
+        v
+    };
+    let got: Vec<(String, i64)> = replayed
+        .iter()
+        .map(|m| (m.event.clone(), m.id.as_ref().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(got[0], ("reset".to_string(), ids[2]));
+    assert_eq!(got[1].0, "reset");
+    assert_eq!(got[2].0, "config");
+    assert!(got[0].1 < got[1].1 && got[1].1 < got[2].1);
+    // Then live, with no duplicate.
+    command(&server, r#"{"cmd": "reset"}"#).await;
+    let live = sse.next_of("reset", Duration::from_secs(5)).await;
+    assert!(live.id.unwrap().parse::<i64>().unwrap() > got[2].1);
+}
+
+#[tokio::test]
+async fn keepalive_comments_arrive() {
+    // No frames, so no level events: the stream is idle but for keepalives.
+    let server = TestServer::start("exec:sleep 60").await;
+    set(&server, json!({"sse_keepalive_s": 1})).await;
+    let mut sse = SseClient::connect(&server.url("/events"), None).await;
+    sse.next(Duration::from_secs(5)).await; // hello
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    loop {
+        let m = sse
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
+        if m.comment {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn motion_episodes_count_once_and_save_a_snapshot() {
+    let clip = tempfile::tempdir().unwrap();
+    // 1.5 s of movement then 3 s still, looped at 10 fps.
+    motion_clip(clip.path(), 15, 30);
+    let server = TestServer::start(&format!("file:{}?fps=10", clip.path().display())).await;
+    set(&server, json!({"cooldown_s": 1, "threshold": 5})).await;
+    let mut sse = SseClient::connect(&server.url("/events"), None).await;
+    let motion = sse.next_of("motion", Duration::from_secs(15)).await;
+    let data: Value = serde_json::from_str(&motion.data).unwrap();
+    assert!(data["ts"].as_f64().unwrap() > 1.0e9, "{data}");
+    assert!(data["change"].as_f64().unwrap() > 5.0, "{data}");
+    let count = data["count"].as_u64().unwrap();
+    assert!(count >= 1);
+    let snap = data["snapshot"].as_str().expect("snapshot saved on motion");
+    assert!(snap.starts_with("/snaps/motion-"), "{snap}");
+    let img = reqwest::get(server.url(snap)).await.unwrap();
+    assert_eq!(img.status(), 200);
+    let end = sse.next_of("motion_end", Duration::from_secs(10)).await;
+    let end: Value = serde_json::from_str(&end.data).unwrap();
+    assert_eq!(
+        end["count"].as_u64(),
+        Some(count),
+        "one episode, one trigger"
+    );
+    // The next loop is the next episode: exactly one more trigger.
+    let again = sse.next_of("motion", Duration::from_secs(15)).await;
+    let again: Value = serde_json::from_str(&again.data).unwrap();
+    assert_eq!(again["count"].as_u64(), Some(count + 1));
+    // Level events feed the graph, not the history.
+    let level = sse.next_of("level", Duration::from_secs(5)).await;
+    assert!(level.id.is_none());
+    let history: Value = server.get_json("/api/events?kind=motion").await;
+    assert!(history["events"].as_array().unwrap().len() >= 2);
+    assert_eq!(history["events"][0]["kind"], "motion");
+    let listed: Value = server.get_json("/snaps").await;
+    assert!(listed["snaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["trigger"] == "motion"));
+}
+
+#[tokio::test]
+async fn still_scene_never_triggers() {
+    let server = TestServer::start("synthetic:?size=320x240&fps=10&motion=never").await;
+    server.wait_for_frame().await;
+    let mut sse = SseClient::connect(&server.url("/events"), None).await;
+    // Several level readings, all quiet.
+    for _ in 0..4 {
+        let level = sse.next_of("level", Duration::from_secs(5)).await;
+        let change = serde_json::from_str::<Value>(&level.data).unwrap()["change"]
+            .as_f64()
+            .unwrap();
+        assert!(change < 5.0, "a still scene changed {change} %");
+    }
+    assert_eq!(server.status().await["trigger_count"], 0);
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_by_kind() {
+    let server = TestServer::start("synthetic:?size=160x120&fps=10&motion=never").await;
+    for _ in 0..5 {
+        command(&server, r#"{"cmd": "reset"}"#).await;
+    }
+    let page: Value = server.get_json("/api/events?kind=reset&limit=3").await;
+    let ids: Vec<i64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[0] > ids[1] && ids[1] > ids[2]);
+    let before = page["next_before"].as_i64().unwrap();
+    let rest: Value = server
+        .get_json(&format!("/api/events?kind=reset&before={before}"))
+        .await;
+    assert_eq!(rest["events"].as_array().unwrap().len(), 2);
+}
