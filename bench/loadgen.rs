@@ -1,0 +1,2 @@
+//! Load generator for scripts/bench (placeholder until the bench lands).
+fn main() {}
