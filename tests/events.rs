@@ -278,6 +278,17 @@ async fn motion_episodes_count_once_and_save_a_snapshot() {
 }
 
 #[tokio::test]
+async fn default_synthetic_scene_triggers_at_the_default_threshold() {
+    // The periodic scene starts its cycle with 4 s of movement.
+    let server = TestServer::start("synthetic:?size=320x180&fps=10").await;
+    let mut sse = SseClient::connect(&server.url("/events"), None).await;
+    let motion = sse.next_of("motion", Duration::from_secs(10)).await;
+    let data: Value = serde_json::from_str(&motion.data).unwrap();
+    assert!(data["change"].as_f64().unwrap() > 12.0, "{data}");
+    assert_eq!(data["count"], 1);
+}
+
+#[tokio::test]
 async fn still_scene_never_triggers() {
     let server = TestServer::start("synthetic:?size=320x240&fps=10&motion=never").await;
     server.wait_for_frame().await;
