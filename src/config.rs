@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
+use crate::web::tls::TlsSource;
 
 /// Default listen address: loopback only, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -54,6 +55,118 @@ pub struct Cli {
     /// `v4l2:/dev/video0?size=1280x720&fps=30`.
     #[arg(long, env = "LOOKOUT_SOURCE", value_name = "URI")]
     pub source: Option<String>,
+
+    /// Serve HTTPS with this PEM certificate (chain), e.g. `--tls-cert /etc/lookout/cert.pem`
+    /// (needs --tls-key).
+    #[arg(
+        long,
+        env = "LOOKOUT_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key for --tls-cert, e.g. `--tls-key /etc/lookout/key.pem`.
+    #[arg(
+        long,
+        env = "LOOKOUT_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate generated once into
+    /// DATA-DIR/tls/ (its SHA-256 fingerprint is logged), e.g. `--tls-self-signed`.
+    #[arg(long, env = "LOOKOUT_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+
+    /// Also listen on ADDR with plain HTTP that redirects to HTTPS, e.g.
+    /// `--redirect-http 0.0.0.0:80`.
+    #[arg(long, env = "LOOKOUT_REDIRECT_HTTP", value_name = "ADDR")]
+    pub redirect_http: Option<String>,
+
+    /// Require credentials even on loopback (they are always required on any
+    /// other address), e.g. behind a reverse proxy on the same machine.
+    #[arg(long, env = "LOOKOUT_REQUIRE_AUTH")]
+    pub require_auth: bool,
+
+    /// User name for logins [default: owner].
+    #[arg(long, env = "LOOKOUT_USER", value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// File holding the password, e.g. `--password-file /run/secrets/lookout`
+    /// (or set LOOKOUT_PASSWORD, or store one with `lookout passwd`).
+    #[arg(long, env = "LOOKOUT_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Another site allowed to call the API with credentials and open the
+    /// WebSocket (CORS and origin checks), e.g. `--allow-origin http://homeassistant.local:8123`;
+    /// repeat for more.
+    #[arg(
+        long = "allow-origin",
+        env = "LOOKOUT_ALLOW_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// Most open connections [default: 4096].
+    #[arg(long, env = "LOOKOUT_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most /stream.jpg viewers at once; more get 503 [default: 256].
+    #[arg(long, env = "LOOKOUT_MAX_VIEWERS", value_name = "N")]
+    pub max_viewers: Option<usize>,
+
+    /// Most /events subscribers at once; more get 503 [default: 2048].
+    #[arg(long, env = "LOOKOUT_MAX_SSE", value_name = "N")]
+    pub max_sse: Option<usize>,
+
+    /// Seconds a client may take to send its request headers [default: 10].
+    #[arg(long, env = "LOOKOUT_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+
+    /// Largest request body in KiB [default: 16].
+    #[arg(long, env = "LOOKOUT_MAX_BODY_KB", value_name = "KIB")]
+    pub max_body_kb: Option<usize>,
+
+    /// Largest WebSocket message in KiB [default: 64].
+    #[arg(long, env = "LOOKOUT_MAX_WS_KB", value_name = "KIB")]
+    pub max_ws_kb: Option<usize>,
+
+    /// A maintenance task instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Maintenance subcommands (they use --data-dir).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Set the owner's password (read from standard input); restart to apply.
+    Passwd,
+    /// Long-lived API tokens for Home Assistant and scripts.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// `lookout token ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it once, e.g. `lookout token create home-assistant`.
+    Create {
+        /// A name to recognise (and revoke) it by.
+        name: String,
+    },
+    /// List tokens by name.
+    List,
+    /// Revoke a token by name.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 /// The same settings as the flags, read from the `--config` file.
@@ -66,6 +179,34 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// See `--source`.
     pub source: Option<String>,
+    /// See `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// See `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// See `--tls-self-signed`.
+    pub tls_self_signed: Option<bool>,
+    /// See `--redirect-http`.
+    pub redirect_http: Option<String>,
+    /// See `--require-auth`.
+    pub require_auth: Option<bool>,
+    /// See `--user`.
+    pub user: Option<String>,
+    /// See `--password-file`.
+    pub password_file: Option<PathBuf>,
+    /// See `--allow-origin`.
+    pub allow_origins: Option<Vec<String>>,
+    /// See `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// See `--max-viewers`.
+    pub max_viewers: Option<usize>,
+    /// See `--max-sse`.
+    pub max_sse: Option<usize>,
+    /// See `--header-timeout`.
+    pub header_timeout: Option<u64>,
+    /// See `--max-body-kb`.
+    pub max_body_kb: Option<usize>,
+    /// See `--max-ws-kb`.
+    pub max_ws_kb: Option<usize>,
     /// Initial runtime settings (`threshold`, `cooldown_s`, ...), as in
     /// `/config`. Values changed at run time and saved in the store win.
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
@@ -84,6 +225,52 @@ pub struct Config {
     pub source: SourceSpec,
     /// Runtime settings to start from (before the saved ones are applied).
     pub settings: Settings,
+    /// HTTPS, when set.
+    pub tls: Option<TlsSource>,
+    /// A plain listener redirecting to HTTPS.
+    pub redirect_http: Option<SocketAddr>,
+    /// Credentials even on loopback.
+    pub require_auth: bool,
+    /// Login user name.
+    pub user: String,
+    /// Password from `LOOKOUT_PASSWORD`.
+    pub password: Option<String>,
+    /// Password file.
+    pub password_file: Option<PathBuf>,
+    /// Origins allowed cross-site.
+    pub allow_origins: Vec<String>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// Limits on what clients may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections.
+    pub max_connections: usize,
+    /// Stream viewers.
+    pub max_viewers: usize,
+    /// SSE subscribers.
+    pub max_sse: usize,
+    /// Seconds to send request headers.
+    pub header_timeout_s: u64,
+    /// Request body bytes.
+    pub max_body: usize,
+    /// WebSocket message bytes.
+    pub max_ws_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            max_viewers: 256,
+            max_sse: 2048,
+            header_timeout_s: 10,
+            max_body: 16 * 1024,
+            max_ws_message: 64 * 1024,
+        }
+    }
 }
 
 /// A configuration that cannot be used, saying what to change.
@@ -105,9 +292,15 @@ pub enum ConfigError {
         /// Why.
         err: Box<toml::de::Error>,
     },
-    /// `--listen` is not an address.
-    #[error("bad --listen {0:?}: expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")]
+    /// `--listen` or `--redirect-http` is not an address.
+    #[error("bad address {0:?}: expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")]
     Listen(String),
+    /// `--tls-cert` without `--tls-key` (from the file).
+    #[error("tls_cert and tls_key go together; give both")]
+    TlsPair,
+    /// A limit of zero.
+    #[error("{0} must be at least 1")]
+    Limit(&'static str),
     /// The `[settings]` table is invalid.
     #[error("config file [settings]: {0}")]
     Settings(#[from] SettingsError),
@@ -137,8 +330,86 @@ impl Config {
             Some(table) => Settings::default().patched(&serde_json::Value::Object(table))?,
             None => Settings::default(),
         };
+        let tls = match (
+            cli.tls_cert.clone().or(file.tls_cert),
+            cli.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files { cert, key }),
+            (None, None) if cli.tls_self_signed || file.tls_self_signed == Some(true) => {
+                Some(TlsSource::SelfSigned)
+            }
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsPair),
+        };
+        let redirect_http = match cli.redirect_http.clone().or(file.redirect_http) {
+            Some(a) => Some(
+                a.trim()
+                    .parse()
+                    .map_err(|_| ConfigError::Listen(a.clone()))?,
+            ),
+            None => None,
+        };
+        let d = Limits::default();
+        let limits = Limits {
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            max_viewers: cli
+                .max_viewers
+                .or(file.max_viewers)
+                .unwrap_or(d.max_viewers),
+            max_sse: cli.max_sse.or(file.max_sse).unwrap_or(d.max_sse),
+            header_timeout_s: cli
+                .header_timeout
+                .or(file.header_timeout)
+                .unwrap_or(d.header_timeout_s),
+            max_body: cli
+                .max_body_kb
+                .or(file.max_body_kb)
+                .map_or(d.max_body, |k| k * 1024),
+            max_ws_message: cli
+                .max_ws_kb
+                .or(file.max_ws_kb)
+                .map_or(d.max_ws_message, |k| k * 1024),
+        };
+        for (name, v) in [
+            ("max_connections", limits.max_connections),
+            ("max_viewers", limits.max_viewers),
+            ("max_sse", limits.max_sse),
+            ("header_timeout", limits.header_timeout_s as usize),
+            ("max_body_kb", limits.max_body),
+            ("max_ws_kb", limits.max_ws_message),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Limit(name));
+            }
+        }
+        let mut allow_origins = cli.allow_origins.clone();
+        if allow_origins.is_empty() {
+            allow_origins = file.allow_origins.unwrap_or_default();
+        }
         Ok(Config {
             settings,
+            tls,
+            redirect_http,
+            require_auth: cli.require_auth || file.require_auth == Some(true),
+            user: cli
+                .user
+                .clone()
+                .or(file.user)
+                .unwrap_or_else(|| "owner".into()),
+            // Read here, not as a flag: a password in argv shows in `ps`.
+            password: std::env::var("LOOKOUT_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+            password_file: cli.password_file.clone().or(file.password_file),
+            allow_origins: allow_origins
+                .into_iter()
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            limits,
             listen: listen
                 .trim()
                 .parse()
@@ -164,6 +435,14 @@ impl Config {
             source: source_uri.parse()?,
             source_uri: source_uri.to_string(),
             settings: Settings::default(),
+            tls: None,
+            redirect_http: None,
+            require_auth: false,
+            user: "owner".into(),
+            password: None,
+            password_file: None,
+            allow_origins: Vec::new(),
+            limits: Limits::default(),
         })
     }
 }

@@ -12,6 +12,7 @@
 //! - [`events`]: the event bus (stored, numbered, broadcast).
 //! - [`control`]: the commands and their one executor.
 //! - [`cam`]: shared state and the actions every transport uses.
+//! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`snaps`]: snapshot files. [`store`]: SQLite state and history.
 //! - [`settings`]: runtime settings and their validation.
 //! - [`web`]: the HTTP router and handlers (stream, SSE, WebSocket, JSON).
@@ -19,6 +20,7 @@
 //! [`run`] serves on a listener the caller bound (tests bind port 0) until the
 //! cancellation token fires.
 
+pub mod auth;
 pub mod cam;
 pub mod config;
 pub mod control;
@@ -56,6 +58,12 @@ pub enum RunError {
     /// The snapshot folder could not be prepared.
     #[error(transparent)]
     Snaps(#[from] snaps::SnapError),
+    /// Authentication could not be set up.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] web::tls::TlsError),
     /// Serving failed.
     #[error("server failed: {0}")]
     Serve(#[from] std::io::Error),
@@ -107,21 +115,83 @@ pub async fn run(
     tracker.spawn(announce_source(cam.clone(), source_states));
     tracker.spawn(prune_history(cam.clone()));
     let addr = listener.local_addr()?;
+    let required = config.require_auth || !addr.ip().is_loopback();
+    let auth_opts = auth::AuthOptions {
+        user: config.user.clone(),
+        required,
+        password: config.password.clone(),
+        password_file: config.password_file.clone(),
+    };
+    let (auth, generated) = auth::Auth::setup(auth_opts, cam.store.clone()).await?;
+    let tls = match &config.tls {
+        Some(source) => Some(web::tls::load(source, &config.data_dir, addr)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shown = if addr.ip().is_unspecified() {
+        format!("{scheme}://<this machine's address>:{}/", addr.port())
+    } else {
+        format!("{scheme}://{addr}/")
+    };
     tracing::info!(
-        "lookout {} serving {} at http://{}/",
+        "lookout {} serving {} at {shown}",
         env!("CARGO_PKG_VERSION"),
         source::redact(&config.source_uri),
-        addr
     );
-    let app = web::router(cam);
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        // Frames and replies are small writes that must leave at once.
-        let _ = tcp.set_nodelay(true);
+    if let Some(tls) = &tls {
+        tracing::info!(
+            "TLS certificate {} with SHA-256 fingerprint {}",
+            tls.cert_path.display(),
+            tls.fingerprint
+        );
+    }
+    if required {
+        tracing::info!("sign-in required (user {:?})", auth.user());
+    } else {
+        tracing::info!("listening on loopback only: no sign-in needed");
+    }
+    if let Some(password) = generated {
+        // Shown once, like Jupyter's token: only its hash is kept.
+        eprintln!(
+            "\n  lookout generated a password for user {:?}: {password}\n  \
+             sign in at {shown} (change it with `lookout passwd`)\n",
+            auth.user()
+        );
+    }
+    let policy = web::auth::Policy {
+        auth,
+        tls: tls.is_some(),
+        allowed_origins: config.allow_origins.clone(),
+        max_viewers: config.limits.max_viewers,
+        max_sse: config.limits.max_sse,
+        max_body: config.limits.max_body,
+        max_ws_message: config.limits.max_ws_message,
+    };
+    let app = web::router(web::AppState {
+        cam,
+        policy: Arc::new(policy),
     });
-    let token = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await?;
+    if let (Some(redirect), true) = (config.redirect_http, tls.is_some()) {
+        let plain = TcpListener::bind(redirect).await?;
+        tracing::info!("redirecting http://{redirect}/ to HTTPS");
+        tracker.spawn(web::server::redirect_to_https(
+            plain,
+            addr.port(),
+            shutdown.clone(),
+        ));
+    }
+    let limits = web::server::ConnLimits {
+        max_connections: config.limits.max_connections,
+        header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_s),
+    };
+    web::server::serve(
+        listener,
+        app,
+        tls.map(|t| t.config),
+        limits,
+        shutdown.clone(),
+    )
+    .await?;
     tracker.close();
     tracker.wait().await;
     Ok(())

@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use lookout::config::{Cli, Config};
+use lookout::auth;
+use lookout::config::{Cli, Command, Config, TokenAction};
 
 /// After Ctrl-C or SIGTERM, the server gets this long to close its streams.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -21,7 +22,11 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    match serve(&cli) {
+    let result = match &cli.command {
+        Some(command) => maintain(&cli, command),
+        None => serve(&cli),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lookout: {e:#}");
@@ -63,6 +68,55 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs a maintenance subcommand against the data directory.
+#[tokio::main]
+async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
+    let config = Config::from_cli(cli)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = lookout::store::Store::open(&config.data_dir)?;
+    match command {
+        Command::Passwd => {
+            eprint!("new password for {:?}: ", config.user);
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            auth::set_stored_password(&store, password).await?;
+            eprintln!(
+                "password stored in {}; restart lookout to use it",
+                config.data_dir.display()
+            );
+        }
+        Command::Token { action } => match action {
+            TokenAction::Create { name } => {
+                let token = auth::create_long_token(&store, name)
+                    .await
+                    .with_context(|| {
+                        format!("cannot create token {name:?} (does it exist already?)")
+                    })?;
+                eprintln!(
+                    "token {name:?} (shown once; send it as `Authorization: Bearer <token>`):"
+                );
+                println!("{token}");
+            }
+            TokenAction::List => {
+                for t in store.long_tokens().await? {
+                    println!("{}\tcreated {:.0}", t.name.unwrap_or_default(), t.created);
+                }
+            }
+            TokenAction::Revoke { name } => {
+                if !store.revoke_long_token(name).await? {
+                    anyhow::bail!("no token named {name:?}; `lookout token list` shows them");
+                }
+                eprintln!("token {name:?} revoked");
+            }
+        },
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

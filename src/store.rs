@@ -77,7 +77,13 @@ impl Store {
                  kind TEXT NOT NULL,
                  payload TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id);
-             CREATE INDEX IF NOT EXISTS events_ts ON events(ts);",
+             CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+             CREATE TABLE IF NOT EXISTS tokens (
+                 hash BLOB PRIMARY KEY,
+                 kind TEXT NOT NULL,
+                 name TEXT,
+                 created REAL NOT NULL,
+                 expires REAL);",
         )
         .map_err(err)?;
         Ok(Store {
@@ -209,6 +215,111 @@ impl Store {
                 [max_count],
             )?;
             Ok(old + extra)
+        })
+        .await
+    }
+}
+
+/// A credential stored as the SHA-256 of its secret (the secret itself is
+/// shown once and never kept).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRow {
+    /// `session`, `api` (one hour) or `long` (until revoked).
+    pub kind: String,
+    /// Name of a long-lived token.
+    pub name: Option<String>,
+    /// Unix seconds.
+    pub created: f64,
+    /// Unix seconds; `None` never expires.
+    pub expires: Option<f64>,
+}
+
+impl Store {
+    /// Stores a token by the hash of its secret.
+    pub async fn add_token(&self, hash: [u8; 32], row: TokenRow) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO tokens (hash, kind, name, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash.to_vec(), row.kind, row.name, row.created, row.expires],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// The token with this hash, if it exists and has not expired at `now`.
+    pub async fn find_token(
+        &self,
+        hash: [u8; 32],
+        now: f64,
+    ) -> Result<Option<TokenRow>, StoreError> {
+        self.with(move |c| {
+            c.query_row(
+                "SELECT kind, name, created, expires FROM tokens
+                 WHERE hash = ?1 AND (expires IS NULL OR expires > ?2)",
+                params![hash.to_vec(), now],
+                |r| {
+                    Ok(TokenRow {
+                        kind: r.get(0)?,
+                        name: r.get(1)?,
+                        created: r.get(2)?,
+                        expires: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Deletes the token with this hash (logout).
+    pub async fn delete_token(&self, hash: [u8; 32]) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM tokens WHERE hash = ?1", [hash.to_vec()])
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Long-lived tokens, by name.
+    pub async fn long_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT kind, name, created, expires FROM tokens WHERE kind = 'long' ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(TokenRow {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    created: r.get(2)?,
+                    expires: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Revokes a long-lived token by name; false when there was none.
+    pub async fn revoke_long_token(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM tokens WHERE kind = 'long' AND name = ?1",
+                [name],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Deletes expired sessions and API tokens.
+    pub async fn prune_tokens(&self, now: f64) -> Result<usize, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= ?1",
+                [now],
+            )
         })
         .await
     }

@@ -88,6 +88,8 @@ async fn many_viewers_keep_pace_beside_a_stalled_one() {
         .unwrap();
 
     let window = Duration::from_secs(3);
+    let frames_before = server.status().await["frames"].as_u64().unwrap();
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..30 {
         let url = server.url("/stream.jpg");
@@ -107,12 +109,15 @@ async fn many_viewers_keep_pace_beside_a_stalled_one() {
     for t in tasks {
         rates.push(t.await.unwrap());
     }
+    let frames_after = server.status().await["frames"].as_u64().unwrap();
+    let source_fps = (frames_after - frames_before) as f64 / started.elapsed().as_secs_f64();
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    // The source runs at 20 fps. Loose bounds: the machine is shared and this
-    // is a behaviour check (nobody is held back), not a benchmark.
+    // Every viewer keeps up with what the source produced in the same time
+    // (measured, since a shared machine may slow the source itself). A loose
+    // bound: this checks that nobody is held back, it is not a benchmark.
     assert!(
-        rates[0] > 8.0,
-        "slowest viewer got {:.1} fps: {rates:?}",
+        rates[0] > 0.7 * source_fps,
+        "slowest viewer got {:.1} fps of the source's {source_fps:.1}: {rates:?}",
         rates[0]
     );
     // The 30 readers are gone; the stalled viewer is still connected.

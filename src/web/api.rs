@@ -13,7 +13,7 @@ use crate::control;
 use super::error::ApiError;
 use super::AppState;
 
-/// Largest accepted request body: settings are tiny, so anything bigger is a
+/// Default largest request body: settings are tiny, so anything bigger is a
 /// mistake or an attack.
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -34,7 +34,7 @@ pub async fn get_config(State(app): State<AppState>) -> Json<Value> {
 
 /// `POST /config`: a partial object, validated as a whole, applied at once.
 pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(body).await?;
+    let bytes = read_body(body, app.policy.max_body).await?;
     let patch: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -53,7 +53,7 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
 /// `POST /control`: one command, the same reply as over the WebSocket. Replies
 /// with `error` are a 400, `ok: false` a 503 (no frame) or 500.
 pub async fn post_control(State(app): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let bytes = read_body(body).await?;
+    let bytes = read_body(body, app.policy.max_body).await?;
     let reply = control::handle(&app, &bytes).await;
     let status = if reply.get("error").is_some() {
         StatusCode::BAD_REQUEST
@@ -69,9 +69,9 @@ pub async fn post_control(State(app): State<AppState>, body: Body) -> Result<Res
     Ok((status, Json(reply)).into_response())
 }
 
-/// Reads a request body of at most [`MAX_BODY`] bytes.
-async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
-    to_bytes(body, MAX_BODY)
+/// Reads a request body of at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::BadRequest(format!("request body over {} KiB", MAX_BODY / 1024)))
+        .map_err(|_| ApiError::BadRequest(format!("request body over {} KiB", limit / 1024)))
 }

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// No frame has been captured yet.
     #[error("no frame yet")]
     NoFrame,
+    /// A limit is reached (viewers, subscribers); try again later.
+    #[error("{0}")]
+    Busy(&'static str),
     /// Something failed inside the server.
     #[error("internal error")]
     Internal(String),
@@ -41,6 +44,7 @@ impl IntoResponse for ApiError {
                 json!({"error": self.to_string()}),
             ),
             ApiError::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({"error": msg})),
+            ApiError::Busy(msg) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": msg})),
             ApiError::NoFrame => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": self.to_string()}),
@@ -54,7 +58,7 @@ impl IntoResponse for ApiError {
             }
         };
         let mut resp = (status, Json(body)).into_response();
-        if matches!(self, ApiError::NoFrame) {
+        if matches!(self, ApiError::NoFrame | ApiError::Busy(_)) {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),

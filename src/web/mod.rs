@@ -4,26 +4,50 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod error;
+pub mod server;
 pub mod snaps;
 pub mod sse;
 pub mod stream;
+pub mod tls;
 pub mod ws;
 
+use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware;
+use axum::routing::{get, post};
 use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::cam::Cam;
 use error::ApiError;
 
-/// What every handler can reach.
-pub type AppState = Arc<Cam>;
+/// What every handler can reach: the cam and the access policy. Derefs to
+/// [`Cam`], so handlers read `app.frames`, `app.settings`, ...
+#[derive(Clone)]
+pub struct AppState {
+    /// Shared state and actions.
+    pub cam: Arc<Cam>,
+    /// Access rules and limits.
+    pub policy: Arc<auth::Policy>,
+}
 
-/// All routes.
+impl Deref for AppState {
+    type Target = Cam;
+
+    fn deref(&self) -> &Cam {
+        &self.cam
+    }
+}
+
+/// All routes, behind the cross-site guard and, when required, credentials.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors(&state.policy.allowed_origins);
+    let routes = Router::new()
         .route("/snapshot.jpg", get(stream::snapshot))
         .route("/stream.jpg", get(stream::stream))
         .route("/status", get(api::status))
@@ -34,7 +58,40 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(sse::history))
         .route("/snaps", get(snaps::list))
         .route("/snaps/{name}", get(snaps::get).delete(snaps::delete))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/api/login", post(auth::api_login))
         .fallback(assets::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(state.policy.max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_credentials,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::cross_site_guard,
+        ));
+    match cors {
+        Some(cors) => routes.layer(cors).with_state(state),
+        None => routes.with_state(state),
+    }
+}
+
+/// CORS for the configured origins only (never `*` with credentials).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if list.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+    )
 }

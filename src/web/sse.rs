@@ -31,6 +31,9 @@ const RETRY: Duration = Duration::from_secs(2);
 
 /// `GET /events`.
 pub async fn events(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if app.events.subscribers() >= app.policy.max_sse {
+        return Err(ApiError::Busy("too many event subscribers"));
+    }
     let live = app.events.subscribe();
     let last_id = headers
         .get("last-event-id")

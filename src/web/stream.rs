@@ -70,6 +70,9 @@ pub async fn stream(
             ))
         }
     };
+    if app.viewers.load(Ordering::Relaxed) >= app.policy.max_viewers {
+        return Err(ApiError::Busy("too many viewers"));
+    }
     let viewer = Viewer {
         rx: app.frames.subscribe(),
         cancel: app.cancel.clone(),

@@ -3,8 +3,8 @@
 //! Text and binary frames both carry one JSON command; each gets exactly one
 //! reply, in order. A bad message gets the seed's error reply and the socket
 //! stays open. Idle peers are pinged and dropped when they stop answering, a
-//! message over [`MAX_MESSAGE`] closes the socket with 1009, and shutdown closes
-//! it with 1001.
+//! message over the limit (default [`MAX_MESSAGE`]) closes the socket with
+//! 1009, and shutdown closes it with 1001.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use super::AppState;
 use crate::control;
 
-/// Largest command accepted (commands are tiny; this is a guard).
+/// Default largest command (commands are tiny; this is a guard).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// A socket quiet for this long is pinged.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -30,8 +30,9 @@ const CLOSE_TOO_BIG: u16 = 1009;
 pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
     // The library's own limit sits above ours, so an oversized message is read
     // far enough to be refused with the right close code, yet memory stays bounded.
-    ws.max_message_size(MAX_MESSAGE * 4)
-        .max_frame_size(MAX_MESSAGE * 4)
+    let limit = app.policy.max_ws_message;
+    ws.max_message_size(limit.saturating_mul(4))
+        .max_frame_size(limit.saturating_mul(4))
         .on_upgrade(move |socket| serve(app, socket))
 }
 
@@ -72,7 +73,7 @@ async fn serve(app: AppState, mut socket: WebSocket) {
                 return;
             }
         };
-        if payload.len() > MAX_MESSAGE {
+        if payload.len() > app.policy.max_ws_message {
             close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
             return;
         }
