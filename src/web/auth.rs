@@ -40,7 +40,10 @@ pub struct Policy {
 
 /// Routes reachable without credentials.
 fn is_open(path: &str) -> bool {
-    matches!(path, "/healthz" | "/login" | "/login.css" | "/favicon.ico")
+    matches!(
+        path,
+        "/healthz" | "/login" | "/logout" | "/api/login" | "/login.css" | "/favicon.ico"
+    )
 }
 
 /// Refuses state-changing requests and WebSocket upgrades from other sites

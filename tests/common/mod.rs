@@ -16,6 +16,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub cancel: CancellationToken,
+    pub scheme: &'static str,
     handle: Option<JoinHandle<Result<(), lookout::RunError>>>,
 }
 
@@ -28,24 +29,40 @@ impl TestServer {
 
     /// Starts lookout with `source` using `dir` as data directory.
     pub async fn start_in(source: &str, dir: tempfile::TempDir) -> TestServer {
+        Self::start_with(source, dir, |_| {}).await
+    }
+
+    /// Starts lookout with `source`, `dir` and a config changed by `tweak`.
+    pub async fn start_with(
+        source: &str,
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut lookout::Config),
+    ) -> TestServer {
         lookout::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let config = lookout::Config::new(source, dir.path()).expect("config");
+        let mut config = lookout::Config::new(source, dir.path()).expect("config");
+        tweak(&mut config);
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(lookout::run(listener, config, cancel.clone()));
         TestServer {
             addr,
             dir,
             cancel,
+            scheme,
             handle: Some(handle),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -77,7 +94,11 @@ impl TestServer {
 
     /// Waits for the first frame (bounded).
     pub async fn wait_for_frame(&self) {
-        let client = reqwest::Client::new();
+        self.wait_for_frame_with(&reqwest::Client::new()).await;
+    }
+
+    /// Waits for the first frame using `client` (bounded).
+    pub async fn wait_for_frame_with(&self, client: &reqwest::Client) {
         wait_until(Duration::from_secs(30), || async {
             client
                 .get(self.url("/snapshot.jpg"))
