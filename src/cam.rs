@@ -18,6 +18,7 @@ use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
 use crate::source::StatusCell;
 use crate::store::{Store, StoreError};
+use crate::uploads::Uploader;
 
 /// Store key of the trigger count.
 const KEY_TRIGGERS: &str = "trigger_count";
@@ -65,6 +66,8 @@ pub struct Cam {
     pub store: Store,
     /// Snapshot files.
     pub snaps: Arc<Snaps>,
+    /// Upload queue, when uploads or a webhook are configured.
+    pub uploads: Option<Arc<Uploader>>,
     /// When the server started.
     pub started: Instant,
     /// Fires at shutdown; long-lived responses end on it.
@@ -87,6 +90,7 @@ impl Cam {
         source_status: StatusCell,
         store: Store,
         snaps: Snaps,
+        uploads: Option<Arc<Uploader>>,
         cancel: CancellationToken,
     ) -> Result<Cam, StoreError> {
         let triggers = store
@@ -112,6 +116,7 @@ impl Cam {
             events: EventBus::new(store.clone()),
             store,
             snaps: Arc::new(snaps),
+            uploads,
             started: Instant::now(),
             cancel,
             triggers: AtomicU64::new(triggers),
@@ -174,15 +179,51 @@ impl Cam {
         let frame = self.frames.latest().ok_or(SnapshotError::NoFrame)?;
         let snaps = self.snaps.clone();
         let retention = self.settings.get().retention();
+        let jpeg = frame.jpeg.clone();
         let info = tokio::task::spawn_blocking(move || {
-            snaps.save(&frame.jpeg, trigger, SystemTime::now(), retention)
+            snaps.save(&jpeg, trigger, SystemTime::now(), retention)
         })
         .await
         .map_err(|e| SnapshotError::Task(e.to_string()))??;
         let mut data = obj(serde_json::to_value(&info).unwrap_or(Value::Null));
         data.remove("ts");
-        self.events.publish_or_log("snapshot", data).await;
+        let published = self.events.publish("snapshot", data).await;
+        match published {
+            Ok(event) if trigger == Trigger::Manual => {
+                self.queue_upload(frame.jpeg.clone(), event.data.clone(), true)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot record snapshot event: {e}"),
+        }
         Ok(info)
+    }
+
+    /// Durably queues a frame (with its event) for upload, when uploads are
+    /// configured. Never fails the caller: a queue error is logged.
+    pub async fn queue_upload(&self, jpeg: bytes::Bytes, event: Value, manual: bool) {
+        let Some(up) = self.uploads.clone() else {
+            return;
+        };
+        let queued =
+            tokio::task::spawn_blocking(move || up.enqueue_frame(&jpeg, &event, manual)).await;
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot queue an upload: {e}"),
+            Err(e) => tracing::error!("upload queue task failed: {e}"),
+        }
+    }
+
+    /// Queues an event for the webhook (no image), when one is configured.
+    pub async fn queue_webhook(&self, event: Value) {
+        let Some(up) = self.uploads.clone() else {
+            return;
+        };
+        match tokio::task::spawn_blocking(move || up.enqueue_event(&event)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot queue a webhook call: {e}"),
+            Err(e) => tracing::error!("upload queue task failed: {e}"),
+        }
     }
 
     /// Settings plus `trigger_count` and `frame_count` (the seed's state dict).
@@ -218,6 +259,7 @@ impl Cam {
             "event_subscribers": self.events.subscribers(),
             "trigger_count": triggers,
             "threshold": self.settings.get().threshold,
+            "uploads": self.uploads.as_ref().map(|u| u.status()),
         })
     }
 }

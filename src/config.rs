@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
+use crate::uploads::UploadConfig;
 use crate::web::tls::TlsSource;
 
 /// Default listen address: loopback only, so a fresh start exposes nothing.
@@ -134,6 +135,34 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_MAX_WS_KB", value_name = "KIB")]
     pub max_ws_kb: Option<usize>,
 
+    /// Upload every motion frame to this URL (multipart field `image`), e.g.
+    /// `--upload-url https://archive.example/frames`; the bearer token comes from
+    /// LOOKOUT_UPLOAD_TOKEN or `upload_token` in the config file.
+    #[arg(long, env = "LOOKOUT_UPLOAD_URL", value_name = "URL")]
+    pub upload_url: Option<String>,
+
+    /// Trust only the CA(s) in this PEM file for uploads and the webhook, e.g.
+    /// `--upload-ca-file /etc/lookout/my-ca.pem`.
+    #[arg(long, env = "LOOKOUT_UPLOAD_CA_FILE", value_name = "FILE")]
+    pub upload_ca_file: Option<PathBuf>,
+
+    /// Also POST each event's JSON to this URL, e.g.
+    /// `--webhook-url http://homeassistant.local:8123/api/webhook/yard`.
+    #[arg(long, env = "LOOKOUT_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+
+    /// Upload manual snapshots too.
+    #[arg(long, env = "LOOKOUT_UPLOAD_ON_MANUAL")]
+    pub upload_on_manual: bool,
+
+    /// Give up an upload after this many days of failing [default: 7].
+    #[arg(long, env = "LOOKOUT_UPLOAD_MAX_AGE_DAYS", value_name = "DAYS")]
+    pub upload_max_age_days: Option<u64>,
+
+    /// Most MiB waiting in the upload queue; the oldest go first [default: 256].
+    #[arg(long, env = "LOOKOUT_UPLOAD_QUEUE_MB", value_name = "MIB")]
+    pub upload_queue_mb: Option<u64>,
+
     /// A maintenance task instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -207,6 +236,20 @@ pub struct FileConfig {
     pub max_body_kb: Option<usize>,
     /// See `--max-ws-kb`.
     pub max_ws_kb: Option<usize>,
+    /// See `--upload-url`.
+    pub upload_url: Option<String>,
+    /// Bearer token for `upload_url` (or LOOKOUT_UPLOAD_TOKEN).
+    pub upload_token: Option<String>,
+    /// See `--upload-ca-file`.
+    pub upload_ca_file: Option<PathBuf>,
+    /// See `--webhook-url`.
+    pub webhook_url: Option<String>,
+    /// See `--upload-on-manual`.
+    pub upload_on_manual: Option<bool>,
+    /// See `--upload-max-age-days`.
+    pub upload_max_age_days: Option<u64>,
+    /// See `--upload-queue-mb`.
+    pub upload_queue_mb: Option<u64>,
     /// Initial runtime settings (`threshold`, `cooldown_s`, ...), as in
     /// `/config`. Values changed at run time and saved in the store win.
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
@@ -241,6 +284,8 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// Limits.
     pub limits: Limits,
+    /// Uploads of triggered frames and webhook calls.
+    pub uploads: UploadConfig,
 }
 
 /// Limits on what clients may use.
@@ -389,8 +434,31 @@ impl Config {
         if allow_origins.is_empty() {
             allow_origins = file.allow_origins.unwrap_or_default();
         }
+        let defaults = UploadConfig::default();
+        let uploads = UploadConfig {
+            url: cli.upload_url.clone().or(file.upload_url),
+            token: std::env::var("LOOKOUT_UPLOAD_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or(file.upload_token),
+            ca_file: cli.upload_ca_file.clone().or(file.upload_ca_file),
+            webhook_url: cli.webhook_url.clone().or(file.webhook_url),
+            on_manual: cli.upload_on_manual || file.upload_on_manual == Some(true),
+            max_age: cli
+                .upload_max_age_days
+                .or(file.upload_max_age_days)
+                .map_or(defaults.max_age, |d| {
+                    std::time::Duration::from_secs(d * 86_400)
+                }),
+            queue_mb: cli
+                .upload_queue_mb
+                .or(file.upload_queue_mb)
+                .unwrap_or(defaults.queue_mb),
+            ..defaults
+        };
         Ok(Config {
             settings,
+            uploads,
             tls,
             redirect_http,
             require_auth: cli.require_auth || file.require_auth == Some(true),
@@ -443,6 +511,7 @@ impl Config {
             password_file: None,
             allow_origins: Vec::new(),
             limits: Limits::default(),
+            uploads: UploadConfig::default(),
         })
     }
 }

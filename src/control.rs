@@ -10,6 +10,7 @@
 //! | `{"cmd": "set", ...settings}` | `{"ok": true, ...whole config}` or `{"ok": false, "error": "..."}` |
 //! | `{"cmd": "status"}` | `{"ok": true, "status": {...}}` |
 //! | `{"cmd": "ping"}` | `{"ok": true, "pong": <unix seconds>}` |
+//! | `{"cmd": "flush_uploads"}` | `{"ok": true, "uploads": {...}}` (retry the upload queue now) |
 //! | any other JSON | `{"error": "unknown command"}` |
 //!
 //! An `"id"` in a command object is echoed in its reply.
@@ -33,6 +34,8 @@ pub enum Command {
     Status,
     /// Liveness check.
     Ping,
+    /// Retry queued uploads now.
+    FlushUploads,
 }
 
 /// A message that is not a command, answered without running anything.
@@ -61,6 +64,7 @@ pub fn parse(message: &[u8]) -> (Result<Command, Refusal>, Option<Value>) {
             "set" => Ok(Command::Set(obj)),
             "status" => Ok(Command::Status),
             "ping" => Ok(Command::Ping),
+            "flush_uploads" => Ok(Command::FlushUploads),
             _ => Err(Refusal::Unknown),
         },
         _ => Err(Refusal::Unknown),
@@ -119,6 +123,15 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Value {
         },
         Command::Status => json!({"ok": true, "status": cam.status_json()}),
         Command::Ping => json!({"ok": true, "pong": unix_secs(std::time::SystemTime::now())}),
+        Command::FlushUploads => match &cam.uploads {
+            Some(up) => {
+                up.flush();
+                json!({"ok": true, "uploads": up.status()})
+            }
+            None => {
+                json!({"ok": false, "reason": "uploads are not configured (--upload-url or --webhook-url)"})
+            }
+        },
     }
 }
 

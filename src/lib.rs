@@ -13,6 +13,7 @@
 //! - [`control`]: the commands and their one executor.
 //! - [`cam`]: shared state and the actions every transport uses.
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
+//! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
 //! - [`snaps`]: snapshot files. [`store`]: SQLite state and history.
 //! - [`settings`]: runtime settings and their validation.
 //! - [`web`]: the HTTP router and handlers (stream, SSE, WebSocket, JSON).
@@ -31,6 +32,7 @@ pub mod settings;
 pub mod snaps;
 pub mod source;
 pub mod store;
+pub mod uploads;
 pub mod web;
 
 use std::sync::Arc;
@@ -58,6 +60,9 @@ pub enum RunError {
     /// The snapshot folder could not be prepared.
     #[error(transparent)]
     Snaps(#[from] snaps::SnapError),
+    /// The upload queue could not be opened.
+    #[error(transparent)]
+    Uploads(#[from] uploads::UploadError),
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
@@ -100,6 +105,17 @@ pub async fn run(
             .map_err(|e| RunError::Serve(std::io::Error::other(e)))??
     };
     let snaps = snaps::Snaps::open(&config.data_dir)?;
+    let uploader = if config.uploads.enabled() {
+        let dir = config.data_dir.clone();
+        let cfg = config.uploads.clone();
+        Some(
+            tokio::task::spawn_blocking(move || uploads::Uploader::open(&dir, cfg))
+                .await
+                .map_err(|e| RunError::Serve(std::io::Error::other(e)))??,
+        )
+    } else {
+        None
+    };
     let cam = Arc::new(
         cam::Cam::load(
             frames,
@@ -107,10 +123,14 @@ pub async fn run(
             source_status,
             store,
             snaps,
+            uploader.clone(),
             shutdown.clone(),
         )
         .await?,
     );
+    if let Some(up) = uploader {
+        tracker.spawn(up.run(cam.events.clone(), shutdown.child_token()));
+    }
     tracker.spawn(motion::run(cam.clone()));
     tracker.spawn(announce_source(cam.clone(), source_states));
     tracker.spawn(prune_history(cam.clone()));

@@ -153,7 +153,19 @@ async fn healthz_and_page() {
         .unwrap()
         .starts_with("text/html"));
     let html = page.text().await.unwrap();
-    assert!(html.contains(r#"id="stream""#) && html.contains("/stream.jpg"));
+    // The seed's element ids, so the seed's own app.js works against the page.
+    for id in [
+        "stream",
+        "threshold",
+        "threshold-value",
+        "events",
+        "snap-btn",
+        "reset-btn",
+    ] {
+        assert!(html.contains(&format!(r#"id="{id}""#)), "missing #{id}");
+    }
+    assert!(html.contains(r#"src="/app.js""#));
+    assert!(!html.contains("<script>"), "no inline script (CSP)");
     let index = reqwest::get(server.url("/index.html")).await.unwrap();
     assert_eq!(index.status(), 200);
 }

@@ -13,7 +13,7 @@ pub mod detector;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::time::Instant;
 
 pub use detector::{Analysis, Detector, MotionParams, Transition};
@@ -126,7 +126,19 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
                 }
             }
             tracing::info!("motion started (trigger {count})");
-            cam.events.publish_or_log("motion", data).await;
+            let frame = cam.frames.latest();
+            match cam.events.publish("motion", data).await {
+                Ok(event) => {
+                    if let Some(frame) = frame {
+                        let mut payload = event.data.clone();
+                        if let Value::Object(o) = &mut payload {
+                            o.insert("kind".into(), json!("motion"));
+                        }
+                        cam.queue_upload(frame.jpeg.clone(), payload, false).await;
+                    }
+                }
+                Err(e) => tracing::error!("cannot record motion event: {e}"),
+            }
         }
         Transition::Ended { duration, peak } => {
             let data = obj(json!({
@@ -134,7 +146,10 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
                 "duration_s": round1(duration.as_secs_f32()),
                 "peak": round1(peak),
             }));
+            let mut hook = data.clone();
+            hook.insert("kind".into(), json!("motion_end"));
             cam.events.publish_or_log("motion_end", data).await;
+            cam.queue_webhook(Value::Object(hook)).await;
         }
     }
 }

@@ -1,0 +1,77 @@
+// The server's event feed (/events, Server-Sent Events).
+//
+// EventSource reconnects by itself after a dropped connection and sends
+// Last-Event-ID, so the server replays what was missed. It gives up for good
+// when a reconnect gets an HTTP error (e.g. a proxy's 502 while lookout
+// restarts); then we build a new one with backoff and ask the page to resync,
+// since a fresh EventSource has no Last-Event-ID to replay from.
+
+import { Backoff } from './util.js';
+
+export const KINDS = ['motion', 'motion_end', 'reset', 'snapshot', 'snapshot_deleted', 'config', 'source', 'level'];
+
+export class EventFeed {
+  /**
+   * `onState(state)`: 'connecting' | 'open' | 'closed'.
+   * `onReopen()`: called when the feed is back after a gap; the page should
+   * refetch what it shows, as events may have been missed.
+   */
+  constructor(url = '/events', { onState = () => {}, onReopen = () => {} } = {}) {
+    this.url = url;
+    this.onState = onState;
+    this.onReopen = onReopen;
+    this.handlers = new Map();
+    this.backoff = new Backoff(1000, 15000);
+    this.source = null;
+    this.everOpened = false;
+  }
+
+  /** `fn(data, id)` for each event of `kind`; `id` is a number or null. */
+  on(kind, fn) {
+    if (!this.handlers.has(kind)) this.handlers.set(kind, []);
+    this.handlers.get(kind).push(fn);
+    return this;
+  }
+
+  start() {
+    this.onState('connecting');
+    const es = new EventSource(this.url);
+    this.source = es;
+    es.addEventListener('open', () => {
+      this.backoff.reset();
+      this.onState('open');
+      if (this.everOpened) this.onReopen();
+      this.everOpened = true;
+    });
+    es.addEventListener('error', () => {
+      if (es.readyState === EventSource.CLOSED) {
+        this.onState('closed');
+        es.close();
+        setTimeout(() => this.start(), this.backoff.next());
+      } else {
+        this.onState('connecting');
+      }
+    });
+    for (const kind of KINDS) {
+      es.addEventListener(kind, (ev) => this.dispatch(kind, ev));
+    }
+  }
+
+  dispatch(kind, ev) {
+    let data;
+    try {
+      data = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    const id = ev.lastEventId && kind !== 'level' ? Number(ev.lastEventId) : null;
+    for (const fn of this.handlers.get(kind) || []) {
+      try {
+        fn(data, id);
+      } catch (e) {
+        // One broken view must not stop the others from updating.
+        console.warn(`handler for ${kind} failed`, e);
+      }
+    }
+  }
+}

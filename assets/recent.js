@@ -1,0 +1,100 @@
+// "Recent events": the stored history first, then live events, newest on top.
+// Events are kept by id, so the history fetch and the feed's replay may
+// overlap without showing anything twice.
+
+import { $, h, formatTime, formatPercent, formatBytes } from './util.js';
+
+const KEEP = 20;
+
+/** One line of text saying what happened. */
+function describe(kind, d) {
+  switch (kind) {
+    case 'motion':
+      return `motion, ${formatPercent(d.change)} changed (trigger ${d.count})`;
+    case 'motion_end':
+      return `motion ended after ${Number(d.duration_s ?? 0).toFixed(1)} s, peak ${formatPercent(d.peak)}`;
+    case 'reset':
+      return 'counter reset';
+    case 'snapshot':
+      return `${d.trigger === 'motion' ? 'motion' : 'manual'} snapshot saved (${formatBytes(d.bytes)})`;
+    case 'snapshot_deleted':
+      return `snapshot ${d.name} deleted`;
+    case 'config':
+      return `settings changed: threshold ${d.threshold}`;
+    case 'source':
+      return d.up ? 'camera online' : `camera offline${d.error ? `: ${d.error}` : ''}`;
+    default:
+      return kind;
+  }
+}
+
+/** The snapshot an event points at, if any. */
+function snapshotUrl(kind, d) {
+  if (kind === 'motion' && typeof d.snapshot === 'string') return d.snapshot;
+  if (kind === 'snapshot' && typeof d.url === 'string') return d.url;
+  return null;
+}
+
+export class RecentEvents {
+  constructor(list = $('events'), empty = $('events-empty')) {
+    this.list = list;
+    this.empty = empty;
+    this.byId = new Map();
+    this.deleted = new Set();
+    // Rendered items by id, reused so thumbnails are not fetched again on each event.
+    this.items = new Map();
+  }
+
+  /** Replaces everything with a history page from /api/events (newest first). */
+  load(events) {
+    this.byId.clear();
+    for (const e of events) this.byId.set(e.id, e);
+    this.render();
+  }
+
+  add(id, kind, data) {
+    if (id === null || this.byId.has(id)) return;
+    this.byId.set(id, { id, kind, ts: data.ts, data });
+    if (kind === 'snapshot_deleted') this.forget(`/snaps/${data.name}`);
+    this.render();
+  }
+
+  render() {
+    const newest = [...this.byId.values()].sort((a, b) => b.id - a.id).slice(0, KEEP);
+    // Forget what scrolled off so the map stays small on a busy camera.
+    this.byId = new Map(newest.map((e) => [e.id, e]));
+    for (const e of newest) {
+      if (e.kind === 'snapshot_deleted') this.forget(`/snaps/${e.data.name}`);
+    }
+    const items = new Map();
+    for (const e of newest) items.set(e.id, this.items.get(e.id) || this.item(e));
+    this.items = items;
+    this.list.replaceChildren(...items.values());
+    this.empty.hidden = newest.length > 0;
+  }
+
+  /** Marks a snapshot as deleted so its thumbnails are drawn again without it. */
+  forget(url) {
+    if (this.deleted.has(url)) return;
+    this.deleted.add(url);
+    for (const [id, el] of this.items) {
+      if (el.dataset.snapshot === url) this.items.delete(id);
+    }
+  }
+
+  item(e) {
+    const url = snapshotUrl(e.kind, e.data);
+    let thumb = null;
+    if (url && !this.deleted.has(url)) {
+      thumb = h('a', { href: url, target: '_blank', rel: 'noopener', class: 'thumb', title: 'open snapshot' },
+        h('img', { src: url, alt: `snapshot of ${e.kind} event`, loading: 'lazy', width: 96, height: 54 }));
+    } else if (url) {
+      thumb = h('span', { class: 'thumb thumb-gone muted small' }, 'deleted');
+    }
+    return h('li', { class: `event event-${e.kind}`, dataset: { kind: e.kind, id: String(e.id), snapshot: url || '' } },
+      h('time', { datetime: new Date(e.ts * 1000).toISOString() }, formatTime(e.ts)),
+      h('span', { class: 'kind' }, e.kind.replace('_', ' ')),
+      h('span', { class: 'detail' }, describe(e.kind, e.data)),
+      thumb);
+  }
+}

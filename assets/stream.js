@@ -1,0 +1,67 @@
+// The live view: an <img> on /stream.jpg (MJPEG) that comes back by itself.
+//
+// When the stream drops (server restart, network change) the image fires
+// `error`; we reload it with a cache-busting query after a backoff. A feed
+// reconnect also restarts it, since Chrome does not always report the end of
+// a multipart image that already showed frames. While the page is hidden (or
+// the gallery is showing) the stream is paused: it would cost bandwidth and
+// one of the browser's six connections per host for nothing.
+
+import { Backoff } from './util.js';
+
+// A 1x1 transparent GIF: setting it aborts the MJPEG request.
+const BLANK = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
+
+export class LiveStream {
+  /** `onState(state)`: 'connecting' | 'live' | 'retrying' | 'paused'. */
+  constructor(img, { path = '/stream.jpg', onState = () => {} } = {}) {
+    this.img = img;
+    this.path = path;
+    this.onState = onState;
+    this.backoff = new Backoff(500, 10000);
+    this.retryTimer = null;
+    this.paused = false;
+    // Each load gets a generation so late events of an abandoned load are ignored.
+    this.generation = 0;
+    img.addEventListener('load', () => this.loaded());
+    img.addEventListener('error', () => this.failed());
+  }
+
+  start() {
+    clearTimeout(this.retryTimer);
+    this.paused = false;
+    this.generation++;
+    this.onState('connecting');
+    this.img.src = `${this.path}?t=${Date.now()}`;
+  }
+
+  /** Restarts unless paused (e.g. after the event feed came back). */
+  restart() {
+    if (!this.paused) this.start();
+  }
+
+  pause() {
+    if (this.paused) return;
+    clearTimeout(this.retryTimer);
+    this.paused = true;
+    this.generation++;
+    this.img.src = BLANK;
+    this.onState('paused');
+  }
+
+  loaded() {
+    if (this.paused || !this.img.src.includes(this.path)) return;
+    this.backoff.reset();
+    this.onState('live');
+  }
+
+  failed() {
+    if (this.paused || !this.img.src.includes(this.path)) return;
+    const gen = this.generation;
+    this.onState('retrying');
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (gen === this.generation && !this.paused) this.start();
+    }, this.backoff.next());
+  }
+}

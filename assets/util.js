@@ -1,0 +1,74 @@
+// Small helpers shared by the dashboard modules.
+
+/** Returns `el` looked up by id, failing loudly when the page and code disagree. */
+export function $(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return el;
+}
+
+/** Creates an element with properties and children (no innerHTML: data is text). */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (v === true) el.setAttribute(k, '');
+    else if (typeof v === 'function' || typeof v === 'object') el[k] = v;
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+/**
+ * Exponential backoff with jitter: reconnecting clients of a restarted
+ * server must not all knock at the same instant.
+ */
+export class Backoff {
+  constructor(min = 500, max = 10000) {
+    this.min = min;
+    this.max = max;
+    this.current = min;
+  }
+  next() {
+    const wait = this.current;
+    this.current = Math.min(this.max, this.current * 2);
+    return wait * (0.8 + Math.random() * 0.4);
+  }
+  reset() {
+    this.current = this.min;
+  }
+}
+
+/** "14:03:22", with the date in front when it is not today. */
+export function formatTime(tsSeconds) {
+  const d = new Date(tsSeconds * 1000);
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  if (d.toDateString() === new Date().toDateString()) return time;
+  return `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+}
+
+export function formatBytes(n) {
+  if (!Number.isFinite(n)) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Percentages come from f32 on the server (3.299999952316284): show one decimal. */
+export function formatPercent(x) {
+  return Number.isFinite(x) ? `${x.toFixed(1)} %` : '–';
+}
+
+/** Shows a state on a connection pill: colour via data-state, the word as text. */
+export function setPill(el, state, word = state) {
+  el.dataset.state = state;
+  const label = el.querySelector('.pill-state');
+  if (label) label.textContent = word;
+  el.title = `${el.firstChild.textContent.trim()}: ${word}`;
+}

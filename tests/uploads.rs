@@ -1,0 +1,815 @@
+//! The upload queue against real HTTP receivers on loopback: the wire format,
+//! retries, restarts, permanent failures, the queue bound, `Retry-After` and
+//! the webhook. Backoffs are milliseconds here; only the `Retry-After` test
+//! waits a real second.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use lookout::events::EventBus;
+use lookout::uploads::{UploadConfig, UploadError, Uploader};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// What a receiver answers to the `n`th request (from 0) on a path.
+type Plan = Arc<dyn Fn(&str, usize) -> Response + Send + Sync>;
+
+/// One request as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Hit {
+    path: String,
+    at: Instant,
+    headers: HeaderMap,
+    body: Bytes,
+    status: u16,
+}
+
+/// A local HTTP receiver; stops when dropped.
+struct Receiver {
+    addr: SocketAddr,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    _stop: DropGuard,
+}
+
+impl Receiver {
+    async fn start(plan: Plan) -> Receiver {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), plan).await
+    }
+
+    async fn start_on(addr: SocketAddr, plan: Plan) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().unwrap();
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let state = (plan, hits.clone());
+        let app = axum::Router::new().fallback(
+            |axum::extract::State((plan, hits)): axum::extract::State<(
+                Plan,
+                Arc<Mutex<Vec<Hit>>>,
+            )>,
+             uri: Uri,
+             headers: HeaderMap,
+             body: Bytes| async move {
+                let path = uri.path().to_string();
+                let mut hits = hits.lock().unwrap();
+                let n = hits.iter().filter(|h| h.path == path).count();
+                let resp = plan(&path, n);
+                hits.push(Hit {
+                    path,
+                    at: Instant::now(),
+                    headers,
+                    body,
+                    status: resp.status().as_u16(),
+                });
+                resp
+            },
+        );
+        let app = app.with_state(state);
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+        });
+        Receiver {
+            addr,
+            hits,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn hits(&self, path: &str) -> Vec<Hit> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    fn accepted(&self, path: &str) -> Vec<Hit> {
+        self.hits(path)
+            .into_iter()
+            .filter(|h| (200..300).contains(&h.status))
+            .collect()
+    }
+}
+
+fn always(status: StatusCode) -> Plan {
+    Arc::new(move |_, _| status.into_response())
+}
+
+/// Fails the first `n` requests on every path with 503, then accepts.
+fn fail_first(n: usize) -> Plan {
+    Arc::new(move |_, i| {
+        if i < n {
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    })
+}
+
+/// A port nothing listens on (bound, then released).
+async fn free_port() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+fn config(url: Option<String>) -> UploadConfig {
+    UploadConfig {
+        url,
+        ..UploadConfig::default()
+    }
+    .with_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn bus(dir: &Path) -> EventBus {
+    EventBus::new(lookout::store::Store::open(dir).expect("store"))
+}
+
+/// A running worker; cancelled and awaited by `stop`.
+struct Worker {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(up: &Arc<Uploader>, events: EventBus) -> Worker {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(up.clone().run(events, cancel.clone()));
+        Worker { cancel, task }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("worker stops")
+            .expect("worker task");
+    }
+}
+
+/// Polls `cond` every 10 ms for up to 10 s.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Bytes that look like a JPEG and contain CRLFs and dashes, so a sloppy
+/// multipart writer or parser would cut them.
+fn jpeg(i: u8) -> Vec<u8> {
+    let mut j = vec![0xff, 0xd8, 0xff, 0xe0, i];
+    j.extend_from_slice(b"\r\n--\r\n\r\n--lookout-\r\n");
+    j.extend((0..1000u32).map(|k| (k * 7 + u32::from(i)) as u8));
+    j.extend_from_slice(&[0xff, 0xd9]);
+    j
+}
+
+fn motion(i: u64) -> Value {
+    json!({"ts": 1_718_000_000.0 + i as f64 + 0.25, "count": i, "change": 17.5})
+}
+
+fn frame_name(i: u64) -> String {
+    format!("frame-{}.jpg", 1_718_000_000 + i)
+}
+
+/// A multipart part: its headers (lowercase names) and body.
+struct Part {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Part {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// A strict `multipart/form-data` parser (RFC 7578): every delimiter is
+/// `CRLF--boundary`, the body ends with `--boundary--`.
+fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("multipart content type");
+    let first = format!("--{boundary}\r\n");
+    assert!(
+        body.starts_with(first.as_bytes()),
+        "body starts with the boundary"
+    );
+    let delim = format!("\r\n--{boundary}");
+    let mut parts = Vec::new();
+    let mut pos = first.len();
+    loop {
+        let end = find(body, delim.as_bytes(), pos).expect("closing delimiter");
+        let raw = &body[pos..end];
+        let split = find(raw, b"\r\n\r\n", 0).expect("part headers end");
+        let headers = String::from_utf8(raw[..split].to_vec()).expect("ascii headers");
+        let headers = headers
+            .split("\r\n")
+            .map(|l| {
+                let (n, v) = l.split_once(':').expect("header line");
+                (n.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        parts.push(Part {
+            headers,
+            body: raw[split + 4..].to_vec(),
+        });
+        let after = end + delim.len();
+        match &body[after..] {
+            b"--\r\n" => return parts,
+            rest if rest.starts_with(b"\r\n") => pos = after + 2,
+            _ => panic!("bad bytes after a delimiter"),
+        }
+    }
+}
+
+/// Whether a part is the form field `name`.
+fn is_field(part: &Part, name: &str) -> bool {
+    part.header("content-disposition")
+        .is_some_and(|d| d.contains(&format!("name=\"{name}\"")))
+}
+
+fn header<'a>(h: &'a Hit, name: &str) -> Option<&'a str> {
+    h.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn uploads(status: &Value, key: &str) -> u64 {
+    status[key].as_u64().unwrap_or(u64::MAX)
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Collects `upload` events already received.
+fn upload_events(
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<lookout::events::Event>>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if e.kind == "upload" {
+            out.push(e.data.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn multipart_body_headers_and_webhook_as_specified() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(always(StatusCode::OK)).await;
+    let mut cfg = config(Some(rx.url("/frames")));
+    cfg.token = Some("s3cret".into());
+    cfg.webhook_url = Some(rx.url("/hook"));
+    let up = Uploader::open(dir.path(), cfg).unwrap();
+    let events = bus(dir.path());
+    let mut sub = events.subscribe();
+
+    // A manual snapshot is not uploaded unless `on_manual`.
+    up.enqueue_frame(&jpeg(9), &motion(9), true).unwrap();
+    assert_eq!(uploads(&up.status(), "queued"), 0);
+
+    let event = motion(3);
+    up.enqueue_frame(&jpeg(3), &event, false).unwrap();
+    let end = json!({"kind": "motion_end", "count": 3, "duration_s": 4.5});
+    up.enqueue_event(&end).unwrap();
+    assert_eq!(
+        uploads(&up.status(), "queued"),
+        3,
+        "frame, its webhook, motion_end"
+    );
+
+    let worker = Worker::start(&up, events);
+    wait_until("frame and two webhooks", || {
+        rx.accepted("/frames").len() == 1 && rx.accepted("/hook").len() == 2
+    })
+    .await;
+
+    let hit = &rx.hits("/frames")[0];
+    assert_eq!(header(hit, "authorization"), Some("Bearer s3cret"));
+    let ct = header(hit, "content-type").expect("content type");
+    let parts = parse_multipart(ct, &hit.body);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(
+        parts[0].header("content-disposition"),
+        Some(format!("form-data; name=\"image\"; filename=\"{}\"", frame_name(3)).as_str())
+    );
+    assert_eq!(parts[0].header("content-type"), Some("image/jpeg"));
+    assert_eq!(parts[0].body, jpeg(3), "JPEG bytes intact");
+    assert_eq!(
+        parts[1].header("content-disposition"),
+        Some("form-data; name=\"event\"")
+    );
+    assert_eq!(parts[1].header("content-type"), Some("application/json"));
+    let sent_event: Value = serde_json::from_slice(&parts[1].body).unwrap();
+    assert_eq!(sent_event, event);
+
+    let hooks = rx.hits("/hook");
+    for h in &hooks {
+        assert_eq!(header(h, "content-type"), Some("application/json"));
+        assert_eq!(
+            header(h, "authorization"),
+            None,
+            "the token is for the frames receiver only"
+        );
+    }
+    let bodies: Vec<Value> = hooks
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![event, end],
+        "webhook gets the event JSON, in order"
+    );
+
+    wait_until("sent counted", || uploads(&up.status(), "sent") == 3).await;
+    let status = up.status();
+    assert_eq!(uploads(&status, "queued"), 0);
+    assert!(status["last_success_ts"].as_f64().unwrap() > 1.0e9);
+    assert!(files_in(&dir.path().join("uploads/pending")).is_empty());
+    worker.stop().await;
+
+    let published = upload_events(&mut sub);
+    assert!(
+        published.iter().any(|e| e["state"] == "sent"
+            && e["kind"] == "frame"
+            && e["file"] == frame_name(3).as_str()),
+        "sent event for the frame: {published:?}"
+    );
+}
+
+#[tokio::test]
+async fn retries_deliver_every_frame_exactly_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(fail_first(3)).await;
+    let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+    for i in 0..3 {
+        up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
+    }
+    let worker = Worker::start(&up, bus(dir.path()));
+    // More frames while the worker is backing off.
+    for i in 3..5 {
+        up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
+    }
+    wait_until("5 frames", || rx.accepted("/frames").len() >= 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got: Vec<Value> = rx
+        .accepted("/frames")
+        .iter()
+        .map(|h| {
+            let parts = parse_multipart(header(h, "content-type").unwrap(), &h.body);
+            serde_json::from_slice(&parts[1].body).unwrap()
+        })
+        .collect();
+    let want: Vec<Value> = (0..5).map(motion).collect();
+    assert_eq!(got, want, "each frame once, in order");
+    assert_eq!(rx.hits("/frames").len(), 8, "3 failures + 5 successes");
+    let status = up.status();
+    assert_eq!(uploads(&status, "sent"), 5);
+    assert_eq!(uploads(&status, "queued"), 0);
+    assert_eq!(uploads(&status, "failed"), 0);
+    assert!(status["last_error"].as_str().unwrap().contains("503"));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn queue_survives_a_restart_while_the_receiver_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port().await;
+    let url = format!("http://{addr}/frames");
+    {
+        let up = Uploader::open(dir.path(), config(Some(url.clone()))).unwrap();
+        let worker = Worker::start(&up, bus(dir.path()));
+        for i in 0..3 {
+            up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
+        }
+        wait_until("a failed attempt", || !up.status()["last_error"].is_null()).await;
+        worker.stop().await;
+        assert_eq!(uploads(&up.status(), "queued"), 3);
+    }
+    let up = Uploader::open(dir.path(), config(Some(url))).unwrap();
+    assert_eq!(
+        uploads(&up.status(), "queued"),
+        3,
+        "found again after the restart"
+    );
+    let worker = Worker::start(&up, bus(dir.path()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rx = Receiver::start_on(addr, always(StatusCode::OK)).await;
+    up.flush();
+    wait_until("3 frames", || rx.accepted("/frames").len() >= 3).await;
+    let names: Vec<String> = rx
+        .accepted("/frames")
+        .iter()
+        .map(|h| {
+            let parts = parse_multipart(header(h, "content-type").unwrap(), &h.body);
+            parts[0].header("content-disposition").unwrap().to_string()
+        })
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        assert!(name.contains(&frame_name(i as u64)), "{name}");
+    }
+    assert_eq!(names.len(), 3);
+    wait_until("queue empty", || uploads(&up.status(), "queued") == 0).await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn queue_written_before_a_crash_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(always(StatusCode::OK)).await;
+    {
+        // Queued, then "kill -9": dropped without ever running.
+        let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+        for i in 0..3 {
+            up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
+        }
+    }
+    // What a crash mid-enqueue leaves: a half-written temp file and a JPEG
+    // whose JSON was never renamed in.
+    let pending = dir.path().join("uploads/pending");
+    std::fs::write(pending.join(".tmp-4242-0"), b"half a fra").unwrap();
+    std::fs::write(pending.join("00000000000000000099-frame.jpg"), jpeg(99)).unwrap();
+
+    let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+    assert_eq!(uploads(&up.status(), "queued"), 3);
+    let left = files_in(&pending);
+    assert_eq!(left.len(), 6, "3 JSON + 3 JPEG, debris removed: {left:?}");
+    assert!(left
+        .iter()
+        .all(|n| !n.starts_with(".tmp-") && !n.starts_with("00000000000000000099")));
+
+    let worker = Worker::start(&up, bus(dir.path()));
+    wait_until("3 frames", || rx.accepted("/frames").len() >= 3).await;
+    let jpegs: Vec<Vec<u8>> = rx
+        .accepted("/frames")
+        .iter()
+        .map(|h| {
+            parse_multipart(header(h, "content-type").unwrap(), &h.body)
+                .remove(0)
+                .body
+        })
+        .collect();
+    assert_eq!(jpegs, vec![jpeg(0), jpeg(1), jpeg(2)]);
+    wait_until("pending empty", || files_in(&pending).is_empty()).await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(always(StatusCode::BAD_REQUEST)).await;
+    let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+    let events = bus(dir.path());
+    let mut sub = events.subscribe();
+    up.enqueue_frame(&jpeg(1), &motion(1), false).unwrap();
+    let worker = Worker::start(&up, events);
+    wait_until("failure counted", || uploads(&up.status(), "failed") == 1).await;
+    // Ten backoff periods: a retry would have happened.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    up.flush();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rx.hits("/frames").len(), 1, "exactly one attempt");
+    let status = up.status();
+    assert_eq!(uploads(&status, "queued"), 0);
+    assert_eq!(uploads(&status, "sent"), 0);
+    assert!(status["last_error"].as_str().unwrap().contains("400"));
+    assert!(files_in(&dir.path().join("uploads/pending")).is_empty());
+    let failed = dir.path().join("uploads/failed");
+    let kept = files_in(&failed);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let jpg = kept
+        .iter()
+        .find(|n| n.ends_with(".jpg"))
+        .expect("jpeg kept");
+    assert_eq!(std::fs::read(failed.join(jpg)).unwrap(), jpeg(1));
+    worker.stop().await;
+    let published = upload_events(&mut sub);
+    assert!(
+        published.iter().any(|e| e["state"] == "failed"
+            && e["file"] == frame_name(1).as_str()
+            && e["error"].as_str().is_some_and(|s| s.contains("400"))),
+        "{published:?}"
+    );
+
+    // A restart neither retries it nor reuses its name.
+    drop(up);
+    let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+    assert_eq!(uploads(&up.status(), "queued"), 0);
+    up.enqueue_frame(&jpeg(2), &motion(2), false).unwrap();
+    assert_eq!(files_in(&failed).len(), 2);
+}
+
+#[tokio::test]
+async fn the_queue_bound_drops_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(always(StatusCode::OK)).await;
+    let mut cfg = config(Some(rx.url("/frames")));
+    // Each item is ~1.2 kB (JPEG + JSON): room for two.
+    cfg.queue_bytes = Some(2 * 1024 + 800);
+    let up = Uploader::open(dir.path(), cfg).unwrap();
+    for i in 0..5 {
+        up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
+    }
+    let status = up.status();
+    assert_eq!(uploads(&status, "dropped"), 3);
+    assert_eq!(uploads(&status, "queued"), 2);
+    assert!(uploads(&status, "queued_bytes") <= 2 * 1024 + 800);
+    assert_eq!(files_in(&dir.path().join("uploads/pending")).len(), 4);
+
+    let events = bus(dir.path());
+    let mut sub = events.subscribe();
+    let worker = Worker::start(&up, events);
+    wait_until("2 frames", || rx.accepted("/frames").len() >= 2).await;
+    let jpegs: Vec<Vec<u8>> = rx
+        .accepted("/frames")
+        .iter()
+        .map(|h| {
+            parse_multipart(header(h, "content-type").unwrap(), &h.body)
+                .remove(0)
+                .body
+        })
+        .collect();
+    assert_eq!(jpegs, vec![jpeg(3), jpeg(4)], "the newest kept");
+    wait_until("sent counted", || uploads(&up.status(), "sent") == 2).await;
+    worker.stop().await;
+    let dropped: Vec<Value> = upload_events(&mut sub)
+        .into_iter()
+        .filter(|e| e["state"] == "dropped")
+        .map(|e| e["file"].clone())
+        .collect();
+    assert_eq!(
+        dropped,
+        (0..3).map(|i| json!(frame_name(i))).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Arc::new(|_, i| {
+        if i == 0 {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    }))
+    .await;
+    let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+    up.enqueue_frame(&jpeg(1), &motion(1), false).unwrap();
+    let worker = Worker::start(&up, bus(dir.path()));
+    wait_until("accepted", || rx.accepted("/frames").len() == 1).await;
+    let hits = rx.hits("/frames");
+    assert_eq!(hits.len(), 2);
+    let gap = hits[1].at - hits[0].at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "waited {gap:?}, backoff alone is 20 ms"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_webhook_does_not_hold_up_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Arc::new(|path, _| {
+        if path == "/hook" {
+            StatusCode::BAD_GATEWAY.into_response()
+        } else {
+            StatusCode::OK.into_response()
+        }
+    }))
+    .await;
+    let mut cfg = config(Some(rx.url("/frames")));
+    cfg.webhook_url = Some(rx.url("/hook"));
+    let up = Uploader::open(dir.path(), cfg).unwrap();
+    let worker = Worker::start(&up, bus(dir.path()));
+    for i in 0..3 {
+        up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
+    }
+    wait_until("3 frames", || rx.accepted("/frames").len() == 3).await;
+    wait_until("webhook retried", || rx.hits("/hook").len() >= 2).await;
+    assert!(rx.accepted("/hook").is_empty());
+    assert_eq!(
+        uploads(&up.status(), "queued"),
+        3,
+        "webhook calls still queued"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn items_older_than_max_age_are_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port().await;
+    let mut cfg = config(Some(format!("http://{addr}/frames")));
+    cfg.max_age = Duration::from_millis(300);
+    let up = Uploader::open(dir.path(), cfg).unwrap();
+    let events = bus(dir.path());
+    let mut sub = events.subscribe();
+    up.enqueue_frame(&jpeg(1), &motion(1), false).unwrap();
+    let worker = Worker::start(&up, events);
+    wait_until("given up", || uploads(&up.status(), "failed") == 1).await;
+    assert_eq!(uploads(&up.status(), "queued"), 0);
+    assert!(files_in(&dir.path().join("uploads/pending")).is_empty());
+    worker.stop().await;
+    assert!(upload_events(&mut sub)
+        .iter()
+        .any(|e| e["state"] == "failed"));
+}
+
+#[tokio::test]
+async fn bad_settings_fail_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_url = Uploader::open(dir.path(), config(Some("ftp://example.org/x".into())));
+    assert!(matches!(bad_url, Err(UploadError::InvalidUrl { .. })));
+    let not_url = Uploader::open(dir.path(), config(Some("frames".into())));
+    assert!(matches!(not_url, Err(UploadError::InvalidUrl { .. })));
+    let mut cfg = config(Some("https://127.0.0.1:9/frames".into()));
+    cfg.ca_file = Some(dir.path().join("missing.pem"));
+    assert!(matches!(
+        Uploader::open(dir.path(), cfg.clone()),
+        Err(UploadError::CaFile { .. })
+    ));
+    std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+    cfg.ca_file = Some(dir.path().join("empty.pem"));
+    assert!(matches!(
+        Uploader::open(dir.path(), cfg),
+        Err(UploadError::CaFile { .. })
+    ));
+    assert!(!UploadConfig::default().enabled());
+}
+
+/// Starts the real `lookout` binary and returns it with its base URL (read
+/// from its log line, since it listens on port 0).
+async fn spawn_lookout(data: &Path, extra: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--source",
+            "synthetic:?size=160x120&fps=10&motion=never",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("lookout starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("at http://") {
+                return line[at + 3..].trim().trim_end_matches('/').to_string();
+            }
+        }
+        panic!("lookout exited before serving");
+    })
+    .await
+    .expect("lookout serves within 20 s");
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+#[tokio::test]
+async fn kill_9_with_a_queued_frame_loses_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let down = free_port().await;
+    let dead_url = format!("http://{down}/frames");
+    let (mut first, base) = spawn_lookout(
+        data.path(),
+        &["--upload-url", &dead_url, "--upload-on-manual"],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let reply: Value = loop {
+        let r: Value = client
+            .post(format!("{base}/control"))
+            .body(r#"{"cmd": "snapshot_now"}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["ok"] == true {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let saved = data.path().join(reply["saved"].as_str().unwrap());
+    let pending = data.path().join("uploads/pending");
+    assert!(
+        files_in(&pending).iter().any(|f| f.ends_with(".jpg")),
+        "queued before the reply"
+    );
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+
+    let receiver = Receiver::start(always(StatusCode::OK)).await;
+    let (_second, _) =
+        spawn_lookout(data.path(), &["--upload-url", &receiver.url("/frames")]).await;
+    wait_until("the queued frame arrives after the restart", || {
+        !receiver.accepted("/frames").is_empty()
+    })
+    .await;
+    let hit = &receiver.accepted("/frames")[0];
+    let ct = header(hit, "content-type").unwrap().to_string();
+    let parts = parse_multipart(&ct, &hit.body);
+    let image = parts
+        .iter()
+        .find(|p| is_field(p, "image"))
+        .expect("image part");
+    assert_eq!(
+        image.body,
+        std::fs::read(saved).unwrap(),
+        "the snapshot's exact bytes"
+    );
+    wait_until("the queue empties", || files_in(&pending).is_empty()).await;
+}
+
+#[tokio::test]
+async fn motion_frames_are_uploaded_by_the_running_server() {
+    let receiver = Receiver::start(always(StatusCode::OK)).await;
+    let url = receiver.url("/frames");
+    let server = common::TestServer::start_with(
+        "synthetic:?size=320x180&fps=10&motion=always",
+        tempfile::tempdir().unwrap(),
+        |c| {
+            c.uploads.url = Some(url);
+            c.uploads.token = Some("s3cret".into());
+        },
+    )
+    .await;
+    wait_until("a motion frame arrives", || {
+        !receiver.accepted("/frames").is_empty()
+    })
+    .await;
+    let hit = &receiver.accepted("/frames")[0];
+    assert_eq!(header(hit, "authorization"), Some("Bearer s3cret"));
+    let parts = parse_multipart(header(hit, "content-type").unwrap(), &hit.body);
+    let event = parts
+        .iter()
+        .find(|p| is_field(p, "event"))
+        .expect("event part");
+    let event: Value = serde_json::from_slice(&event.body).unwrap();
+    assert_eq!(event["kind"], "motion");
+    assert_eq!(event["count"], 1);
+    let status = server.status().await;
+    common::wait_until(Duration::from_secs(5), || async {
+        server.status().await["uploads"]["sent"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(status["uploads"].is_object());
+    let flushed: Value = reqwest::Client::new()
+        .post(server.url("/control"))
+        .body(r#"{"cmd": "flush_uploads"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flushed["ok"], true);
+}
