@@ -216,14 +216,16 @@ async fn basic_auth_grants_access_and_a_wrong_password_does_not() {
         .await
         .unwrap();
     assert_eq!(user.status(), 401);
-    // Home Assistant's MJPEG camera: Basic on the stream.
-    let stream = client
-        .get(server.url("/stream.jpg"))
-        .basic_auth("owner", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
+    // Home Assistant's MJPEG camera: Basic on the stream (once there is a frame).
+    common::wait_until(Duration::from_secs(20), || async {
+        client
+            .get(server.url("/stream.jpg"))
+            .basic_auth("owner", Some(PASSWORD))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
 }
 
 #[tokio::test]

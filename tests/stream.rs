@@ -31,6 +31,16 @@ async fn snapshot_before_first_frame_is_503_json() {
 }
 
 #[tokio::test]
+async fn stream_before_first_frame_is_503_json() {
+    let server = TestServer::start("exec:sleep 60").await;
+    let resp = reqwest::get(server.url("/stream.jpg")).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"error": "no frame yet"}));
+}
+
+#[tokio::test]
 async fn stream_parts_are_exact_and_valid_jpegs() {
     let server = TestServer::start(SMALL).await;
     server.wait_for_frame().await;

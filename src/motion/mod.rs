@@ -81,7 +81,12 @@ pub async fn run(cam: Arc<Cam>) {
                     last_level = Instant::now();
                     cam.events.publish_transient(
                         "level",
-                        obj(json!({"change": a.change, "peak": peak, "active": a.active, "threshold": settings.threshold})),
+                        obj(json!({
+                            "change": round1(a.change),
+                            "peak": round1(peak),
+                            "active": a.active,
+                            "threshold": settings.threshold,
+                        })),
                     );
                     peak = 0.0;
                 }

@@ -16,9 +16,7 @@ use super::{Output, SourceError};
 pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
     let mut child = Command::new("sh")
         .arg("-c")
-        // `exec` makes a simple command replace the shell, so killing the child
-        // kills the camera program itself.
-        .arg(format!("exec {command}"))
+        .arg(shell_line(command))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -80,6 +78,23 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
     }))
 }
 
+/// The line given to `sh -c`. A simple command is prefixed with `exec`, so it
+/// replaces the shell and the process we watch (and may kill) is the camera
+/// program itself; pipelines, lists and shell builtins run as written.
+fn shell_line(command: &str) -> String {
+    const SHELL_ONLY: &[&str] = &[
+        "exit", "cd", "export", "set", "unset", "return", "shift", "readonly", "eval", ".", ":",
+        "trap", "if", "for", "while", "until", "case", "{", "(", "!", "exec",
+    ];
+    let first = command.split_whitespace().next().unwrap_or("");
+    let compound = command.contains(['|', ';', '&', '\n', '(', '`']) || command.contains("$(");
+    if compound || SHELL_ONLY.contains(&first) {
+        command.to_string()
+    } else {
+        format!("exec {command}")
+    }
+}
+
 /// Stops the child's whole process group when the source is dropped (restart
 /// or shutdown), so pipelines and grandchildren do not outlive it.
 struct GroupKiller(u32);
@@ -94,5 +109,22 @@ impl Drop for GroupKiller {
             .stderr(Stdio::null())
             .spawn()
             .map(|mut c| std::thread::spawn(move || c.wait()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_line;
+
+    #[test]
+    fn simple_commands_replace_the_shell() {
+        assert_eq!(
+            shell_line("ffmpeg -i x -f mjpeg -"),
+            "exec ffmpeg -i x -f mjpeg -"
+        );
+        assert_eq!(shell_line("exit 1"), "exit 1");
+        assert_eq!(shell_line("cam | tee x"), "cam | tee x");
+        assert_eq!(shell_line("sleep 1; cam"), "sleep 1; cam");
+        assert_eq!(shell_line("exec cam"), "exec cam");
     }
 }

@@ -70,6 +70,12 @@ pub async fn stream(
             ))
         }
     };
+    // Before the first frame there is nothing to show: say so (like the
+    // snapshot) rather than hold a response open that never loads, so an
+    // <img> gets an error it can retry on.
+    if app.frames.latest().is_none() {
+        return Err(ApiError::NoFrame);
+    }
     if app.viewers.load(Ordering::Relaxed) >= app.policy.max_viewers {
         return Err(ApiError::Busy("too many viewers"));
     }
