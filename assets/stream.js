@@ -9,9 +9,6 @@
 
 import { Backoff } from './util.js';
 
-// A 1x1 transparent GIF: setting it aborts the MJPEG request.
-const BLANK = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
-
 export class LiveStream {
   /** `onState(state)`: 'connecting' | 'live' | 'retrying' | 'paused'. */
   constructor(img, { path = '/stream.jpg', onState = () => {} } = {}) {
@@ -45,7 +42,9 @@ export class LiveStream {
     clearTimeout(this.retryTimer);
     this.paused = true;
     this.generation++;
-    this.img.src = BLANK;
+    // Dropping the source aborts the MJPEG request (no placeholder image: a
+    // data: URL trips the page's Content-Security-Policy in Chromium).
+    this.img.removeAttribute('src');
     this.onState('paused');
   }
 

@@ -1,0 +1,276 @@
+"""Turns scripts/bench's JSON lines (one per loadgen measurement) into Markdown.
+
+Each line carries `server`, `test` and `run` labels; a figure shown for a
+(server, test) pair is the median over its runs. Standard library only.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+
+SERVERS = [('lookout', 'lookout'), ('seed', 'seed (microdot)'), ('motion', 'motion')]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith('{'):
+                rows.append(json.loads(line))
+    return rows
+
+
+def median_of(rows, key):
+    vals = [r[key] for r in rows if isinstance(r.get(key), (int, float))
+            and not isinstance(r.get(key), bool)]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return '-'
+    if digits == 0:
+        return str(int(round(x)))
+    return f'{x:.{digits}f}'
+
+
+def ms(x):
+    """Milliseconds with sensible precision."""
+    if x is None:
+        return '-'
+    return f'{x:.2f}' if x < 10 else f'{x:.1f}' if x < 100 else f'{x:.0f}'
+
+
+def machine():
+    model = '?'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    model = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        nproc = subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        nproc = str(os.cpu_count())
+    return nproc, model
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for name in ('input', 'command', 'mode', 'seed-state', 'microdot', 'python',
+                 'motion-state', 'motion-version', 'viewers', 'load-start'):
+        ap.add_argument('--' + name, default='')
+    for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall'):
+        ap.add_argument('--' + name, type=float, default=0)
+    a = ap.parse_args()
+    rows = load(a.input)
+
+    def sel(server, test):
+        return [r for r in rows if r.get('server') == server and r.get('test') == test]
+
+    def unavailable(server):
+        if server == 'seed' and a.seed_state != 'ok':
+            return a.seed_state
+        if server == 'motion' and a.motion_state != 'ok':
+            return a.motion_state
+        return None
+
+    out = []
+    p = out.append
+    nproc, model = machine()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    runs = int(a.runs)
+    p(f'# lookout side-by-side benchmark, {now}')
+    p('')
+    p(f'- Machine: {nproc} CPUs (`nproc`), {model}, Linux {platform.release()}; '
+      'servers and load generator share it, all on loopback. Load average (1/5/15 min) '
+      f'at the start: {a.load_start or "?"}; at the end: {" ".join(open("/proc/loadavg").read().split()[:3])}.')
+    p(f'- Command: `{a.command}` ({a.mode}: '
+      + ('1 run' if runs == 1 else f'median of {runs} runs') +
+      f'; {fmt(a.window, 0)} s per MJPEG window; wall time {fmt(a.wall, 0)} s, build included).')
+    frames = sel('lookout', 'frames')
+    if frames and frames[0].get('frames'):
+        f0 = frames[0]
+        p(f'- Scene: lookout\'s `synthetic:?size=1280x720&fps=30&motion=periodic`, '
+          f'{f0.get("fps")} fps measured in the warm-up, mean JPEG {fmt(f0.get("mean_kb"), 0)} KB. '
+          f'The seed replays the same JPEGs, recorded from lookout\'s `/stream.jpg` during the '
+          f'warm-up ({f0.get("distinct")} distinct pictures, {f0.get("frames")} frames in order; fewer than '
+          f'30 fps in the warm-up, as lookout skips ticks while it first encodes each picture), at 30 fps; '
+          f'motion reads lookout\'s `/stream.jpg` over `netcam_url` and re-encodes.')
+    seed_desc = (f'microdot {a.microdot} on CPython {a.python}, `bench/peers/seed_cam.py`'
+                 if a.seed_state == 'ok' else a.seed_state)
+    motion_desc = (f'motion {a.motion_version}, `stream_maxrate 30`, `framerate 30`'
+                   if a.motion_state == 'ok' else a.motion_state)
+    p(f'- Peers: seed = {seed_desc}; motion = {motion_desc}.')
+    p('- CPU is the server\'s utime+stime per wall second over the window; RSS is the highest '
+      'VmRSS polled every 100 ms in the window. Latency is arrival minus the part\'s '
+      '`X-Timestamp` (lookout only); jitter is the standard deviation of inter-arrival gaps.')
+    p('- Work differs: lookout decodes and scores every frame for motion and stores commands\' '
+      'effects (`reset` writes the counter and an event to SQLite); the seed\'s `compute_change` is a '
+      'stand-in and its reset only changes a dict; motion decodes, analyses and re-encodes every frame.')
+    p('')
+
+    # MJPEG
+    viewers = [int(v) for v in a.viewers.split()]
+    p('## MJPEG viewers (+ 1 stalled viewer that reads nothing)')
+    p('')
+    p('| viewers | server | fps min / median | MB/s | latency p50 / p99 ms | jitter / gap p99 ms '
+      '| stalled viewer | CPU s/s | RSS MB |')
+    p('|---:|---|---|---:|---|---|---|---:|---:|')
+    for n in viewers:
+        for key, label in SERVERS:
+            why = unavailable(key)
+            if why:
+                p(f'| {n} | {label} | {why} | | | | | | |')
+                continue
+            rs = sel(key, f'mjpeg{n}')
+            good = [r for r in rs if 'error' not in r]
+            if not good:
+                err = rs[0].get('error', 'no result') if rs else 'no result'
+                p(f'| {n} | {label} | failed: {err} | | | | | | |')
+                continue
+            lat50, lat99 = median_of(good, 'latency_ms_p50'), median_of(good, 'latency_ms_p99')
+            lat = f'{ms(lat50)} / {ms(lat99)}' if lat50 is not None else 'n/a (no timestamp)'
+            opens = [r.get('stalled_still_open') for r in good if 'stalled_still_open' in r]
+            stalled = ('held open' if all(opens) else 'dropped' if not any(opens)
+                       else 'mixed') if opens else '-'
+            errs = sum(r.get('errors', 0) for r in good)
+            fps = f'{fmt(median_of(good, "fps_min"))} / {fmt(median_of(good, "fps_median"))}'
+            if errs:
+                fps += f' ({errs} viewer errors)'
+            p(f'| {n} | {label} | {fps} | {fmt(median_of(good, "mb_per_s"))} | {lat} '
+              f'| {ms(median_of(good, "jitter_ms"))} / {ms(median_of(good, "gap_ms_p99"))} '
+              f'| {stalled} | {fmt(median_of(good, "cpu_s_per_s"), 2)} '
+              f'| {fmt(median_of(good, "rss_window_peak_mb"))} |')
+    p('')
+
+    # WebSocket
+    p(f'## WebSocket `/control` command round trips ({int(a.ws_count)} in turn, `reset` and `ping` alternating)')
+    p('')
+    p('| when | server | all p50 / p99 / max ms | reset p50 / p99 ms | ping p50 / p99 ms | CPU s/s |')
+    p('|---|---|---|---|---|---:|')
+    for test, when in (('ws_idle', 'idle'), ('ws_load', f'during {viewers[-1]} viewers')):
+        for key, label in SERVERS:
+            why = unavailable(key)
+            if key == 'motion' and not why:
+                why = 'n/a (no command channel: motion has an HTTP webcontrol, no WebSocket)'
+            if why:
+                p(f'| {when} | {label} | {why} | | | |')
+                continue
+            rs = [r for r in sel(key, test) if 'error' not in r]
+            if not rs:
+                err = (sel(key, test) or [{}])[0].get('error', 'no result')
+                p(f'| {when} | {label} | failed: {err} | | | |')
+                continue
+            ping = f'{ms(median_of(rs, "ping_rtt_ms_p50"))} / {ms(median_of(rs, "ping_rtt_ms_p99"))}'
+            if key == 'seed':
+                ping += ' (reply: unknown command)'
+            p(f'| {when} | {label} | {ms(median_of(rs, "rtt_ms_p50"))} / {ms(median_of(rs, "rtt_ms_p99"))} / '
+              f'{ms(median_of(rs, "rtt_ms_max"))} | {ms(median_of(rs, "reset_rtt_ms_p50"))} / '
+              f'{ms(median_of(rs, "reset_rtt_ms_p99"))} | {ping} | {fmt(median_of(rs, "cpu_s_per_s"), 2)} |')
+    p('')
+
+    # SSE
+    p(f'## One event to {int(a.sse_subscribers)} SSE subscribers (`GET /events`)')
+    p('')
+    p('| server | event, timed from | events timed | last receipt p50 / p99 / max ms '
+      '| first receipt p50 ms | last receipt from the server\'s stamp p50 / p99 ms '
+      '| missed receipts | CPU s/s | RSS MB |')
+    p('|---|---|---:|---|---:|---|---:|---:|---:|')
+    for key, label in SERVERS:
+        why = unavailable(key)
+        if key == 'motion' and not why:
+            why = 'n/a (no event stream)'
+        if why:
+            p(f'| {label} | {why} | | | | | | | |')
+            continue
+        how = ('`reset`, from sending `POST /control {"cmd":"reset"}`' if key == 'lookout'
+               else '`motion` (no reset event in the seed), from the server\'s `ts` stamp')
+        rs = [r for r in sel(key, 'sse') if 'error' not in r]
+        if not rs:
+            err = (sel(key, 'sse') or [{}])[0].get('error', 'no result')
+            p(f'| {label} | {how} | failed: {err} | | | | | | |')
+            continue
+        done = sum(r.get('rounds_complete', 0) for r in rs)
+        asked = sum(r.get('rounds', 0) for r in rs)
+        p(f'| {label} | {how} | {done} of {asked} | {ms(median_of(rs, "last_ms_p50"))} / '
+          f'{ms(median_of(rs, "last_ms_p99"))} / {ms(median_of(rs, "last_ms_max"))} '
+          f'| {ms(median_of(rs, "first_ms_p50"))} '
+          f'| {ms(median_of(rs, "from_stamp_ms_p50"))} / {ms(median_of(rs, "from_stamp_ms_p99"))} '
+          f'| {fmt(median_of(rs, "missed_receipts"), 0)} '
+          f'| {fmt(median_of(rs, "cpu_s_per_s"), 2)} | {fmt(median_of(rs, "rss_window_peak_mb"))} |')
+    p('')
+
+    # Targets
+    p('## lookout against its targets (SPEC.md section 4)')
+    p('')
+    p('| target | measured | met |')
+    p('|---|---|---|')
+
+    def target(name, value, ok, note=''):
+        if value is None:
+            p(f'| {name} | not measured{note} | ? |')
+        else:
+            p(f'| {name} | {value}{note} | {"yes" if ok else "**no**"} |')
+
+    big = viewers[-1]
+    lk = [r for r in sel('lookout', f'mjpeg{big}') if 'error' not in r]
+    fmin = median_of(lk, 'fps_min')
+    note = '' if big >= 100 else f' (at {big} viewers; the target is for 100: run the full mode)'
+    target('100 viewers at 720p30 each get >= 29 fps', None if fmin is None else f'min {fmin:.1f} fps',
+           fmin is not None and fmin >= 29, note)
+    cpu = median_of(lk, 'cpu_s_per_s')
+    target('server CPU well under one core at 100 viewers', None if cpu is None else f'{cpu:.2f} s/s',
+           cpu is not None and cpu < 0.5, note + ('; "well under" read as < 0.5' if cpu is not None else ''))
+    for test, limit, when in (('ws_idle', 1.0, 'idle'), ('ws_load', 5.0, f'under load')):
+        rs = [r for r in sel('lookout', test) if 'error' not in r]
+        v = median_of(rs, 'rtt_ms_p99')
+        detail = ''
+        if v is not None:
+            detail = (f' (`reset` alone {ms(median_of(rs, "reset_rtt_ms_p99"))} ms, '
+                      f'`ping` alone {ms(median_of(rs, "ping_rtt_ms_p99"))} ms)')
+        target(f'WebSocket round trip p99 < {limit:g} ms {when}', None if v is None else f'{v:.2f} ms{detail}',
+               v is not None and v < limit, '' if test == 'ws_idle' else note)
+    rs = [r for r in sel('lookout', 'sse') if 'error' not in r]
+    v = median_of(rs, 'last_ms_p99')
+    complete = all(r.get('rounds_complete') == r.get('rounds') for r in rs) if rs else False
+    target('one event to 1,000 SSE subscribers, p99 < 20 ms', None if v is None else f'{v:.1f} ms',
+           v is not None and v < 20 and complete, '' if complete or not rs else ' (some rounds incomplete)')
+    lk_all = [r for r in rows if r.get('server') == 'lookout' and 'error' not in r
+              and str(r.get('test', '')).startswith('mjpeg')]
+    peaks = [r['rss_window_peak_mb'] for r in lk_all if isinstance(r.get('rss_window_peak_mb'), (int, float))]
+    hwm = [r['rss_hwm_mb'] for r in lk_all if isinstance(r.get('rss_hwm_mb'), (int, float))]
+    rss = max(peaks) if peaks else None
+    sse_rss = median_of(rs, 'rss_window_peak_mb')
+    target('RSS under 40 MB while streaming', None if rss is None else
+           f'{rss:.1f} MB, highest in any MJPEG window (VmHWM since start {max(hwm):.1f} MB'
+           + (f'; {sse_rss:.1f} MB with 1,000 SSE subscribers)' if sse_rss else ')'),
+           rss is not None and rss < 40)
+    p('')
+
+    problems = []
+    for r in rows:
+        if 'error' in r:
+            problems.append(f'{r.get("server")} {r.get("test")} run {r.get("run")}: {r["error"]}')
+        elif r.get('errors'):
+            problems.append(f'{r.get("server")} {r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) '
+                            f'failed, e.g. {r.get("first_error")}')
+    if problems:
+        p('## Problems')
+        p('')
+        for x in problems:
+            p(f'- {x}')
+        p('')
+    print('\n'.join(out))
+
+
+if __name__ == '__main__':
+    main()
