@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, Mutex};
 
@@ -27,15 +28,33 @@ pub struct Event {
     pub kind: String,
     /// The JSON data (an object with at least `ts`).
     pub data: Value,
+    /// The event as an SSE message, formatted once and shared by every
+    /// subscriber (a thousand dashboards cost one serialisation).
+    pub wire: Bytes,
+}
+
+impl Event {
+    /// An event with its SSE form.
+    pub fn new(id: Option<i64>, kind: &str, data: Value) -> Event {
+        let mut wire = String::with_capacity(64);
+        if let Some(id) = id {
+            wire.push_str(&format!("id: {id}\n"));
+        }
+        // Kinds are our own identifiers and JSON text has no raw newlines, so
+        // each is one SSE line.
+        wire.push_str(&format!("event: {kind}\ndata: {data}\n\n"));
+        Event {
+            id,
+            kind: kind.to_string(),
+            data,
+            wire: Bytes::from(wire),
+        }
+    }
 }
 
 impl From<StoredEvent> for Event {
     fn from(e: StoredEvent) -> Self {
-        Event {
-            id: Some(e.id),
-            kind: e.kind,
-            data: e.data,
-        }
+        Event::new(Some(e.id), &e.kind, e.data)
     }
 }
 
@@ -69,11 +88,7 @@ impl EventBus {
         let ts = data.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
         let _order = self.order.lock().await;
         let id = self.store.append_event(ts, kind, &data).await?;
-        let event = Arc::new(Event {
-            id: Some(id),
-            kind: kind.to_string(),
-            data,
-        });
+        let event = Arc::new(Event::new(Some(id), kind, data));
         // No subscriber is not an error.
         let _ = self.tx.send(event.clone());
         Ok(event)
@@ -89,11 +104,9 @@ impl EventBus {
 
     /// Broadcasts an event that is not stored and has no id.
     pub fn publish_transient(&self, kind: &str, data: Map<String, Value>) {
-        let _ = self.tx.send(Arc::new(Event {
-            id: None,
-            kind: kind.to_string(),
-            data: with_ts(data),
-        }));
+        let _ = self
+            .tx
+            .send(Arc::new(Event::new(None, kind, with_ts(data))));
     }
 
     /// A live subscription.
@@ -155,6 +168,8 @@ mod tests {
         bus.publish_transient("level", obj(json!({"change": 1.5})));
         let level = rx.recv().await.unwrap();
         assert_eq!((level.id, level.kind.as_str()), (None, "level"));
+        assert!(level.wire.starts_with(b"event: level\ndata: {"));
+        assert!(level.wire.ends_with(b"}\n\n"));
         assert_eq!(bus.store().last_event_id().await.unwrap(), 20);
     }
 }

@@ -5,19 +5,26 @@
 //! `Last-Event-ID`) the stored events it missed, then live events. It is
 //! subscribed to the bus before the replay query, so nothing falls in the gap;
 //! ids already replayed are skipped. A subscriber too slow for the bounded bus
-//! buffer is disconnected: its browser reconnects and replays.
+//! buffer is disconnected: its browser reconnects and replays. Each event is
+//! formatted once (see `Event::wire`) and the same bytes go to every
+//! subscriber, which is why this writes the SSE lines itself rather than
+//! through axum's `Sse` (that formats per subscriber).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
@@ -49,57 +56,79 @@ pub async fn events(State(app): State<AppState>, headers: HeaderMap) -> Result<R
         None => Vec::new(),
     };
     let seen = missed.last().map(|e| e.id).or(last_id).unwrap_or(0);
-    let hello = stream::once(async {
-        Ok::<_, Infallible>(SseEvent::default().retry(RETRY).comment("lookout"))
+    let keepalive = Duration::from_secs(u64::from(app.settings.get().sse_keepalive_s.max(1)));
+    let hello =
+        stream::once(async { Bytes::from(format!("retry: {}\n: lookout\n\n", RETRY.as_millis())) });
+    let replay = stream::iter(missed.into_iter().map(|e| Event::from(e).wire));
+    let subscriber = Subscriber {
+        rx: live,
+        cancel: app.cancel.clone(),
+        seen,
+        keepalive,
+    };
+    let live = stream::unfold(subscriber, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((chunk, s))
     });
-    let replay = stream::iter(missed.into_iter().map(|e| Ok(to_sse(&Event::from(e)))));
-    let live = stream::unfold(
-        (live, app.cancel.clone(), seen),
-        |(mut rx, cancel, mut seen)| async move {
-            loop {
-                let received = tokio::select! {
-                    r = rx.recv() => r,
-                    _ = cancel.cancelled() => return None,
-                };
-                match received {
-                    Ok(event) => {
-                        if let Some(id) = event.id {
-                            if id <= seen {
-                                continue;
-                            }
-                            seen = id;
-                        }
-                        return Some((Ok(to_sse(&event)), (rx, cancel, seen)));
-                    }
-                    // Too slow: end the stream; the browser reconnects and replays.
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::info!("disconnecting an event subscriber {n} events behind");
-                        return None;
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        },
-    );
-    let keepalive = Duration::from_secs(u64::from(app.settings.get().sse_keepalive_s));
-    let body = hello.chain(replay).chain(live);
-    let mut resp = Sse::new(body)
-        .keep_alive(KeepAlive::new().interval(keepalive).text(""))
-        .into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    let body = hello.chain(replay).chain(live).map(Ok::<_, Infallible>);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            // Reverse proxies (nginx) must not buffer events.
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
-fn to_sse(event: &Event) -> SseEvent {
-    let mut sse = SseEvent::default()
-        .event(&event.kind)
-        .data(event.data.to_string());
-    if let Some(id) = event.id {
-        sse = sse.id(id.to_string());
+/// One subscriber's position in the bus.
+struct Subscriber {
+    rx: broadcast::Receiver<Arc<Event>>,
+    cancel: tokio_util::sync::CancellationToken,
+    /// Highest id sent (replayed ones are not sent again).
+    seen: i64,
+    /// Quiet time before a comment line keeps proxies and browsers from
+    /// dropping the connection.
+    keepalive: Duration,
+}
+
+impl Subscriber {
+    /// The next bytes to send: an event (pre-formatted, shared), or a
+    /// keepalive comment after a quiet spell; `None` ends the stream
+    /// (shutdown, or too slow: the browser reconnects and replays).
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            let received = tokio::select! {
+                r = self.rx.recv() => r,
+                _ = tokio::time::sleep(self.keepalive) => return Some(Bytes::from_static(b":\n\n")),
+                _ = self.cancel.cancelled() => return None,
+            };
+            match received {
+                Ok(event) => {
+                    if let Some(id) = event.id {
+                        if id <= self.seen {
+                            continue;
+                        }
+                        self.seen = id;
+                    }
+                    return Some(event.wire.clone());
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::info!("disconnecting an event subscriber {n} events behind");
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
     }
-    sse
 }
 
 /// Query of `/api/events`.
