@@ -84,65 +84,6 @@ impl V4l2Options {
             fps: None,
         }
     }
-
-    /// Parses the part of a `--source` value after `v4l2:`, e.g.
-    /// `/dev/video0?size=1280x720&fps=30`.
-    ///
-    /// A bare number is shorthand for `/dev/videoN`, because that is how people name cameras.
-    pub fn parse(spec: &str) -> Result<Self, V4l2Error> {
-        let bad = |reason: String| V4l2Error::BadOption {
-            spec: spec.to_string(),
-            reason,
-        };
-        let (path, query) = match spec.split_once('?') {
-            Some((path, query)) => (path, query),
-            None => (spec, ""),
-        };
-        if path.is_empty() {
-            return Err(bad("no device given".to_string()));
-        }
-        let device = if path.bytes().all(|b| b.is_ascii_digit()) {
-            PathBuf::from(format!("/dev/video{path}"))
-        } else {
-            PathBuf::from(path)
-        };
-        let mut opts = Self::new(device);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(format!("`{pair}` is not key=value")))?;
-            match key {
-                "size" => {
-                    let size = parse_size(value).ok_or_else(|| {
-                        bad(format!("size `{value}` is not WIDTHxHEIGHT, e.g. 1280x720"))
-                    })?;
-                    opts.size = Some(size);
-                }
-                "fps" => {
-                    let fps = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|&f| f > 0)
-                        .ok_or_else(|| bad(format!("fps `{value}` is not a positive number")))?;
-                    opts.fps = Some(fps);
-                }
-                other => {
-                    return Err(bad(format!(
-                        "unknown option `{other}` (known options: size, fps)"
-                    )))
-                }
-            }
-        }
-        Ok(opts)
-    }
-}
-
-/// Parses `WIDTHxHEIGHT` (either `x` or `X`), rejecting zero dimensions.
-fn parse_size(value: &str) -> Option<(u32, u32)> {
-    let (w, h) = value.split_once(['x', 'X'])?;
-    let w = w.trim().parse::<u32>().ok()?;
-    let h = h.trim().parse::<u32>().ok()?;
-    (w > 0 && h > 0).then_some((w, h))
 }
 
 /// Everything that can go wrong while capturing. Each message names the device and says what to
@@ -237,14 +178,6 @@ pub enum V4l2Error {
         device: PathBuf,
         /// How many bad frames in a row were seen.
         count: u32,
-    },
-    /// The `v4l2:` source string could not be parsed.
-    #[error("invalid source `v4l2:{spec}`: {reason}; expected e.g. v4l2:/dev/video0?size=1280x720&fps=30")]
-    BadOption {
-        /// The text after `v4l2:`.
-        spec: String,
-        /// What is wrong with it.
-        reason: String,
     },
     /// A V4L2 request failed for a reason not covered above.
     #[error(
@@ -1078,49 +1011,5 @@ mod tests {
         );
         assert_eq!(fps_of(Fract::new(0, 30)), None);
         assert_eq!(fps_of(Fract::new(u32::MAX, u32::MAX)), Some(1));
-    }
-
-    #[test]
-    fn parse_options() {
-        assert_eq!(
-            V4l2Options::parse("/dev/video0?size=1280x720&fps=30").expect("valid"),
-            V4l2Options {
-                device: PathBuf::from("/dev/video0"),
-                size: Some((1280, 720)),
-                fps: Some(30),
-            }
-        );
-        assert_eq!(
-            V4l2Options::parse("/dev/video2").expect("valid"),
-            V4l2Options::new("/dev/video2")
-        );
-        assert_eq!(
-            V4l2Options::parse("1?fps=15").expect("valid"),
-            V4l2Options {
-                device: PathBuf::from("/dev/video1"),
-                size: None,
-                fps: Some(15),
-            }
-        );
-        assert_eq!(
-            V4l2Options::parse("/dev/v4l/by-id/usb-cam-video-index0?size=640X480")
-                .expect("valid")
-                .size,
-            Some((640, 480))
-        );
-        for bad in [
-            "",
-            "?size=640x480",
-            "/dev/video0?size=640",
-            "/dev/video0?size=0x480",
-            "/dev/video0?fps=0",
-            "/dev/video0?fps=fast",
-            "/dev/video0?zoom=2",
-            "/dev/video0?size",
-        ] {
-            let err = V4l2Options::parse(bad).expect_err(bad);
-            assert!(matches!(err, V4l2Error::BadOption { .. }), "{bad}: {err:?}");
-            assert!(err.to_string().contains("expected e.g. v4l2:"), "{err}");
-        }
     }
 }
