@@ -91,16 +91,6 @@ impl SseClient {
     }
 }
 
-async fn command(server: &TestServer, body: &str) -> Value {
-    let r = reqwest::Client::new()
-        .post(server.url("/control"))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    r.json().await.unwrap()
-}
-
 async fn set(server: &TestServer, patch: Value) {
     let r = reqwest::Client::new()
         .post(server.url("/config"))
@@ -158,7 +148,7 @@ async fn sse_headers_retry_and_live_events() {
     assert_eq!(sse.headers["x-accel-buffering"], "no");
     let hello = sse.next(Duration::from_secs(5)).await;
     assert_eq!(hello.retry.as_deref(), Some("2000"));
-    assert_eq!(command(&server, r#"{"cmd": "reset"}"#).await["ok"], true);
+    assert_eq!(server.command(r#"{"cmd": "reset"}"#).await["ok"], true);
     let reset = sse.next_of("reset", Duration::from_secs(5)).await;
     assert!(reset.id.unwrap().parse::<i64>().unwrap() > 0);
     let data: Value = serde_json::from_str(&reset.data).unwrap();
@@ -177,7 +167,7 @@ async fn reconnect_with_last_event_id_replays_what_was_missed() {
     let mut ids = Vec::new();
     let mut sse = SseClient::connect(&server.url("/events"), None).await;
     for _ in 0..3 {
-        command(&server, r#"{"cmd": "reset"}"#).await;
+        server.command(r#"{"cmd": "reset"}"#).await;
         ids.push(
             sse.next_of("reset", Duration::from_secs(5))
                 .await
@@ -189,7 +179,7 @@ async fn reconnect_with_last_event_id_replays_what_was_missed() {
     }
     drop(sse);
     // Two more while "offline".
-    command(&server, r#"{"cmd": "reset"}"#).await;
+    server.command(r#"{"cmd": "reset"}"#).await;
     set(&server, json!({"threshold": 30})).await;
     let mut sse = SseClient::connect(&server.url("/events"), Some(ids[1])).await;
     let replayed: Vec<Msg> = {
@@ -211,7 +201,7 @@ async fn reconnect_with_last_event_id_replays_what_was_missed() {
     assert_eq!(got[2].0, "config");
     assert!(got[0].1 < got[1].1 && got[1].1 < got[2].1);
     // Then live, with no duplicate.
-    command(&server, r#"{"cmd": "reset"}"#).await;
+    server.command(r#"{"cmd": "reset"}"#).await;
     let live = sse.next_of("reset", Duration::from_secs(5)).await;
     assert!(live.id.unwrap().parse::<i64>().unwrap() > got[2].1);
 }
@@ -308,7 +298,7 @@ async fn still_scene_never_triggers() {
 async fn history_pages_newest_first_by_kind() {
     let server = TestServer::start("synthetic:?size=160x120&fps=10&motion=never").await;
     for _ in 0..5 {
-        command(&server, r#"{"cmd": "reset"}"#).await;
+        server.command(r#"{"cmd": "reset"}"#).await;
     }
     let page: Value = server.get_json("/api/events?kind=reset&limit=3").await;
     let ids: Vec<i64> = page["events"]

@@ -524,6 +524,35 @@ async fn slowloris_connection_is_closed() {
 }
 
 #[tokio::test]
+async fn idle_keep_alive_connection_is_closed() {
+    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+        c.limits.header_timeout_s = 1;
+    })
+    .await;
+    let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer comes, then the connection sits idle and is closed.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed.is_ok(),
+        "idle keep-alive connection still open after 5 s"
+    );
+}
+
+#[tokio::test]
 async fn oversized_input_is_refused_while_others_are_served() {
     let server = TestServer::start(SRC).await;
     server.wait_for_frame().await;

@@ -9,15 +9,7 @@ use serde_json::{json, Value};
 const SRC: &str = "synthetic:?size=160x120&fps=10&motion=never";
 
 async fn snapshot(server: &TestServer) -> String {
-    let r: Value = reqwest::Client::new()
-        .post(server.url("/control"))
-        .body(r#"{"cmd": "snapshot_now"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = server.command(r#"{"cmd": "snapshot_now"}"#).await;
     r["url"]
         .as_str()
         .unwrap()

@@ -802,14 +802,6 @@ async fn motion_frames_are_uploaded_by_the_running_server() {
     })
     .await;
     assert!(status["uploads"].is_object());
-    let flushed: Value = reqwest::Client::new()
-        .post(server.url("/control"))
-        .body(r#"{"cmd": "flush_uploads"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flushed = server.command(r#"{"cmd": "flush_uploads"}"#).await;
     assert_eq!(flushed["ok"], true);
 }

@@ -113,6 +113,19 @@ impl TestServer {
         self.get_json("/status").await
     }
 
+    /// POSTs one command to `/control` and returns the JSON reply.
+    pub async fn command(&self, body: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(self.url("/control"))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON reply")
+    }
+
     /// GETs `path` and parses the JSON body.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         reqwest::get(self.url(path))
