@@ -193,7 +193,7 @@ pub async fn run(
     });
     if let (Some(redirect), true) = (config.redirect_http, tls.is_some()) {
         let plain = TcpListener::bind(redirect).await?;
-        tracing::info!("redirecting http://{redirect}/ to HTTPS");
+        tracing::info!("redirecting http://{}/ to HTTPS", plain.local_addr()?);
         tracker.spawn(web::server::redirect_to_https(
             plain,
             addr.port(),
