@@ -102,8 +102,7 @@ def main():
         p(f'- Scene: lookout\'s `synthetic:?size=1280x720&fps=30&motion=periodic`, '
           f'{f0.get("fps")} fps measured in the warm-up, mean JPEG {fmt(f0.get("mean_kb"), 0)} KB. '
           f'The seed replays the same JPEGs, recorded from lookout\'s `/stream.jpg` during the '
-          f'warm-up ({f0.get("distinct")} distinct pictures, {f0.get("frames")} frames in order; fewer than '
-          f'30 fps in the warm-up, as lookout skips ticks while it first encodes each picture), at 30 fps; '
+          f'warm-up ({f0.get("distinct")} distinct pictures, {f0.get("frames")} frames in order), at 30 fps; '
           f'motion reads lookout\'s `/stream.jpg` over `netcam_url` and re-encodes.')
     seed_desc = (f'microdot {a.microdot} on CPython {a.python}, `bench/peers/seed_cam.py`'
                  if a.seed_state == 'ok' else a.seed_state)
