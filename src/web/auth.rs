@@ -42,7 +42,7 @@ pub struct Policy {
 fn is_open(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/login" | "/logout" | "/api/login" | "/login.css" | "/favicon.ico"
+        "/healthz" | "/login" | "/logout" | "/api/login" | "/login.css" | "/favicon.svg"
     )
 }
 
@@ -179,7 +179,8 @@ pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>lookout: sign in</title><link rel="stylesheet" href="/login.css"></head>
+<title>lookout: sign in</title><link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/login.css"></head>
 <body><main>
 <h1>lookout</h1>
 {error}
