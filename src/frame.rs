@@ -28,6 +28,9 @@ pub struct Frame {
     pub width: u16,
     /// Picture height from the JPEG header.
     pub height: u16,
+    /// This frame's MJPEG part headers (`Content-Type`, `Content-Length`,
+    /// `X-Timestamp`), formatted once here rather than once per viewer.
+    pub part_head: Bytes,
 }
 
 impl Frame {
@@ -85,13 +88,20 @@ impl FrameSink {
             _ => None,
         }
         .ok_or(FrameError::NotJpeg { len: jpeg.len() })?;
+        let captured_at = SystemTime::now();
+        let part_head = Bytes::from(format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",
+            jpeg.len(),
+            unix_secs(captured_at)
+        ));
         let frame = Arc::new(Frame {
             jpeg,
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            captured_at: SystemTime::now(),
+            captured_at,
             captured_mono: Instant::now(),
             width,
             height,
+            part_head,
         });
         self.tx.send_replace(Some(frame.clone()));
         Ok(frame)

@@ -111,15 +111,11 @@ pub async fn stream(
         .into_response())
 }
 
-/// One part: headers, the shared JPEG (no copy), and the next boundary.
+/// One part: headers and JPEG shared with every viewer (no copy, no
+/// formatting per viewer), and the next boundary.
 fn part(frame: &Frame) -> Vec<Bytes> {
-    let head = format!(
-        "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",
-        frame.jpeg.len(),
-        frame.unix_secs()
-    );
     vec![
-        Bytes::from(head),
+        frame.part_head.clone(),
         frame.jpeg.clone(),
         Bytes::from_static(AFTER_FRAME),
     ]
