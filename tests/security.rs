@@ -640,45 +640,28 @@ async fn viewer_and_connection_limits() {
 
 #[tokio::test]
 async fn plain_http_listener_redirects_to_https() {
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--redirect-http",
-            "127.0.0.1:0",
-            "--tls-self-signed",
-        ])
-        .args(["--source", SRC, "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut https, mut plain) = (None, None);
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(i) = line.find("at https://") {
-                https = Some(line[i + 3..].trim().trim_end_matches('/').to_string());
-            }
-            if let Some(i) = line.find("redirecting http://") {
-                let rest = &line[i + "redirecting ".len()..];
-                plain = rest
-                    .split_whitespace()
-                    .next()
-                    .map(|u| u.trim_end_matches('/').to_string());
-            }
-            if https.is_some() && plain.is_some() {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("both listeners announced");
-    let (https, plain) = (https.unwrap(), plain.unwrap());
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--redirect-http",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--source",
+        SRC,
+    ];
+    let mut bin = common::Binary::spawn(&args, dir.path());
+    let https = bin.wait_for_url("https").await;
+    let plain = bin
+        .wait_for("the redirect listener", |line| {
+            let i = line.find("redirecting http://")?;
+            let rest = &line[i + "redirecting ".len()..];
+            rest.split_whitespace()
+                .next()
+                .map(|u| u.trim_end_matches('/').to_string())
+        })
+        .await;
+    let _child = bin.drain();
     let port = https.rsplit(':').next().unwrap();
     let r = no_redirects()
         .get(format!("{plain}/snaps?x=1"))

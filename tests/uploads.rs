@@ -677,39 +677,18 @@ async fn bad_settings_fail_at_open() {
     assert!(!UploadConfig::default().enabled());
 }
 
-/// Starts the real `lookout` binary and returns it with its base URL (read
-/// from its log line, since it listens on port 0).
+/// Starts the real `lookout` binary and returns it with its base URL.
 async fn spawn_lookout(data: &Path, extra: &[&str]) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--source",
-            "synthetic:?size=160x120&fps=10&motion=never",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("lookout starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(at) = line.find("at http://") {
-                return line[at + 3..].trim().trim_end_matches('/').to_string();
-            }
-        }
-        panic!("lookout exited before serving");
-    })
-    .await
-    .expect("lookout serves within 20 s");
-    // Keep draining its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--source",
+        "synthetic:?size=160x120&fps=10&motion=never",
+    ];
+    args.extend_from_slice(extra);
+    let mut bin = common::Binary::spawn(&args, data);
+    let url = bin.wait_for_url("http").await;
+    (bin.drain(), url)
 }
 
 #[tokio::test]

@@ -143,6 +143,66 @@ impl Drop for TestServer {
     }
 }
 
+/// The real `lookout` binary, started as a user would, with its log read
+/// line by line (it listens on port 0 and says where in the log).
+pub struct Binary {
+    pub child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Binary {
+    /// Starts `lookout` with `args` (it is killed when dropped).
+    pub fn spawn(args: &[&str], data_dir: &Path) -> Binary {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("lookout starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Binary {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// Reads the log until `find` picks something out of a line (20 s at most).
+    pub async fn wait_for<T>(&mut self, what: &str, mut find: impl FnMut(&str) -> Option<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = self.lines.next_line().await.expect("log readable") {
+                if let Some(found) = find(&line) {
+                    return found;
+                }
+            }
+            panic!("lookout exited before logging {what}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {what} in the log within 20 s"))
+    }
+
+    /// The URL after `at <scheme>://` in the serving line, without the slash.
+    pub async fn wait_for_url(&mut self, scheme: &str) -> String {
+        let marker = format!("at {scheme}://");
+        self.wait_for("the serving address", |line| {
+            line.find(&marker)
+                .map(|at| line[at + 3..].trim().trim_end_matches('/').to_string())
+        })
+        .await
+    }
+
+    /// Keeps draining the log in the background (so the process never blocks
+    /// on a full pipe) and hands back the process.
+    pub fn drain(self) -> tokio::process::Child {
+        let mut lines = self.lines;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child
+    }
+}
+
 /// What is left of a stopped server: its data directory.
 pub struct Stopped {
     pub dir: tempfile::TempDir,
