@@ -312,8 +312,8 @@ impl Default for Limits {
             max_viewers: 256,
             max_sse: 2048,
             header_timeout_s: 10,
-            max_body: 16 * 1024,
-            max_ws_message: 64 * 1024,
+            max_body: crate::web::api::MAX_BODY,
+            max_ws_message: crate::web::ws::MAX_MESSAGE,
         }
     }
 }
