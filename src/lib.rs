@@ -249,7 +249,8 @@ async fn announce_source(
     }
 }
 
-/// Prunes the event history by age and count, hourly and at start.
+/// Prunes the event history by age and count, and expired sessions,
+/// hourly and at start.
 async fn prune_history(cam: Arc<cam::Cam>) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -264,6 +265,11 @@ async fn prune_history(cam: Arc<cam::Cam>) {
             Ok(0) => {}
             Ok(n) => tracing::info!("pruned {n} old events"),
             Err(e) => tracing::warn!("cannot prune events: {e}"),
+        }
+        // Expired sessions and API tokens are refused already; this only
+        // keeps the table from growing.
+        if let Err(e) = cam.store.prune_tokens(now).await {
+            tracing::warn!("cannot prune expired sessions: {e}");
         }
     }
 }
