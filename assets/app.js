@@ -12,6 +12,10 @@ import { Gallery } from './gallery.js';
 import { toast } from './toast.js';
 
 const STATUS_EVERY_MS = 10000;
+// Right after the stream comes up, the camera's frame rate and the viewer
+// count are still being measured (the rate needs a second of frames): ask
+// again this often until they are live, so the line never shows "0 fps".
+const STATUS_SETTLE_MS = 1000;
 // A running source with no frame for this long is as good as offline.
 const STALE_FRAME_MS = 10000;
 
@@ -25,12 +29,21 @@ const levelValue = $('level-value');
 const graph = new LevelGraph($('level-graph'));
 const recent = new RecentEvents();
 const gallery = new Gallery();
-const stream = new LiveStream($('stream'), { onState: (s) => setPill($('conn-stream'), s === 'live' ? 'ok' : s === 'paused' ? 'idle' : 'bad', s) });
+let streamLive = false;
+const stream = new LiveStream($('stream'), {
+  onState: (s) => {
+    setPill($('conn-stream'), s === 'live' ? 'ok' : s === 'paused' ? 'idle' : 'bad', s);
+    const wasLive = streamLive;
+    streamLive = s === 'live';
+    // The first frame is here: show its size, rate and our own viewer now.
+    if (streamLive && !wasLive) scheduleStatus(0);
+  },
+});
 const control = new Control('/control', { onState: (s) => setPill($('conn-control'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s) });
 const feed = new EventFeed('/events', {
   onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
   // After a gap the server may have restarted: the stream is probably dead too.
-  onReopen: () => { stream.restart(); resync(); },
+  onReopen: () => { stream.restart(); resync({ gallery: true }); },
 });
 
 // ---- counter, threshold and camera state -------------------------------
@@ -89,25 +102,49 @@ function applyStatus(st) {
   sourceInfo.textContent = parts.join(' · ');
 }
 
+let statusTimer = null;
+
+/** Reads /status again after `ms` (one pending read at a time). */
+function scheduleStatus(ms) {
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(refreshStatus, ms);
+}
+
+/** True while the live view runs but /status has not measured it yet. */
+function settling(st) {
+  const src = st.source || {};
+  return streamLive && src.state === 'running' && !(src.fps > 0 && st.viewers > 0);
+}
+
 async function refreshStatus() {
+  let next = STATUS_EVERY_MS;
   try {
-    applyStatus(await getJSON('/status'));
+    const st = await getJSON('/status');
+    applyStatus(st);
+    if (settling(st)) next = STATUS_SETTLE_MS;
   } catch {
     // The server is unreachable: the connection pills already say so.
   }
+  scheduleStatus(next);
 }
 
-/** Refetches everything shown, after a start or a gap in the event feed. */
-async function resync() {
+/**
+ * Refetches everything shown, after a start or (with `gallery`) a gap in the
+ * event feed, when snapshot events may have been missed.
+ */
+async function resync({ gallery: withGallery = false } = {}) {
   const [cfg, status, history] = await Promise.allSettled([
     getJSON('/config'),
     getJSON('/status'),
     getJSON('/api/events?limit=20'),
   ]);
   if (cfg.status === 'fulfilled') applyConfig(cfg.value);
-  if (status.status === 'fulfilled') applyStatus(status.value);
+  if (status.status === 'fulfilled') {
+    applyStatus(status.value);
+    if (settling(status.value)) scheduleStatus(STATUS_SETTLE_MS);
+  }
   if (history.status === 'fulfilled') recent.load(history.value.events);
-  if (gallery.loaded) gallery.reload();
+  if (withGallery && gallery.loaded) gallery.reload();
 }
 
 // ---- commands ---------------------------------------------------------------
@@ -234,4 +271,4 @@ resync();
 // spinner) forever.
 if (document.readyState === 'complete') showView();
 else window.addEventListener('load', showView, { once: true });
-setInterval(refreshStatus, STATUS_EVERY_MS);
+scheduleStatus(STATUS_EVERY_MS);

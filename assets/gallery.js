@@ -28,6 +28,12 @@ export class Gallery {
     this.nextBefore = null;
     this.loaded = false;
     this.loading = false;
+    // Each reload gets a generation, so an older reload that answers late
+    // cannot overwrite a newer one.
+    this.generation = 0;
+    // While a reload is in flight: what the event feed said meanwhile, to be
+    // merged into the fresh page (it may have been read before or after).
+    this.pending = null;
     this.more.addEventListener('click', () => this.loadPage());
   }
 
@@ -36,23 +42,55 @@ export class Gallery {
     if (!this.loaded) this.reload();
   }
 
-  /** Starts over from the newest (also after the event feed had a gap). */
+  /**
+   * Starts over from the newest (also after the event feed had a gap). The
+   * cards on show stay until the fresh page is here, then the list is swapped
+   * in one step: it never flashes empty, and a card that is still listed keeps
+   * its element (its image is not fetched again).
+   */
   async reload() {
-    this.cards.clear();
-    this.list.replaceChildren();
-    this.nextBefore = null;
+    const gen = ++this.generation;
     this.loaded = true;
-    await this.loadPage();
+    this.loading = true;
+    this.pending = { added: new Map(), removed: new Set() };
+    this.refresh();
+    let page;
+    try {
+      page = await getJSON(`/snaps?${new URLSearchParams({ limit: String(PAGE) })}`);
+    } catch (e) {
+      if (gen === this.generation) toast(`Could not list snapshots: ${e.message}`, { kind: 'error' });
+    }
+    if (gen !== this.generation) return;
+    const { added, removed } = this.pending;
+    this.pending = null;
+    this.loading = false;
+    if (page) {
+      const snaps = page.snaps.filter((s) => !removed.has(s.name));
+      const listed = new Set(snaps.map((s) => s.name));
+      for (const snap of added.values()) {
+        if (!listed.has(snap.name) && !removed.has(snap.name)) snaps.push(snap);
+      }
+      snaps.sort((a, b) => b.ts - a.ts || (a.name < b.name ? 1 : -1));
+      const cards = new Map();
+      for (const snap of snaps) cards.set(snap.name, this.cards.get(snap.name) || this.card(snap));
+      this.cards = cards;
+      this.list.replaceChildren(...cards.values());
+      this.nextBefore = page.next_before;
+    }
+    this.refresh();
   }
 
+  /** The next (older) page, below what is shown. */
   async loadPage() {
     if (this.loading) return;
     this.loading = true;
     this.more.disabled = true;
+    const gen = this.generation;
     try {
       const q = new URLSearchParams({ limit: String(PAGE) });
       if (this.nextBefore) q.set('before', this.nextBefore);
       const page = await getJSON(`/snaps?${q}`);
+      if (gen !== this.generation) return;
       for (const snap of page.snaps) {
         if (!this.cards.has(snap.name)) this.append(snap);
       }
@@ -60,7 +98,7 @@ export class Gallery {
     } catch (e) {
       toast(`Could not list snapshots: ${e.message}`, { kind: 'error' });
     } finally {
-      this.loading = false;
+      if (gen === this.generation) this.loading = false;
       this.more.disabled = false;
       this.refresh();
     }
@@ -79,7 +117,9 @@ export class Gallery {
 
   /** A snapshot saved anywhere (this page, another one, motion). */
   added(snap) {
-    if (!this.loaded || this.cards.has(snap.name)) return;
+    if (!this.loaded) return;
+    this.pending?.added.set(snap.name, snap);
+    if (this.cards.has(snap.name)) return;
     const card = this.card(snap);
     this.cards.set(snap.name, card);
     this.list.prepend(card);
@@ -87,6 +127,7 @@ export class Gallery {
   }
 
   removed(name) {
+    this.pending?.removed.add(name);
     const card = this.cards.get(name);
     if (!card) return;
     // Keep keyboard focus somewhere sensible when the focused card goes away.

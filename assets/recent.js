@@ -45,10 +45,16 @@ export class RecentEvents {
     this.items = new Map();
   }
 
-  /** Replaces everything with a history page from /api/events (newest first). */
+  /**
+   * Takes a history page from /api/events (newest first). The page is the
+   * truth up to its newest id; events that arrived live after it was read
+   * (the feed can be faster than the fetch) are newer and stay.
+   */
   load(events) {
-    this.byId.clear();
-    for (const e of events) this.byId.set(e.id, e);
+    const newest = events.reduce((m, e) => Math.max(m, e.id), -Infinity);
+    const live = [...this.byId.values()].filter((e) => e.id > newest);
+    this.byId = new Map(events.map((e) => [e.id, e]));
+    for (const e of live) this.byId.set(e.id, e);
     this.render();
   }
 

@@ -36,6 +36,12 @@ test('page loads with no console errors', async () => {
     await page.waitForFunction(() => /^\d+$/.test(document.getElementById('trigger-count').textContent));
     assert.equal(await page.locator('#threshold').inputValue(), '12');
     assert.equal((await page.locator('#threshold-value').textContent()).trim(), '12');
+    // The line under the picture shows the measured rate and this viewer soon
+    // after the first frame, well before the 10 s status refresh.
+    await page.waitForFunction(() => {
+      const t = document.getElementById('source-info').textContent;
+      return /\b[1-9]\d* fps/.test(t) && /\b[1-9]\d* viewers?\b/.test(t);
+    }, null, { timeout: 8000 });
     assert.deepEqual(page.problems, []);
   } finally {
     await context.close();
@@ -83,7 +89,7 @@ test('save snapshot shows a toast and the file appears in the gallery', async ()
       return img && img.complete && img.naturalWidth > 0;
     }, name);
     // Live view paused while the gallery shows.
-    assert.equal(await page.locator('#conn-stream').getAttribute('data-state'), 'idle');
+    await page.locator('#conn-stream[data-state="idle"]').waitFor();
     assert.deepEqual(page.problems, []);
   } finally {
     await context.close();
@@ -93,6 +99,20 @@ test('save snapshot shows a toast and the file appears in the gallery', async ()
 test('gallery stays in sync, pages with "older" and deletes with confirmation', async () => {
   const context = await browser.newContext();
   try {
+    // Records, from the first instant, whether the gallery ever went from
+    // showing cards to showing none: a user would see that as a flash.
+    await context.addInitScript(() => {
+      window.__galleryFlash = 0;
+      document.addEventListener('DOMContentLoaded', () => {
+        const list = document.getElementById('gallery-list');
+        let had = false;
+        new MutationObserver(() => {
+          const n = list.children.length;
+          if (had && n === 0) window.__galleryFlash++;
+          had = n > 0;
+        }).observe(list, { childList: true });
+      });
+    });
     const page = await openPage(context, server.url + '/#gallery');
     await page.waitForFunction(() => document.getElementById('conn-events').dataset.state === 'ok');
     // More snapshots than one page (24), made elsewhere: they arrive as events.
@@ -109,18 +129,28 @@ test('gallery stays in sync, pages with "older" and deletes with confirmation', 
 
     // A fresh load shows one page and offers older ones.
     await page.reload();
-    await page.locator('#gallery-list li').first().waitFor();
     const total = (await api(server, '/snaps?limit=1000')).snaps.length;
     assert.ok(total > 24);
-    assert.equal(await page.locator('#gallery-list li').count(), 24);
+    await page.locator('#gallery-list li').first().waitFor();
+    // The page arrives whole: 24 cards in one step (more only if a motion
+    // snapshot arrived live meanwhile).
+    assert.ok((await page.locator('#gallery-list li').count()) >= 24);
+    // Everything the page fetches at start has landed (the counter shows
+    // the config's number), and the list is still whole: it never flashed.
+    await page.waitForFunction(() => /^\d+$/.test(document.getElementById('trigger-count').textContent));
+    await page.locator('#gallery-more').waitFor();
+    assert.ok((await page.locator('#gallery-list li').count()) >= 24);
+    assert.equal(await page.evaluate(() => window.__galleryFlash), 0, 'the gallery emptied after showing cards');
     await page.locator('#gallery-more').click();
-    await until(async () => (await page.locator('#gallery-list li').count()) === total, { what: 'older page' });
-    assert.equal(await page.locator('#gallery-more').isHidden(), true);
+    await until(async () => (await page.locator('#gallery-list li').count())
+      === (await api(server, '/snaps?limit=1000')).snaps.length, { what: 'older page' });
+    await page.locator('#gallery-more').waitFor({ state: 'hidden' });
 
     // Delete: cancel keeps it, confirm removes it (here and on the server).
     const card = page.locator(`#gallery-list li[data-name="${newest}"]`);
     await card.getByRole('button', { name: 'Delete' }).click();
     await page.locator('#confirm').getByRole('button', { name: 'Cancel' }).click();
+    await page.locator('#confirm').waitFor({ state: 'hidden' });
     assert.equal(await card.count(), 1);
     await card.getByRole('button', { name: 'Delete' }).click();
     await page.locator('#confirm-ok').click();
@@ -178,9 +208,10 @@ test('works at 360 px wide', async () => {
       assert.ok(width <= 360, `${view}: scrollWidth ${width} > 360`);
     }
     await page.click('#tab-live');
+    // The view switches on the hashchange that follows the click.
     for (const id of ['#snap-btn', '#reset-btn', '#threshold']) {
       const el = page.locator(id);
-      assert.ok(await el.isVisible(), `${id} visible`);
+      await el.waitFor({ state: 'visible' });
       const box = await el.boundingBox();
       assert.ok(box.x >= 0 && box.x + box.width <= 360, `${id} inside the viewport: ${JSON.stringify(box)}`);
     }

@@ -29,7 +29,7 @@ test('"camera offline" shows when the source is down', async () => {
     // Snapshot with no frame: the reason reaches the person.
     await page.waitForFunction(() => document.getElementById('conn-control').dataset.state === 'ok');
     await page.click('#snap-btn');
-    await page.locator('.toast-error', { hasText: 'no frame yet' }).waitFor({ timeout: 3000 });
+    await page.locator('.toast-error', { hasText: 'no frame yet' }).waitFor({ timeout: 5000 });
     assert.deepEqual(page.problems, []);
   } finally {
     await context.close();

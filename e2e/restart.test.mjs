@@ -33,7 +33,7 @@ test('the dashboard reconnects after lookout restarts', async () => {
 
     // Not connected: the reset is refused on the spot, not queued for later.
     await page.click('#reset-btn');
-    await page.locator('.toast-error', { hasText: 'Not connected' }).waitFor({ timeout: 2000 });
+    await page.locator('.toast-error', { hasText: 'Not connected' }).waitFor({ timeout: 5000 });
 
     server = await startLookout({ source, listen: `127.0.0.1:${port}`, dataDir });
     await page.waitForFunction(() => ['conn-stream', 'conn-events', 'conn-control']

@@ -388,8 +388,13 @@ async fn retries_deliver_every_frame_exactly_once_in_order() {
     for i in 3..5 {
         up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
     }
-    wait_until("5 frames", || rx.accepted("/frames").len() >= 5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once all five are marked sent and nothing is queued, the worker has
+    // nothing left to send: the receiver's log is final.
+    wait_until("5 sent, queue empty", || {
+        let status = up.status();
+        uploads(&status, "sent") == 5 && uploads(&status, "queued") == 0
+    })
+    .await;
     let got: Vec<Value> = rx
         .accepted("/frames")
         .iter()
@@ -431,7 +436,11 @@ async fn queue_survives_a_restart_while_the_receiver_is_down() {
         "found again after the restart"
     );
     let worker = Worker::start(&up, bus(dir.path()));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The restarted worker first meets the receiver still down.
+    wait_until("a failed attempt after the restart", || {
+        !up.status()["last_error"].is_null()
+    })
+    .await;
     let rx = Receiver::start_on(addr, always(StatusCode::OK)).await;
     up.flush();
     wait_until("3 frames", || rx.accepted("/frames").len() >= 3).await;
@@ -502,11 +511,18 @@ async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
     up.enqueue_frame(&jpeg(1), &motion(1), false).unwrap();
     let worker = Worker::start(&up, events);
     wait_until("failure counted", || uploads(&up.status(), "failed") == 1).await;
-    // Ten backoff periods: a retry would have happened.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A retry of the first frame would come before anything queued after it:
+    // once a second frame has been tried, the first had its only attempt.
     up.flush();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(rx.hits("/frames").len(), 1, "exactly one attempt");
+    up.enqueue_frame(&jpeg(7), &motion(7), false).unwrap();
+    wait_until("second failure counted", || {
+        uploads(&up.status(), "failed") == 2
+    })
+    .await;
+    let hits = rx.hits("/frames");
+    assert_eq!(hits.len(), 2, "exactly one attempt each");
+    let first = &parse_multipart(header(&hits[0], "content-type").unwrap(), &hits[0].body)[0];
+    assert_eq!(first.body, jpeg(1));
     let status = up.status();
     assert_eq!(uploads(&status, "queued"), 0);
     assert_eq!(uploads(&status, "sent"), 0);
@@ -514,10 +530,12 @@ async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
     assert!(files_in(&dir.path().join("uploads/pending")).is_empty());
     let failed = dir.path().join("uploads/failed");
     let kept = files_in(&failed);
-    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept.len(), 4, "a JSON and a JPEG for each: {kept:?}");
+    // Queue names start with a sequence number: the first frame sorts first.
     let jpg = kept
         .iter()
-        .find(|n| n.ends_with(".jpg"))
+        .filter(|n| n.ends_with(".jpg"))
+        .min()
         .expect("jpeg kept");
     assert_eq!(std::fs::read(failed.join(jpg)).unwrap(), jpeg(1));
     worker.stop().await;
@@ -534,7 +552,7 @@ async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
     let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
     assert_eq!(uploads(&up.status(), "queued"), 0);
     up.enqueue_frame(&jpeg(2), &motion(2), false).unwrap();
-    assert_eq!(files_in(&failed).len(), 2);
+    assert_eq!(files_in(&failed).len(), 4);
 }
 
 #[tokio::test]

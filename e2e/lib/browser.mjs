@@ -31,7 +31,7 @@ export async function openPage(context, url) {
     page.problems.push(`console: ${msg.text()}`);
   });
   page.on('pageerror', (err) => page.problems.push(`pageerror: ${err.message}`));
-  page.setDefaultTimeout(10000);
+  page.setDefaultTimeout(15000);
   if (url) await page.goto(url);
   return page;
 }
