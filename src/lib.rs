@@ -28,6 +28,7 @@ pub mod control;
 pub mod events;
 pub mod frame;
 pub mod motion;
+pub mod redact;
 pub mod settings;
 pub mod snaps;
 pub mod source;
@@ -156,7 +157,7 @@ pub async fn run(
     tracing::info!(
         "lookout {} serving {} at {shown}",
         env!("CARGO_PKG_VERSION"),
-        source::redact(&config.source_uri),
+        redact::redact(&config.source_uri),
     );
     if let Some(tls) = &tls {
         tracing::info!(

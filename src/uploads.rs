@@ -55,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::EventBus;
 use crate::frame::unix_secs;
+use crate::redact::Redactor;
 
 /// Prefix of temporary files; [`Uploader::open`] removes them, since only a
 /// crash mid-write leaves one behind.
@@ -281,6 +282,9 @@ pub struct Uploader {
     write_lock: Mutex<()>,
     wake: Notify,
     tmp_seq: AtomicU64,
+    /// Hides the receivers' URLs (a webhook's path is its secret) and the
+    /// token in every error that is logged, stored or published.
+    redactor: Redactor,
 }
 
 impl Uploader {
@@ -302,6 +306,12 @@ impl Uploader {
             tracing::warn!("upload token is sent over plain http; use https off the local network");
         }
         let client = build_client(&config)?;
+        let urls: Vec<&str> = [&config.url, &config.webhook_url]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let redactor = Redactor::for_uploads(&urls, config.token.as_deref());
         let root = data_dir.join("uploads");
         let pending = root.join("pending");
         let failed = root.join("failed");
@@ -340,6 +350,7 @@ impl Uploader {
             write_lock: Mutex::new(()),
             wake: Notify::new(),
             tmp_seq: AtomicU64::new(0),
+            redactor,
         };
         {
             let mut st = uploader.lock();
@@ -713,6 +724,14 @@ impl Uploader {
 
     /// Applies an outcome: delete, reschedule, or move to `failed/`. Blocking.
     fn settle(&self, seq: u64, item: &Item, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Retry { error, after } => Outcome::Retry {
+                error: self.redactor.apply(&error),
+                after,
+            },
+            Outcome::Permanent(error) => Outcome::Permanent(self.redactor.apply(&error)),
+            sent => sent,
+        };
         let mut st = self.lock();
         st.in_flight = None;
         let backoff = &mut st.backoff[item.lane.index()];
@@ -915,7 +934,8 @@ fn max_seq_in(dir: &Path) -> u64 {
 
 fn check_url(url: &str) -> Result<(), UploadError> {
     let bad = |reason: &str| UploadError::InvalidUrl {
-        url: url.to_string(),
+        // A webhook's path is its secret: the error names the endpoint only.
+        url: crate::redact::endpoint(url),
         reason: reason.to_string(),
     };
     let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;

@@ -1,8 +1,12 @@
 //! `exec:COMMAND`: a child process whose stdout is MJPEG (ffmpeg, rpicam-vid).
 //!
 //! The JPEGs pass through untouched. The child's stderr goes to the log, and
-//! its last line is kept for the error shown on `/status` when it exits. The
-//! child runs in its own process group, so a shell pipeline is stopped whole.
+//! its last line is kept for the error shown on `/status` when it exits; both
+//! with the source's secrets hidden (ffmpeg repeats its input URL, password
+//! and all). The child runs in its own process group, so a shell pipeline is
+//! stopped whole, and without lookout's own `LOOKOUT_*` variables: they hold
+//! the owner's password and the upload token, which a camera program has no
+//! business seeing (or printing to its stderr, which is logged).
 
 use std::process::Stdio;
 
@@ -20,6 +24,8 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(name, _)| !is_lookout_var(name)))
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
@@ -35,10 +41,11 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
     let last_line = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let log_task = stderr.map(|stderr| {
         let last_line = last_line.clone();
+        let out = out.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let line = line.trim().to_string();
+                let line = out.redact(line.trim());
                 if line.is_empty() {
                     continue;
                 }
@@ -76,6 +83,12 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
     } else {
         format!("{why}: {last}")
     }))
+}
+
+/// lookout's own settings (`LOOKOUT_PASSWORD`, `LOOKOUT_UPLOAD_TOKEN`, ...),
+/// kept from the child.
+fn is_lookout_var(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b"LOOKOUT_")
 }
 
 /// The line given to `sh -c`. A simple command is prefixed with `exec`, so it

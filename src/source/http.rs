@@ -13,7 +13,7 @@ use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::io::StreamReader;
 
 use super::mjpeg::{FrameReader, SplitError};
-use super::{redact, Output, SourceError};
+use super::{Output, SourceError};
 
 /// How long connecting to the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +22,7 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads `url` until it fails.
 pub async fn run(url: &str, fps: u32, out: &Output) -> Result<(), SourceError> {
-    let shown = redact(url);
+    let shown = out.redact(url);
     let fail = |what: String| SourceError::Http(format!("{shown}: {what}"));
     let client = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)

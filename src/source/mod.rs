@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::FrameSink;
-pub use spec::{redact, SourceSpec, SpecError};
+use crate::redact::Redactor;
+pub use spec::{SourceSpec, SpecError};
 
 /// First wait before restarting a failed source.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -138,9 +139,17 @@ pub struct Output {
     status: StatusCell,
     /// State changes, for the `source` events (up/down) on the bus.
     states: Arc<watch::Sender<SourceState>>,
+    /// Hides the URI's secrets in everything the source reports.
+    redactor: Redactor,
 }
 
 impl Output {
+    /// `text` (a program's output, an error) with the source's secrets hidden:
+    /// everything a source logs or reports goes through this.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.apply(text)
+    }
+
     /// Publishes one JPEG; a buffer that is not a JPEG is counted and dropped.
     pub fn publish(&self, jpeg: Bytes) {
         let frame = self.sink.publish(jpeg);
@@ -186,7 +195,7 @@ impl Output {
         let mut st = lock(&self.status);
         st.state = state;
         if let Some(e) = error {
-            st.last_error = Some(e);
+            st.last_error = Some(self.redact(&e));
             st.pid = None;
         }
         if state == SourceState::Reconnecting {
@@ -217,12 +226,14 @@ impl Supervisor {
         uri: &str,
         sink: FrameSink,
     ) -> (Supervisor, StatusCell, watch::Receiver<SourceState>) {
-        let status = Arc::new(Mutex::new(SourceStatus::new(redact(uri))));
+        let redactor = Redactor::for_source(uri);
+        let status = Arc::new(Mutex::new(SourceStatus::new(redactor.apply(uri))));
         let (states, states_rx) = watch::channel(SourceState::Starting);
         let output = Output {
             sink,
             status: status.clone(),
             states: Arc::new(states),
+            redactor,
         };
         (Supervisor { spec, output }, status, states_rx)
     }
@@ -248,13 +259,13 @@ impl Supervisor {
             if healthy {
                 backoff = BACKOFF_START;
             }
+            let err = self.output.redact(&err.to_string());
             tracing::warn!(
                 "source {} stopped: {err}; retrying in {:.1} s",
                 lock(&self.output.status).uri,
                 backoff.as_secs_f64()
             );
-            self.output
-                .set_state(SourceState::Failed, Some(err.to_string()));
+            self.output.set_state(SourceState::Failed, Some(err));
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = cancel.cancelled() => return,

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use super::scene::MotionMode;
 use super::v4l2::V4l2Options;
+use crate::redact::redact;
 
 /// Default frames per second for sources that are paced by lookout itself.
 pub const DEFAULT_FPS: u32 = 30;
@@ -194,33 +195,6 @@ fn parse_fps(v: &str) -> Result<u32, String> {
     }
 }
 
-/// Hides passwords in URLs found anywhere in `s` (`rtsp://user:pw@cam` becomes
-/// `rtsp://user:***@cam`), so `/status` and logs never show them.
-pub fn redact(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let authority_end = tail.find(['/', ' ', '?', '#']).unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => out.push_str(&format!("{user}:***")),
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[authority_end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,16 +267,5 @@ mod tests {
         );
         let err = "rtsp://u:secret@cam".parse::<SourceSpec>().unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
-    }
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("http://u:pw@cam:80/x"), "http://u:***@cam:80/x");
-        assert_eq!(
-            redact("exec:ffmpeg -i rtsp://a:b@h/s -f mjpeg -"),
-            "exec:ffmpeg -i rtsp://a:***@h/s -f mjpeg -"
-        );
-        assert_eq!(redact("http://cam/x?u=a@b"), "http://cam/x?u=a@b");
-        assert_eq!(redact("synthetic"), "synthetic");
     }
 }
