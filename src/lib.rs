@@ -15,6 +15,7 @@
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
 //! - [`snaps`]: snapshot files. [`store`]: SQLite state and history.
+//! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
 //! - [`settings`]: runtime settings and their validation.
 //! - [`web`]: the HTTP router and handlers (stream, SSE, WebSocket, JSON).
 //!
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod cam;
 pub mod config;
 pub mod control;
+pub mod datadir;
 pub mod events;
 pub mod frame;
 pub mod motion;
@@ -88,10 +90,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     install_crypto_provider();
-    std::fs::create_dir_all(&config.data_dir).map_err(|err| RunError::DataDir {
+    let data_dir_err = |err| RunError::DataDir {
         path: config.data_dir.clone(),
         err,
-    })?;
+    };
+    datadir::create_dir(&config.data_dir).map_err(data_dir_err)?;
+    match datadir::tighten(&config.data_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "data directory {}: removed other users' access from {n} folder(s) and file(s) \
+             (folders 0700, files 0600)",
+            config.data_dir.display()
+        ),
+        Err(e) => tracing::warn!(
+            "cannot make data directory {} private: {e}",
+            config.data_dir.display()
+        ),
+    }
     let tracker = TaskTracker::new();
     let (frames, _) = frame::FrameSink::new();
     let (supervisor, source_status, source_states) =

@@ -74,7 +74,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
     let config = Config::from_cli(cli)?;
-    std::fs::create_dir_all(&config.data_dir)
+    lookout::datadir::create_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = lookout::store::Store::open(&config.data_dir)?;
     match command {
