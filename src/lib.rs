@@ -180,6 +180,13 @@ pub async fn run(
             tls.fingerprint
         );
     }
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {addr}: passwords, session cookies and the pictures \
+             travel in clear text over the network; use --tls-self-signed (or \
+             --tls-cert/--tls-key)"
+        );
+    }
     if required {
         tracing::info!("sign-in required (user {:?})", auth.user());
     } else {
