@@ -37,6 +37,10 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    // Before the config: the default caps are derived from this limit.
+    if let Some((old, new)) = lookout::descriptors::raise_soft_limit() {
+        tracing::info!("raised the open-file limit from {old} to the hard limit {new}");
+    }
     let config = Config::from_cli(cli)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod server;
 pub mod snaps;
