@@ -542,37 +542,37 @@ async fn dashboard_files_answer_get_and_head_only() {
     assert_eq!(r.json::<Value>().await.unwrap()["path"], "/nope.js");
 }
 
-#[tokio::test]
-async fn fragmented_websocket_message_over_the_limit_is_closed_with_1009() {
-    let server = TestServer::start(SRC).await;
-    let url = format!("ws://{}/control", server.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    // 400 fragments of 1 KiB: 400 KiB in all, each frame tiny.
+/// Sends `count` text fragments of 1 KiB as one message, the last one
+/// final only if `finish`; stops early if the server hung up.
+async fn send_fragments<S>(ws: &mut S, count: usize, finish: bool)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
     let chunk = vec![b'x'; 1024];
-    let fragments = 400;
-    let mut sent = Ok(());
-    for i in 0..fragments {
+    for i in 0..count {
         let opcode = if i == 0 {
             OpCode::Data(Data::Text)
         } else {
             OpCode::Data(Data::Continue)
         };
         let header = FrameHeader {
-            is_final: i == fragments - 1,
+            is_final: finish && i == count - 1,
             opcode,
             ..FrameHeader::default()
         };
-        sent = ws
-            .send(Message::Frame(Frame::from_payload(
-                header,
-                chunk.clone().into(),
-            )))
-            .await;
-        if sent.is_err() {
-            break;
+        let frame = Frame::from_payload(header, chunk.clone().into());
+        if ws.send(Message::Frame(frame)).await.is_err() {
+            return;
         }
     }
-    let code = tokio::time::timeout(Duration::from_secs(5), async {
+}
+
+/// The close code the server sends (within 5 s), if any.
+async fn close_code<S>(ws: &mut S) -> Option<u16>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(msg) = ws.next().await {
             match msg {
                 Ok(Message::Close(Some(frame))) => return Some(u16::from(frame.code)),
@@ -583,6 +583,31 @@ async fn fragmented_websocket_message_over_the_limit_is_closed_with_1009() {
         None
     })
     .await
-    .expect("closed within 5 s");
-    assert_eq!(code, Some(1009), "send result: {sent:?}");
+    .expect("closed within 5 s")
+}
+
+#[tokio::test]
+async fn fragmented_websocket_message_over_the_limit_is_closed_with_1009() {
+    let server = TestServer::start(SRC).await;
+    let url = format!("ws://{}/control", server.addr);
+    // 100 fragments of 1 KiB, every frame tiny, the message 100 KiB: over
+    // the 64 KiB limit, and never finished.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send_fragments(&mut ws, 100, false).await;
+    assert_eq!(close_code(&mut ws).await, Some(1009), "unfinished");
+    // The same, finished, and a longer one.
+    for count in [100, 400] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        send_fragments(&mut ws, count, true).await;
+        assert_eq!(close_code(&mut ws).await, Some(1009), "{count} KiB");
+    }
+    // A message just under the limit in 63 fragments is answered.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send_fragments(&mut ws, 63, true).await;
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("a reply")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.to_text().unwrap(), r#"{"error":"bad json"}"#);
 }
