@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::descriptors::FdBudget;
 use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
 use crate::uploads::UploadConfig;
@@ -111,21 +112,38 @@ pub struct Cli {
     )]
     pub allow_origins: Vec<String>,
 
-    /// Most open connections [default: 4096].
+    /// Most open connections, both listeners together [default: 4096, or
+    /// fewer when the open-file limit (ulimit -n) is lower: the limit less
+    /// an eighth (at least 64) kept for the store, snapshots, sources and
+    /// uploads].
     #[arg(long, env = "LOOKOUT_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Most /stream.jpg viewers at once; more get 503 [default: 256].
+    /// Most /stream.jpg viewers at once; more get 503 [default: 256, or half
+    /// the connections when those are fewer than 512].
     #[arg(long, env = "LOOKOUT_MAX_VIEWERS", value_name = "N")]
     pub max_viewers: Option<usize>,
 
-    /// Most /events subscribers at once; more get 503 [default: 2048].
+    /// Most /events subscribers at once; more get 503 [default: 2048, or half
+    /// the connections when those are fewer than 4096].
     #[arg(long, env = "LOOKOUT_MAX_SSE", value_name = "N")]
     pub max_sse: Option<usize>,
 
-    /// Seconds a client may take to send its request headers [default: 10].
+    /// Seconds a client may take to send its request headers; a new
+    /// connection gets this long from connect (TLS handshake included) to the
+    /// end of its first request's headers [default: 10].
     #[arg(long, env = "LOOKOUT_HEADER_TIMEOUT", value_name = "SECONDS")]
     pub header_timeout: Option<u64>,
+
+    /// Seconds a connection may stay open with no request in progress after
+    /// its last response (keep-alive) [default: 10].
+    #[arg(long, env = "LOOKOUT_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+
+    /// Seconds a client may take to send a request body, once the server
+    /// reads it; slower gets 408 and the connection closed [default: 10].
+    #[arg(long, env = "LOOKOUT_BODY_TIMEOUT", value_name = "SECONDS")]
+    pub body_timeout: Option<u64>,
 
     /// Largest request body in KiB [default: 16].
     #[arg(long, env = "LOOKOUT_MAX_BODY_KB", value_name = "KIB")]
@@ -232,6 +250,10 @@ pub struct FileConfig {
     pub max_sse: Option<usize>,
     /// See `--header-timeout`.
     pub header_timeout: Option<u64>,
+    /// See `--idle-timeout`.
+    pub idle_timeout: Option<u64>,
+    /// See `--body-timeout`.
+    pub body_timeout: Option<u64>,
     /// See `--max-body-kb`.
     pub max_body_kb: Option<usize>,
     /// See `--max-ws-kb`.
@@ -297,23 +319,61 @@ pub struct Limits {
     pub max_viewers: usize,
     /// SSE subscribers.
     pub max_sse: usize,
-    /// Seconds to send request headers.
+    /// Seconds to send request headers (and, on a new connection, from
+    /// connect to the end of the first request's headers).
     pub header_timeout_s: u64,
+    /// Seconds a connection may idle between requests.
+    pub idle_timeout_s: u64,
+    /// Seconds to send a request body.
+    pub body_timeout_s: u64,
     /// Request body bytes.
     pub max_body: usize,
     /// WebSocket message bytes.
     pub max_ws_message: usize,
 }
 
+/// Most connections when the open-file limit allows more.
+const MAX_CONNECTIONS: usize = 4096;
+/// Most viewers: each costs a socket and a share of the uplink.
+const MAX_VIEWERS: usize = 256;
+/// Most event subscribers.
+const MAX_SSE: usize = 2048;
+
 impl Default for Limits {
+    /// The limits for this process's open-file limit (see
+    /// [`Limits::for_budget`]).
     fn default() -> Self {
+        Limits::for_budget(&FdBudget::probe())
+    }
+}
+
+impl Limits {
+    /// Limits that fit `budget`: connections up to what it leaves for
+    /// sockets, and viewers and event subscribers at most half of those each,
+    /// so that neither kind of long-lived stream can take every connection
+    /// from the dashboard, the API and `/healthz`.
+    pub fn for_budget(budget: &FdBudget) -> Limits {
+        let max_connections = budget.connections.min(MAX_CONNECTIONS);
+        let half = (max_connections / 2).max(1);
         Limits {
-            max_connections: 4096,
-            max_viewers: 256,
-            max_sse: 2048,
+            max_connections,
+            max_viewers: MAX_VIEWERS.min(half),
+            max_sse: MAX_SSE.min(half),
             header_timeout_s: 10,
+            idle_timeout_s: 10,
+            body_timeout_s: 10,
             max_body: crate::web::api::MAX_BODY,
             max_ws_message: crate::web::ws::MAX_MESSAGE,
+        }
+    }
+
+    /// The connection deadlines these limits ask for.
+    pub fn deadlines(&self) -> crate::web::conn::Deadlines {
+        use std::time::Duration;
+        crate::web::conn::Deadlines {
+            header: Duration::from_secs(self.header_timeout_s),
+            idle: Duration::from_secs(self.idle_timeout_s),
+            body: Duration::from_secs(self.body_timeout_s),
         }
     }
 }
@@ -409,6 +469,14 @@ impl Config {
                 .header_timeout
                 .or(file.header_timeout)
                 .unwrap_or(d.header_timeout_s),
+            idle_timeout_s: cli
+                .idle_timeout
+                .or(file.idle_timeout)
+                .unwrap_or(d.idle_timeout_s),
+            body_timeout_s: cli
+                .body_timeout
+                .or(file.body_timeout)
+                .unwrap_or(d.body_timeout_s),
             max_body: cli
                 .max_body_kb
                 .or(file.max_body_kb)
@@ -423,6 +491,8 @@ impl Config {
             ("max_viewers", limits.max_viewers),
             ("max_sse", limits.max_sse),
             ("header_timeout", limits.header_timeout_s as usize),
+            ("idle_timeout", limits.idle_timeout_s as usize),
+            ("body_timeout", limits.body_timeout_s as usize),
             ("max_body_kb", limits.max_body),
             ("max_ws_kb", limits.max_ws_message),
         ] {

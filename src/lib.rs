@@ -15,6 +15,8 @@
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
 //! - [`snaps`]: snapshot files. [`store`]: SQLite state and history.
+//! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
+//! - [`descriptors`]: the open-file limit and the connections it leaves room for.
 //! - [`settings`]: runtime settings and their validation.
 //! - [`web`]: the HTTP router and handlers (stream, SSE, WebSocket, JSON).
 //!
@@ -25,6 +27,8 @@ pub mod auth;
 pub mod cam;
 pub mod config;
 pub mod control;
+pub mod datadir;
+pub mod descriptors;
 pub mod events;
 pub mod frame;
 pub mod motion;
@@ -89,10 +93,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     install_crypto_provider();
-    std::fs::create_dir_all(&config.data_dir).map_err(|err| RunError::DataDir {
+    let data_dir_err = |err| RunError::DataDir {
         path: config.data_dir.clone(),
         err,
-    })?;
+    };
+    datadir::create_dir(&config.data_dir).map_err(data_dir_err)?;
+    match datadir::tighten(&config.data_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "data directory {}: removed other users' access from {n} folder(s) and file(s) \
+             (folders 0700, files 0600)",
+            config.data_dir.display()
+        ),
+        Err(e) => tracing::warn!(
+            "cannot make data directory {} private: {e}",
+            config.data_dir.display()
+        ),
+    }
     let tracker = TaskTracker::new();
     let (frames, _) = frame::FrameSink::new();
     let (supervisor, source_status, source_states) =
@@ -166,6 +183,13 @@ pub async fn run(
             tls.fingerprint
         );
     }
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {addr}: passwords, session cookies and the pictures \
+             travel in clear text over the network; use --tls-self-signed (or \
+             --tls-cert/--tls-key)"
+        );
+    }
     if required {
         tracing::info!("sign-in required (user {:?})", auth.user());
     } else {
@@ -179,18 +203,24 @@ pub async fn run(
             auth.user()
         );
     }
+    let limits = fit_limits(config.limits);
     let policy = web::auth::Policy {
         auth,
         tls: tls.is_some(),
         allowed_origins: config.allow_origins.clone(),
-        max_viewers: config.limits.max_viewers,
-        max_sse: config.limits.max_sse,
-        max_body: config.limits.max_body,
-        max_ws_message: config.limits.max_ws_message,
+        max_viewers: limits.max_viewers,
+        max_sse: limits.max_sse,
+        max_body: limits.max_body,
+        max_ws_message: limits.max_ws_message,
     };
     let app = web::router(web::AppState {
         cam,
         policy: Arc::new(policy),
+    });
+    // One door for every listener: they share the process's descriptors.
+    let door = web::server::Door::new(web::server::ConnLimits {
+        max_connections: limits.max_connections,
+        deadlines: limits.deadlines(),
     });
     if let (Some(redirect), true) = (config.redirect_http, tls.is_some()) {
         let plain = TcpListener::bind(redirect).await?;
@@ -198,24 +228,46 @@ pub async fn run(
         tracker.spawn(web::server::redirect_to_https(
             plain,
             addr.port(),
+            door.clone(),
             shutdown.clone(),
         ));
     }
-    let limits = web::server::ConnLimits {
-        max_connections: config.limits.max_connections,
-        header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_s),
-    };
-    web::server::serve(
-        listener,
-        app,
-        tls.map(|t| t.config),
-        limits,
-        shutdown.clone(),
-    )
-    .await?;
+    web::server::serve(listener, app, tls.map(|t| t.config), door, shutdown.clone()).await?;
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// Fits the connection, viewer and subscriber caps to the open-file limit
+/// (see [`descriptors`]), so that a cap refuses a client before the limit
+/// refuses a snapshot or a database write, and says so at start.
+fn fit_limits(mut limits: config::Limits) -> config::Limits {
+    let budget = descriptors::FdBudget::probe();
+    let shown = budget
+        .limit
+        .map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    if limits.max_connections > budget.connections {
+        tracing::warn!(
+            "max connections {} does not fit the open-file limit {shown} \
+             ({} kept for the store, snapshots, sources and uploads); using {}. \
+             Raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to allow more",
+            limits.max_connections,
+            budget.reserve,
+            budget.connections
+        );
+        limits.max_connections = budget.connections;
+    }
+    limits.max_viewers = limits.max_viewers.min(limits.max_connections);
+    limits.max_sse = limits.max_sse.min(limits.max_connections);
+    tracing::info!(
+        "open-file limit {shown}: up to {} connections, {} stream viewers, {} event \
+         subscribers ({} descriptors kept for the store, snapshots, sources and uploads)",
+        limits.max_connections,
+        limits.max_viewers,
+        limits.max_sse,
+        budget.reserve
+    );
+    limits
 }
 
 /// Publishes a `source` event when the camera comes up or goes down, so every

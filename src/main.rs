@@ -37,6 +37,10 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    // Before the config: the default caps are derived from this limit.
+    if let Some((old, new)) = lookout::descriptors::raise_soft_limit() {
+        tracing::info!("raised the open-file limit from {old} to the hard limit {new}");
+    }
     let config = Config::from_cli(cli)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -74,7 +78,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
     let config = Config::from_cli(cli)?;
-    std::fs::create_dir_all(&config.data_dir)
+    lookout::datadir::create_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = lookout::store::Store::open(&config.data_dir)?;
     match command {

@@ -27,6 +27,7 @@
 use std::cmp::Ordering;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, PoisonError};
@@ -318,7 +319,7 @@ impl Snaps {
     /// temporary files left by a crash during a save.
     pub fn open(data_dir: &Path) -> Result<Snaps, SnapError> {
         let dir = data_dir.join("snaps");
-        fs::create_dir_all(&dir).map_err(|err| {
+        crate::datadir::create_dir(&dir).map_err(|err| {
             SnapError::io(
                 format!("cannot create snapshot folder {}", dir.display()),
                 err,
@@ -401,7 +402,7 @@ impl Snaps {
     /// place (a regular file), the following write reports the clearer
     /// "Not a directory".
     fn ensure_dir(&self) -> io::Result<()> {
-        match fs::create_dir_all(&self.dir) {
+        match crate::datadir::create_dir(&self.dir) {
             Err(_) if self.dir.symlink_metadata().is_ok() => Ok(()),
             other => other,
         }
@@ -421,14 +422,21 @@ impl Snaps {
     }
 
     /// Creates a temporary file with a fresh name. `create_new` never opens
-    /// an existing file (nor follows a symlink someone placed there).
+    /// an existing file (nor follows a symlink someone placed there). Mode
+    /// 0600: the snapshot keeps it when linked to its name, and pictures of
+    /// a home are for the owner only.
     fn create_tmp(&self) -> io::Result<(PathBuf, File)> {
         loop {
             let seq = self.tmp_seq.fetch_add(1, AtomicOrdering::Relaxed);
             let path = self
                 .dir
                 .join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(crate::datadir::FILE_MODE)
+                .open(&path)
+            {
                 Ok(file) => return Ok((path, file)),
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
                 Err(err) => return Err(err),

@@ -26,6 +26,14 @@ pub enum StoreError {
         /// What SQLite said.
         err: rusqlite::Error,
     },
+    /// The database file could not be created.
+    #[error("cannot create database {path}: {err}; check the data directory's owner and space")]
+    Create {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
     /// The blocking task died.
     #[error("database task failed: {0}")]
     Task(String),
@@ -60,6 +68,12 @@ impl Store {
             path: path.clone(),
             err,
         };
+        // Created 0600 first: SQLite would make it 0644, and gives the
+        // -wal and -shm files the database's mode.
+        crate::datadir::create_file(&path).map_err(|err| StoreError::Create {
+            path: path.clone(),
+            err,
+        })?;
         let conn = Connection::open(&path).map_err(err)?;
         // WAL: readers never block the writer. synchronous=NORMAL: a commit
         // is in the WAL (the OS has it) when the call returns, so it survives

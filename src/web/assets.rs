@@ -1,7 +1,7 @@
 //! The dashboard files, embedded in the binary at build time (the cam often has
 //! no internet, and one file to copy is easier to deploy).
 
-use axum::http::{header, HeaderValue, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
@@ -11,16 +11,23 @@ use super::error::ApiError;
 #[folder = "assets/"]
 struct Assets;
 
-/// Serves `/` and any embedded file; everything else is the seed's JSON 404.
-/// Only names compiled into the binary can be served, so no path can reach the
-/// file system.
-pub async fn serve(uri: Uri) -> Response {
+/// Serves `/` and any embedded file to GET and HEAD (other methods on a file
+/// get 405: this is the router's fallback, so it sees every method);
+/// everything else is the seed's JSON 404. Only names compiled into the
+/// binary can be served, so no path can reach the file system.
+pub async fn serve(method: Method, uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     // Embedded names never contain these; refusing them keeps any lookup
     // from being a path on disk.
     let suspicious = path.split(['/', '\\']).any(|seg| seg == "..") || path.contains('\\');
     match Assets::get(path).filter(|_| !suspicious) {
+        Some(_) if method != Method::GET && method != Method::HEAD => {
+            let mut resp = ApiError::MethodNotAllowed.into_response();
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            resp
+        }
         Some(file) => {
             let mime = mime_for(path);
             (

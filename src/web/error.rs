@@ -21,6 +21,9 @@ pub enum ApiError {
     /// Bad input; the message says what is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// The request body did not arrive within the body timeout.
+    #[error("request body not received in time")]
+    BodyTimeout,
     /// No frame has been captured yet.
     #[error("no frame yet")]
     NoFrame,
@@ -44,6 +47,10 @@ impl IntoResponse for ApiError {
                 json!({"error": self.to_string()}),
             ),
             ApiError::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({"error": msg})),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": self.to_string()}),
+            ),
             ApiError::Busy(msg) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": msg})),
             ApiError::NoFrame => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod server;
 pub mod snaps;
@@ -22,9 +23,15 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cam::Cam;
 use error::ApiError;
+
+/// `Strict-Transport-Security` under TLS: browsers use HTTPS for this host
+/// for a year without trying plain HTTP first (no includeSubDomains: a cam
+/// should not decide for its neighbours on the same domain).
+const HSTS: &str = "max-age=31536000";
 
 /// What every handler can reach: the cam and the access policy. Derefs to
 /// [`Cam`], so handlers read `app.frames`, `app.settings`, ...
@@ -72,6 +79,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::cross_site_guard,
         ));
+    // HSTS only under TLS: over plain HTTP it is ignored by browsers, and a
+    // browser that saw it for this host would refuse plain HTTP to it later.
+    let routes = if state.policy.tls {
+        routes.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ))
+    } else {
+        routes
+    };
     match cors {
         Some(cors) => routes.layer(cors).with_state(state),
         None => routes.with_state(state),

@@ -1,6 +1,7 @@
 //! Serving the router: plain HTTP or TLS on the caller's listener, with the
-//! connection-level limits (total connections, slow headers) and a graceful
-//! stop when the shutdown token fires.
+//! connection-level limits (total connections, a deadline for every phase of
+//! a connection, see [`super::conn`]) and a graceful stop when the shutdown
+//! token fires.
 
 use std::future::{ready, Ready};
 use std::io;
@@ -20,24 +21,47 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-/// Connection-level limits.
+use super::conn::{Activity, Deadlines, IdleDeadline, Tracked};
+
+/// Connection-level limits, shared by every listener of one server.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
-    /// Open connections at most; more are closed at once.
+    /// Open connections at most (all listeners together); more are closed
+    /// at once.
     pub max_connections: usize,
-    /// Request headers must arrive within this (slowloris).
-    pub header_timeout: Duration,
+    /// How long each phase of a connection may take (see [`super::conn`]).
+    pub deadlines: Deadlines,
 }
 
 /// After shutdown, open connections get this long to finish.
 const DRAIN: Duration = Duration::from_secs(1);
 
-/// Serves `router` on `listener` until `shutdown` fires.
+/// Admits connections for one server: every listener it serves (the main
+/// one and the HTTP-to-HTTPS redirect) draws from the same permits, since
+/// they draw from the same file descriptors.
+#[derive(Clone)]
+pub struct Door {
+    permits: Arc<Semaphore>,
+    deadlines: Deadlines,
+}
+
+impl Door {
+    /// A door admitting at most `limits.max_connections` at once.
+    pub fn new(limits: ConnLimits) -> Door {
+        Door {
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            deadlines: limits.deadlines,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, admitting
+/// connections through `door`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<RustlsConfig>,
-    limits: ConnLimits,
+    door: Door,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let handle = Handle::new();
@@ -46,24 +70,27 @@ pub async fn serve(
         shutdown.cancelled().await;
         stopper.graceful_shutdown(Some(DRAIN));
     });
-    let door = Door {
-        permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
-    };
+    let deadlines = door.deadlines;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let listener = listener.into_std()?;
     match tls {
         Some(config) => {
+            // The Door is the inner acceptor: the permit and the idle deadline
+            // hold from the TCP accept on, through the handshake.
+            let acceptor = RustlsAcceptor::new(config)
+                .handshake_timeout(deadlines.header)
+                .acceptor(door);
             let mut server = axum_server::from_tcp(listener)
-                .acceptor(RustlsAcceptor::new(config).acceptor(door))
+                .acceptor(acceptor)
                 .handle(handle);
-            tune(server.http_builder(), limits);
+            tune(server.http_builder(), deadlines);
             server.serve(app).await
         }
         None => {
             let mut server = axum_server::from_tcp(listener)
                 .acceptor(door)
                 .handle(handle);
-            tune(server.http_builder(), limits);
+            tune(server.http_builder(), deadlines);
             server.serve(app).await
         }
     }
@@ -71,12 +98,12 @@ pub async fn serve(
 
 fn tune(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-    limits: ConnLimits,
+    deadlines: Deadlines,
 ) {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(deadlines.header);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -85,29 +112,24 @@ fn tune(
         .keep_alive_timeout(Duration::from_secs(20));
 }
 
-/// Accepts a connection only while a permit is free, and holds the permit for
-/// the connection's life.
-#[derive(Clone)]
-struct Door {
-    permits: Arc<Semaphore>,
-}
-
 impl<S> Accept<TcpStream, S> for Door {
     type Stream = Admitted;
-    type Service = S;
-    type Future = Ready<io::Result<(Admitted, S)>>;
+    type Service = Tracked<S>;
+    type Future = Ready<io::Result<(Admitted, Tracked<S>)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 // Frames and replies are small writes that must leave at once.
                 let _ = stream.set_nodelay(true);
+                let activity = Activity::new(self.deadlines);
                 ready(Ok((
                     Admitted {
                         stream,
+                        idle: IdleDeadline::new(activity.clone()),
                         _permit: permit,
                     },
-                    service,
+                    Tracked::new(service, activity),
                 )))
             }
             Err(_) => {
@@ -118,9 +140,11 @@ impl<S> Accept<TcpStream, S> for Door {
     }
 }
 
-/// A connection that holds one permit until it closes.
-struct Admitted {
+/// A connection that holds one permit until it closes, and is closed when it
+/// stays idle past its deadline (see [`super::conn`] for why only when idle).
+pub struct Admitted {
     stream: TcpStream,
+    idle: IdleDeadline,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -130,7 +154,11 @@ impl AsyncRead for Admitted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => this.idle.poll_expired(cx).map(Err),
+            ready => ready,
+        }
     }
 }
 
@@ -140,6 +168,9 @@ impl AsyncWrite for Admitted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.idle.expired() {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -148,6 +179,9 @@ impl AsyncWrite for Admitted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.idle.expired() {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -164,10 +198,13 @@ impl AsyncWrite for Admitted {
     }
 }
 
-/// Serves a plain listener that sends every request to the HTTPS address.
+/// Serves a plain listener that sends every request to the HTTPS address,
+/// through the same `door` (connection cap and deadlines) as the main
+/// listener: it faces the same clients.
 pub async fn redirect_to_https(
     listener: TcpListener,
     https_port: u16,
+    door: Door,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     use axum::http::{header, Request};
@@ -177,10 +214,10 @@ pub async fn redirect_to_https(
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
+            .and_then(redirect_host);
+        let Some(host) = host else {
+            return super::error::ApiError::BadRequest("invalid Host header".into())
+                .into_response();
         };
         let path = req
             .uri()
@@ -189,7 +226,85 @@ pub async fn redirect_to_https(
             .unwrap_or("/");
         Redirect::permanent(&format!("https://{host}:{https_port}{path}")).into_response()
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve(listener, router, None, door, shutdown).await
+}
+
+/// The host part of a `Host` header (port dropped), if it is a host name,
+/// an IPv4 address or a bracketed IPv6 address and nothing else. The value
+/// becomes the authority of the `Location` URL, so anything that could
+/// change where that URL points (`user@evil`, `evil/`, `\`, control
+/// characters) is refused rather than copied.
+fn redirect_host(value: &str) -> Option<&str> {
+    let host = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let (host, rest) = value.split_at(end + 1);
+        if !(rest.is_empty() || is_port(rest.strip_prefix(':')?)) {
+            return None;
+        }
+        host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().ok()?;
+        host
+    } else {
+        let host = match value.rsplit_once(':') {
+            Some((h, port)) if is_port(port) => h,
+            Some(_) => return None,
+            None => value,
+        };
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !name_ok {
+            return None;
+        }
+        host
+    };
+    Some(host)
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_host;
+
+    #[test]
+    fn redirect_host_takes_names_and_addresses_only() {
+        for (value, host) in [
+            ("cam.local", "cam.local"),
+            ("cam.local:80", "cam.local"),
+            ("192.168.1.5:8080", "192.168.1.5"),
+            ("localhost", "localhost"),
+            ("[::1]:80", "[::1]"),
+            ("[fe80::1]", "[fe80::1]"),
+        ] {
+            assert_eq!(redirect_host(value), Some(host), "{value}");
+        }
+        for value in [
+            "",
+            "evil.example/",
+            "user@evil.example",
+            "evil.example\\x",
+            "a b",
+            "evil\t.example",
+            "cam:80:80",
+            "cam:port",
+            "[::1",
+            "[::1]x",
+            "[not-ip]",
+            "-cam",
+            "cam..local",
+            "evil.example%2f",
+        ] {
+            assert_eq!(redirect_host(value), None, "{value:?}");
+        }
+    }
 }

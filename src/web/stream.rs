@@ -33,6 +33,13 @@ const FIRST: &[u8] = b"--frame\r\n";
 /// than one frame late.
 const AFTER_FRAME: &[u8] = b"\r\n--frame\r\n";
 
+/// Slowest `?fps=`: a frame every 10 s. Bounded so that the gap between
+/// frames is a sane `Duration` (a tiny fps such as `1e-20` overflowed it and
+/// panicked the handler) and a viewer slot is not held for nothing.
+const MIN_FPS: f64 = 0.1;
+/// Fastest `?fps=`: above any camera's rate, so it never limits.
+const MAX_FPS: f64 = 120.0;
+
 /// `GET /snapshot.jpg`.
 pub async fn snapshot(State(app): State<AppState>) -> Result<Response, ApiError> {
     let frame = app.frames.latest().ok_or(ApiError::NoFrame)?;
@@ -61,13 +68,12 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let min_gap = match q.fps {
         None => None,
-        Some(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => {
-            Some(Duration::from_secs_f64(1.0 / f))
-        }
+        Some(f) if (MIN_FPS..=MAX_FPS).contains(&f) => Some(Duration::from_secs_f64(1.0 / f)),
+        // NaN and infinities fail the range check too.
         Some(_) => {
-            return Err(ApiError::BadRequest(
-                "fps must be a number from 0 to 1000".into(),
-            ))
+            return Err(ApiError::BadRequest(format!(
+                "fps must be between {MIN_FPS} and {MAX_FPS}"
+            )))
         }
     };
     // Before the first frame there is nothing to show: say so (like the

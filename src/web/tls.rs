@@ -140,7 +140,7 @@ fn ensure_self_signed(data_dir: &Path, listen: SocketAddr) -> Result<(PathBuf, P
         let path = path.to_path_buf();
         move |err| TlsError::Io { path, err }
     };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    crate::datadir::create_dir(&dir).map_err(io(&dir))?;
     let mut names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -158,7 +158,8 @@ fn ensure_self_signed(data_dir: &Path, listen: SocketAddr) -> Result<(PathBuf, P
     }
     let generated = rcgen::generate_simple_self_signed(names)?;
     write_private(&key, generated.key_pair.serialize_pem().as_bytes()).map_err(io(&key))?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(io(&cert))?;
+    // Public anyway, but nothing in the data directory is for others.
+    write_private(&cert, generated.cert.pem().as_bytes()).map_err(io(&cert))?;
     tracing::info!("generated a self-signed certificate in {}", cert.display());
     Ok((cert, key))
 }
@@ -170,7 +171,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(crate::datadir::FILE_MODE)
         .open(path)?;
     f.write_all(data)?;
     f.sync_all()

@@ -28,11 +28,15 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Upgrades to a WebSocket and serves commands on it.
 pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    // The library's own limit sits above ours, so an oversized message is read
-    // far enough to be refused with the right close code, yet memory stays bounded.
+    // The library enforces the limit itself, on the message as it is
+    // assembled from its fragments: a message split into many small frames
+    // is refused as soon as it passes the limit, even if its last fragment
+    // never comes. (With the library's bound above ours and our check on
+    // whole messages, an unfinished fragmented message was held, never
+    // refused, for as long as the peer answered pings.)
     let limit = app.policy.max_ws_message;
-    ws.max_message_size(limit.saturating_mul(4))
-        .max_frame_size(limit.saturating_mul(4))
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |socket| serve(app, socket))
 }
 
@@ -67,7 +71,7 @@ async fn serve(app: AppState, mut socket: WebSocket) {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_))) | None => return,
             Some(Err(e)) => {
-                if e.to_string().contains("limit exceeded") {
+                if is_too_big(e) {
                     close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
                 }
                 return;
@@ -86,6 +90,13 @@ async fn serve(app: AppState, mut socket: WebSocket) {
             return;
         }
     }
+}
+
+/// Whether a receive error is a message or frame over the size limit.
+fn is_too_big(err: axum::Error) -> bool {
+    err.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {

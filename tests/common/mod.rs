@@ -153,8 +153,26 @@ pub struct Binary {
 impl Binary {
     /// Starts `lookout` with `args` (it is killed when dropped).
     pub fn spawn(args: &[&str], data_dir: &Path) -> Binary {
+        Self::start(
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout")),
+            args,
+            data_dir,
+        )
+    }
+
+    /// Starts `lookout` with `args` under an open-file limit of `nofile`
+    /// (soft and hard, through util-linux's `prlimit`).
+    pub fn spawn_with_nofile(nofile: u64, args: &[&str], data_dir: &Path) -> Binary {
+        let mut cmd = tokio::process::Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_lookout"));
+        Self::start(cmd, args, data_dir)
+    }
+
+    fn start(mut cmd: tokio::process::Command, args: &[&str], data_dir: &Path) -> Binary {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        let mut child = cmd
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
