@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -122,7 +123,7 @@ impl Queue {
             tmp_seq: AtomicU64::new(0),
         };
         for dir in [&queue.pending, &queue.failed] {
-            fs::create_dir_all(dir)
+            crate::datadir::create_dir(dir)
                 .map_err(|e| UploadError::io(format!("cannot create {}", dir.display()), e))?;
         }
         Ok(queue)
@@ -289,7 +290,12 @@ impl Queue {
             let path = self
                 .pending
                 .join(format!("{TMP_PREFIX}{}-{n}", std::process::id()));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
+            let mut options = OpenOptions::new();
+            options
+                .write(true)
+                .create_new(true)
+                .mode(crate::datadir::FILE_MODE);
+            match options.open(&path) {
                 Ok(f) => return Ok((path, f)),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
