@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::EventBus;
+use crate::events::{EventBus, EventKind, Reset};
 use crate::frame::FrameSink;
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
@@ -147,7 +147,7 @@ impl Cam {
             self.triggers.store(0, Ordering::Relaxed);
         }
         self.events
-            .publish_or_log("reset", obj(json!({"count": 0})))
+            .publish_or_log(EventKind::Reset, &Reset { count: 0 })
             .await;
         Ok(())
     }
@@ -169,7 +169,7 @@ impl Cam {
             let _ = tokio::task::spawn_blocking(move || snaps.enforce(retention)).await;
         }
         self.events
-            .publish_or_log("config", self.config_json())
+            .publish_or_log(EventKind::Config, &self.config_json())
             .await;
         Ok(settings)
     }
@@ -187,7 +187,7 @@ impl Cam {
         .map_err(|e| SnapshotError::Task(e.to_string()))??;
         let mut data = obj(serde_json::to_value(&info).unwrap_or(Value::Null));
         data.remove("ts");
-        let published = self.events.publish("snapshot", data).await;
+        let published = self.events.publish(EventKind::Snapshot, &data).await;
         match published {
             Ok(event) if trigger == Trigger::Manual => {
                 self.queue_upload(frame.jpeg.clone(), event.data.clone(), true)

@@ -72,65 +72,168 @@ pub fn parse(message: &[u8]) -> (Result<Command, Refusal>, Option<Value>) {
     (command, id)
 }
 
+/// What a command did, as its reply says it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `snapshot_now`: the file saved.
+    Saved {
+        /// The file name.
+        name: String,
+        /// Where it is served.
+        url: String,
+    },
+    /// `reset`.
+    Reset,
+    /// `set`: the whole new config.
+    Config(Map<String, Value>),
+    /// `status`: the `/status` body.
+    Status(Value),
+    /// `ping`: the server's clock, Unix seconds.
+    Pong(f64),
+    /// `flush_uploads`: the queue's state.
+    Uploads(Value),
+}
+
+/// Why a message got no success reply. Each has its exact reply text; the
+/// HTTP status of `POST /control` comes from the variant (`web::api`), never
+/// from the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// Not JSON at all.
+    #[error("bad json")]
+    BadJson,
+    /// JSON, but not a known command.
+    #[error("unknown command")]
+    Unknown,
+    /// `snapshot_now` before the camera delivered a frame.
+    #[error("no frame yet")]
+    NoFrame,
+    /// `snapshot_now` failed on disk.
+    #[error("{0}")]
+    Snapshot(String),
+    /// `reset` could not persist the counter.
+    #[error("cannot save the counter; see the server log")]
+    ResetFailed,
+    /// `set` with a bad value (the settings' own message).
+    #[error("{0}")]
+    Invalid(String),
+    /// `set` could not persist the settings.
+    #[error("cannot save settings; see the server log")]
+    SaveFailed,
+    /// `flush_uploads` with no upload configured.
+    #[error("uploads are not configured (--upload-url or --webhook-url)")]
+    UploadsOff,
+}
+
+impl From<Refusal> for CommandError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::BadJson => CommandError::BadJson,
+            Refusal::Unknown => CommandError::Unknown,
+        }
+    }
+}
+
+/// One message's outcome and the `id` to echo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// The command's `id`, if it had one.
+    pub id: Option<Value>,
+    /// What happened.
+    pub result: Result<Reply, CommandError>,
+}
+
+impl Handled {
+    /// The reply in the seed's exact shapes, `id` echoed.
+    pub fn to_json(&self) -> Value {
+        let mut reply = match &self.result {
+            Ok(Reply::Saved { name, url }) => json!({
+                "ok": true,
+                "saved": format!("snaps/{name}"),
+                "url": url,
+            }),
+            Ok(Reply::Reset) => json!({"ok": true, "counters": "reset"}),
+            Ok(Reply::Config(config)) => {
+                let mut reply = Map::new();
+                reply.insert("ok".into(), Value::Bool(true));
+                reply.extend(config.clone());
+                Value::Object(reply)
+            }
+            Ok(Reply::Status(status)) => json!({"ok": true, "status": status}),
+            Ok(Reply::Pong(ts)) => json!({"ok": true, "pong": ts}),
+            Ok(Reply::Uploads(uploads)) => json!({"ok": true, "uploads": uploads}),
+            Err(e @ (CommandError::BadJson | CommandError::Unknown)) => {
+                json!({"error": e.to_string()})
+            }
+            Err(e @ (CommandError::Invalid(_) | CommandError::SaveFailed)) => {
+                json!({"ok": false, "error": e.to_string()})
+            }
+            Err(
+                e @ (CommandError::NoFrame
+                | CommandError::Snapshot(_)
+                | CommandError::ResetFailed
+                | CommandError::UploadsOff),
+            ) => json!({"ok": false, "reason": e.to_string()}),
+        };
+        if let (Some(id), Value::Object(obj)) = (&self.id, &mut reply) {
+            obj.insert("id".into(), id.clone());
+        }
+        reply
+    }
+}
+
+/// Runs one message.
+pub async fn run(cam: &Cam, message: &[u8]) -> Handled {
+    let (command, id) = parse(message);
+    let result = match command {
+        Ok(cmd) => execute(cam, cmd).await,
+        Err(refusal) => Err(refusal.into()),
+    };
+    Handled { id, result }
+}
+
 /// Runs one message and returns the reply (exact seed shapes; `id` echoed).
 pub async fn handle(cam: &Cam, message: &[u8]) -> Value {
-    let (command, id) = parse(message);
-    let mut reply = match command {
-        Ok(cmd) => execute(cam, cmd).await,
-        Err(Refusal::BadJson) => json!({"error": "bad json"}),
-        Err(Refusal::Unknown) => json!({"error": "unknown command"}),
-    };
-    if let (Some(id), Value::Object(obj)) = (id, &mut reply) {
-        obj.insert("id".into(), id);
-    }
-    reply
+    run(cam, message).await.to_json()
 }
 
 /// Executes a command.
-pub async fn execute(cam: &Cam, cmd: Command) -> Value {
+pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
     match cmd {
         Command::SnapshotNow => match cam.save_snapshot(Trigger::Manual).await {
-            Ok(info) => json!({
-                "ok": true,
-                "saved": format!("snaps/{}", info.name),
-                "url": info.url,
+            Ok(info) => Ok(Reply::Saved {
+                name: info.name,
+                url: info.url,
             }),
-            Err(SnapshotError::NoFrame) => json!({"ok": false, "reason": "no frame yet"}),
+            Err(SnapshotError::NoFrame) => Err(CommandError::NoFrame),
             Err(e) => {
                 tracing::warn!("snapshot failed: {e}");
-                json!({"ok": false, "reason": e.to_string()})
+                Err(CommandError::Snapshot(e.to_string()))
             }
         },
         Command::Reset => match cam.reset_triggers().await {
-            Ok(()) => json!({"ok": true, "counters": "reset"}),
+            Ok(()) => Ok(Reply::Reset),
             Err(e) => {
                 tracing::error!("reset failed: {e}");
-                json!({"ok": false, "reason": "cannot save the counter; see the server log"})
+                Err(CommandError::ResetFailed)
             }
         },
         Command::Set(patch) => match cam.apply_settings(&Value::Object(patch)).await {
-            Ok(_) => {
-                let mut reply = Map::new();
-                reply.insert("ok".into(), Value::Bool(true));
-                reply.extend(cam.config_json());
-                Value::Object(reply)
-            }
-            Err(ApplyError::Invalid(e)) => json!({"ok": false, "error": e.0}),
+            Ok(_) => Ok(Reply::Config(cam.config_json())),
+            Err(ApplyError::Invalid(e)) => Err(CommandError::Invalid(e.0)),
             Err(e) => {
                 tracing::error!("{e}");
-                json!({"ok": false, "error": "cannot save settings; see the server log"})
+                Err(CommandError::SaveFailed)
             }
         },
-        Command::Status => json!({"ok": true, "status": cam.status_json()}),
-        Command::Ping => json!({"ok": true, "pong": unix_secs(std::time::SystemTime::now())}),
+        Command::Status => Ok(Reply::Status(cam.status_json())),
+        Command::Ping => Ok(Reply::Pong(unix_secs(std::time::SystemTime::now()))),
         Command::FlushUploads => match &cam.uploads {
             Some(up) => {
                 up.flush();
-                json!({"ok": true, "uploads": up.status()})
+                Ok(Reply::Uploads(up.status()))
             }
-            None => {
-                json!({"ok": false, "reason": "uploads are not configured (--upload-url or --webhook-url)"})
-            }
+            None => Err(CommandError::UploadsOff),
         },
     }
 }

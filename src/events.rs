@@ -10,11 +10,166 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::frame::unix_secs;
+use crate::source::SourceState;
 use crate::store::{Store, StoreError, StoredEvent};
+
+/// Every kind of event, the SSE `event:` name. The vocabulary lives here and
+/// nowhere else: publishers name a kind and hand over a `Serialize` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A motion episode started ([`Motion`]).
+    Motion,
+    /// A motion episode ended ([`MotionEnd`]).
+    MotionEnd,
+    /// The trigger counter was reset ([`Reset`]).
+    Reset,
+    /// Settings changed (the whole config).
+    Config,
+    /// A snapshot was saved (its listing entry).
+    Snapshot,
+    /// A snapshot was deleted ([`SnapshotDeleted`]).
+    SnapshotDeleted,
+    /// The camera came up or went down ([`SourceChange`]).
+    Source,
+    /// An upload was sent, failed or dropped ([`UploadNotice`]).
+    Upload,
+    /// The motion level for the graph ([`Level`]); never stored.
+    Level,
+}
+
+impl EventKind {
+    /// The name on the wire and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Motion => "motion",
+            EventKind::MotionEnd => "motion_end",
+            EventKind::Reset => "reset",
+            EventKind::Config => "config",
+            EventKind::Snapshot => "snapshot",
+            EventKind::SnapshotDeleted => "snapshot_deleted",
+            EventKind::Source => "source",
+            EventKind::Upload => "upload",
+            EventKind::Level => "level",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `motion`: the seed's keys, plus the snapshot saved at the start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Motion {
+    /// The trigger count after this episode.
+    pub count: u64,
+    /// The score that started it.
+    pub change: f64,
+    /// `/snaps/<name>` when a snapshot was saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// `motion_end`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MotionEnd {
+    /// The trigger count.
+    pub count: u64,
+    /// How long the episode lasted.
+    pub duration_s: f64,
+    /// Its highest score.
+    pub peak: f64,
+}
+
+/// `reset`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reset {
+    /// Always 0.
+    pub count: u64,
+}
+
+/// `snapshot_deleted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotDeleted {
+    /// The file name.
+    pub name: String,
+}
+
+/// `source`: the camera came up or went down.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceChange {
+    /// The supervisor's state.
+    pub state: SourceState,
+    /// Whether frames arrive.
+    pub up: bool,
+    /// The last failure (redacted), if any.
+    pub error: Option<String>,
+}
+
+/// What happened to an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    /// The receiver took it.
+    Sent,
+    /// Given up (rejected, or too old).
+    Failed,
+    /// Pushed out of a full queue.
+    Dropped,
+}
+
+/// `upload`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadNotice {
+    /// What happened.
+    pub state: UploadState,
+    /// `frame` or `event` (the webhook).
+    pub kind: &'static str,
+    /// `frame-<ts>.jpg`, when the item has one.
+    pub file: Option<String>,
+    /// Why, for failures and drops.
+    pub error: Option<String>,
+}
+
+/// `level`: the graph's feed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Level {
+    /// The current score.
+    pub change: f64,
+    /// The highest score of the current episode (or of this sample).
+    pub peak: f64,
+    /// Whether an episode is under way.
+    pub active: bool,
+    /// The threshold, for the graph's line.
+    pub threshold: u8,
+}
+
+/// Why an event could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The store refused it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The body is not a JSON object (a bug in the caller).
+    #[error("{0} event body is not a JSON object")]
+    NotAnObject(EventKind),
+}
+
+/// The body as a JSON object.
+fn object(kind: EventKind, data: &impl Serialize) -> Result<Map<String, Value>, PublishError> {
+    match serde_json::to_value(data) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(PublishError::NotAnObject(kind)),
+    }
+}
 
 /// Events buffered per subscriber before it counts as too slow.
 pub const SUBSCRIBER_BUFFER: usize = 256;
@@ -81,14 +236,14 @@ impl EventBus {
     /// it has none.
     pub async fn publish(
         &self,
-        kind: &str,
-        data: Map<String, Value>,
-    ) -> Result<Arc<Event>, StoreError> {
-        let data = with_ts(data);
+        kind: EventKind,
+        data: &impl Serialize,
+    ) -> Result<Arc<Event>, PublishError> {
+        let data = with_ts(object(kind, data)?);
         let ts = data.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
         let _order = self.order.lock().await;
-        let id = self.store.append_event(ts, kind, &data).await?;
-        let event = Arc::new(Event::new(Some(id), kind, data));
+        let id = self.store.append_event(ts, kind.as_str(), &data).await?;
+        let event = Arc::new(Event::new(Some(id), kind.as_str(), data));
         // No subscriber is not an error.
         let _ = self.tx.send(event.clone());
         Ok(event)
@@ -96,17 +251,21 @@ impl EventBus {
 
     /// Publishes and logs a failure instead of returning it (for events whose
     /// loss must not stop the action that caused them).
-    pub async fn publish_or_log(&self, kind: &str, data: Map<String, Value>) {
+    pub async fn publish_or_log(&self, kind: EventKind, data: &impl Serialize) {
         if let Err(e) = self.publish(kind, data).await {
             tracing::error!("cannot record {kind} event: {e}");
         }
     }
 
     /// Broadcasts an event that is not stored and has no id.
-    pub fn publish_transient(&self, kind: &str, data: Map<String, Value>) {
-        let _ = self
-            .tx
-            .send(Arc::new(Event::new(None, kind, with_ts(data))));
+    pub fn publish_transient(&self, kind: EventKind, data: &impl Serialize) {
+        match object(kind, data) {
+            Ok(data) => {
+                let event = Event::new(None, kind.as_str(), with_ts(data));
+                let _ = self.tx.send(Arc::new(event));
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
     }
 
     /// A live subscription.
@@ -138,10 +297,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
     #[tokio::test]
     async fn stored_events_get_increasing_ids_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -151,7 +306,9 @@ mod tests {
         for i in 0..20 {
             let bus = bus.clone();
             tasks.push(tokio::spawn(async move {
-                bus.publish("reset", obj(json!({"i": i}))).await.unwrap()
+                bus.publish(EventKind::Reset, &json!({"i": i}))
+                    .await
+                    .unwrap()
             }));
         }
         for t in tasks {
@@ -165,7 +322,7 @@ mod tests {
             last = id;
             assert!(e.data["ts"].as_f64().unwrap() > 1.0e9);
         }
-        bus.publish_transient("level", obj(json!({"change": 1.5})));
+        bus.publish_transient(EventKind::Level, &json!({"change": 1.5}));
         let level = rx.recv().await.unwrap();
         assert_eq!((level.id, level.kind.as_str()), (None, "level"));
         assert!(level.wire.starts_with(b"event: level\ndata: {"));

@@ -292,8 +292,14 @@ async fn announce_source(
                 .lock()
                 .ok()
                 .and_then(|s| s.last_error.clone());
-            let data = serde_json::json!({"state": state, "up": up, "error": error});
-            cam.events.publish_or_log("source", cam::obj(data)).await;
+            let data = events::SourceChange {
+                state,
+                up: up == Some(true),
+                error,
+            };
+            cam.events
+                .publish_or_log(events::EventKind::Source, &data)
+                .await;
         }
         tokio::select! {
             r = states.changed() => if r.is_err() { return },

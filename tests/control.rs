@@ -215,6 +215,19 @@ async fn post_control_gives_the_same_replies() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert!(body["saved"].as_str().unwrap().starts_with("snaps/manual-"));
+    // Each failure has its status, whatever its text.
+    let r = post(r#"{"cmd": "set", "threshold": 400}"#).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"ok": false, "error": "threshold out of range"})
+    );
+    let r = post(r#"{"cmd": "flush_uploads"}"#).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["reason"],
+        "uploads are not configured (--upload-url or --webhook-url)"
+    );
 }
 
 #[tokio::test]

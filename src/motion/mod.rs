@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 pub use detector::{Analysis, Detector, MotionParams, Transition};
 
-use crate::cam::{obj, Cam, SnapshotError};
+use crate::cam::{Cam, SnapshotError};
+use crate::events::{EventKind, Level, Motion, MotionEnd};
 use crate::settings::Settings;
 use crate::snaps::Trigger;
 
@@ -80,13 +81,13 @@ pub async fn run(cam: Arc<Cam>) {
                 if last_level.elapsed() >= LEVEL_EVERY {
                     last_level = Instant::now();
                     cam.events.publish_transient(
-                        "level",
-                        obj(json!({
-                            "change": round1(a.change),
-                            "peak": round1(peak),
-                            "active": a.active,
-                            "threshold": settings.threshold,
-                        })),
+                        EventKind::Level,
+                        &Level {
+                            change: round1(a.change),
+                            peak: round1(peak),
+                            active: a.active,
+                            threshold: settings.threshold,
+                        },
                     );
                     peak = 0.0;
                 }
@@ -120,24 +121,26 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
                     cam.trigger_count()
                 }
             };
-            let mut data = obj(json!({"count": count, "change": round1(c.max(change))}));
+            let mut data = Motion {
+                count,
+                change: round1(c.max(change)),
+                snapshot: None,
+            };
             if settings.is_some_and(|s| s.save_on_motion) {
                 match cam.save_snapshot(Trigger::Motion).await {
-                    Ok(info) => {
-                        data.insert("snapshot".into(), json!(info.url));
-                    }
+                    Ok(info) => data.snapshot = Some(info.url),
                     Err(SnapshotError::NoFrame) => {}
                     Err(e) => tracing::warn!("motion snapshot failed: {e}"),
                 }
             }
             tracing::info!("motion started (trigger {count})");
             let frame = cam.frames.latest();
-            match cam.events.publish("motion", data).await {
+            match cam.events.publish(EventKind::Motion, &data).await {
                 Ok(event) => {
                     if let Some(frame) = frame {
                         let mut payload = event.data.clone();
                         if let Value::Object(o) = &mut payload {
-                            o.insert("kind".into(), json!("motion"));
+                            o.insert("kind".into(), json!(EventKind::Motion));
                         }
                         cam.queue_upload(frame.jpeg.clone(), payload, false).await;
                     }
@@ -146,15 +149,23 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
             }
         }
         Transition::Ended { duration, peak } => {
-            let data = obj(json!({
-                "count": cam.trigger_count(),
-                "duration_s": round1(duration.as_secs_f32()),
-                "peak": round1(peak),
-            }));
-            let mut hook = data.clone();
-            hook.insert("kind".into(), json!("motion_end"));
-            cam.events.publish_or_log("motion_end", data).await;
-            cam.queue_webhook(Value::Object(hook)).await;
+            let data = MotionEnd {
+                count: cam.trigger_count(),
+                duration_s: round1(duration.as_secs_f32()),
+                peak: round1(peak),
+            };
+            match cam.events.publish(EventKind::MotionEnd, &data).await {
+                Ok(event) => {
+                    // The webhook gets what was stored (with its `ts`) and
+                    // the kind, as for `motion`.
+                    let mut hook = event.data.clone();
+                    if let Value::Object(o) = &mut hook {
+                        o.insert("kind".into(), json!(EventKind::MotionEnd));
+                    }
+                    cam.queue_webhook(hook).await;
+                }
+                Err(e) => tracing::error!("cannot record motion_end event: {e}"),
+            }
         }
     }
 }

@@ -60,7 +60,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::EventBus;
+use crate::events::{EventBus, EventKind, UploadNotice, UploadState};
 use crate::frame::unix_secs;
 use queue::{Item, ItemMeta, Lane, Queue};
 use sender::{Outcome, Sender, MAX_RETRY_AFTER};
@@ -204,7 +204,7 @@ struct State {
     last_success_ts: Option<f64>,
     /// `upload` events decided off the async side (drops during enqueue),
     /// published by the worker.
-    notices: Vec<Value>,
+    notices: Vec<UploadNotice>,
 }
 
 /// Items taken out of the index whose files are still to be deleted, once
@@ -366,8 +366,8 @@ impl Uploader {
     /// Publishes the `upload` events decided since the last call.
     async fn publish_notices(&self, events: &EventBus) {
         let notices = std::mem::take(&mut self.lock().notices);
-        for data in notices {
-            events.publish_or_log("upload", crate::cam::obj(data)).await;
+        for notice in notices {
+            events.publish_or_log(EventKind::Upload, &notice).await;
         }
     }
 
@@ -475,7 +475,8 @@ impl Uploader {
                 item.lane.as_str(),
                 item.file
             );
-            st.notices.push(notice("dropped", &item, Some(&error)));
+            st.notices
+                .push(notice(UploadState::Dropped, &item, Some(&error)));
         }
         doomed
     }
@@ -527,7 +528,8 @@ impl Uploader {
                 let error = format!("not delivered within {} s; given up", max_age as u64);
                 tracing::warn!("upload {seq} ({}) {error}", item.file);
                 st.last_error = Some(error.clone());
-                st.notices.push(notice("failed", &item, Some(&error)));
+                st.notices
+                    .push(notice(UploadState::Failed, &item, Some(&error)));
             }
         }
         let next = if !st.notices.is_empty() {
@@ -579,7 +581,7 @@ impl Uploader {
                 st.sent += 1;
                 st.last_success_ts = Some(round3(unix_secs(SystemTime::now())));
                 tracing::debug!("uploaded {} {seq} ({})", item.lane.as_str(), item.file);
-                st.notices.push(notice("sent", item, None));
+                st.notices.push(notice(UploadState::Sent, item, None));
                 drop(st);
                 self.queue.remove(seq, item.lane);
             }
@@ -603,7 +605,8 @@ impl Uploader {
                     st.bytes = st.bytes.saturating_sub(item.bytes);
                 }
                 st.failed += 1;
-                st.notices.push(notice("failed", item, Some(&error)));
+                st.notices
+                    .push(notice(UploadState::Failed, item, Some(&error)));
                 st.last_error = Some(error.clone());
                 drop(st);
                 let kept = self.queue.move_to_failed(seq, item.lane);
@@ -651,14 +654,13 @@ fn jitter(delay: Duration) -> Duration {
     delay.mul_f64(fraction)
 }
 
-fn notice(state: &str, item: &Item, error: Option<&str>) -> Value {
-    let file = (!item.file.is_empty()).then(|| item.file.clone());
-    json!({
-        "state": state,
-        "kind": item.lane.as_str(),
-        "file": file,
-        "error": error,
-    })
+fn notice(state: UploadState, item: &Item, error: Option<&str>) -> UploadNotice {
+    UploadNotice {
+        state,
+        kind: item.lane.as_str(),
+        file: (!item.file.is_empty()).then(|| item.file.clone()),
+        error: error.map(str::to_string),
+    }
 }
 
 fn round1(x: f64) -> f64 {

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use crate::cam::ApplyError;
-use crate::control;
+use crate::control::{self, CommandError};
 
 use super::error::ApiError;
 use super::AppState;
@@ -54,18 +54,12 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
 /// with `error` are a 400, `ok: false` a 503 (no frame) or 500.
 pub async fn post_control(State(app): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body, app.policy.max_body).await?;
-    let reply = control::handle(&app, &bytes).await;
-    let status = if reply.get("error").is_some() {
-        StatusCode::BAD_REQUEST
-    } else if reply.get("ok") == Some(&Value::Bool(false)) {
-        if reply.get("reason").and_then(Value::as_str) == Some("no frame yet") {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    } else {
-        StatusCode::OK
+    let handled = control::run(&app, &bytes).await;
+    let status = match &handled.result {
+        Ok(_) => StatusCode::OK,
+        Err(e) => command_status(e),
     };
+    let reply = handled.to_json();
     Ok((status, Json(reply)).into_response())
 }
 
@@ -74,4 +68,18 @@ async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
     to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BadRequest(format!("request body over {} KiB", limit / 1024)))
+}
+
+/// The one mapping from a command's failure to an HTTP status.
+fn command_status(e: &CommandError) -> StatusCode {
+    match e {
+        CommandError::BadJson | CommandError::Unknown | CommandError::Invalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        CommandError::NoFrame => StatusCode::SERVICE_UNAVAILABLE,
+        CommandError::UploadsOff => StatusCode::CONFLICT,
+        CommandError::Snapshot(_) | CommandError::ResetFailed | CommandError::SaveFailed => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::cam::obj;
+use crate::events::{EventKind, SnapshotDeleted};
 use crate::snaps::SnapError;
 
 /// Query of `GET /snaps`.
@@ -73,7 +73,10 @@ pub async fn delete(
     let target = name.clone();
     blocking(move || snaps.delete(&target)).await?;
     app.events
-        .publish_or_log("snapshot_deleted", obj(json!({"name": name})))
+        .publish_or_log(
+            EventKind::SnapshotDeleted,
+            &SnapshotDeleted { name: name.clone() },
+        )
         .await;
     Ok((StatusCode::OK, Json(json!({"ok": true, "deleted": name}))).into_response())
 }
