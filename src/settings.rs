@@ -5,11 +5,10 @@
 //! A patch is validated as a whole before anything changes: a bad key leaves
 //! every setting as it was.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::sync::watch;
 
 /// Default motion threshold, in percent of the picture (the seed's value).
 pub const DEFAULT_THRESHOLD: u8 = 12;
@@ -90,12 +89,6 @@ impl Settings {
         Ok(next)
     }
 
-    /// Applies a patch given as a map (the WebSocket `set` command minus its
-    /// `cmd` and `id` keys).
-    pub fn patched_map(&self, patch: Map<String, Value>) -> Result<Settings, SettingsError> {
-        self.patched(&Value::Object(patch))
-    }
-
     fn apply_one(&mut self, key: &str, value: &Value) -> Result<(), SettingsError> {
         match key {
             "threshold" => self.threshold = int_in_range(key, value, 0, 100)? as u8,
@@ -173,54 +166,35 @@ fn int_in_range(key: &str, value: &Value, min: i64, max: i64) -> Result<i64, Set
     Ok(n)
 }
 
-/// The live settings, shared by every part that reads them; changes are
-/// observable through [`SettingsHandle::subscribe`].
+/// The live settings, shared by every part that reads them. Changes go
+/// through `Cam::apply_settings` (validate, persist, announce), which then
+/// [`replace`](SettingsHandle::replace)s them here; readers take a copy.
 #[derive(Clone)]
 pub struct SettingsHandle {
-    tx: Arc<watch::Sender<Settings>>,
+    current: Arc<RwLock<Settings>>,
 }
 
 impl SettingsHandle {
     /// Starts from `initial`.
     pub fn new(initial: Settings) -> Self {
         SettingsHandle {
-            tx: Arc::new(watch::channel(initial).0),
+            current: Arc::new(RwLock::new(initial)),
         }
     }
 
     /// The current settings.
     pub fn get(&self) -> Settings {
-        self.tx.borrow().clone()
-    }
-
-    /// Validates `patch` against the current settings and applies it at once.
-    pub fn apply(&self, patch: &Value) -> Result<Settings, SettingsError> {
-        let mut result = Err(SettingsError("missing threshold".into()));
-        self.tx.send_if_modified(|current| {
-            result = current.patched(patch);
-            match &result {
-                Ok(next) if next != current => {
-                    *current = next.clone();
-                    true
-                }
-                _ => false,
-            }
-        });
-        result
+        // Plain values, always whole: a panic elsewhere cannot leave them
+        // half-written, so a poisoned lock is still good to read.
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the settings with already validated ones.
     pub fn replace(&self, next: Settings) {
-        self.tx.send_if_modified(|current| {
-            let changed = *current != next;
-            *current = next;
-            changed
-        });
-    }
-
-    /// A receiver that wakes on every change.
-    pub fn subscribe(&self) -> watch::Receiver<Settings> {
-        self.tx.subscribe()
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 }
 
@@ -299,11 +273,11 @@ mod tests {
     }
 
     #[test]
-    fn handle_leaves_settings_unchanged_on_error() {
+    fn handle_shows_what_was_replaced() {
         let h = SettingsHandle::new(Settings::default());
-        assert!(h.apply(&json!({"threshold": 50, "bogus": 1})).is_err());
-        assert_eq!(h.get().threshold, DEFAULT_THRESHOLD);
-        assert_eq!(h.apply(&json!({"threshold": 50})).unwrap().threshold, 50);
-        assert_eq!(h.get().threshold, 50);
+        let other = h.clone();
+        let next = h.get().patched(&json!({"threshold": 50})).unwrap();
+        h.replace(next);
+        assert_eq!(other.get().threshold, 50);
     }
 }
