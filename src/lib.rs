@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod datadir;
 pub mod descriptors;
+mod durable;
 pub mod events;
 pub mod frame;
 pub mod motion;

@@ -25,13 +25,13 @@
 //! `spawn_blocking`.
 
 use std::cmp::Ordering;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::durable::TempFiles;
 
 /// Longest accepted snapshot name, in bytes.
 const MAX_NAME_LEN: usize = 128;
@@ -296,7 +296,7 @@ fn place_by_rename(tmp: &Path, dest: &Path) -> io::Result<Placed> {
 /// Makes renames and removals in `dir` durable. Errors are ignored: some file
 /// systems refuse to sync a directory, and the data itself is already synced.
 fn sync_dir(dir: &Path) {
-    let _ = File::open(dir).and_then(|d| d.sync_all());
+    let _ = crate::durable::sync_dir(dir);
 }
 
 /// The snapshot folder of one server.
@@ -310,8 +310,8 @@ pub struct Snaps {
     /// Held while allocating names and while enforcing retention, so a save
     /// and a cleanup never pick the same files.
     lock: Mutex<()>,
-    /// Makes temporary file names unique within this process.
-    tmp_seq: AtomicU64,
+    /// Synced temporary files, linked to their final names.
+    tmp: TempFiles,
 }
 
 impl Snaps {
@@ -326,9 +326,9 @@ impl Snaps {
             )
         })?;
         let snaps = Snaps {
+            tmp: TempFiles::new(&dir, TMP_PREFIX),
             dir,
             lock: Mutex::new(()),
-            tmp_seq: AtomicU64::new(0),
         };
         snaps.remove_stale_tmp()?;
         Ok(snaps)
@@ -378,7 +378,7 @@ impl Snaps {
         let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.ensure_dir().map_err(write_error)?;
-        let tmp = self.write_tmp(jpeg).map_err(write_error)?;
+        let tmp = self.tmp.write(jpeg).map_err(write_error)?;
         let name = match self.link_new_name(&tmp, trigger, ms) {
             Ok(name) => name,
             Err(err) => {
@@ -405,42 +405,6 @@ impl Snaps {
         match crate::datadir::create_dir(&self.dir) {
             Err(_) if self.dir.symlink_metadata().is_ok() => Ok(()),
             other => other,
-        }
-    }
-
-    /// Writes `jpeg` to a new, synced temporary file in the folder; on error
-    /// nothing is left behind.
-    fn write_tmp(&self, jpeg: &[u8]) -> io::Result<PathBuf> {
-        let (path, mut file) = self.create_tmp()?;
-        let written = file.write_all(jpeg).and_then(|()| file.sync_all());
-        if let Err(err) = written {
-            drop(file);
-            let _ = fs::remove_file(&path);
-            return Err(err);
-        }
-        Ok(path)
-    }
-
-    /// Creates a temporary file with a fresh name. `create_new` never opens
-    /// an existing file (nor follows a symlink someone placed there). Mode
-    /// 0600: the snapshot keeps it when linked to its name, and pictures of
-    /// a home are for the owner only.
-    fn create_tmp(&self) -> io::Result<(PathBuf, File)> {
-        loop {
-            let seq = self.tmp_seq.fetch_add(1, AtomicOrdering::Relaxed);
-            let path = self
-                .dir
-                .join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(crate::datadir::FILE_MODE)
-                .open(&path)
-            {
-                Ok(file) => return Ok((path, file)),
-                Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
-                Err(err) => return Err(err),
-            }
         }
     }
 

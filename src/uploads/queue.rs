@@ -8,16 +8,15 @@
 //! take a while on an SD card, and `/status` must not wait for one).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::UploadError;
+use crate::durable::{sync_dir, TempFiles};
 
 /// Prefix of temporary files; [`Queue::scan`] removes them, since only a
 /// crash mid-write leaves one behind.
@@ -110,17 +109,18 @@ pub(crate) struct Item {
 pub(crate) struct Queue {
     pending: PathBuf,
     failed: PathBuf,
-    tmp_seq: AtomicU64,
+    tmp: TempFiles,
 }
 
 impl Queue {
     /// Creates `<data-dir>/uploads/{pending,failed}` as needed. Blocking.
     pub(crate) fn open(data_dir: &Path) -> Result<Queue, UploadError> {
         let root = data_dir.join("uploads");
+        let pending = root.join("pending");
         let queue = Queue {
-            pending: root.join("pending"),
+            tmp: TempFiles::new(&pending, TMP_PREFIX),
+            pending,
             failed: root.join("failed"),
-            tmp_seq: AtomicU64::new(0),
         };
         for dir in [&queue.pending, &queue.failed] {
             crate::datadir::create_dir(dir)
@@ -271,36 +271,14 @@ impl Queue {
     }
 
     /// Writes `data` to `pending/<name>` so that the name never holds a
-    /// partial file: temp file, fsync, rename, fsync of the folder.
+    /// partial file: synced temp file, rename, synced folder.
     fn write_atomic(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        let (tmp, mut file) = self.create_tmp()?;
-        let written = file.write_all(data).and_then(|()| file.sync_all());
-        drop(file);
-        let placed = written.and_then(|()| fs::rename(&tmp, self.pending.join(name)));
-        if let Err(e) = placed {
+        let tmp = self.tmp.write(data)?;
+        if let Err(e) = fs::rename(&tmp, self.pending.join(name)) {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
         sync_dir(&self.pending)
-    }
-
-    fn create_tmp(&self) -> io::Result<(PathBuf, File)> {
-        loop {
-            let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-            let path = self
-                .pending
-                .join(format!("{TMP_PREFIX}{}-{n}", std::process::id()));
-            let mut options = OpenOptions::new();
-            options
-                .write(true)
-                .create_new(true)
-                .mode(crate::datadir::FILE_MODE);
-            match options.open(&path) {
-                Ok(f) => return Ok((path, f)),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
     }
 }
 
@@ -337,11 +315,6 @@ fn max_seq_in(dir: &Path) -> u64 {
                 .unwrap_or(0)
         })
         .unwrap_or(0)
-}
-
-/// Makes renames and removals in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
