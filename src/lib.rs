@@ -182,6 +182,7 @@ pub async fn run(
         auth,
         tls: tls.is_some(),
         allowed_origins: config.allow_origins.clone(),
+        allowed_hosts: config.allow_hosts.clone(),
         max_viewers: config.limits.max_viewers,
         max_sse: config.limits.max_sse,
         max_body: config.limits.max_body,

@@ -44,7 +44,8 @@ impl Deref for AppState {
     }
 }
 
-/// All routes, behind the cross-site guard and, when required, credentials.
+/// All routes, behind the Host check (loopback without sign-in), the
+/// cross-site guard and, when required, credentials.
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.policy.allowed_origins);
     let routes = Router::new()
@@ -71,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::cross_site_guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::host_guard,
         ));
     match cors {
         Some(cors) => routes.layer(cors).with_state(state),
