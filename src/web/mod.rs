@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod login;
 pub mod server;
 pub mod snaps;
 pub mod sse;
@@ -59,9 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(sse::history))
         .route("/snaps", get(snaps::list))
         .route("/snaps/{name}", get(snaps::get).delete(snaps::delete))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/api/login", post(auth::api_login))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/api/login", post(login::api_login))
         .fallback(assets::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.policy.max_body))
