@@ -1,11 +1,27 @@
 //! Who may use the cam: the owner's password (argon2id), browser sessions,
-//! API tokens, and slowing down password guessing.
+//! API tokens, and slowing down guessing.
 //!
 //! Secrets are never stored: sessions and tokens are kept as the SHA-256 of
 //! their random 256-bit value, the password as an argon2id hash. A verified
 //! Basic-auth password is remembered (by hash) for a few minutes, because
 //! argon2 is slow on purpose and Home Assistant sends Basic auth with every
 //! request.
+//!
+//! Every check from the web goes through [`Auth::verify`]: the per-address
+//! [`throttle`] first, then the check, then the outcome is recorded. argon2
+//! needs about 19 MiB per check, so at most [`PASSWORD_CHECKS`] run at once,
+//! always on the same threads ([`pool`]); more are answered "busy" at once
+//! (48 parallel wrong passwords used to take the server to 1.6 GB).
+//!
+//! Changing the password ends every browser session and one-hour API token
+//! (long-lived tokens stay: they are revoked by name). The argon2 hash of the
+//! password in effect is kept under [`KEY_IN_USE`] to notice a change made
+//! through `LOOKOUT_PASSWORD` or `--password-file` between two starts.
+
+mod pool;
+mod secrets;
+mod sessions;
+mod throttle;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,13 +29,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
 use crate::frame::unix_secs;
 use crate::store::{Store, StoreError, TokenRow};
+pub use secrets::{generate_password, hash_password, hex, random_hex, sha256, verify_password};
+use secrets::{hash_blocking, verify_with};
+pub use sessions::{end_sessions, list_sessions, SessionInfo};
+pub use throttle::Throttled;
 
 /// Name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "lookout_session";
@@ -31,14 +48,18 @@ pub const REMEMBER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const API_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How long a verified Basic-auth password skips argon2.
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
-/// First delay after a failed login; doubles per failure.
-const THROTTLE_START: Duration = Duration::from_millis(250);
-/// Longest delay before a login attempt is checked.
-const THROTTLE_MAX: Duration = Duration::from_secs(10);
-/// Failures older than this are forgotten.
-const THROTTLE_FORGET: Duration = Duration::from_secs(900);
+/// Password checks (argon2, about 19 MiB and tens of milliseconds each) that
+/// may run at once. Two keeps a Pi's memory flat under a guessing flood and
+/// still signs in a household without waiting; a check beyond it is answered
+/// 503 at once (with Retry-After) instead of queueing on the blocking pool.
+pub const PASSWORD_CHECKS: usize = 2;
+/// The shortest password accepted from any source.
+pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Store key of the password hash set with `lookout passwd`.
 const KEY_PASSWORD: &str = "password_hash";
+/// Store key of the argon2 hash of the password sessions were issued under;
+/// when the password in effect no longer matches it, sessions end.
+const KEY_IN_USE: &str = "password_in_use";
 
 /// Why authentication could not be set up or used.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +81,26 @@ pub enum AuthError {
     /// A password that is too short to protect a camera.
     #[error("the password must have at least 8 characters")]
     Weak,
+    /// A password from the environment or a file that is too short.
+    #[error(
+        "the password from {origin} has {chars} character(s); use at least 8 \
+         (a few words make a strong one), or unset it to use `lookout passwd`"
+    )]
+    WeakGiven {
+        /// Where it came from (`LOOKOUT_PASSWORD`, or the file).
+        origin: String,
+        /// How many characters it has.
+        chars: usize,
+    },
     /// The system random generator failed.
     #[error("no system randomness available")]
     Random,
+    /// The password-check threads could not be started.
+    #[error("cannot start the password-check threads: {0}")]
+    Threads(std::io::Error),
+    /// A session id prefix matches more than one session.
+    #[error("more than one session starts with {0:?}; give more of its id")]
+    Ambiguous(String),
 }
 
 /// How the password is given.
@@ -87,8 +125,63 @@ pub struct Auth {
     store: Store,
     /// sha256("user:pass") -> (password hash it was checked against, when).
     basic_cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-    /// Failed logins per client address: (count, last failure).
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Failed attempts per client address and the delays they lead to.
+    throttle: throttle::Throttle,
+    /// The threads argon2 runs on; see [`PASSWORD_CHECKS`].
+    pool: pool::CheckPool,
+}
+
+/// Credentials a request presents.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// A user name and password (login form, `/api/login`, HTTP Basic).
+    Password {
+        /// The user name.
+        user: &'a str,
+        /// The password.
+        pass: &'a str,
+    },
+    /// A session cookie or bearer token, valid only as one of `kinds`.
+    Token {
+        /// The secret as sent.
+        secret: &'a str,
+        /// Token kinds accepted here (`session`, `api`, `long`).
+        kinds: &'a [&'a str],
+        /// How it was sent, for the log (`cookie`, `bearer`).
+        via: &'static str,
+    },
+    /// Something in the place of credentials that cannot be one (a Basic
+    /// value that does not decode, an unknown scheme). Counts as a failure.
+    Malformed,
+}
+
+impl Credential<'_> {
+    fn describe(&self) -> &'static str {
+        match self {
+            Credential::Password { .. } => "password",
+            Credential::Token { via, .. } => via,
+            Credential::Malformed => "malformed credentials",
+        }
+    }
+}
+
+/// What [`Auth::verify`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The credentials are good.
+    Granted,
+    /// The credentials are wrong (counted against the address).
+    Denied,
+    /// Too many recent failures from this address: try again later.
+    Throttled(Throttled),
+    /// Too many password checks running at once: try again in a moment.
+    Busy,
+}
+
+/// Where a password given at start came from, for error messages.
+struct Given {
+    source: String,
+    password: String,
 }
 
 impl Auth {
@@ -99,21 +192,26 @@ impl Auth {
         opts: AuthOptions,
         store: Store,
     ) -> Result<(Auth, Option<String>), AuthError> {
-        let given = match (&opts.password, &opts.password_file) {
-            (Some(p), _) if !p.is_empty() => Some(p.clone()),
-            (_, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|err| AuthError::PasswordFile {
-                        path: path.clone(),
-                        err,
-                    })?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            _ => None,
-        };
+        let given = given_password(&opts)?;
+        let pool = pool::CheckPool::new(PASSWORD_CHECKS).map_err(AuthError::Threads)?;
+        let recorded = store.get(KEY_IN_USE).await?;
+        // The same password as last time keeps its recorded hash (and the
+        // sessions issued under it); a different one gets a new hash.
         let fixed_hash = match given {
-            Some(p) => Some(hash_blocking(p).await?),
+            Some(g) => {
+                let (password, last) = (g.password.clone(), recorded.clone());
+                let same = pool
+                    .run(move |memory| last.is_some_and(|h| verify_with(&h, &password, memory)))
+                    .await
+                    .unwrap_or(false);
+                Some(match (&recorded, same) {
+                    (Some(h), true) => h.clone(),
+                    _ => pool
+                        .run(move |_| hash_password(&g.password))
+                        .await
+                        .ok_or_else(|| AuthError::Hash("the hashing thread stopped".into()))??,
+                })
+            }
             None => None,
         };
         let mut generated = None;
@@ -121,6 +219,26 @@ impl Auth {
             let password = generate_password()?;
             set_stored_password(&store, &password).await?;
             generated = Some(password);
+        }
+        let in_effect = match &fixed_hash {
+            Some(h) => Some(h.clone()),
+            None => store.get(KEY_PASSWORD).await?,
+        };
+        if let Some(hash) = in_effect {
+            let recorded = store.get(KEY_IN_USE).await?;
+            if recorded.as_deref() != Some(hash.as_str()) {
+                // No record yet (first start, or an older lookout): nothing
+                // to compare with, so nothing is ended.
+                if recorded.is_some() {
+                    let n = store.delete_short_tokens().await?;
+                    tracing::warn!(
+                        "the password changed since the last start: ended {n} browser \
+                         session(s) and one-hour API token(s); long-lived tokens stay valid \
+                         (`lookout token list`, `lookout token revoke NAME`)"
+                    );
+                }
+                store.set(KEY_IN_USE, hash).await?;
+            }
         }
         let user = if opts.user.is_empty() {
             "owner".to_string()
@@ -133,7 +251,8 @@ impl Auth {
             fixed_hash,
             store,
             basic_cache: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            throttle: throttle::Throttle::default(),
+            pool,
         };
         Ok((auth, generated))
     }
@@ -155,33 +274,61 @@ impl Auth {
         }
     }
 
+    /// Checks credentials from `ip` the way every web route must: waits for
+    /// the address's slot (or refuses when it is too far out), checks, and
+    /// records the outcome.
+    pub async fn verify(&self, ip: IpAddr, credential: Credential<'_>) -> Verdict {
+        match self.throttle.admit(ip) {
+            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Ok(_) => {}
+            Err(throttled) => return Verdict::Throttled(throttled),
+        }
+        let ok = match credential {
+            Credential::Password { user, pass } => match self.check_password(user, pass).await {
+                Some(ok) => ok,
+                None => return Verdict::Busy,
+            },
+            Credential::Token { secret, kinds, .. } => self.check_token(secret, kinds).await,
+            Credential::Malformed => false,
+        };
+        self.throttle.record(ip, ok, credential.describe());
+        if ok {
+            Verdict::Granted
+        } else {
+            Verdict::Denied
+        }
+    }
+
     /// Checks a user name and password (constant-time on the name; argon2 on
-    /// the password, off the async executor).
-    pub async fn check_password(&self, user: &str, pass: &str) -> bool {
+    /// the password, off the async executor). `None` when [`PASSWORD_CHECKS`]
+    /// checks are running already. Not throttled: web routes use
+    /// [`Auth::verify`].
+    async fn check_password(&self, user: &str, pass: &str) -> Option<bool> {
         let user_ok: bool = user.as_bytes().ct_eq(self.user.as_bytes()).into();
         let Ok(Some(hash)) = self.password_hash().await else {
-            return false;
+            return Some(false);
         };
         let key = sha256(format!("{user}:{pass}").as_bytes());
         if let Ok(cache) = self.basic_cache.lock() {
             if let Some((h, at)) = cache.get(&key) {
                 if *h == hash && at.elapsed() < BASIC_CACHE_TTL {
-                    return user_ok;
+                    return Some(user_ok);
                 }
             }
         }
         let pass = pass.to_string();
         let checked = hash.clone();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&checked, &pass))
-            .await
-            .unwrap_or(false);
+        let ok = self
+            .pool
+            .try_run(move |memory| verify_with(&checked, &pass, memory))
+            .await?;
         if ok && user_ok {
             if let Ok(mut cache) = self.basic_cache.lock() {
                 cache.retain(|_, (_, at)| at.elapsed() < BASIC_CACHE_TTL);
                 cache.insert(key, (hash, Instant::now()));
             }
         }
-        ok && user_ok
+        Some(ok && user_ok)
     }
 
     /// Starts a browser session; returns the cookie value and its lifetime.
@@ -220,46 +367,51 @@ impl Auth {
         }
     }
 
-    /// Ends a session or token (logout).
-    pub async fn revoke(&self, secret: &str) {
-        if let Err(e) = self.store.delete_token(sha256(secret.as_bytes())).await {
+    /// Ends a session or token (logout), but only when it is one of `kinds`:
+    /// logging out must not delete a long-lived token that merely came along.
+    pub async fn revoke(&self, secret: &str, kinds: &[&str]) {
+        let hash = sha256(secret.as_bytes());
+        let now = unix_secs(SystemTime::now());
+        let result = match self.store.find_token(hash, now).await {
+            Ok(Some(row)) if kinds.contains(&row.kind.as_str()) => {
+                self.store.delete_token(hash).await.map(|_| ())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
             tracing::error!("cannot end a session: {e}");
         }
     }
+}
 
-    /// Waits before a login attempt from `ip`, longer after each recent
-    /// failure (2^n x 250 ms, at most 10 s).
-    pub async fn throttle(&self, ip: IpAddr) {
-        let delay = {
-            let Ok(mut failures) = self.failures.lock() else {
-                return;
-            };
-            failures.retain(|_, (_, at)| at.elapsed() < THROTTLE_FORGET);
-            match failures.get(&ip) {
-                Some((n, _)) if *n > 0 => THROTTLE_START
-                    .saturating_mul(1u32 << (*n - 1).min(10))
-                    .min(THROTTLE_MAX),
-                _ => Duration::ZERO,
-            }
-        };
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+/// The password given by environment or file, checked for length.
+fn given_password(opts: &AuthOptions) -> Result<Option<Given>, AuthError> {
+    let given = match (&opts.password, &opts.password_file) {
+        (Some(p), _) => Given {
+            source: "LOOKOUT_PASSWORD".into(),
+            password: p.clone(),
+        },
+        (None, Some(path)) => Given {
+            source: format!("password file {}", path.display()),
+            password: std::fs::read_to_string(path)
+                .map_err(|err| AuthError::PasswordFile {
+                    path: path.clone(),
+                    err,
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        },
+        (None, None) => return Ok(None),
+    };
+    let chars = given.password.chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(AuthError::WeakGiven {
+            origin: given.source,
+            chars,
+        });
     }
-
-    /// Records the outcome of a login attempt from `ip`.
-    pub fn record_login(&self, ip: IpAddr, ok: bool) {
-        if let Ok(mut failures) = self.failures.lock() {
-            if ok {
-                failures.remove(&ip);
-            } else {
-                let entry = failures.entry(ip).or_insert((0, Instant::now()));
-                entry.0 = entry.0.saturating_add(1);
-                entry.1 = Instant::now();
-                tracing::warn!("failed login from {ip} ({} in a row)", entry.0);
-            }
-        }
-    }
+    Ok(Some(given))
 }
 
 /// Stores a new random token of `kind` and returns its secret.
@@ -286,80 +438,18 @@ pub async fn create_long_token(store: &Store, name: &str) -> Result<String, Auth
     issue_token(store, "long", Some(name.to_string()), None).await
 }
 
-/// Stores the owner's password hash (`lookout passwd`).
-pub async fn set_stored_password(store: &Store, password: &str) -> Result<(), AuthError> {
-    if password.chars().count() < 8 {
+/// Stores the owner's password hash (`lookout passwd`) and ends every browser
+/// session and one-hour API token issued under the old one; returns how many
+/// ended. Long-lived tokens stay.
+pub async fn set_stored_password(store: &Store, password: &str) -> Result<usize, AuthError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(AuthError::Weak);
     }
     let hash = hash_blocking(password.to_string()).await?;
-    store.set(KEY_PASSWORD, hash).await?;
-    Ok(())
-}
-
-async fn hash_blocking(password: String) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| AuthError::Hash(e.to_string()))?
-}
-
-/// Hashes a password with argon2id and a random salt (PHC string).
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    let mut salt = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut salt)
-        .map_err(|_| AuthError::Random)?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
-}
-
-/// Checks a password against a PHC hash (argon2 compares in constant time).
-pub fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
-/// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> Result<String, AuthError> {
-    let mut bytes = vec![0u8; n];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AuthError::Random)?;
-    Ok(hex(&bytes))
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A strong password that is easy to type: 20 characters from an alphabet
-/// without look-alikes (about 115 bits).
-pub fn generate_password() -> Result<String, AuthError> {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut bytes = [0u8; 20];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AuthError::Random)?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect())
+    store.set(KEY_PASSWORD, hash.clone()).await?;
+    let ended = store.delete_short_tokens().await?;
+    store.set(KEY_IN_USE, hash).await?;
+    Ok(ended)
 }
 
 #[cfg(test)]
@@ -382,18 +472,28 @@ mod tests {
         (a, generated, dir)
     }
 
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn password<'a>(user: &'a str, pass: &'a str) -> Credential<'a> {
+        Credential::Password { user, pass }
+    }
+
     #[tokio::test]
     async fn password_from_environment() {
         let (a, generated, _dir) = auth(true, Some("correct horse")).await;
         assert!(generated.is_none());
         assert_eq!(a.user(), "owner");
-        assert!(a.check_password("owner", "correct horse").await);
-        assert!(
+        assert_eq!(a.check_password("owner", "correct horse").await, Some(true));
+        assert_eq!(
             a.check_password("owner", "correct horse").await,
+            Some(true),
             "cached path"
         );
-        assert!(!a.check_password("owner", "wrong horse").await);
-        assert!(!a.check_password("intruder", "correct horse").await);
+        assert_eq!(a.check_password("owner", "wrong horse").await, Some(false));
+        assert_eq!(
+            a.check_password("intruder", "correct horse").await,
+            Some(false)
+        );
     }
 
     #[tokio::test]
@@ -401,15 +501,15 @@ mod tests {
         let (a, generated, _dir) = auth(true, None).await;
         let p = generated.expect("a generated password");
         assert_eq!(p.len(), 20);
-        assert!(a.check_password("owner", &p).await);
-        assert!(!a.check_password("owner", "").await);
+        assert_eq!(a.check_password("owner", &p).await, Some(true));
+        assert_eq!(a.check_password("owner", "").await, Some(false));
     }
 
     #[tokio::test]
     async fn no_password_generated_on_loopback() {
         let (a, generated, _dir) = auth(false, None).await;
         assert!(generated.is_none());
-        assert!(!a.check_password("owner", "anything").await);
+        assert_eq!(a.check_password("owner", "anything").await, Some(false));
     }
 
     #[tokio::test]
@@ -425,39 +525,137 @@ mod tests {
         );
         let (token, _) = a.new_api_token().await.unwrap();
         assert!(a.check_token(&token, &["api", "long"]).await);
-        a.revoke(&session).await;
+        a.revoke(&session, &["session"]).await;
         assert!(!a.check_token(&session, &["session"]).await);
         let long = create_long_token(&a.store, "home-assistant").await.unwrap();
-        assert!(a.check_token(&long, &["api", "long"]).await);
+        a.revoke(&long, &["session", "api"]).await;
+        assert!(
+            a.check_token(&long, &["api", "long"]).await,
+            "logout never ends a long-lived token"
+        );
+        assert_eq!(
+            list_sessions(&a.store).await.unwrap().len(),
+            1,
+            "the api token"
+        );
         assert!(a.store.revoke_long_token("home-assistant").await.unwrap());
         assert!(!a.check_token(&long, &["api", "long"]).await);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failed_logins_slow_down_exponentially() {
+    async fn failures_of_any_kind_slow_the_next_check() {
         let (a, _, _dir) = auth(true, Some("correct horse")).await;
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        async fn waited(a: &Auth, ip: IpAddr) -> Duration {
-            let start = tokio::time::Instant::now();
-            a.throttle(ip).await;
-            start.elapsed()
-        }
-        assert_eq!(waited(&a, ip).await, Duration::ZERO);
-        a.record_login(ip, false);
-        assert_eq!(waited(&a, ip).await, Duration::from_millis(250));
-        a.record_login(ip, false);
-        a.record_login(ip, false);
-        assert_eq!(waited(&a, ip).await, Duration::from_millis(1000));
-        for _ in 0..20 {
-            a.record_login(ip, false);
-        }
-        assert_eq!(waited(&a, ip).await, THROTTLE_MAX);
-        let other: IpAddr = "192.0.2.8".parse().unwrap();
         let start = tokio::time::Instant::now();
-        a.throttle(other).await;
-        assert_eq!(start.elapsed(), Duration::ZERO, "per address");
-        a.record_login(ip, true);
-        assert_eq!(waited(&a, ip).await, Duration::ZERO);
+        let bearer = Credential::Token {
+            secret: "nope",
+            kinds: &["api", "long"],
+            via: "bearer",
+        };
+        assert_eq!(a.verify(IP, bearer).await, Verdict::Denied);
+        assert_eq!(a.verify(IP, Credential::Malformed).await, Verdict::Denied);
+        assert_eq!(
+            a.verify(IP, password("owner", "correct horse")).await,
+            Verdict::Granted
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(750),
+            "0, then 250, then 500"
+        );
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            a.verify(IP, password("owner", "correct horse")).await,
+            Verdict::Granted
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "a success clears");
+    }
+
+    #[tokio::test]
+    async fn password_checks_beyond_the_limit_are_busy() {
+        let (a, _, _dir) = auth(true, Some("correct horse")).await;
+        let held: Vec<_> = (0..PASSWORD_CHECKS)
+            .map(|_| a.pool.hold().unwrap())
+            .collect();
+        assert_eq!(
+            a.verify(IP, password("owner", "guess")).await,
+            Verdict::Busy
+        );
+        drop(held);
+        assert_eq!(
+            a.verify(IP, password("owner", "guess")).await,
+            Verdict::Denied
+        );
+    }
+
+    #[tokio::test]
+    async fn short_passwords_from_anywhere_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "1234567\n").unwrap();
+        for (password, password_file, source) in [
+            (Some(""), None, "LOOKOUT_PASSWORD"),
+            (Some("x"), None, "LOOKOUT_PASSWORD"),
+            (None, Some(file.clone()), "password file"),
+        ] {
+            let opts = AuthOptions {
+                user: String::new(),
+                required: false,
+                password: password.map(str::to_string),
+                password_file,
+            };
+            let err = Auth::setup(opts, store.clone()).await.err().unwrap();
+            assert!(matches!(err, AuthError::WeakGiven { .. }), "{err}");
+            assert!(err.to_string().contains(source), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_password_ends_sessions_but_not_long_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let opts = |p: &str| AuthOptions {
+            user: String::new(),
+            required: true,
+            password: Some(p.to_string()),
+            password_file: None,
+        };
+        let (a, _) = Auth::setup(opts("first password"), store.clone())
+            .await
+            .unwrap();
+        let (session, _) = a.new_session(true).await.unwrap();
+        let long = create_long_token(&store, "ha").await.unwrap();
+        // The same password at the next start keeps the session.
+        let (a, _) = Auth::setup(opts("first password"), store.clone())
+            .await
+            .unwrap();
+        assert!(a.check_token(&session, &["session"]).await);
+        let (a, _) = Auth::setup(opts("second password"), store.clone())
+            .await
+            .unwrap();
+        assert!(!a.check_token(&session, &["session"]).await);
+        assert!(a.check_token(&long, &["long"]).await);
+        // `lookout passwd` ends them at once.
+        let (session, _) = a.new_session(false).await.unwrap();
+        assert_eq!(
+            set_stored_password(&store, "third password").await.unwrap(),
+            1
+        );
+        assert!(!a.check_token(&session, &["session"]).await);
+        assert!(a.check_token(&long, &["long"]).await);
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_crate() {
+        let hash = hash_password("correct horse").unwrap();
+        let mut memory = pool::Memory::new();
+        assert!(verify_with(&hash, "correct horse", &mut memory));
+        let size = memory.len();
+        assert!(size > 0);
+        assert!(!verify_with(&hash, "wrong horse", &mut memory));
+        assert_eq!(memory.len(), size, "reused, not grown");
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_with("not a hash", "x", &mut memory));
     }
 
     #[test]

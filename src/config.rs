@@ -35,7 +35,9 @@ pub struct Cli {
     /// TOML file with any of the settings below (keys as the flags, with
     /// underscores), e.g. `--config /etc/lookout.toml` holding
     /// `listen = "0.0.0.0:8080"` and `source = "v4l2:/dev/video0"`.
-    #[arg(long, env = "LOOKOUT_CONFIG", value_name = "FILE")]
+    /// (Global: also accepted after a subcommand, as in `lookout token create
+    /// NAME --config FILE`.)
+    #[arg(long, env = "LOOKOUT_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
     /// Address and port to listen on, e.g. `--listen 0.0.0.0:8080` for the whole
@@ -45,7 +47,7 @@ pub struct Cli {
 
     /// Folder for snapshots and state, created when missing, e.g.
     /// `--data-dir /var/lib/lookout` [default: ./lookout-data].
-    #[arg(long, env = "LOOKOUT_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "LOOKOUT_DATA_DIR", value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// The camera, as a URI [default: synthetic]. Kinds:
@@ -111,6 +113,18 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub allow_origins: Vec<String>,
+
+    /// Another host name to answer to on loopback without sign-in (besides
+    /// localhost, 127.0.0.1 and [::1]; any port), e.g. `--allow-host cam.lan`
+    /// behind a local reverse proxy; repeat for more. Other names get 421, so
+    /// a web page cannot reach the cam by rebinding its DNS name to 127.0.0.1.
+    #[arg(
+        long = "allow-host",
+        env = "LOOKOUT_ALLOW_HOST",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub allow_host: Vec<String>,
 
     /// Most open connections, both listeners together [default: 4096, or
     /// fewer when the open-file limit (ulimit -n) is lower: the limit less
@@ -186,11 +200,19 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Maintenance subcommands (they use --data-dir).
+/// Maintenance subcommands (they use --data-dir, given before or after them).
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Set the owner's password (read from standard input); restart to apply.
+    /// Set the owner's password (read from standard input). Ends every
+    /// browser session and one-hour API token; long-lived tokens stay.
     Passwd,
+    /// Browser sessions and one-hour API tokens: list them, or end them
+    /// (e.g. after losing a phone).
+    Sessions {
+        /// What to do.
+        #[command(subcommand)]
+        action: SessionAction,
+    },
     /// Long-lived API tokens for Home Assistant and scripts.
     Token {
         /// What to do.
@@ -213,6 +235,23 @@ pub enum TokenAction {
     Revoke {
         /// The token's name.
         name: String,
+    },
+}
+
+/// `lookout sessions ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SessionAction {
+    /// List sessions and one-hour API tokens by id, newest first.
+    List,
+    /// End one session by (the start of) its id, e.g. `lookout sessions revoke
+    /// 3fa2c1`, or all of them with `--all` (everyone signs in again).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Revoke {
+        /// The id `lookout sessions list` shows, or its first characters.
+        id: Option<String>,
+        /// End every session and one-hour API token.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -242,6 +281,8 @@ pub struct FileConfig {
     pub password_file: Option<PathBuf>,
     /// See `--allow-origin`.
     pub allow_origins: Option<Vec<String>>,
+    /// See `--allow-host`.
+    pub allow_host: Option<Vec<String>>,
     /// See `--max-connections`.
     pub max_connections: Option<usize>,
     /// See `--max-viewers`.
@@ -304,6 +345,9 @@ pub struct Config {
     pub password_file: Option<PathBuf>,
     /// Origins allowed cross-site.
     pub allow_origins: Vec<String>,
+    /// Extra host names answered on loopback without sign-in (lowercase, no
+    /// port).
+    pub allow_hosts: Vec<String>,
     /// Limits.
     pub limits: Limits,
     /// Uploads of triggered frames and webhook calls.
@@ -504,6 +548,10 @@ impl Config {
         if allow_origins.is_empty() {
             allow_origins = file.allow_origins.unwrap_or_default();
         }
+        let mut allow_host = cli.allow_host.clone();
+        if allow_host.is_empty() {
+            allow_host = file.allow_host.unwrap_or_default();
+        }
         let defaults = UploadConfig::default();
         let uploads = UploadConfig {
             url: cli.upload_url.clone().or(file.upload_url),
@@ -538,14 +586,19 @@ impl Config {
                 .or(file.user)
                 .unwrap_or_else(|| "owner".into()),
             // Read here, not as a flag: a password in argv shows in `ps`.
-            password: std::env::var("LOOKOUT_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty()),
+            // Set but empty is kept (and refused at start): it is more likely
+            // a secret that failed to expand than a wish for no password.
+            password: std::env::var("LOOKOUT_PASSWORD").ok(),
             password_file: cli.password_file.clone().or(file.password_file),
             allow_origins: allow_origins
                 .into_iter()
                 .map(|o| o.trim().trim_end_matches('/').to_string())
                 .filter(|o| !o.is_empty())
+                .collect(),
+            allow_hosts: allow_host
+                .iter()
+                .map(|h| crate::web::auth::host_name(h))
+                .filter(|h| !h.is_empty())
                 .collect(),
             limits,
             listen: listen
@@ -580,6 +633,7 @@ impl Config {
             password: None,
             password_file: None,
             allow_origins: Vec::new(),
+            allow_hosts: Vec::new(),
             limits: Limits::default(),
             uploads: UploadConfig::default(),
         })
@@ -624,6 +678,26 @@ mod tests {
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.source_uri, "synthetic");
         assert_eq!(c.settings.threshold, 30);
+    }
+
+    #[test]
+    fn data_dir_is_accepted_after_a_subcommand() {
+        let c = cli(&["token", "create", "ha", "--data-dir", "/x"]);
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/x")));
+        let c = cli(&["sessions", "revoke", "--all", "--config", "/c.toml"]);
+        assert_eq!(c.config.as_deref(), Some(Path::new("/c.toml")));
+        assert!(Cli::try_parse_from(["lookout", "sessions", "revoke"]).is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_from_flags_or_file() {
+        let c = Config::from_cli(&cli(&["--allow-host", "Cam.LAN:8080,nas.local"])).unwrap();
+        assert_eq!(c.allow_hosts, ["cam.lan", "nas.local"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        std::fs::write(&file, "allow_host = [\"cam.lan\"]\n").unwrap();
+        let c = Config::from_cli(&cli(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(c.allow_hosts, ["cam.lan"]);
     }
 
     #[test]

@@ -209,6 +209,7 @@ pub async fn run(
         auth,
         tls: tls.is_some(),
         allowed_origins: config.allow_origins.clone(),
+        allowed_hosts: config.allow_hosts.clone(),
         max_viewers: limits.max_viewers,
         max_sse: limits.max_sse,
         max_body: limits.max_body,

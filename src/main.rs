@@ -8,7 +8,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use lookout::auth;
-use lookout::config::{Cli, Command, Config, TokenAction};
+use lookout::config::{Cli, Command, Config, SessionAction, TokenAction};
 
 /// After Ctrl-C or SIGTERM, the server gets this long to close its streams.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -89,12 +89,44 @@ async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
                 .read_line(&mut line)
                 .context("cannot read the password from standard input")?;
             let password = line.trim_end_matches(['\r', '\n']);
-            auth::set_stored_password(&store, password).await?;
+            let ended = auth::set_stored_password(&store, password).await?;
             eprintln!(
-                "password stored in {}; restart lookout to use it",
+                "password stored in {} (used unless LOOKOUT_PASSWORD or --password-file is set)",
                 config.data_dir.display()
             );
+            eprintln!(
+                "ended {ended} browser session(s) and one-hour API token(s); long-lived tokens \
+                 stay valid (`lookout token list`, `lookout token revoke NAME`)"
+            );
         }
+        Command::Sessions { action } => match action {
+            SessionAction::List => {
+                let sessions = auth::list_sessions(&store).await?;
+                if sessions.is_empty() {
+                    eprintln!("no sessions");
+                }
+                for s in sessions {
+                    let expires = s.expires.map_or("never".to_string(), |e| format!("{e:.0}"));
+                    println!(
+                        "{}\t{}\tcreated {:.0}\texpires {expires}",
+                        s.id, s.kind, s.created
+                    );
+                }
+            }
+            SessionAction::Revoke { id, all } => {
+                let id = if *all { None } else { id.as_deref() };
+                let ended = auth::end_sessions(&store, id).await?;
+                if ended == 0 {
+                    if let Some(id) = id {
+                        anyhow::bail!("no session {id:?}; `lookout sessions list` shows them");
+                    }
+                }
+                eprintln!(
+                    "ended {ended} session(s) (a running lookout refuses them at once); \
+                     long-lived tokens stay (`lookout token revoke NAME`)"
+                );
+            }
+        },
         Command::Token { action } => match action {
             TokenAction::Create { name } => {
                 let token = auth::create_long_token(&store, name)

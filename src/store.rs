@@ -329,6 +329,45 @@ impl Store {
         .await
     }
 
+    /// Browser sessions and one-hour API tokens still valid at `now`, newest
+    /// first, with the hash that identifies each (`lookout sessions list`).
+    pub async fn short_tokens(&self, now: f64) -> Result<Vec<([u8; 32], TokenRow)>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT hash, kind, name, created, expires FROM tokens
+                 WHERE kind IN ('session', 'api') AND (expires IS NULL OR expires > ?1)
+                 ORDER BY created DESC",
+            )?;
+            let rows = stmt.query_map([now], |r| {
+                let hash: Vec<u8> = r.get(0)?;
+                Ok((
+                    hash,
+                    TokenRow {
+                        kind: r.get(1)?,
+                        name: r.get(2)?,
+                        created: r.get(3)?,
+                        expires: r.get(4)?,
+                    },
+                ))
+            })?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            // Every hash is a SHA-256; a row that is not cannot be named.
+            Ok(rows
+                .into_iter()
+                .filter_map(|(hash, row)| Some((<[u8; 32]>::try_from(hash).ok()?, row)))
+                .collect())
+        })
+        .await
+    }
+
+    /// Deletes every browser session and one-hour API token (the password
+    /// changed, or `lookout sessions revoke --all`); long-lived tokens stay.
+    /// Returns how many were deleted.
+    pub async fn delete_short_tokens(&self) -> Result<usize, StoreError> {
+        self.with(|c| c.execute("DELETE FROM tokens WHERE kind IN ('session', 'api')", []))
+            .await
+    }
+
     /// Deletes expired sessions and API tokens.
     pub async fn prune_tokens(&self, now: f64) -> Result<usize, StoreError> {
         self.with(move |c| {

@@ -108,7 +108,7 @@ async fn keep_alive_connection_is_closed_after_the_idle_timeout() {
     })
     .await;
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
-    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let (got, took) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
@@ -181,7 +181,7 @@ async fn unfinished_request_body_gets_408_and_the_connection_closed() {
     let server = with_limits(|l| l.body_timeout_s = 1).await;
     let mut conn = TcpStream::connect(server.addr).await.unwrap();
     conn.write_all(
-        b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
           Content-Length: 1000\r\n\r\n{\"user\": \"owner\"",
     )
     .await
@@ -217,7 +217,7 @@ async fn silent_sockets_give_their_slots_back() {
     // While they hold every slot, another client is turned away...
     let mut extra = TcpStream::connect(server.addr).await.unwrap();
     let _ = extra
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await;
     let (got, _) = read_until_closed(&mut extra, Duration::from_secs(5)).await;
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));

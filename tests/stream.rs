@@ -93,7 +93,7 @@ async fn many_viewers_keep_pace_beside_a_stalled_one() {
     use tokio::io::AsyncWriteExt;
     let mut stalled = stalled;
     stalled
-        .write_all(b"GET /stream.jpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /stream.jpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
 

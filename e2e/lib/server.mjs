@@ -31,13 +31,15 @@ export async function startLookout({ source, listen = '127.0.0.1:0', dataDir = n
 
   const exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
   let port;
+  let scheme = 'http';
   try {
     port = await new Promise((res, rej) => {
       const timer = setTimeout(() => rej(new Error(`lookout did not start in time:\n${output}`)), START_TIMEOUT_MS);
       const check = () => {
         // Tracing may colour the line; strip ANSI escapes before matching.
-        const m = output.replace(/\x1b\[[0-9;]*m/g, '').match(/at http:\/\/127\.0\.0\.1:(\d+)\//);
-        if (m) { clearTimeout(timer); res(Number(m[1])); }
+        // Under TLS (--tls-self-signed, --tls-cert) the line says https.
+        const m = output.replace(/\x1b\[[0-9;]*m/g, '').match(/at (https?):\/\/127\.0\.0\.1:(\d+)\//);
+        if (m) { clearTimeout(timer); scheme = m[1]; res(Number(m[2])); }
       };
       child.stdout.on('data', check);
       child.stderr.on('data', check);
@@ -52,7 +54,7 @@ export async function startLookout({ source, listen = '127.0.0.1:0', dataDir = n
 
   let stopped = false;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     port,
     dataDir: dir,
     log: () => output,

@@ -30,6 +30,14 @@ pub enum ApiError {
     /// A limit is reached (viewers, subscribers); try again later.
     #[error("{0}")]
     Busy(&'static str),
+    /// Too many failed sign-ins from this address; the next slot is this many
+    /// seconds away.
+    #[error("too many failed sign-ins from your address; try again in {0} s")]
+    Throttled(u64),
+    /// The Host is not one this server answers to without credentials (DNS
+    /// rebinding).
+    #[error("unknown host {0:?}: without sign-in lookout answers only to localhost, 127.0.0.1 and [::1]; add names with --allow-host")]
+    UnknownHost(String),
     /// Something failed inside the server.
     #[error("internal error")]
     Internal(String),
@@ -52,6 +60,14 @@ impl IntoResponse for ApiError {
                 json!({"error": self.to_string()}),
             ),
             ApiError::Busy(msg) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": msg})),
+            ApiError::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": self.to_string()}),
+            ),
+            ApiError::UnknownHost(_) => (
+                StatusCode::MISDIRECTED_REQUEST,
+                json!({"error": self.to_string()}),
+            ),
             ApiError::NoFrame => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": self.to_string()}),
@@ -70,6 +86,10 @@ impl IntoResponse for ApiError {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
             );
+        }
+        if let ApiError::Throttled(secs) = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp
     }

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod conn;
 pub mod error;
+pub mod login;
 pub mod server;
 pub mod snaps;
 pub mod sse;
@@ -51,7 +52,8 @@ impl Deref for AppState {
     }
 }
 
-/// All routes, behind the cross-site guard and, when required, credentials.
+/// All routes, behind the Host check (loopback without sign-in), the
+/// cross-site guard and, when required, credentials.
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.policy.allowed_origins);
     let routes = Router::new()
@@ -65,9 +67,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(sse::history))
         .route("/snaps", get(snaps::list))
         .route("/snaps/{name}", get(snaps::get).delete(snaps::delete))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/api/login", post(auth::api_login))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/api/login", post(login::api_login))
         .fallback(assets::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.policy.max_body))
@@ -78,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::cross_site_guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::host_guard,
         ));
     // HSTS only under TLS: over plain HTTP it is ignored by browsers, and a
     // browser that saw it for this host would refuse plain HTTP to it later.
