@@ -1,8 +1,12 @@
-//! `Cam`: the running camera server's shared state and the actions on it.
+//! `Cam`: one camera's core (its frames, source state, settings, trigger
+//! counter and snapshots) and the actions on it. What the cameras share (the
+//! store, the event bus, uploads) belongs to the [`Hub`](crate::hub::Hub);
+//! a camera holds handles to it.
 //!
 //! Every transport (HTTP, WebSocket, later MQTT) and the motion detector act
 //! through these methods, so a change is validated, persisted and announced on
-//! the event bus the same way whoever asked for it.
+//! the event bus the same way whoever asked for it, and every event a camera
+//! publishes carries its `camera` name.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,9 +24,10 @@ use crate::source::StatusCell;
 use crate::store::{Store, StoreError};
 use crate::uploads::Uploader;
 
-/// Store key of the trigger count.
+/// Store key of the trigger count (before cameras had names; now per
+/// camera, see [`Cam::key`]).
 const KEY_TRIGGERS: &str = "trigger_count";
-/// Store key of the settings changed at run time.
+/// Store key of the settings changed at run time (likewise).
 const KEY_SETTINGS: &str = "settings";
 
 /// Why a settings change failed.
@@ -50,8 +55,13 @@ pub enum SnapshotError {
     Task(String),
 }
 
-/// Shared state of one running lookout.
+/// One camera: its state and the actions on it.
 pub struct Cam {
+    /// Its name (URLs, events, store keys, snapshot folder).
+    pub name: String,
+    /// The prefix of its routes: empty for the first camera (the seed's
+    /// root routes), `/cams/NAME` for the others.
+    pub base: String,
     /// The latest frame.
     pub frames: FrameSink,
     /// Runtime settings.
@@ -82,23 +92,30 @@ pub struct Cam {
 
 impl Cam {
     /// Builds the state, loading the trigger count and saved settings from
-    /// `store` over `initial` settings.
+    /// `store` over `initial` settings. The first camera takes over what a
+    /// single-camera data directory kept (counter, settings, history).
     #[allow(clippy::too_many_arguments)]
     pub async fn load(
+        name: &str,
+        first: bool,
         frames: FrameSink,
         initial: Settings,
         source_status: StatusCell,
-        store: Store,
+        events: EventBus,
         snaps: Snaps,
         uploads: Option<Arc<Uploader>>,
         cancel: CancellationToken,
     ) -> Result<Cam, StoreError> {
+        let store = events.store().clone();
+        if first {
+            migrate_legacy_state(&store, name).await?;
+        }
         let triggers = store
-            .get(KEY_TRIGGERS)
+            .get(&key(name, KEY_TRIGGERS))
             .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let settings = match store.get(KEY_SETTINGS).await? {
+        let settings = match store.get(&key(name, KEY_SETTINGS)).await? {
             Some(text) => match serde_json::from_str::<Map<String, Value>>(&text) {
                 Ok(saved) => initial.merged_leniently(&saved),
                 Err(e) => {
@@ -109,11 +126,17 @@ impl Cam {
             None => initial,
         };
         Ok(Cam {
+            name: name.to_string(),
+            base: if first {
+                String::new()
+            } else {
+                format!("/cams/{name}")
+            },
             frames,
             settings: SettingsHandle::new(settings),
             source_status,
             viewers: Arc::new(AtomicUsize::new(0)),
-            events: EventBus::new(store.clone()),
+            events,
             store,
             snaps: Arc::new(snaps),
             uploads,
@@ -134,7 +157,9 @@ impl Cam {
     pub async fn add_trigger(&self) -> Result<u64, StoreError> {
         let _lock = self.trigger_lock.lock().await;
         let n = self.trigger_count() + 1;
-        self.store.set(KEY_TRIGGERS, n.to_string()).await?;
+        self.store
+            .set(&key(&self.name, KEY_TRIGGERS), n.to_string())
+            .await?;
         self.triggers.store(n, Ordering::Relaxed);
         Ok(n)
     }
@@ -143,11 +168,13 @@ impl Cam {
     pub async fn reset_triggers(&self) -> Result<(), StoreError> {
         {
             let _lock = self.trigger_lock.lock().await;
-            self.store.set(KEY_TRIGGERS, "0".into()).await?;
+            self.store
+                .set(&key(&self.name, KEY_TRIGGERS), "0".into())
+                .await?;
             self.triggers.store(0, Ordering::Relaxed);
         }
         self.events
-            .publish_or_log(EventKind::Reset, &Reset { count: 0 })
+            .publish_or_log(EventKind::Reset, &self.stamp(&Reset { count: 0 }))
             .await;
         Ok(())
     }
@@ -159,7 +186,9 @@ impl Cam {
             let _lock = self.settings_lock.lock().await;
             let next = self.settings.get().patched(patch)?;
             let saved = Value::Object(next.to_json()).to_string();
-            self.store.set(KEY_SETTINGS, saved).await?;
+            self.store
+                .set(&key(&self.name, KEY_SETTINGS), saved)
+                .await?;
             self.settings.replace(next.clone());
             next
         };
@@ -169,7 +198,7 @@ impl Cam {
             let _ = tokio::task::spawn_blocking(move || snaps.enforce(retention)).await;
         }
         self.events
-            .publish_or_log(EventKind::Config, &self.config_json())
+            .publish_or_log(EventKind::Config, &self.stamp(&self.config_json()))
             .await;
         Ok(settings)
     }
@@ -185,7 +214,7 @@ impl Cam {
         })
         .await
         .map_err(|e| SnapshotError::Task(e.to_string()))??;
-        let mut data = obj(serde_json::to_value(&info).unwrap_or(Value::Null));
+        let mut data = self.stamp(&info);
         data.remove("ts");
         let published = self.events.publish(EventKind::Snapshot, &data).await;
         match published {
@@ -262,6 +291,84 @@ impl Cam {
             "uploads": self.uploads.as_ref().map(|u| u.status()),
         })
     }
+}
+
+impl Cam {
+    /// `body` as a JSON object with this camera's name, as every event of a
+    /// camera carries it.
+    pub fn stamp(&self, body: &impl serde::Serialize) -> Map<String, Value> {
+        let mut data = obj(serde_json::to_value(body).unwrap_or(Value::Null));
+        data.insert("camera".into(), Value::String(self.name.clone()));
+        data
+    }
+
+    /// What `/cams` says about this camera.
+    pub fn summary(&self) -> CamSummary {
+        let source = self
+            .source_status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let base = format!("/cams/{}", self.name);
+        CamSummary {
+            name: self.name.clone(),
+            uri: source.uri.clone(),
+            state: source.state,
+            fps: source.fps,
+            viewers: self.viewers.load(Ordering::Relaxed),
+            trigger_count: self.trigger_count(),
+            stream_url: format!("{base}/stream.jpg"),
+            snapshot_url: format!("{base}/snapshot.jpg"),
+            base,
+        }
+    }
+}
+
+/// One camera in `GET /cams` and the root `/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CamSummary {
+    /// Its name.
+    pub name: String,
+    /// Its source, passwords removed.
+    pub uri: String,
+    /// The source's state.
+    pub state: crate::source::SourceState,
+    /// Measured frames per second.
+    pub fps: f64,
+    /// Open stream viewers.
+    pub viewers: usize,
+    /// Motion episodes since the last reset.
+    pub trigger_count: u64,
+    /// Its live MJPEG stream.
+    pub stream_url: String,
+    /// Its latest frame.
+    pub snapshot_url: String,
+    /// The prefix of all its routes.
+    pub base: String,
+}
+
+/// A camera's store key: `camera.NAME.KEY`.
+fn key(camera: &str, key: &str) -> String {
+    format!("camera.{camera}.{key}")
+}
+
+/// Moves a single-camera data directory's counter and settings to
+/// `camera`'s keys and gives it the stored history, once.
+async fn migrate_legacy_state(store: &Store, camera: &str) -> Result<(), StoreError> {
+    for k in [KEY_TRIGGERS, KEY_SETTINGS] {
+        if let Some(old) = store.get(k).await? {
+            if store.get(&key(camera, k)).await?.is_none() {
+                store.set(&key(camera, k), old).await?;
+                tracing::info!("camera {camera:?} takes over the stored {k}");
+            }
+            store.delete(k).await?;
+        }
+    }
+    let claimed = store.claim_events(camera).await?;
+    if claimed > 0 {
+        tracing::info!("camera {camera:?} takes over {claimed} stored event(s)");
+    }
+    Ok(())
 }
 
 /// A JSON object from a `json!` literal (empty for anything else).

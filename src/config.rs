@@ -60,6 +60,19 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_SOURCE", value_name = "URI")]
     pub source: Option<String>,
 
+    /// A camera as `NAME=SOURCE`, repeatable, for several cameras in one
+    /// server: `--camera yard=v4l2:/dev/video0 --camera door=http://door/stream`.
+    /// Names are 1-32 of a-z, 0-9, `_` and `-`; the first camera also answers
+    /// at the root routes. LOOKOUT_CAMERAS takes one `NAME=SOURCE` per line.
+    /// Without it, `--source` is one camera named `cam`.
+    #[arg(
+        long = "camera",
+        env = "LOOKOUT_CAMERAS",
+        value_name = "NAME=SOURCE",
+        value_delimiter = '\n'
+    )]
+    pub cameras: Vec<String>,
+
     /// Serve HTTPS with this PEM certificate (chain), e.g. `--tls-cert /etc/lookout/cert.pem`
     /// (needs --tls-key).
     #[arg(
@@ -265,6 +278,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// See `--source`.
     pub source: Option<String>,
+    /// `[[camera]]` tables: several cameras (see `--camera`).
+    pub camera: Option<Vec<FileCamera>>,
     /// See `--tls-cert`.
     pub tls_cert: Option<PathBuf>,
     /// See `--tls-key`.
@@ -318,6 +333,143 @@ pub struct FileConfig {
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// One `[[camera]]` table of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCamera {
+    /// The camera's name (a-z, 0-9, `_`, `-`; 1-32).
+    pub name: Option<String>,
+    /// Its source URI, as `--source`.
+    pub source: Option<String>,
+    /// Its initial runtime settings, over the file's `[settings]`.
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One camera to run.
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    /// Its name, in URLs (`/cams/NAME/`) and events.
+    pub name: String,
+    /// The source as given (for `/status`, redacted there).
+    pub source_uri: String,
+    /// The parsed source.
+    pub source: SourceSpec,
+    /// Runtime settings to start from (before the saved ones are applied).
+    pub settings: Settings,
+}
+
+impl CameraConfig {
+    /// The camera that `--source` alone means.
+    pub const DEFAULT_NAME: &'static str = "cam";
+
+    /// A camera with default settings.
+    pub fn new(name: &str, source_uri: &str) -> Result<CameraConfig, ConfigError> {
+        Ok(CameraConfig {
+            name: check_camera_name(name)?,
+            source: source_uri.parse()?,
+            source_uri: source_uri.to_string(),
+            settings: Settings::default(),
+        })
+    }
+}
+
+/// A camera name: 1-32 of a-z, 0-9, `_` and `-` (it goes into URLs, file
+/// names and MQTT topics as it is).
+fn check_camera_name(name: &str) -> Result<String, ConfigError> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(ConfigError::Camera(format!(
+            "camera name {name:?} must be 1 to 32 of a-z, 0-9, _ and -"
+        )))
+    }
+}
+
+/// The cameras from `--camera` (or LOOKOUT_CAMERAS), else the file's
+/// `[[camera]]` tables, else `--source` (or the file's `source`, or the
+/// default) as one camera named `cam`. `defaults` are the file's
+/// `[settings]`, which every camera starts from.
+fn cameras(
+    cli: &Cli,
+    file_source: Option<String>,
+    file_cameras: Option<Vec<FileCamera>>,
+    defaults: &Settings,
+) -> Result<Vec<CameraConfig>, ConfigError> {
+    let flags: Vec<&str> = cli
+        .cameras
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !flags.is_empty() && cli.source.is_some() {
+        return Err(ConfigError::Camera(
+            "give --source (one camera) or --camera NAME=SOURCE (several), not both".into(),
+        ));
+    }
+    let mut list = Vec::new();
+    if !flags.is_empty() {
+        for (i, entry) in flags.iter().enumerate() {
+            let Some((name, source)) = entry.split_once('=') else {
+                return Err(ConfigError::Camera(format!(
+                    "--camera {} ({entry:?}): expected NAME=SOURCE, e.g. yard=synthetic",
+                    i + 1
+                )));
+            };
+            let mut cam = CameraConfig::new(name.trim(), source.trim()).map_err(|e| {
+                ConfigError::Camera(format!("--camera {} ({:?}): {e}", i + 1, name.trim()))
+            })?;
+            cam.settings = defaults.clone();
+            list.push(cam);
+        }
+    } else if let (Some(tables), None) = (file_cameras, &cli.source) {
+        for (i, table) in tables.into_iter().enumerate() {
+            let which = format!(
+                "[[camera]] {} ({:?})",
+                i + 1,
+                table.name.as_deref().unwrap_or("no name")
+            );
+            let name = table
+                .name
+                .ok_or_else(|| ConfigError::Camera(format!("{which}: no name")))?;
+            let source = table
+                .source
+                .ok_or_else(|| ConfigError::Camera(format!("{which}: no source")))?;
+            let mut cam = CameraConfig::new(&name, &source)
+                .map_err(|e| ConfigError::Camera(format!("{which}: {e}")))?;
+            cam.settings = match table.settings {
+                Some(patch) => defaults
+                    .patched(&serde_json::Value::Object(patch))
+                    .map_err(|e| ConfigError::Camera(format!("{which} settings: {e}")))?,
+                None => defaults.clone(),
+            };
+            list.push(cam);
+        }
+    }
+    if list.is_empty() {
+        let source = cli
+            .source
+            .clone()
+            .or(file_source)
+            .unwrap_or_else(|| DEFAULT_SOURCE.into());
+        let mut cam = CameraConfig::new(CameraConfig::DEFAULT_NAME, &source)?;
+        cam.settings = defaults.clone();
+        list.push(cam);
+    }
+    for (i, cam) in list.iter().enumerate() {
+        if list[..i].iter().any(|other| other.name == cam.name) {
+            return Err(ConfigError::Camera(format!(
+                "camera name {:?} is used twice; names must be unique",
+                cam.name
+            )));
+        }
+    }
+    Ok(list)
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -325,12 +477,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// The source as given (for `/status`, redacted there).
-    pub source_uri: String,
-    /// The parsed source.
-    pub source: SourceSpec,
-    /// Runtime settings to start from (before the saved ones are applied).
-    pub settings: Settings,
+    /// The cameras, at least one; the first also answers at the root routes.
+    pub cameras: Vec<CameraConfig>,
     /// HTTPS, when set.
     pub tls: Option<TlsSource>,
     /// A plain listener redirecting to HTTPS.
@@ -456,6 +604,9 @@ pub enum ConfigError {
     /// `--source` cannot be parsed.
     #[error(transparent)]
     Source(#[from] SpecError),
+    /// A camera entry is wrong (the message names it).
+    #[error("{0}")]
+    Camera(String),
 }
 
 impl Config {
@@ -470,15 +621,11 @@ impl Config {
             .clone()
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let source_uri = cli
-            .source
-            .clone()
-            .or(file.source)
-            .unwrap_or_else(|| DEFAULT_SOURCE.into());
         let settings = match file.settings {
             Some(table) => Settings::default().patched(&serde_json::Value::Object(table))?,
             None => Settings::default(),
         };
+        let cameras = cameras(cli, file.source, file.camera, &settings)?;
         let tls = match (
             cli.tls_cert.clone().or(file.tls_cert),
             cli.tls_key.clone().or(file.tls_key),
@@ -575,7 +722,7 @@ impl Config {
             ..defaults
         };
         Ok(Config {
-            settings,
+            cameras,
             uploads,
             tls,
             redirect_http,
@@ -610,8 +757,6 @@ impl Config {
                 .clone()
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            source: source_uri.parse()?,
-            source_uri,
         })
     }
 
@@ -623,9 +768,7 @@ impl Config {
                 .parse()
                 .map_err(|_| ConfigError::Listen(DEFAULT_LISTEN.into()))?,
             data_dir: data_dir.to_path_buf(),
-            source: source_uri.parse()?,
-            source_uri: source_uri.to_string(),
-            settings: Settings::default(),
+            cameras: vec![CameraConfig::new(CameraConfig::DEFAULT_NAME, source_uri)?],
             tls: None,
             redirect_http: None,
             require_auth: false,
@@ -664,7 +807,7 @@ mod tests {
         let c = Config::from_cli(&cli(&[])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("lookout-data"));
-        assert_eq!(c.source_uri, "synthetic");
+        assert_eq!(c.cameras[0].source_uri, "synthetic");
     }
 
     #[test]
@@ -676,8 +819,8 @@ mod tests {
         let f = file.to_str().unwrap();
         let c = Config::from_cli(&cli(&["--config", f, "--source", "synthetic"])).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
-        assert_eq!(c.source_uri, "synthetic");
-        assert_eq!(c.settings.threshold, 30);
+        assert_eq!(c.cameras[0].source_uri, "synthetic");
+        assert_eq!(c.cameras[0].settings.threshold, 30);
     }
 
     #[test]
@@ -711,5 +854,67 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let err = Config::from_cli(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn cameras_from_flags_file_or_source() {
+        let c = Config::from_cli(&cli(&[
+            "--camera",
+            "yard=exec:ffmpeg -i 'rtsp://u:p@cam/s?a=1,b=2' -f mjpeg -",
+            "--camera",
+            "door=synthetic:?size=320x240",
+        ]))
+        .unwrap();
+        let names: Vec<&str> = c.cameras.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["yard", "door"]);
+        // Split at the first `=`: the source keeps its own.
+        assert_eq!(
+            c.cameras[0].source_uri,
+            "exec:ffmpeg -i 'rtsp://u:p@cam/s?a=1,b=2' -f mjpeg -"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let text = "[settings]\nthreshold = 30\n\n[[camera]]\nname = \"yard\"\n\
+                    source = \"synthetic\"\n[camera.settings]\nthreshold = 5\n\n\
+                    [[camera]]\nname = \"door\"\nsource = \"synthetic\"\n";
+        std::fs::write(&file, text).unwrap();
+        let c = Config::from_cli(&cli(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.cameras[0].settings.threshold, 5);
+        assert_eq!(
+            c.cameras[1].settings.threshold, 30,
+            "[settings] is every camera's default"
+        );
+
+        let c = Config::from_cli(&cli(&["--source", "synthetic:?fps=5"])).unwrap();
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras[0].name, "cam");
+    }
+
+    #[test]
+    fn bad_cameras_are_named() {
+        let err = |args: &[&str]| Config::from_cli(&cli(args)).unwrap_err().to_string();
+        let e = err(&["--camera", "Yard=synthetic"]);
+        assert!(e.contains("\"Yard\"") && e.contains("a-z"), "{e}");
+        let e = err(&["--camera", "a=synthetic", "--camera", "a=synthetic"]);
+        assert!(e.contains("used twice"), "{e}");
+        let e = err(&["--camera", "nosource"]);
+        assert!(e.contains("NAME=SOURCE"), "{e}");
+        let e = err(&["--camera", "a=ftp://x"]);
+        assert!(
+            e.contains("--camera 1") && e.contains("unknown kind"),
+            "{e}"
+        );
+        let e = err(&["--camera", "a=synthetic", "--source", "synthetic"]);
+        assert!(e.contains("not both"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        std::fs::write(&file, "[[camera]]\nname = \"yard\"\n").unwrap();
+        let e = err(&["--config", file.to_str().unwrap()]);
+        assert!(e.contains("[[camera]] 1") && e.contains("no source"), "{e}");
+        let long = format!("{}=synthetic", "x".repeat(33));
+        let e = err(&["--camera", &long]);
+        assert!(e.contains("1 to 32"), "{e}");
     }
 }

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cam::{ApplyError, Cam, SnapshotError};
 use crate::frame::unix_secs;
+use crate::hub::Hub;
 use crate::snaps::Trigger;
 
 /// A parsed command.
@@ -45,6 +46,23 @@ pub enum Refusal {
     BadJson,
     /// JSON, but not a known command.
     Unknown,
+}
+
+/// Parses one message into a command, the `id` to echo and the camera it
+/// names (a string `"camera"`; any other value names none that exists).
+pub fn parse_addressed(
+    message: &[u8],
+) -> (Result<Command, Refusal>, Option<Value>, Option<String>) {
+    let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(message) else {
+        let (command, id) = parse(message);
+        return (command, id, None);
+    };
+    let camera = obj.remove("camera").map(|v| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    });
+    let (command, id) = parse(Value::Object(obj).to_string().as_bytes());
+    (command, id, camera)
 }
 
 /// Parses one message into a command and the `id` to echo.
@@ -77,8 +95,8 @@ pub fn parse(message: &[u8]) -> (Result<Command, Refusal>, Option<Value>) {
 pub enum Reply {
     /// `snapshot_now`: the file saved.
     Saved {
-        /// The file name.
-        name: String,
+        /// Its path in the data directory (`snaps/CAMERA/<name>`).
+        path: String,
         /// Where it is served.
         url: String,
     },
@@ -123,6 +141,9 @@ pub enum CommandError {
     /// `flush_uploads` with no upload configured.
     #[error("uploads are not configured (--upload-url or --webhook-url)")]
     UploadsOff,
+    /// `"camera"` names no camera of this server.
+    #[error("unknown camera")]
+    UnknownCamera,
 }
 
 impl From<Refusal> for CommandError {
@@ -147,9 +168,9 @@ impl Handled {
     /// The reply in the seed's exact shapes, `id` echoed.
     pub fn to_json(&self) -> Value {
         let mut reply = match &self.result {
-            Ok(Reply::Saved { name, url }) => json!({
+            Ok(Reply::Saved { path, url }) => json!({
                 "ok": true,
-                "saved": format!("snaps/{name}"),
+                "saved": path,
                 "url": url,
             }),
             Ok(Reply::Reset) => json!({"ok": true, "counters": "reset"}),
@@ -162,9 +183,9 @@ impl Handled {
             Ok(Reply::Status(status)) => json!({"ok": true, "status": status}),
             Ok(Reply::Pong(ts)) => json!({"ok": true, "pong": ts}),
             Ok(Reply::Uploads(uploads)) => json!({"ok": true, "uploads": uploads}),
-            Err(e @ (CommandError::BadJson | CommandError::Unknown)) => {
-                json!({"error": e.to_string()})
-            }
+            Err(
+                e @ (CommandError::BadJson | CommandError::Unknown | CommandError::UnknownCamera),
+            ) => json!({"error": e.to_string()}),
             Err(e @ (CommandError::Invalid(_) | CommandError::SaveFailed)) => {
                 json!({"ok": false, "error": e.to_string()})
             }
@@ -182,19 +203,25 @@ impl Handled {
     }
 }
 
-/// Runs one message.
-pub async fn run(cam: &Cam, message: &[u8]) -> Handled {
-    let (command, id) = parse(message);
-    let result = match command {
-        Ok(cmd) => execute(cam, cmd).await,
-        Err(refusal) => Err(refusal.into()),
+/// Runs one message, on the camera it names (`"camera"`) or else on `cam`
+/// (the route's camera: the first one at the root).
+pub async fn run(hub: &Hub, cam: &Cam, message: &[u8]) -> Handled {
+    let (command, id, camera) = parse_addressed(message);
+    let target = match camera.as_deref() {
+        None => Some(cam),
+        Some(name) => hub.cam(name).map(|c| c.as_ref()),
+    };
+    let result = match (command, target) {
+        (Err(refusal), _) => Err(refusal.into()),
+        (Ok(_), None) => Err(CommandError::UnknownCamera),
+        (Ok(cmd), Some(target)) => execute(target, cmd).await,
     };
     Handled { id, result }
 }
 
 /// Runs one message and returns the reply (exact seed shapes; `id` echoed).
-pub async fn handle(cam: &Cam, message: &[u8]) -> Value {
-    run(cam, message).await.to_json()
+pub async fn handle(hub: &Hub, cam: &Cam, message: &[u8]) -> Value {
+    run(hub, cam, message).await.to_json()
 }
 
 /// Executes a command.
@@ -202,7 +229,7 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
     match cmd {
         Command::SnapshotNow => match cam.save_snapshot(Trigger::Manual).await {
             Ok(info) => Ok(Reply::Saved {
-                name: info.name,
+                path: format!("snaps/{}/{}", cam.name, info.name),
                 url: info.url,
             }),
             Err(SnapshotError::NoFrame) => Err(CommandError::NoFrame),

@@ -183,6 +183,9 @@ pub struct Event {
     pub kind: String,
     /// The JSON data (an object with at least `ts`).
     pub data: Value,
+    /// The camera it is about (its `camera` key); `None` for server-wide
+    /// events (`upload`).
+    pub camera: Option<String>,
     /// The event as an SSE message, formatted once and shared by every
     /// subscriber (a thousand dashboards cost one serialisation).
     pub wire: Bytes,
@@ -201,6 +204,10 @@ impl Event {
         Event {
             id,
             kind: kind.to_string(),
+            camera: data
+                .get("camera")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             data,
             wire: Bytes::from(wire),
         }
@@ -242,7 +249,11 @@ impl EventBus {
         let data = with_ts(object(kind, data)?);
         let ts = data.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
         let _order = self.order.lock().await;
-        let id = self.store.append_event(ts, kind.as_str(), &data).await?;
+        let camera = data.get("camera").and_then(Value::as_str);
+        let id = self
+            .store
+            .append_event(ts, kind.as_str(), camera, &data)
+            .await?;
         let event = Arc::new(Event::new(Some(id), kind.as_str(), data));
         // No subscriber is not an error.
         let _ = self.tx.send(event.clone());

@@ -32,6 +32,7 @@ pub mod descriptors;
 mod durable;
 pub mod events;
 pub mod frame;
+pub mod hub;
 pub mod motion;
 pub mod redact;
 pub mod settings;
@@ -112,18 +113,13 @@ pub async fn run(
         ),
     }
     let tracker = TaskTracker::new();
-    let (frames, _) = frame::FrameSink::new();
-    let (supervisor, source_status, source_states) =
-        source::Supervisor::new(config.source.clone(), &config.source_uri, frames.clone());
-    tracker.spawn(supervisor.run(shutdown.child_token()));
-
     let store = {
         let dir = config.data_dir.clone();
         tokio::task::spawn_blocking(move || store::Store::open(&dir))
             .await
             .map_err(|e| RunError::Serve(std::io::Error::other(e)))??
     };
-    let snaps = snaps::Snaps::open(&config.data_dir)?;
+    let bus = events::EventBus::new(store);
     let uploader = if config.uploads.enabled() {
         let dir = config.data_dir.clone();
         let cfg = config.uploads.clone();
@@ -135,24 +131,53 @@ pub async fn run(
     } else {
         None
     };
-    let cam = Arc::new(
-        cam::Cam::load(
-            frames,
-            config.settings.clone(),
-            source_status,
-            store,
-            snaps,
-            uploader.clone(),
-            shutdown.clone(),
-        )
-        .await?,
-    );
-    if let Some(up) = uploader {
-        tracker.spawn(up.run(cam.events.clone(), shutdown.child_token()));
+    let snaps_root = config.data_dir.join("snaps");
+    let mut cams = Vec::new();
+    for (i, camera) in config.cameras.iter().enumerate() {
+        let first = i == 0;
+        let (frames, _) = frame::FrameSink::new();
+        let (supervisor, source_status, source_states) =
+            source::Supervisor::new(camera.source.clone(), &camera.source_uri, frames.clone());
+        tracker.spawn(supervisor.run(shutdown.child_token()));
+        let dir = snaps_root.join(&camera.name);
+        if first {
+            // A single-camera data directory kept its snapshots right in
+            // snaps/: they become the first camera's.
+            let moved = snaps::migrate_legacy(&snaps_root, &dir)?;
+            if moved > 0 {
+                tracing::info!("camera {:?} takes over {moved} snapshot(s)", camera.name);
+            }
+        }
+        let prefix = if first {
+            "/snaps".to_string()
+        } else {
+            format!("/cams/{}/snaps", camera.name)
+        };
+        let snaps = snaps::Snaps::open_in(dir, prefix)?;
+        let cam = Arc::new(
+            cam::Cam::load(
+                &camera.name,
+                first,
+                frames,
+                camera.settings.clone(),
+                source_status,
+                bus.clone(),
+                snaps,
+                uploader.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        );
+        tracker.spawn(motion::run(cam.clone()));
+        tracker.spawn(announce_source(cam.clone(), source_states));
+        cams.push(cam);
     }
-    tracker.spawn(motion::run(cam.clone()));
-    tracker.spawn(announce_source(cam.clone(), source_states));
+    let cam = cams[0].clone();
+    if let Some(up) = uploader.clone() {
+        tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
+    }
     tracker.spawn(prune_history(cam.clone()));
+    let hub = Arc::new(hub::Hub::new(cams, bus, uploader));
     let addr = listener.local_addr()?;
     let required = config.require_auth || !addr.ip().is_loopback();
     let auth_opts = auth::AuthOptions {
@@ -175,7 +200,12 @@ pub async fn run(
     tracing::info!(
         "lookout {} serving {} at {shown}",
         env!("CARGO_PKG_VERSION"),
-        redact::redact(&config.source_uri),
+        config
+            .cameras
+            .iter()
+            .map(|c| format!("{}={}", c.name, redact::redact(&c.source_uri)))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     if let Some(tls) = &tls {
         tracing::info!(
@@ -215,10 +245,7 @@ pub async fn run(
         max_body: limits.max_body,
         max_ws_message: limits.max_ws_message,
     };
-    let app = web::router(web::AppState {
-        cam,
-        policy: Arc::new(policy),
-    });
+    let app = web::router(hub, Arc::new(policy));
     // One door for every listener: they share the process's descriptors.
     let door = web::server::Door::new(web::server::ConnLimits {
         max_connections: limits.max_connections,
@@ -300,7 +327,7 @@ async fn announce_source(
                 error,
             };
             cam.events
-                .publish_or_log(events::EventKind::Source, &data)
+                .publish_or_log(events::EventKind::Source, &cam.stamp(&data))
                 .await;
         }
         tokio::select! {

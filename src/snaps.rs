@@ -234,9 +234,9 @@ impl Entry {
         )
     }
 
-    fn into_info(self) -> SnapInfo {
+    fn into_info(self, url_prefix: &str) -> SnapInfo {
         SnapInfo {
-            url: format!("/snaps/{}", self.name),
+            url: format!("{url_prefix}/{}", self.name),
             ts: self.ms as f64 / 1000.0,
             name: self.name,
             bytes: self.bytes,
@@ -312,13 +312,20 @@ pub struct Snaps {
     lock: Mutex<()>,
     /// Synced temporary files, linked to their final names.
     tmp: TempFiles,
+    /// Where the files are served (`/snaps`, or `/cams/NAME/snaps`).
+    url_prefix: String,
 }
 
 impl Snaps {
     /// Opens `<data_dir>/snaps`, creating it when missing, and removes
     /// temporary files left by a crash during a save.
     pub fn open(data_dir: &Path) -> Result<Snaps, SnapError> {
-        let dir = data_dir.join("snaps");
+        Snaps::open_in(data_dir.join("snaps"), "/snaps".into())
+    }
+
+    /// Opens the folder `dir` (one camera's), whose files are served under
+    /// `url_prefix`.
+    pub fn open_in(dir: PathBuf, url_prefix: String) -> Result<Snaps, SnapError> {
         crate::datadir::create_dir(&dir).map_err(|err| {
             SnapError::io(
                 format!("cannot create snapshot folder {}", dir.display()),
@@ -329,6 +336,7 @@ impl Snaps {
             tmp: TempFiles::new(&dir, TMP_PREFIX),
             dir,
             lock: Mutex::new(()),
+            url_prefix,
         };
         snaps.remove_stale_tmp()?;
         Ok(snaps)
@@ -395,7 +403,7 @@ impl Snaps {
             bytes: jpeg.len() as u64,
             trigger,
         }
-        .into_info())
+        .into_info(&self.url_prefix))
     }
 
     /// Recreates the folder if it was deleted. If something else is in its
@@ -451,7 +459,7 @@ impl Snaps {
             .into_iter()
             .skip(start)
             .take(limit)
-            .map(Entry::into_info)
+            .map(|e| e.into_info(&self.url_prefix))
             .collect())
     }
 
@@ -587,6 +595,42 @@ fn cursor_key<'a>(entries: &[Entry], cursor: &'a str) -> Result<(u64, u64, &'a s
         .find(|e| e.name == cursor)
         .map(|e| (e.ms, e.n, cursor))
         .ok_or_else(|| SnapError::NotFound(cursor.to_string()))
+}
+
+/// Moves the snapshots of a single-camera data directory (files right in
+/// `root`, the old `snaps/`) into `into` (the first camera's folder), so
+/// nothing is lost when a server gains camera names. Returns how many moved.
+/// Blocking.
+pub fn migrate_legacy(root: &Path, into: &Path) -> Result<usize, SnapError> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(0),
+        Err(err) => {
+            return Err(SnapError::io(
+                format!("cannot list {}", root.display()),
+                err,
+            ));
+        }
+    };
+    let mut moved = 0;
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) || parse_name(&name).is_none() {
+            continue;
+        }
+        crate::datadir::create_dir(into)
+            .map_err(|err| SnapError::io(format!("cannot create {}", into.display()), err))?;
+        fs::rename(entry.path(), into.join(&name))
+            .map_err(|err| SnapError::io(format!("cannot move snapshot {name}"), err))?;
+        moved += 1;
+    }
+    if moved > 0 {
+        sync_dir(into);
+        sync_dir(root);
+    }
+    Ok(moved)
 }
 
 #[cfg(test)]

@@ -102,6 +102,19 @@ impl Store {
                  expires REAL);",
         )
         .map_err(err)?;
+        // Events gained a camera (several cameras per server); a database
+        // from before has none, and `claim_events` gives its events to the
+        // first camera.
+        let has_camera: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'camera'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(err)?;
+        if !has_camera {
+            conn.execute_batch("ALTER TABLE events ADD COLUMN camera TEXT;")
+                .map_err(err)?;
+        }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS events_camera ON events(camera, id);")
+            .map_err(err)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
@@ -153,34 +166,71 @@ impl Store {
         .await
     }
 
-    /// Appends an event and returns its id.
-    pub async fn append_event(&self, ts: f64, kind: &str, data: &Value) -> Result<i64, StoreError> {
+    /// Deletes a state value.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM state WHERE key = ?1", [key])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Appends an event (of `camera`, or of the whole server) and returns
+    /// its id.
+    pub async fn append_event(
+        &self,
+        ts: f64,
+        kind: &str,
+        camera: Option<&str>,
+        data: &Value,
+    ) -> Result<i64, StoreError> {
         let kind = kind.to_string();
+        let camera = camera.map(str::to_string);
         let payload = data.to_string();
         self.with(move |c| {
             c.execute(
-                "INSERT INTO events (ts, kind, payload) VALUES (?1, ?2, ?3)",
-                params![ts, kind, payload],
+                "INSERT INTO events (ts, kind, camera, payload) VALUES (?1, ?2, ?3, ?4)",
+                params![ts, kind, camera, payload],
             )?;
             Ok(c.last_insert_rowid())
         })
         .await
     }
 
+    /// Gives events stored before cameras had names (a single-camera data
+    /// directory) to `camera`, in their column and their JSON. Server-wide
+    /// kinds (`upload`) stay without. Returns how many were claimed.
+    pub async fn claim_events(&self, camera: &str) -> Result<usize, StoreError> {
+        let camera = camera.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE events SET camera = ?1, payload = json_set(payload, '$.camera', ?1)
+                 WHERE camera IS NULL AND kind != 'upload' AND json_valid(payload)",
+                [camera],
+            )
+        })
+        .await
+    }
+
     /// Events with an id above `after`, oldest first, at most `limit` (the
     /// newest ones when more were missed).
+    ///
+    /// With `camera`, only that camera's events and the server-wide ones.
     pub async fn events_after(
         &self,
         after: i64,
         limit: u32,
+        camera: Option<String>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut events = self
             .with(move |c| {
                 let mut stmt = c.prepare_cached(
                     "SELECT id, ts, kind, payload FROM events WHERE id > ?1
+                     AND (?3 IS NULL OR camera = ?3 OR camera IS NULL)
                      ORDER BY id DESC LIMIT ?2",
                 )?;
-                let rows = stmt.query_map(params![after, limit], row_to_event)?;
+                let rows = stmt.query_map(params![after, limit, camera], row_to_event)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
@@ -188,21 +238,24 @@ impl Store {
         Ok(events)
     }
 
-    /// A page of history, newest first: ids below `before`, optionally one kind.
+    /// A page of history, newest first: ids below `before`, optionally one
+    /// kind, optionally one camera's (with the server-wide events).
     pub async fn events_page(
         &self,
         limit: u32,
         before: Option<i64>,
         kind: Option<String>,
+        camera: Option<String>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, ts, kind, payload FROM events
                  WHERE id < ?1 AND (?2 IS NULL OR kind = ?2)
+                 AND (?4 IS NULL OR camera = ?4 OR camera IS NULL)
                  ORDER BY id DESC LIMIT ?3",
             )?;
             let rows = stmt.query_map(
-                params![before.unwrap_or(i64::MAX), kind, limit],
+                params![before.unwrap_or(i64::MAX), kind, limit, camera],
                 row_to_event,
             )?;
             rows.collect()
@@ -417,17 +470,17 @@ mod tests {
         for i in 0..10 {
             let kind = if i % 2 == 0 { "motion" } else { "reset" };
             let id = store
-                .append_event(1000.0 + f64::from(i), kind, &json!({"i": i}))
+                .append_event(1000.0 + f64::from(i), kind, None, &json!({"i": i}))
                 .await
                 .unwrap();
             assert_eq!(id, i64::from(i) + 1);
         }
-        let after = store.events_after(7, 100).await.unwrap();
+        let after = store.events_after(7, 100, None).await.unwrap();
         assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), [8, 9, 10]);
-        let capped = store.events_after(0, 3).await.unwrap();
+        let capped = store.events_after(0, 3, None).await.unwrap();
         assert_eq!(capped.iter().map(|e| e.id).collect::<Vec<_>>(), [8, 9, 10]);
         let page = store
-            .events_page(3, Some(9), Some("motion".into()))
+            .events_page(3, Some(9), Some("motion".into()), None)
             .await
             .unwrap();
         assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [7, 5, 3]);
@@ -441,13 +494,13 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         for i in 0..10 {
             store
-                .append_event(f64::from(i), "motion", &json!({}))
+                .append_event(f64::from(i), "motion", None, &json!({}))
                 .await
                 .unwrap();
         }
         // Older than ts 2 goes by age; then only the newest 5 stay.
         assert_eq!(store.prune_events(12.0, 10.0, 5).await.unwrap(), 5);
-        let left = store.events_page(100, None, None).await.unwrap();
+        let left = store.events_page(100, None, None, None).await.unwrap();
         assert_eq!(
             left.iter().map(|e| e.id).collect::<Vec<_>>(),
             [10, 9, 8, 7, 6]

@@ -73,8 +73,10 @@ async fn seed_replies_are_exact_and_the_socket_stays_open() {
     let snap = ask(&mut ws, r#"{"cmd": "snapshot_now"}"#).await;
     assert_eq!(snap["ok"], true);
     let saved = snap["saved"].as_str().unwrap();
+    // Relative to the data dir, in the camera's folder (`--source` alone is
+    // the camera `cam`).
     let name = saved
-        .strip_prefix("snaps/")
+        .strip_prefix("snaps/cam/")
         .expect("saved is relative to the data dir");
     assert!(
         name.starts_with("manual-") && name.ends_with(".jpg"),
@@ -214,7 +216,10 @@ async fn post_control_gives_the_same_replies() {
     let r = post(r#"{"cmd": "snapshot_now"}"#).await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert!(body["saved"].as_str().unwrap().starts_with("snaps/manual-"));
+    assert!(body["saved"]
+        .as_str()
+        .unwrap()
+        .starts_with("snaps/cam/manual-"));
     // Each failure has its status, whatever its text.
     let r = post(r#"{"cmd": "set", "threshold": 400}"#).await.unwrap();
     assert_eq!(r.status(), 400);
@@ -247,7 +252,7 @@ async fn two_snapshots_in_one_second_are_two_files() {
     for n in &names {
         decode_jpeg(&std::fs::read(server.data_dir().join(n)).unwrap());
     }
-    let files = std::fs::read_dir(server.data_dir().join("snaps"))
+    let files = std::fs::read_dir(server.data_dir().join("snaps/cam"))
         .unwrap()
         .count();
     assert_eq!(files, 5, "no temp files left behind");

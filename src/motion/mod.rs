@@ -82,12 +82,12 @@ pub async fn run(cam: Arc<Cam>) {
                     last_level = Instant::now();
                     cam.events.publish_transient(
                         EventKind::Level,
-                        &Level {
+                        &cam.stamp(&Level {
                             change: round1(a.change),
                             peak: round1(peak),
                             active: a.active,
                             threshold: settings.threshold,
-                        },
+                        }),
                     );
                     peak = 0.0;
                 }
@@ -135,7 +135,11 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
             }
             tracing::info!("motion started (trigger {count})");
             let frame = cam.frames.latest();
-            match cam.events.publish(EventKind::Motion, &data).await {
+            match cam
+                .events
+                .publish(EventKind::Motion, &cam.stamp(&data))
+                .await
+            {
                 Ok(event) => {
                     if let Some(frame) = frame {
                         let mut payload = event.data.clone();
@@ -154,7 +158,11 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
                 duration_s: round1(duration.as_secs_f32()),
                 peak: round1(peak),
             };
-            match cam.events.publish(EventKind::MotionEnd, &data).await {
+            match cam
+                .events
+                .publish(EventKind::MotionEnd, &cam.stamp(&data))
+                .await
+            {
                 Ok(event) => {
                     // The webhook gets what was stored (with its `ts`) and
                     // the kind, as for `motion`.

@@ -22,9 +22,20 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"ok": true}))
 }
 
-/// `GET /status`.
+/// `GET /cams/NAME/status`: one camera's state.
 pub async fn status(State(app): State<AppState>) -> Json<Value> {
     Json(app.status_json())
+}
+
+/// `GET /status`: the first camera's state, as the seed knows it, with a
+/// `cameras` list.
+pub async fn hub_status(State(app): State<AppState>) -> Json<Value> {
+    Json(app.hub.status_json(&app.cam))
+}
+
+/// `GET /cams`: every camera.
+pub async fn cams(State(app): State<AppState>) -> Json<crate::hub::CamList> {
+    Json(app.hub.list())
 }
 
 /// `GET /config`: every setting plus the read-only counters.
@@ -54,7 +65,7 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
 /// with `error` are a 400, `ok: false` a 503 (no frame) or 500.
 pub async fn post_control(State(app): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body, app.policy.max_body).await?;
-    let handled = control::run(&app, &bytes).await;
+    let handled = control::run(&app.hub, &app.cam, &bytes).await;
     let status = match &handled.result {
         Ok(_) => StatusCode::OK,
         Err(e) => command_status(e),
@@ -77,6 +88,7 @@ fn command_status(e: &CommandError) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         CommandError::NoFrame => StatusCode::SERVICE_UNAVAILABLE,
+        CommandError::UnknownCamera => StatusCode::NOT_FOUND,
         CommandError::UploadsOff => StatusCode::CONFLICT,
         CommandError::Snapshot(_) | CommandError::ResetFailed | CommandError::SaveFailed => {
             StatusCode::INTERNAL_SERVER_ERROR

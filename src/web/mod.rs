@@ -1,6 +1,11 @@
 //! HTTP: the router and the state its handlers share.
 //!
-//! `router(state)` is a plain function so handler tests need no socket.
+//! `router(hub, policy)` is a plain function so handler tests need no socket.
+//!
+//! Every camera's routes live under `/cams/NAME/`; the first camera's also
+//! answer at the root, as the seed's protocol has them. Each set of routes
+//! is the same router with its own camera in its state, so handlers speak
+//! of "the camera" and never look up which one.
 
 pub mod api;
 pub mod assets;
@@ -27,6 +32,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cam::Cam;
+use crate::hub::Hub;
 use error::ApiError;
 
 /// `Strict-Transport-Security` under TLS: browsers use HTTPS for this host
@@ -34,12 +40,15 @@ use error::ApiError;
 /// should not decide for its neighbours on the same domain).
 const HSTS: &str = "max-age=31536000";
 
-/// What every handler can reach: the cam and the access policy. Derefs to
-/// [`Cam`], so handlers read `app.frames`, `app.settings`, ...
+/// What every handler can reach: the camera its route serves, the hub and
+/// the access policy. Derefs to [`Cam`], so handlers read `app.frames`,
+/// `app.settings`, ...
 #[derive(Clone)]
 pub struct AppState {
-    /// Shared state and actions.
+    /// The camera of this route (the first one for root routes).
     pub cam: Arc<Cam>,
+    /// What the cameras share.
+    pub hub: Arc<Hub>,
     /// Access rules and limits.
     pub policy: Arc<auth::Policy>,
 }
@@ -52,26 +61,62 @@ impl Deref for AppState {
     }
 }
 
-/// All routes, behind the Host check (loopback without sign-in), the
-/// cross-site guard and, when required, credentials.
-pub fn router(state: AppState) -> Router {
-    let cors = cors(&state.policy.allowed_origins);
+/// One camera's routes, relative to its base. At the root (`nested` false)
+/// `/status` and `/events` are the hub's, not the camera's.
+fn camera_routes(state: AppState, nested: bool) -> Router {
     let routes = Router::new()
         .route("/snapshot.jpg", get(stream::snapshot))
         .route("/stream.jpg", get(stream::stream))
-        .route("/status", get(api::status))
-        .route("/healthz", get(api::healthz))
         .route("/config", get(api::get_config).post(api::post_config))
         .route("/control", get(ws::upgrade).post(api::post_control))
-        .route("/events", get(sse::events))
         .route("/api/events", get(sse::history))
         .route("/snaps", get(snaps::list))
-        .route("/snaps/{name}", get(snaps::get).delete(snaps::delete))
+        .route("/snaps/{name}", get(snaps::get).delete(snaps::delete));
+    let routes = if nested {
+        routes
+            .route("/status", get(api::status))
+            .route("/events", get(sse::camera_events))
+    } else {
+        routes
+    };
+    routes
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+/// All routes, behind the Host check (loopback without sign-in), the
+/// cross-site guard and, when required, credentials.
+pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
+    let first = hub.cams()[0].clone();
+    let state = AppState {
+        cam: first,
+        hub: hub.clone(),
+        policy,
+    };
+    let cors = cors(&state.policy.allowed_origins);
+    // Root only: every camera's events, the list, the server's health,
+    // sign-in, and the dashboard.
+    let root = Router::new()
+        .route("/events", get(sse::events))
+        .route("/status", get(api::hub_status))
+        .route("/cams", get(api::cams))
+        .route("/healthz", get(api::healthz))
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
         .route("/api/login", post(login::api_login))
         .fallback(assets::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state.clone());
+    // The seed's root routes: the first camera's.
+    let mut routes = camera_routes(state.clone(), false).merge(root);
+    for cam in hub.cams() {
+        let own = AppState {
+            cam: cam.clone(),
+            ..state.clone()
+        };
+        routes = routes.nest(&format!("/cams/{}", cam.name), camera_routes(own, true));
+    }
+    let routes = routes
         .layer(DefaultBodyLimit::max(state.policy.max_body))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -96,8 +141,8 @@ pub fn router(state: AppState) -> Router {
         routes
     };
     match cors {
-        Some(cors) => routes.layer(cors).with_state(state),
-        None => routes.with_state(state),
+        Some(cors) => routes.layer(cors),
+        None => routes,
     }
 }
 

@@ -36,8 +36,25 @@ pub const REPLAY_LIMIT: u32 = 1000;
 /// Reconnect delay suggested to browsers.
 const RETRY: Duration = Duration::from_secs(2);
 
-/// `GET /events`.
+/// `GET /events`: every camera's events (each names its `camera`).
 pub async fn events(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    subscribe(app, headers, None).await
+}
+
+/// `GET /cams/NAME/events`: that camera's events and the server-wide ones.
+pub async fn camera_events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let camera = app.cam.name.clone();
+    subscribe(app, headers, Some(camera)).await
+}
+
+async fn subscribe(
+    app: AppState,
+    headers: HeaderMap,
+    camera: Option<String>,
+) -> Result<Response, ApiError> {
     if app.events.subscribers() >= app.policy.max_sse {
         return Err(ApiError::Busy("too many event subscribers"));
     }
@@ -50,7 +67,7 @@ pub async fn events(State(app): State<AppState>, headers: HeaderMap) -> Result<R
         Some(id) => app
             .events
             .store()
-            .events_after(id, REPLAY_LIMIT)
+            .events_after(id, REPLAY_LIMIT, camera.clone())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         None => Vec::new(),
@@ -65,6 +82,7 @@ pub async fn events(State(app): State<AppState>, headers: HeaderMap) -> Result<R
         cancel: app.cancel.clone(),
         seen,
         keepalive,
+        camera,
     };
     let live = stream::unfold(subscriber, |mut s| async move {
         let chunk = s.next_chunk().await?;
@@ -98,6 +116,8 @@ struct Subscriber {
     /// Quiet time before a comment line keeps proxies and browsers from
     /// dropping the connection.
     keepalive: Duration,
+    /// Only this camera's events (and server-wide ones), or all.
+    camera: Option<String>,
 }
 
 impl Subscriber {
@@ -113,6 +133,11 @@ impl Subscriber {
             };
             match received {
                 Ok(event) => {
+                    if let (Some(want), Some(of)) = (&self.camera, &event.camera) {
+                        if want != of {
+                            continue;
+                        }
+                    }
                     if let Some(id) = event.id {
                         if id <= self.seen {
                             continue;
@@ -148,7 +173,7 @@ pub async fn history(
     let events = app
         .events
         .store()
-        .events_page(limit, q.before, q.kind)
+        .events_page(limit, q.before, q.kind, Some(app.cam.name.clone()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let next_before = if events.len() as u32 == limit {

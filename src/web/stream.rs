@@ -82,7 +82,7 @@ pub async fn stream(
     if app.frames.latest().is_none() {
         return Err(ApiError::NoFrame);
     }
-    if app.viewers.load(Ordering::Relaxed) >= app.policy.max_viewers {
+    if app.hub.viewers() >= app.policy.max_viewers {
         return Err(ApiError::Busy("too many viewers"));
     }
     let viewer = Viewer {

@@ -81,7 +81,7 @@ async fn serve(app: AppState, mut socket: WebSocket) {
             close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
             return;
         }
-        let reply = control::handle(&app, &payload).await;
+        let reply = control::handle(&app.hub, &app.cam, &payload).await;
         if socket
             .send(Message::Text(reply.to_string().into()))
             .await

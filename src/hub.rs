@@ -1,0 +1,94 @@
+//! The hub: what every camera shares. The store, the event bus, the upload
+//! queue, the clock of the server's life, and the list of cameras, in their
+//! configured order (the first also answers at the seed's root routes).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cam::{Cam, CamSummary};
+use crate::events::EventBus;
+use crate::uploads::Uploader;
+
+/// The shared part of a running lookout.
+pub struct Hub {
+    cams: Vec<Arc<Cam>>,
+    events: EventBus,
+    uploads: Option<Arc<Uploader>>,
+    started: Instant,
+}
+
+/// `GET /cams`.
+#[derive(Debug, Serialize)]
+pub struct CamList {
+    /// Every camera, in configuration order.
+    pub cameras: Vec<CamSummary>,
+}
+
+impl Hub {
+    /// A hub over `cams` (at least one).
+    pub fn new(cams: Vec<Arc<Cam>>, events: EventBus, uploads: Option<Arc<Uploader>>) -> Hub {
+        Hub {
+            cams,
+            events,
+            uploads,
+            started: Instant::now(),
+        }
+    }
+
+    /// The cameras, in configuration order.
+    pub fn cams(&self) -> &[Arc<Cam>] {
+        &self.cams
+    }
+
+    /// The camera named `name`.
+    pub fn cam(&self, name: &str) -> Option<&Arc<Cam>> {
+        self.cams.iter().find(|c| c.name == name)
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The upload queue, when configured.
+    pub fn uploads(&self) -> Option<&Arc<Uploader>> {
+        self.uploads.as_ref()
+    }
+
+    /// When the server started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Open stream viewers over every camera (the viewer cap is one for the
+    /// whole server: each viewer is a socket).
+    pub fn viewers(&self) -> usize {
+        self.cams
+            .iter()
+            .map(|c| c.viewers.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// `GET /cams`.
+    pub fn list(&self) -> CamList {
+        CamList {
+            cameras: self.cams.iter().map(|c| c.summary()).collect(),
+        }
+    }
+
+    /// The root `/status`: the first camera's, as the seed knows it, plus
+    /// every camera's summary.
+    pub fn status_json(&self, first: &Cam) -> Value {
+        let mut status = first.status_json();
+        if let Value::Object(o) = &mut status {
+            o.insert(
+                "cameras".into(),
+                serde_json::to_value(self.list().cameras).unwrap_or(Value::Null),
+            );
+        }
+        status
+    }
+}
