@@ -84,6 +84,9 @@ pub struct Cam {
     pub cancel: CancellationToken,
     /// Mirror of the persisted trigger count, for cheap reads.
     triggers: AtomicU64,
+    /// When the last motion episode started, Unix milliseconds (0: none
+    /// since start), for the overview's "motion 2 min ago".
+    last_motion_ms: AtomicU64,
     /// Serialises count changes so the stored value is always the last one.
     trigger_lock: Mutex<()>,
     /// Serialises settings changes with their persistence, for the same reason.
@@ -143,6 +146,7 @@ impl Cam {
             started: Instant::now(),
             cancel,
             triggers: AtomicU64::new(triggers),
+            last_motion_ms: AtomicU64::new(0),
             trigger_lock: Mutex::new(()),
             settings_lock: Mutex::new(()),
         })
@@ -155,6 +159,8 @@ impl Cam {
 
     /// Counts one motion episode; persisted before it returns.
     pub async fn add_trigger(&self) -> Result<u64, StoreError> {
+        let now_ms = (crate::frame::unix_secs(SystemTime::now()) * 1000.0) as u64;
+        self.last_motion_ms.store(now_ms, Ordering::Relaxed);
         let _lock = self.trigger_lock.lock().await;
         let n = self.trigger_count() + 1;
         self.store
@@ -317,6 +323,10 @@ impl Cam {
             fps: source.fps,
             viewers: self.viewers.load(Ordering::Relaxed),
             trigger_count: self.trigger_count(),
+            last_motion_ts: match self.last_motion_ms.load(Ordering::Relaxed) {
+                0 => None,
+                ms => Some(ms as f64 / 1000.0),
+            },
             stream_url: format!("{base}/stream.jpg"),
             snapshot_url: format!("{base}/snapshot.jpg"),
             base,
@@ -339,6 +349,8 @@ pub struct CamSummary {
     pub viewers: usize,
     /// Motion episodes since the last reset.
     pub trigger_count: u64,
+    /// When the last motion episode since start began, Unix seconds.
+    pub last_motion_ts: Option<f64>,
     /// Its live MJPEG stream.
     pub stream_url: String,
     /// Its latest frame.
