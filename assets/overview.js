@@ -79,7 +79,9 @@ class Still {
 class Tile {
   constructor(cam, { stream }) {
     this.name = cam.name;
-    this.img = h('img', { class: 'tile-img', alt: `live view of ${cam.name}`, width: 320, height: 180 });
+    // No alt text: the link already says which camera, and a camera that is
+    // down would show its alt text across the tile.
+    this.img = h('img', { class: 'tile-img', alt: '', width: 320, height: 180 });
     this.stateEl = h('span', { class: 'tile-state' });
     this.countEl = h('strong', { class: 'tile-count-n' }, '–');
     this.countUnit = h('span', {}, ' triggers');
