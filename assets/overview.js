@@ -149,6 +149,7 @@ export class Overview {
     this.feed = null;
     this.agoTimer = null;
     this.shown = false;
+    this.running = false; // pictures playing
     // Each show() gets a generation, so a /cams answer that lands after the
     // person left the overview does not start anything.
     this.generation = 0;
@@ -184,19 +185,26 @@ export class Overview {
     clearInterval(this.agoTimer);
     this.feed?.close();
     this.feed = null;
-    for (const tile of this.tiles.values()) tile.picture.pause();
+    this.visibility();
   }
 
   /** Pictures run only while the overview is on a visible page. */
   visibility() {
+    const want = this.shown && !document.hidden;
+    if (want === this.running) return;
+    this.running = want;
     for (const tile of this.tiles.values()) {
-      if (this.shown && !document.hidden) tile.picture.start();
+      if (want) tile.picture.start();
       else tile.picture.pause();
     }
   }
 
-  /** Reads /cams and brings every tile up to date. */
-  async refresh(gen = this.generation) {
+  /**
+   * Reads /cams and brings every tile up to date; with `restart`, the
+   * pictures start over too (the server may have restarted, and Chrome does
+   * not always report the end of a multipart image that showed frames).
+   */
+  async refresh(gen = this.generation, { restart = false } = {}) {
     let data;
     try {
       data = await getJSON('/cams');
@@ -205,7 +213,9 @@ export class Overview {
     }
     if (gen !== this.generation || !Array.isArray(data?.cameras)) return;
     this.render(data.cameras);
-    this.visibility();
+    if (restart && this.running) {
+      for (const tile of this.tiles.values()) tile.picture.start();
+    }
   }
 
   /** Makes the tiles match `cameras` (in their order), keeping the ones that stay. */
@@ -213,8 +223,14 @@ export class Overview {
     const tiles = new Map();
     cameras.forEach((cam, i) => {
       const old = this.tiles.get(cam.name);
-      if (old) old.update(cam);
-      tiles.set(cam.name, old || new Tile(cam, { stream: i < this.streams }));
+      if (old) {
+        old.update(cam);
+        tiles.set(cam.name, old);
+        return;
+      }
+      const tile = new Tile(cam, { stream: i < this.streams });
+      if (this.running) tile.picture.start();
+      tiles.set(cam.name, tile);
     });
     for (const [name, tile] of this.tiles) {
       if (!tiles.has(name)) tile.destroy();
@@ -228,7 +244,7 @@ export class Overview {
     this.feed = new EventFeed('/events', {
       onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
       // Events may have been missed while the feed was away: read the truth again.
-      onReopen: () => this.refresh(),
+      onReopen: () => this.refresh(this.generation, { restart: true }),
     });
     this.feed
       .on('motion', (d) => {
