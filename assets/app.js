@@ -1,274 +1,151 @@
-// The dashboard: wires the live view, controls, events and gallery together.
-// Each part lives in its own module; this file only connects them.
+// The dashboard: finds out which cameras there are, then shows either the
+// overview of all of them or one camera's full view, as the URL's hash says.
+//
+//   (none)               overview with several cameras, else the live view
+//   #live, #gallery      the one camera (with several: the first, as the
+//                        root routes are)
+//   #cam/NAME            that camera's live view
+//   #cam/NAME/gallery    that camera's snapshots
+//
+// One camera (or an older server) gets exactly the page it always had, on the
+// root routes. The parts live in their own modules; this file only switches
+// between them, and builds a camera's view afresh each time the camera changes.
 
-import { $, setPill, formatPercent } from './util.js';
-import { getJSON, postJSON } from './api.js';
-import { Control, NotConnected } from './ws.js';
-import { EventFeed } from './events.js';
-import { LiveStream } from './stream.js';
-import { LevelGraph } from './graph.js';
-import { RecentEvents } from './recent.js';
-import { Gallery } from './gallery.js';
+import { $ } from './util.js';
+import { getJSON } from './api.js';
+import { CameraView } from './camera.js';
+import { Overview } from './overview.js';
 import { toast } from './toast.js';
 
-const STATUS_EVERY_MS = 10000;
-// Right after the stream comes up, the camera's frame rate and the viewer
-// count are still being measured (the rate needs a second of frames): ask
-// again this often until they are live, so the line never shows "0 fps".
-const STATUS_SETTLE_MS = 1000;
-// A running source with no frame for this long is as good as offline.
-const STALE_FRAME_MS = 10000;
-
-const slider = $('threshold');
-const sliderValue = $('threshold-value');
-const counter = $('trigger-count');
-const cameraState = $('camera-state');
-const sourceInfo = $('source-info');
-const levelValue = $('level-value');
-
-const graph = new LevelGraph($('level-graph'));
-const recent = new RecentEvents();
-const gallery = new Gallery();
-let streamLive = false;
-const stream = new LiveStream($('stream'), {
-  onState: (s) => {
-    setPill($('conn-stream'), s === 'live' ? 'ok' : s === 'paused' ? 'idle' : 'bad', s);
-    const wasLive = streamLive;
-    streamLive = s === 'live';
-    // The first frame is here: show its size, rate and our own viewer now.
-    if (streamLive && !wasLive) scheduleStatus(0);
-  },
-});
-const control = new Control('/control', { onState: (s) => setPill($('conn-control'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s) });
-const feed = new EventFeed('/events', {
-  onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
-  // After a gap the server may have restarted: the stream is probably dead too.
-  onReopen: () => { stream.restart(); resync({ gallery: true }); },
-});
-
-// ---- counter, threshold and camera state -------------------------------
-
-function setCount(n) {
-  if (Number.isFinite(n)) counter.textContent = String(n);
-}
-
-// Threshold changes sent but not yet answered; while there are any (or a
-// finger is on the slider) config updates from the server must not yank the
-// slider back to an older value.
-let pendingSets = 0;
-let sliding = false;
-
-function showThreshold(v) {
-  sliderValue.value = String(v);
-  sliderValue.textContent = String(v);
-  graph.setThreshold(Number(v));
-}
-
-function applyConfig(cfg) {
-  if (Number.isFinite(cfg.threshold) && pendingSets === 0 && !sliding) {
-    slider.value = String(cfg.threshold);
-    showThreshold(cfg.threshold);
-  }
-  setCount(cfg.trigger_count);
-}
-
-function setCamera(state, detail = '') {
-  cameraState.dataset.state = state;
-  const text = {
-    online: 'camera online',
-    starting: 'camera starting…',
-    offline: 'camera offline',
-  }[state];
-  cameraState.textContent = detail ? `${text}: ${detail}` : text;
-}
-
-function applyStatus(st) {
-  setCount(st.trigger_count);
-  const src = st.source || {};
-  if (src.state === 'running') {
-    const age = src.last_frame_age_ms;
-    if (Number.isFinite(age) && age > STALE_FRAME_MS) setCamera('offline', `no picture for ${Math.round(age / 1000)} s`);
-    else setCamera('online');
-  } else if (src.state === 'failed' || src.state === 'reconnecting' || (src.state === 'starting' && src.restarts > 0)) {
-    setCamera('offline', src.last_error || '');
-  } else {
-    setCamera('starting');
-  }
-  const parts = [];
-  if (src.width && src.height) parts.push(`${src.width}×${src.height}`);
-  if (Number.isFinite(src.fps)) parts.push(`${src.fps.toFixed(0)} fps`);
-  if (Number.isFinite(st.viewers)) parts.push(`${st.viewers} viewer${st.viewers === 1 ? '' : 's'}`);
-  if (st.version) parts.push(`lookout ${st.version}`);
-  sourceInfo.textContent = parts.join(' · ');
-}
-
-let statusTimer = null;
-
-/** Reads /status again after `ms` (one pending read at a time). */
-function scheduleStatus(ms) {
-  clearTimeout(statusTimer);
-  statusTimer = setTimeout(refreshStatus, ms);
-}
-
-/** True while the live view runs but /status has not measured it yet. */
-function settling(st) {
-  const src = st.source || {};
-  return streamLive && src.state === 'running' && !(src.fps > 0 && st.viewers > 0);
-}
-
-async function refreshStatus() {
-  let next = STATUS_EVERY_MS;
+/**
+ * The cameras (entries of /cams), or null for one camera at the root routes.
+ * The root /status lists them as `cameras` on a server that has several; it
+ * is read instead of /cams because an older server answers /cams with a 404,
+ * which the browser logs as an error on every load. The overview reads /cams
+ * itself later, once it knows the server has it.
+ */
+async function discover() {
   try {
     const st = await getJSON('/status');
-    applyStatus(st);
-    if (settling(st)) next = STATUS_SETTLE_MS;
+    return Array.isArray(st?.cameras) && st.cameras.length > 1 ? st.cameras : null;
   } catch {
-    // The server is unreachable: the connection pills already say so.
+    // Unreachable for now: the root routes are right for one camera, and the
+    // view's connections come back by themselves.
+    return null;
   }
-  scheduleStatus(next);
 }
 
-/**
- * Refetches everything shown, after a start or (with `gallery`) a gap in the
- * event feed, when snapshot events may have been missed.
- */
-async function resync({ gallery: withGallery = false } = {}) {
-  const [cfg, status, history] = await Promise.allSettled([
-    getJSON('/config'),
-    getJSON('/status'),
-    getJSON('/api/events?limit=20'),
-  ]);
-  if (cfg.status === 'fulfilled') applyConfig(cfg.value);
-  if (status.status === 'fulfilled') {
-    applyStatus(status.value);
-    if (settling(status.value)) scheduleStatus(STATUS_SETTLE_MS);
-  }
-  if (history.status === 'fulfilled') recent.load(history.value.events);
-  if (withGallery && gallery.loaded) gallery.reload();
-}
-
-// ---- commands ---------------------------------------------------------------
-
-function notConnected() {
-  toast('Not connected to the camera: nothing was sent. Try again when "control" is connected.', { kind: 'error' });
-}
-
-/** Runs a button's command once at a time; aria-disabled keeps keyboard focus on it. */
-function onButton(button, run) {
-  button.addEventListener('click', async () => {
-    if (button.getAttribute('aria-disabled') === 'true') return;
-    button.setAttribute('aria-disabled', 'true');
+/** What the hash asks for: `{cam, view}`, each null when not said. */
+function parseHash(hash) {
+  const m = /^#cam\/([^/]+)(\/gallery)?$/.exec(hash);
+  if (m) {
+    let cam;
     try {
-      await run();
-    } catch (e) {
-      if (e instanceof NotConnected) notConnected();
-      else toast(e.message, { kind: 'error' });
-    } finally {
-      button.removeAttribute('aria-disabled');
+      cam = decodeURIComponent(m[1]);
+    } catch {
+      cam = m[1];
     }
+    return { cam, view: m[2] ? 'gallery' : 'live' };
+  }
+  if (hash === '#gallery') return { cam: null, view: 'gallery' };
+  if (hash === '#live') return { cam: null, view: 'live' };
+  return { cam: null, view: null };
+}
+
+const camHash = (name, view) => `#cam/${encodeURIComponent(name)}${view === 'gallery' ? '/gallery' : ''}`;
+
+let cameras = null; // several cameras, or null
+let overview = null;
+let current = null; // { name, view: CameraView }
+let firstOverview = true;
+
+/** Header and title for what is on show: 'overview', or a camera's 'live' / 'gallery'. */
+function chrome(mode, name = null) {
+  const multi = cameras !== null;
+  const inOverview = mode === 'overview';
+  const all = $('tab-all');
+  all.hidden = !multi;
+  const tabs = { all, live: $('tab-live'), gallery: $('tab-gallery') };
+  for (const [key, tab] of Object.entries(tabs)) {
+    if ((inOverview ? 'all' : mode) === key) tab.setAttribute('aria-current', 'page');
+    else tab.removeAttribute('aria-current');
+  }
+  tabs.live.hidden = inOverview;
+  tabs.gallery.hidden = inOverview;
+  if (multi && name !== null) {
+    tabs.live.href = camHash(name, 'live');
+    tabs.gallery.href = camHash(name, 'gallery');
+  }
+  // The overview has no stream or control socket of its own: only its feed.
+  $('conn-stream').hidden = inOverview;
+  $('conn-control').hidden = inOverview;
+  const title = $('camera-name');
+  title.hidden = !multi || inOverview;
+  title.textContent = name ?? '';
+  document.title = multi && name !== null ? `${name} · lookout` : 'lookout';
+}
+
+function showOverview() {
+  current?.view.destroy();
+  current = null;
+  $('live-view').hidden = true;
+  $('gallery-view').hidden = true;
+  chrome('overview');
+  overview.show(firstOverview ? cameras : null);
+  firstOverview = false;
+}
+
+/** Opens a camera's view (`name` null: the one camera at the root routes). */
+function showCamera(name, base, view) {
+  overview?.hide();
+  if (!current || current.name !== name) {
+    // The old camera's stream, socket and feed close before the new ones open.
+    current?.view.destroy();
+    current = { name, view: new CameraView({ base }) };
+  }
+  chrome(view, name);
+  current.view.show(view);
+}
+
+function route() {
+  const { cam, view } = parseHash(location.hash);
+  if (cameras === null) {
+    showCamera(null, '', view ?? 'live');
+    return;
+  }
+  if (cam === null && view === null) {
+    showOverview();
+    return;
+  }
+  const found = cam === null ? cameras[0] : cameras.find((c) => c.name === cam);
+  if (!found) {
+    toast(`There is no camera named "${cam}".`, { kind: 'error' });
+    history.replaceState(null, '', location.pathname + location.search);
+    showOverview();
+    return;
+  }
+  // An old bookmark (#live, #gallery) names the first camera: say so in the URL.
+  if (cam === null) history.replaceState(null, '', camHash(found.name, view));
+  showCamera(found.name, found.base, view);
+}
+
+async function main() {
+  cameras = await discover();
+  if (cameras !== null) overview = new Overview();
+  // Pictures start after the page's load event: an MJPEG image that has no
+  // frame yet (camera offline) would otherwise hold "load" (and the
+  // browser's spinner) forever.
+  if (document.readyState !== 'complete') {
+    await new Promise((resolve) => window.addEventListener('load', resolve, { once: true }));
+  }
+  window.addEventListener('hashchange', route);
+  // A picture nobody looks at costs bandwidth and one of the browser's few
+  // connections to this host: pause them all in a background tab.
+  document.addEventListener('visibilitychange', () => {
+    current?.view.visibility();
+    overview?.visibility();
   });
+  route();
 }
 
-onButton($('snap-btn'), async () => {
-  const reply = await control.send({ cmd: 'snapshot_now' });
-  if (reply.ok) {
-    toast('Snapshot saved', { link: { href: reply.url || `/${reply.saved}`, text: 'open' } });
-  } else {
-    toast(`Snapshot failed: ${reply.reason || reply.error || 'unknown error'}`, { kind: 'error' });
-  }
-});
-
-onButton($('reset-btn'), async () => {
-  const reply = await control.send({ cmd: 'reset' });
-  if (reply.ok) {
-    setCount(0);
-    toast('Counter reset');
-  } else {
-    toast(`Reset failed: ${reply.reason || reply.error || 'unknown error'}`, { kind: 'error' });
-  }
-});
-
-/**
- * Sends the threshold. Setting a value is idempotent, so unlike reset and
- * snapshot it may fall back to POST /config when the socket is down.
- */
-async function sendThreshold(value) {
-  pendingSets++;
-  let reply;
-  try {
-    reply = control.connected
-      ? await control.send({ cmd: 'set', threshold: value })
-      : await postJSON('/config', { threshold: value });
-  } catch (e) {
-    reply = { ok: false, error: e.message };
-  } finally {
-    pendingSets--;
-  }
-  if (reply.ok) {
-    applyConfig(reply);
-  } else {
-    toast(`Threshold not saved: ${reply.error || reply.reason || 'unknown error'}`, { kind: 'error' });
-    getJSON('/config').then(applyConfig, () => {});
-  }
-}
-
-slider.addEventListener('pointerdown', () => { sliding = true; });
-slider.addEventListener('pointerup', () => { sliding = false; });
-slider.addEventListener('pointercancel', () => { sliding = false; });
-slider.addEventListener('input', () => showThreshold(slider.value));
-slider.addEventListener('change', () => {
-  sliding = false;
-  sendThreshold(Number(slider.value));
-});
-
-// ---- events from the server ------------------------------------------------
-
-feed
-  .on('motion', (d, id) => { setCount(d.count); recent.add(id, 'motion', d); })
-  .on('motion_end', (d, id) => { setCount(d.count); recent.add(id, 'motion_end', d); })
-  .on('reset', (d, id) => { setCount(0); recent.add(id, 'reset', d); })
-  .on('snapshot', (d, id) => { gallery.added(d); recent.add(id, 'snapshot', d); })
-  .on('snapshot_deleted', (d, id) => { gallery.removed(d.name); recent.add(id, 'snapshot_deleted', d); })
-  .on('config', (d, id) => { applyConfig(d); recent.add(id, 'config', d); })
-  .on('source', (d, id) => {
-    setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');
-    recent.add(id, 'source', d);
-  })
-  .on('level', (d) => {
-    graph.add(d.ts, d.change);
-    levelValue.textContent = `${formatPercent(d.change)}${d.active ? ' · motion' : ''}`;
-  });
-
-// ---- views: live and gallery ------------------------------------------------
-
-function showView() {
-  const gal = location.hash === '#gallery';
-  $('live-view').hidden = gal;
-  $('gallery-view').hidden = !gal;
-  $(gal ? 'tab-gallery' : 'tab-live').setAttribute('aria-current', 'page');
-  $(gal ? 'tab-live' : 'tab-gallery').removeAttribute('aria-current');
-  if (gal || document.hidden) stream.pause();
-  else stream.start();
-  if (gal) gallery.show();
-}
-
-window.addEventListener('hashchange', showView);
-// A stream nobody looks at costs bandwidth and one of the browser's few
-// connections to this host: pause it in a background tab.
-document.addEventListener('visibilitychange', () => {
-  if (document.hidden) stream.pause();
-  else if (location.hash !== '#gallery') stream.start();
-});
-
-// ---- start ------------------------------------------------------------------
-
-showThreshold(slider.value);
-feed.start();
-control.connect();
-resync();
-// The stream starts after the page's load event: an MJPEG image that has no
-// frame yet (camera offline) would otherwise hold "load" (and the browser's
-// spinner) forever.
-if (document.readyState === 'complete') showView();
-else window.addEventListener('load', showView, { once: true });
-scheduleStatus(STATUS_EVERY_MS);
+main();

@@ -24,6 +24,8 @@ export class EventFeed {
     this.backoff = new Backoff(1000, 15000);
     this.source = null;
     this.everOpened = false;
+    this.closed = false;
+    this.retryTimer = null;
   }
 
   /** `fn(data, id)` for each event of `kind`; `id` is a number or null. */
@@ -34,20 +36,23 @@ export class EventFeed {
   }
 
   start() {
+    if (this.closed) return;
     this.onState('connecting');
     const es = new EventSource(this.url);
     this.source = es;
     es.addEventListener('open', () => {
+      if (this.source !== es) return;
       this.backoff.reset();
       this.onState('open');
       if (this.everOpened) this.onReopen();
       this.everOpened = true;
     });
     es.addEventListener('error', () => {
+      if (this.source !== es) return;
       if (es.readyState === EventSource.CLOSED) {
         this.onState('closed');
         es.close();
-        setTimeout(() => this.start(), this.backoff.next());
+        this.retryTimer = setTimeout(() => this.start(), this.backoff.next());
       } else {
         this.onState('connecting');
       }
@@ -57,7 +62,19 @@ export class EventFeed {
     }
   }
 
+  /**
+   * Stops for good (the page switched to another camera or view): the
+   * connection closes and no reconnect is scheduled. Handlers stay silent.
+   */
+  close() {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.source?.close();
+    this.source = null;
+  }
+
   dispatch(kind, ev) {
+    if (this.closed) return;
     let data;
     try {
       data = JSON.parse(ev.data);

@@ -20,10 +20,21 @@ function confirmDelete(text) {
 }
 
 export class Gallery {
-  constructor() {
+  /**
+   * `base` is the camera's route prefix ('' for the root routes, else e.g.
+   * `/cams/garage`). The page's list belongs to one camera at a time: it
+   * starts empty, and destroy() hands it over to the next.
+   */
+  constructor({ base = '' } = {}) {
+    this.base = base;
     this.list = $('gallery-list');
     this.empty = $('gallery-empty');
     this.more = $('gallery-more');
+    this.list.replaceChildren();
+    this.empty.hidden = true;
+    this.more.hidden = true;
+    this.more.disabled = false;
+    this.closed = false;
     this.cards = new Map(); // name -> <li>
     this.nextBefore = null;
     this.loaded = false;
@@ -34,7 +45,15 @@ export class Gallery {
     // While a reload is in flight: what the event feed said meanwhile, to be
     // merged into the fresh page (it may have been read before or after).
     this.pending = null;
-    this.more.addEventListener('click', () => this.loadPage());
+    this.listening = new AbortController();
+    this.more.addEventListener('click', () => this.loadPage(), { signal: this.listening.signal });
+  }
+
+  /** Stops for good: answers still on the way are dropped, the button is let go. */
+  destroy() {
+    this.closed = true;
+    this.generation++;
+    this.listening.abort();
   }
 
   /** Loads the first page once, when the gallery is first shown. */
@@ -56,7 +75,7 @@ export class Gallery {
     this.refresh();
     let page;
     try {
-      page = await getJSON(`/snaps?${new URLSearchParams({ limit: String(PAGE) })}`);
+      page = await getJSON(`${this.base}/snaps?${new URLSearchParams({ limit: String(PAGE) })}`);
     } catch (e) {
       if (gen === this.generation) toast(`Could not list snapshots: ${e.message}`, { kind: 'error' });
     }
@@ -89,18 +108,20 @@ export class Gallery {
     try {
       const q = new URLSearchParams({ limit: String(PAGE) });
       if (this.nextBefore) q.set('before', this.nextBefore);
-      const page = await getJSON(`/snaps?${q}`);
+      const page = await getJSON(`${this.base}/snaps?${q}`);
       if (gen !== this.generation) return;
       for (const snap of page.snaps) {
         if (!this.cards.has(snap.name)) this.append(snap);
       }
       this.nextBefore = page.next_before;
     } catch (e) {
-      toast(`Could not list snapshots: ${e.message}`, { kind: 'error' });
+      if (!this.closed) toast(`Could not list snapshots: ${e.message}`, { kind: 'error' });
     } finally {
-      if (gen === this.generation) this.loading = false;
-      this.more.disabled = false;
-      this.refresh();
+      if (!this.closed) {
+        if (gen === this.generation) this.loading = false;
+        this.more.disabled = false;
+        this.refresh();
+      }
     }
   }
 
@@ -117,7 +138,7 @@ export class Gallery {
 
   /** A snapshot saved anywhere (this page, another one, motion). */
   added(snap) {
-    if (!this.loaded) return;
+    if (!this.loaded || this.closed) return;
     this.pending?.added.set(snap.name, snap);
     if (this.cards.has(snap.name)) return;
     const card = this.card(snap);
@@ -127,6 +148,7 @@ export class Gallery {
   }
 
   removed(name) {
+    if (this.closed) return;
     this.pending?.removed.add(name);
     const card = this.cards.get(name);
     if (!card) return;
@@ -140,7 +162,7 @@ export class Gallery {
   }
 
   card(snap) {
-    const url = snap.url || `/snaps/${encodeURIComponent(snap.name)}`;
+    const url = snap.url || `${this.base}/snaps/${encodeURIComponent(snap.name)}`;
     const remove = h('button', { type: 'button', class: 'danger small-btn' }, 'Delete');
     remove.addEventListener('click', () => this.delete(snap.name));
     return h('li', { class: 'snap', dataset: { name: snap.name } },
@@ -158,7 +180,7 @@ export class Gallery {
   async delete(name) {
     if (!(await confirmDelete(`Delete snapshot ${name}? This cannot be undone.`))) return;
     try {
-      await del(`/snaps/${encodeURIComponent(name)}`);
+      await del(`${this.base}/snaps/${encodeURIComponent(name)}`);
       toast('Snapshot deleted');
     } catch (e) {
       if (e.status !== 404) {

@@ -11,8 +11,19 @@ export class LevelGraph {
     this.threshold = null;
     this.queued = false;
     // Redraw at the right pixel size when the layout or the zoom changes.
-    new ResizeObserver(() => this.draw()).observe(canvas);
-    matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.draw());
+    this.resize = new ResizeObserver(() => this.draw());
+    this.resize.observe(canvas);
+    this.listening = new AbortController();
+    matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.draw(), { signal: this.listening.signal });
+  }
+
+  /** Lets go of the canvas (another camera's graph takes it over). */
+  destroy() {
+    this.resize.disconnect();
+    this.listening.abort();
+    this.points = [];
+    this.threshold = null;
+    this.destroyed = true;
   }
 
   add(ts, change) {
@@ -38,6 +49,7 @@ export class LevelGraph {
   }
 
   draw() {
+    if (this.destroyed) return;
     const c = this.canvas;
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(c.clientWidth * dpr));

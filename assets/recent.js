@@ -1,6 +1,8 @@
 // "Recent events": the stored history first, then live events, newest on top.
 // Events are kept by id, so the history fetch and the feed's replay may
-// overlap without showing anything twice.
+// overlap without showing anything twice. Deleted snapshots are known by file
+// name, not URL: the same file is /snaps/NAME at the root routes and
+// /cams/CAM/snaps/NAME under its camera's prefix.
 
 import { $, h, formatTime, formatPercent, formatBytes } from './util.js';
 
@@ -25,6 +27,16 @@ function describe(kind, d) {
       return d.up ? 'camera online' : `camera offline${d.error ? `: ${d.error}` : ''}`;
     default:
       return kind;
+  }
+}
+
+/** The file name at the end of a snapshot URL. */
+function fileName(url) {
+  const last = url.slice(url.lastIndexOf('/') + 1);
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
   }
 }
 
@@ -61,7 +73,7 @@ export class RecentEvents {
   add(id, kind, data) {
     if (id === null || this.byId.has(id)) return;
     this.byId.set(id, { id, kind, ts: data.ts, data });
-    if (kind === 'snapshot_deleted') this.forget(`/snaps/${data.name}`);
+    if (kind === 'snapshot_deleted') this.forget(data.name);
     this.render();
   }
 
@@ -70,7 +82,7 @@ export class RecentEvents {
     // Forget what scrolled off so the map stays small on a busy camera.
     this.byId = new Map(newest.map((e) => [e.id, e]));
     for (const e of newest) {
-      if (e.kind === 'snapshot_deleted') this.forget(`/snaps/${e.data.name}`);
+      if (e.kind === 'snapshot_deleted') this.forget(e.data.name);
     }
     const items = new Map();
     for (const e of newest) items.set(e.id, this.items.get(e.id) || this.item(e));
@@ -79,19 +91,19 @@ export class RecentEvents {
     this.empty.hidden = newest.length > 0;
   }
 
-  /** Marks a snapshot as deleted so its thumbnails are drawn again without it. */
-  forget(url) {
-    if (this.deleted.has(url)) return;
-    this.deleted.add(url);
+  /** Marks a snapshot (by file name) as deleted so its thumbnails are drawn again without it. */
+  forget(name) {
+    if (this.deleted.has(name)) return;
+    this.deleted.add(name);
     for (const [id, el] of this.items) {
-      if (el.dataset.snapshot === url) this.items.delete(id);
+      if (el.dataset.snapshot && fileName(el.dataset.snapshot) === name) this.items.delete(id);
     }
   }
 
   item(e) {
     const url = snapshotUrl(e.kind, e.data);
     let thumb = null;
-    if (url && !this.deleted.has(url)) {
+    if (url && !this.deleted.has(fileName(url))) {
       thumb = h('a', { href: url, target: '_blank', rel: 'noopener', class: 'thumb', title: 'open snapshot' },
         h('img', { src: url, alt: `snapshot of ${e.kind} event`, loading: 'lazy', width: 96, height: 54 }));
     } else if (url) {

@@ -10,7 +10,10 @@
 import { Backoff } from './util.js';
 
 export class LiveStream {
-  /** `onState(state)`: 'connecting' | 'live' | 'retrying' | 'paused'. */
+  /**
+   * `path` may carry a query (`/cams/yard/stream.jpg?fps=2`).
+   * `onState(state)`: 'connecting' | 'live' | 'retrying' | 'paused'.
+   */
   constructor(img, { path = '/stream.jpg', onState = () => {} } = {}) {
     this.img = img;
     this.path = path;
@@ -20,8 +23,12 @@ export class LiveStream {
     this.paused = false;
     // Each load gets a generation so late events of an abandoned load are ignored.
     this.generation = 0;
-    img.addEventListener('load', () => this.loaded());
-    img.addEventListener('error', () => this.failed());
+    // The <img> outlives this object when the page switches camera: destroy()
+    // takes these listeners off again.
+    this.listening = new AbortController();
+    const { signal } = this.listening;
+    img.addEventListener('load', () => this.loaded(), { signal });
+    img.addEventListener('error', () => this.failed(), { signal });
   }
 
   start() {
@@ -29,7 +36,8 @@ export class LiveStream {
     this.paused = false;
     this.generation++;
     this.onState('connecting');
-    this.img.src = `${this.path}?t=${Date.now()}`;
+    const sep = this.path.includes('?') ? '&' : '?';
+    this.img.src = `${this.path}${sep}t=${Date.now()}`;
   }
 
   /** Restarts unless paused (e.g. after the event feed came back). */
@@ -46,6 +54,15 @@ export class LiveStream {
     // data: URL trips the page's Content-Security-Policy in Chromium).
     this.img.removeAttribute('src');
     this.onState('paused');
+  }
+
+  /** Stops for good and lets go of the image, without reporting a state. */
+  destroy() {
+    this.listening.abort();
+    clearTimeout(this.retryTimer);
+    this.paused = true;
+    this.generation++;
+    this.img.removeAttribute('src');
   }
 
   loaded() {

@@ -53,6 +53,20 @@ export function formatTime(tsSeconds) {
   return `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
 }
 
+/**
+ * "just now", "40 s ago", "2 min ago", "3 h ago", then the date. The server's
+ * clock may run a little ahead of the browser's: a time "in the future" is
+ * just now.
+ */
+export function formatAgo(tsSeconds, nowMs = Date.now()) {
+  const s = Math.max(0, Math.round(nowMs / 1000 - tsSeconds));
+  if (s < 10) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return formatTime(tsSeconds);
+}
+
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return '';
   if (n < 1024) return `${n} B`;

@@ -29,6 +29,8 @@ export class Control {
     this.nextId = 1;
     this.ws = null;
     this.pingTimer = null;
+    this.reconnectTimer = null;
+    this.closed = false;
   }
 
   get connected() {
@@ -36,6 +38,7 @@ export class Control {
   }
 
   connect() {
+    if (this.closed) return;
     this.onState('connecting');
     let ws;
     try {
@@ -46,6 +49,7 @@ export class Control {
     }
     this.ws = ws;
     ws.addEventListener('open', () => {
+      if (this.ws !== ws) return;
       this.backoff.reset();
       this.onState('open');
       this.pingTimer = setInterval(() => this.ping(), PING_EVERY_MS);
@@ -63,7 +67,26 @@ export class Control {
   }
 
   scheduleReconnect() {
-    setTimeout(() => this.connect(), this.backoff.next());
+    if (this.closed) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), this.backoff.next());
+  }
+
+  /**
+   * Closes for good (the page switched to another camera): no reconnect, and
+   * commands still waiting are rejected. A socket still connecting is closed
+   * once it opens, since closing it earlier makes Chromium log an error.
+   */
+  close() {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    this.ws = null;
+    this.failPending('closed: the page switched camera');
+    if (!ws) return;
+    if (ws.readyState === WebSocket.CONNECTING) ws.addEventListener('open', () => ws.close());
+    else ws.close();
   }
 
   receive(text) {

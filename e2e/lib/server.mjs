@@ -15,12 +15,15 @@ const START_TIMEOUT_MS = 15000;
 
 /**
  * Runs lookout with `source` and resolves once it logs its address:
- * `{ url, port, dataDir, log(), stop() }`. `listen` may name a fixed address
- * (to restart on the same port); `args` and `env` add flags and variables.
+ * `{ url, port, dataDir, log(), stop() }`. `cameras` (`['yard=SOURCE', ...]`)
+ * instead of `source` starts several cameras, one `--camera` each. `listen`
+ * may name a fixed address (to restart on the same port); `args` and `env`
+ * add flags and variables.
  */
-export async function startLookout({ source, listen = '127.0.0.1:0', dataDir = null, args = [], env = {} } = {}) {
+export async function startLookout({ source, cameras = null, listen = '127.0.0.1:0', dataDir = null, args = [], env = {} } = {}) {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'lookout-e2e-')));
-  const child = spawn(LOOKOUT_BIN, ['--listen', listen, '--data-dir', dir, '--source', source, ...args], {
+  const sources = cameras ? cameras.flatMap((c) => ['--camera', c]) : ['--source', source];
+  const child = spawn(LOOKOUT_BIN, ['--listen', listen, '--data-dir', dir, ...sources, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1', ...env },
   });

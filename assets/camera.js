@@ -1,0 +1,320 @@
+// One camera's full view: live picture, controls, motion graph, recent events
+// and gallery, all on that camera's routes.
+//
+// The page has one set of these elements; a CameraView owns them while it
+// lives. Switching camera destroys the view and builds a new one, so nothing
+// of the old camera (its stream, control socket, event feed, timers, answers
+// still on the way) can reach the new one's screen.
+
+import { $, setPill, formatPercent } from './util.js';
+import { getJSON, postJSON } from './api.js';
+import { Control, NotConnected } from './ws.js';
+import { EventFeed } from './events.js';
+import { LiveStream } from './stream.js';
+import { LevelGraph } from './graph.js';
+import { RecentEvents } from './recent.js';
+import { Gallery } from './gallery.js';
+import { toast } from './toast.js';
+
+const STATUS_EVERY_MS = 10000;
+// Right after the stream comes up, the camera's frame rate and the viewer
+// count are still being measured (the rate needs a second of frames): ask
+// again this often until they are live, so the line never shows "0 fps".
+const STATUS_SETTLE_MS = 1000;
+// A running source with no frame for this long is as good as offline.
+const STALE_FRAME_MS = 10000;
+
+export class CameraView {
+  /**
+   * `base` is the camera's route prefix: '' for the root routes (one camera,
+   * or an older server), else its `base` from /cams (`/cams/garage`). Every
+   * request of the view goes under it, its event feed included
+   * (`base/events` carries only this camera).
+   */
+  constructor({ base = '' } = {}) {
+    this.base = base;
+    this.closed = false;
+    // Takes every listener this view put on the page's elements off again.
+    this.listening = new AbortController();
+    this.statusTimer = null;
+    this.streamLive = false;
+    // Threshold changes sent but not yet answered; while there are any (or a
+    // finger is on the slider) config updates from the server must not yank
+    // the slider back to an older value.
+    this.pendingSets = 0;
+    this.sliding = false;
+
+    this.slider = $('threshold');
+    this.sliderValue = $('threshold-value');
+    this.counter = $('trigger-count');
+    this.cameraState = $('camera-state');
+    this.sourceInfo = $('source-info');
+    this.levelValue = $('level-value');
+
+    // Nothing of the camera shown before may stay on screen.
+    this.counter.textContent = '–';
+    this.sourceInfo.textContent = '';
+    this.levelValue.textContent = '';
+    this.setCamera('starting');
+
+    this.graph = new LevelGraph($('level-graph'));
+    this.recent = new RecentEvents();
+    this.recent.render();
+    this.gallery = new Gallery({ base });
+    this.stream = new LiveStream($('stream'), {
+      path: `${base}/stream.jpg`,
+      onState: (s) => {
+        setPill($('conn-stream'), s === 'live' ? 'ok' : s === 'paused' ? 'idle' : 'bad', s);
+        const wasLive = this.streamLive;
+        this.streamLive = s === 'live';
+        // The first frame is here: show its size, rate and our own viewer now.
+        if (this.streamLive && !wasLive) this.scheduleStatus(0);
+      },
+    });
+    this.control = new Control(`${base}/control`, {
+      onState: (s) => setPill($('conn-control'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
+    });
+    this.feed = new EventFeed(`${base}/events`, {
+      onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
+      // After a gap the server may have restarted: the stream is probably dead too.
+      onReopen: () => { this.stream.restart(); this.resync({ gallery: true }); },
+    });
+
+    this.bindControls();
+    this.bindFeed();
+    this.showThreshold(this.slider.value);
+    this.feed.start();
+    this.control.connect();
+    this.resync();
+    this.scheduleStatus(STATUS_EVERY_MS);
+  }
+
+  /** 'live' or 'gallery': shows that part; the stream runs only while seen. */
+  show(view) {
+    const gal = view === 'gallery';
+    $('live-view').hidden = gal;
+    $('gallery-view').hidden = !gal;
+    this.view = view;
+    this.visibility();
+    if (gal) this.gallery.show();
+  }
+
+  /**
+   * Starts or pauses the stream for the page's visibility: a stream nobody
+   * looks at costs bandwidth and one of the browser's few connections to
+   * this host.
+   */
+  visibility() {
+    if (this.view === 'gallery' || document.hidden) this.stream.pause();
+    else this.stream.start();
+  }
+
+  /** Closes the stream, the socket and the feed, and lets go of the page. */
+  destroy() {
+    this.closed = true;
+    this.listening.abort();
+    clearTimeout(this.statusTimer);
+    this.stream.destroy();
+    this.control.close();
+    this.feed.close();
+    this.graph.destroy();
+    this.gallery.destroy();
+  }
+
+  // ---- counter, threshold and camera state -------------------------------
+
+  setCount(n) {
+    if (Number.isFinite(n)) this.counter.textContent = String(n);
+  }
+
+  showThreshold(v) {
+    this.sliderValue.value = String(v);
+    this.sliderValue.textContent = String(v);
+    this.graph.setThreshold(Number(v));
+  }
+
+  applyConfig(cfg) {
+    if (Number.isFinite(cfg.threshold) && this.pendingSets === 0 && !this.sliding) {
+      this.slider.value = String(cfg.threshold);
+      this.showThreshold(cfg.threshold);
+    }
+    this.setCount(cfg.trigger_count);
+  }
+
+  setCamera(state, detail = '') {
+    this.cameraState.dataset.state = state;
+    const text = {
+      online: 'camera online',
+      starting: 'camera starting…',
+      offline: 'camera offline',
+    }[state];
+    this.cameraState.textContent = detail ? `${text}: ${detail}` : text;
+  }
+
+  applyStatus(st) {
+    this.setCount(st.trigger_count);
+    const src = st.source || {};
+    if (src.state === 'running') {
+      const age = src.last_frame_age_ms;
+      if (Number.isFinite(age) && age > STALE_FRAME_MS) this.setCamera('offline', `no picture for ${Math.round(age / 1000)} s`);
+      else this.setCamera('online');
+    } else if (src.state === 'failed' || src.state === 'reconnecting' || (src.state === 'starting' && src.restarts > 0)) {
+      this.setCamera('offline', src.last_error || '');
+    } else {
+      this.setCamera('starting');
+    }
+    const parts = [];
+    if (src.width && src.height) parts.push(`${src.width}×${src.height}`);
+    if (Number.isFinite(src.fps)) parts.push(`${src.fps.toFixed(0)} fps`);
+    if (Number.isFinite(st.viewers)) parts.push(`${st.viewers} viewer${st.viewers === 1 ? '' : 's'}`);
+    if (st.version) parts.push(`lookout ${st.version}`);
+    this.sourceInfo.textContent = parts.join(' · ');
+  }
+
+  /** Reads status again after `ms` (one pending read at a time). */
+  scheduleStatus(ms) {
+    clearTimeout(this.statusTimer);
+    if (this.closed) return;
+    this.statusTimer = setTimeout(() => this.refreshStatus(), ms);
+  }
+
+  /** True while the live view runs but status has not measured it yet. */
+  settling(st) {
+    const src = st.source || {};
+    return this.streamLive && src.state === 'running' && !(src.fps > 0 && st.viewers > 0);
+  }
+
+  async refreshStatus() {
+    let next = STATUS_EVERY_MS;
+    try {
+      const st = await getJSON(`${this.base}/status`);
+      if (this.closed) return;
+      this.applyStatus(st);
+      if (this.settling(st)) next = STATUS_SETTLE_MS;
+    } catch {
+      // The server is unreachable: the connection pills already say so.
+    }
+    this.scheduleStatus(next);
+  }
+
+  /**
+   * Refetches everything shown, after a start or (with `gallery`) a gap in the
+   * event feed, when snapshot events may have been missed.
+   */
+  async resync({ gallery: withGallery = false } = {}) {
+    const [cfg, status, history] = await Promise.allSettled([
+      getJSON(`${this.base}/config`),
+      getJSON(`${this.base}/status`),
+      getJSON(`${this.base}/api/events?limit=20`),
+    ]);
+    if (this.closed) return;
+    if (cfg.status === 'fulfilled') this.applyConfig(cfg.value);
+    if (status.status === 'fulfilled') {
+      this.applyStatus(status.value);
+      if (this.settling(status.value)) this.scheduleStatus(STATUS_SETTLE_MS);
+    }
+    if (history.status === 'fulfilled') this.recent.load(history.value.events);
+    if (withGallery && this.gallery.loaded) this.gallery.reload();
+  }
+
+  // ---- commands ---------------------------------------------------------------
+
+  /** Runs a button's command once at a time; aria-disabled keeps keyboard focus on it. */
+  onButton(button, run) {
+    button.addEventListener('click', async () => {
+      if (button.getAttribute('aria-disabled') === 'true') return;
+      button.setAttribute('aria-disabled', 'true');
+      try {
+        await run();
+      } catch (e) {
+        // A reply lost because the person switched camera is no news.
+        if (this.closed) return;
+        if (e instanceof NotConnected) {
+          toast('Not connected to the camera: nothing was sent. Try again when "control" is connected.', { kind: 'error' });
+        } else {
+          toast(e.message, { kind: 'error' });
+        }
+      } finally {
+        button.removeAttribute('aria-disabled');
+      }
+    }, { signal: this.listening.signal });
+  }
+
+  bindControls() {
+    const { signal } = this.listening;
+    this.onButton($('snap-btn'), async () => {
+      const reply = await this.control.send({ cmd: 'snapshot_now' });
+      if (reply.ok) {
+        toast('Snapshot saved', { link: { href: reply.url || `${this.base}/${reply.saved}`, text: 'open' } });
+      } else {
+        toast(`Snapshot failed: ${reply.reason || reply.error || 'unknown error'}`, { kind: 'error' });
+      }
+    });
+
+    this.onButton($('reset-btn'), async () => {
+      const reply = await this.control.send({ cmd: 'reset' });
+      if (reply.ok) {
+        this.setCount(0);
+        toast('Counter reset');
+      } else {
+        toast(`Reset failed: ${reply.reason || reply.error || 'unknown error'}`, { kind: 'error' });
+      }
+    });
+
+    const slider = this.slider;
+    slider.addEventListener('pointerdown', () => { this.sliding = true; }, { signal });
+    slider.addEventListener('pointerup', () => { this.sliding = false; }, { signal });
+    slider.addEventListener('pointercancel', () => { this.sliding = false; }, { signal });
+    slider.addEventListener('input', () => this.showThreshold(slider.value), { signal });
+    slider.addEventListener('change', () => {
+      this.sliding = false;
+      this.sendThreshold(Number(slider.value));
+    }, { signal });
+  }
+
+  /**
+   * Sends the threshold. Setting a value is idempotent, so unlike reset and
+   * snapshot it may fall back to POST config when the socket is down.
+   */
+  async sendThreshold(value) {
+    this.pendingSets++;
+    let reply;
+    try {
+      reply = this.control.connected
+        ? await this.control.send({ cmd: 'set', threshold: value })
+        : await postJSON(`${this.base}/config`, { threshold: value });
+    } catch (e) {
+      reply = { ok: false, error: e.message };
+    } finally {
+      this.pendingSets--;
+    }
+    if (this.closed) return;
+    if (reply.ok) {
+      this.applyConfig(reply);
+    } else {
+      toast(`Threshold not saved: ${reply.error || reply.reason || 'unknown error'}`, { kind: 'error' });
+      getJSON(`${this.base}/config`).then((cfg) => { if (!this.closed) this.applyConfig(cfg); }, () => {});
+    }
+  }
+
+  // ---- events from the server ------------------------------------------------
+
+  bindFeed() {
+    const { recent, gallery, graph } = this;
+    this.feed
+      .on('motion', (d, id) => { this.setCount(d.count); recent.add(id, 'motion', d); })
+      .on('motion_end', (d, id) => { this.setCount(d.count); recent.add(id, 'motion_end', d); })
+      .on('reset', (d, id) => { this.setCount(0); recent.add(id, 'reset', d); })
+      .on('snapshot', (d, id) => { gallery.added(d); recent.add(id, 'snapshot', d); })
+      .on('snapshot_deleted', (d, id) => { gallery.removed(d.name); recent.add(id, 'snapshot_deleted', d); })
+      .on('config', (d, id) => { this.applyConfig(d); recent.add(id, 'config', d); })
+      .on('source', (d, id) => {
+        this.setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');
+        recent.add(id, 'source', d);
+      })
+      .on('level', (d) => {
+        graph.add(d.ts, d.change);
+        this.levelValue.textContent = `${formatPercent(d.change)}${d.active ? ' · motion' : ''}`;
+      });
+  }
+}

@@ -1,0 +1,262 @@
+// The overview of several cameras: one live tile each, with its state, trigger
+// count and latest motion, kept current by the root event feed (which carries
+// every camera's events, each with its `camera`).
+//
+// Each tile is a link to that camera's full view (#cam/NAME), so it is
+// reachable by keyboard and opens in a new tab too. While a camera's view is
+// open the overview is hidden: its pictures and its feed are closed then, and
+// it reads /cams afresh when it comes back.
+
+import { $, h, setPill, formatAgo, formatTime } from './util.js';
+import { getJSON } from './api.js';
+import { EventFeed } from './events.js';
+import { LiveStream } from './stream.js';
+
+// A tile needs to show life, not every frame: the server caps each viewer.
+const TILE_FPS = 2;
+// Over HTTP/1.1 the browser opens at most six connections to one host, and
+// each MJPEG picture holds one for good; with the event feed and the page's
+// own requests, more than three streams would starve the rest. Further tiles
+// show a still that is refreshed instead. HTTP/2 has no such limit.
+const STREAM_TILES_H1 = 3;
+const STILL_EVERY_MS = 2000;
+// "motion 2 min ago" ages by itself.
+const AGO_EVERY_MS = 10000;
+
+/** The word a tile shows for a source state from /cams or a `source` event. */
+function stateWord(state, up) {
+  if (up === true || (up === undefined && state === 'running')) return 'online';
+  if (state === 'starting' || state === 'reconnecting') return state;
+  return 'offline';
+}
+
+/** True when this page came over HTTP/2 (or 3): then streams need not be rationed. */
+function multiplexed() {
+  const nav = performance.getEntriesByType('navigation')[0];
+  return Boolean(nav && /^h[23]/.test(nav.nextHopProtocol || ''));
+}
+
+/** A tile picture without a stream: the latest snapshot, fetched again every few seconds. */
+class Still {
+  constructor(img, url) {
+    this.img = img;
+    this.url = url;
+    this.timer = null;
+    this.running = false;
+    this.listening = new AbortController();
+    // One request at a time: the next starts after this one has answered.
+    const next = () => {
+      if (this.running) this.timer = setTimeout(() => this.load(), STILL_EVERY_MS);
+    };
+    img.addEventListener('load', next, { signal: this.listening.signal });
+    img.addEventListener('error', next, { signal: this.listening.signal });
+  }
+
+  load() {
+    const sep = this.url.includes('?') ? '&' : '?';
+    this.img.src = `${this.url}${sep}t=${Date.now()}`;
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.load();
+  }
+
+  pause() {
+    this.running = false;
+    clearTimeout(this.timer);
+  }
+
+  destroy() {
+    this.pause();
+    this.listening.abort();
+    this.img.removeAttribute('src');
+  }
+}
+
+/** One camera's tile: its elements, its picture and what it shows. */
+class Tile {
+  constructor(cam, { stream }) {
+    this.name = cam.name;
+    // No alt text: the link already says which camera, and a camera that is
+    // down would show its alt text across the tile.
+    this.img = h('img', { class: 'tile-img', alt: '', width: 320, height: 180 });
+    this.stateEl = h('span', { class: 'tile-state' });
+    this.countEl = h('strong', { class: 'tile-count-n' }, '–');
+    this.countUnit = h('span', {}, ' triggers');
+    this.motionEl = h('time', { class: 'tile-motion muted small' });
+    this.link = h('a', { class: 'tile', href: `#cam/${encodeURIComponent(cam.name)}`, dataset: { camera: cam.name } },
+      h('span', { class: 'tile-frame' }, this.img, this.stateEl),
+      h('span', { class: 'tile-body' },
+        h('strong', { class: 'tile-name' }, cam.name),
+        h('span', { class: 'tile-count' }, this.countEl, this.countUnit),
+        this.motionEl));
+    this.el = h('li', { class: 'tile-item' }, this.link);
+    this.picture = stream
+      ? new LiveStream(this.img, { path: `${cam.stream_url}?fps=${TILE_FPS}` })
+      : new Still(this.img, cam.snapshot_url);
+    this.lastMotion = null;
+    this.update(cam);
+  }
+
+  /** Takes a fresh entry of /cams. */
+  update(cam) {
+    this.setState(stateWord(cam.state));
+    this.setCount(cam.trigger_count);
+    this.setMotion(cam.last_motion_ts);
+  }
+
+  setState(word, detail = '') {
+    this.link.dataset.state = word;
+    this.stateEl.textContent = word;
+    this.stateEl.title = detail;
+  }
+
+  setCount(n) {
+    if (!Number.isFinite(n)) return;
+    this.countEl.textContent = String(n);
+    this.countUnit.textContent = n === 1 ? ' trigger' : ' triggers';
+  }
+
+  setMotion(ts) {
+    this.lastMotion = Number.isFinite(ts) ? ts : null;
+    this.renderMotion();
+  }
+
+  renderMotion() {
+    if (this.lastMotion === null) {
+      this.motionEl.textContent = 'no motion yet';
+      this.motionEl.removeAttribute('datetime');
+      this.motionEl.removeAttribute('title');
+      return;
+    }
+    this.motionEl.textContent = `motion ${formatAgo(this.lastMotion)}`;
+    this.motionEl.setAttribute('datetime', new Date(this.lastMotion * 1000).toISOString());
+    this.motionEl.title = formatTime(this.lastMotion);
+  }
+
+  destroy() {
+    this.picture.destroy();
+  }
+}
+
+export class Overview {
+  constructor() {
+    this.section = $('overview');
+    this.list = $('overview-list');
+    this.tiles = new Map(); // name -> Tile
+    this.feed = null;
+    this.agoTimer = null;
+    this.shown = false;
+    this.running = false; // pictures playing
+    // Each show() gets a generation, so a /cams answer that lands after the
+    // person left the overview does not start anything.
+    this.generation = 0;
+    this.streams = multiplexed() ? Infinity : STREAM_TILES_H1;
+  }
+
+  /**
+   * Shows the overview. `cameras` (the list the page started with) saves one
+   * request the first time; after that /cams is read again, since the feed
+   * was closed while the overview was hidden.
+   */
+  async show(cameras = null) {
+    if (this.shown) return;
+    this.shown = true;
+    this.section.hidden = false;
+    const gen = ++this.generation;
+    this.startFeed();
+    if (cameras) this.render(cameras);
+    else await this.refresh(gen);
+    if (gen !== this.generation) return;
+    this.visibility();
+    this.agoTimer = setInterval(() => {
+      for (const tile of this.tiles.values()) tile.renderMotion();
+    }, AGO_EVERY_MS);
+  }
+
+  /** Hides it and closes every picture and the feed. */
+  hide() {
+    if (!this.shown) return;
+    this.shown = false;
+    this.generation++;
+    this.section.hidden = true;
+    clearInterval(this.agoTimer);
+    this.feed?.close();
+    this.feed = null;
+    this.visibility();
+  }
+
+  /** Pictures run only while the overview is on a visible page. */
+  visibility() {
+    const want = this.shown && !document.hidden;
+    if (want === this.running) return;
+    this.running = want;
+    for (const tile of this.tiles.values()) {
+      if (want) tile.picture.start();
+      else tile.picture.pause();
+    }
+  }
+
+  /**
+   * Reads /cams and brings every tile up to date; with `restart`, the
+   * pictures start over too (the server may have restarted, and Chrome does
+   * not always report the end of a multipart image that showed frames).
+   */
+  async refresh(gen = this.generation, { restart = false } = {}) {
+    let data;
+    try {
+      data = await getJSON('/cams');
+    } catch {
+      return; // The feed's pill says the server is away; the tiles keep what they had.
+    }
+    if (gen !== this.generation || !Array.isArray(data?.cameras)) return;
+    this.render(data.cameras);
+    if (restart && this.running) {
+      for (const tile of this.tiles.values()) tile.picture.start();
+    }
+  }
+
+  /** Makes the tiles match `cameras` (in their order), keeping the ones that stay. */
+  render(cameras) {
+    const tiles = new Map();
+    cameras.forEach((cam, i) => {
+      const old = this.tiles.get(cam.name);
+      if (old) {
+        old.update(cam);
+        tiles.set(cam.name, old);
+        return;
+      }
+      const tile = new Tile(cam, { stream: i < this.streams });
+      if (this.running) tile.picture.start();
+      tiles.set(cam.name, tile);
+    });
+    for (const [name, tile] of this.tiles) {
+      if (!tiles.has(name)) tile.destroy();
+    }
+    this.tiles = tiles;
+    this.list.replaceChildren(...[...tiles.values()].map((t) => t.el));
+  }
+
+  startFeed() {
+    const tile = (d) => (typeof d.camera === 'string' ? this.tiles.get(d.camera) : undefined);
+    this.feed = new EventFeed('/events', {
+      onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
+      // Events may have been missed while the feed was away: read the truth again.
+      onReopen: () => this.refresh(this.generation, { restart: true }),
+    });
+    this.feed
+      .on('motion', (d) => {
+        const t = tile(d);
+        if (!t) return;
+        t.setCount(d.count);
+        t.setMotion(d.ts);
+      })
+      .on('motion_end', (d) => tile(d)?.setCount(d.count))
+      .on('reset', (d) => tile(d)?.setCount(0))
+      .on('config', (d) => tile(d)?.setCount(d.trigger_count))
+      .on('source', (d) => tile(d)?.setState(stateWord(d.state, d.up), d.up ? '' : d.error || ''));
+    this.feed.start();
+  }
+}
