@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventBus, EventKind, Reset};
+use crate::events::{EventBus, EventKind, Reset, SnapshotDeleted};
 use crate::frame::FrameSink;
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
@@ -232,6 +232,16 @@ impl Cam {
             Err(e) => tracing::error!("cannot record snapshot event: {e}"),
         }
         Ok(info)
+    }
+
+    /// Tells every dashboard that snapshot `name` is gone.
+    pub async fn snapshot_deleted(&self, name: &str) {
+        let body = SnapshotDeleted {
+            name: name.to_string(),
+        };
+        self.events
+            .publish_or_log(EventKind::SnapshotDeleted, &self.stamp(&body))
+            .await;
     }
 
     /// Durably queues a frame (with its event) for upload, when uploads are

@@ -289,9 +289,32 @@ impl EventBus {
         self.tx.receiver_count()
     }
 
-    /// The store behind the bus (replay and history).
+    /// The store behind the bus (state beside the events).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What a subscriber missed: stored events after `after`, oldest first,
+    /// at most `limit`; with `camera`, that camera's and the server-wide.
+    pub async fn missed(
+        &self,
+        after: i64,
+        limit: u32,
+        camera: Option<String>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let stored = self.store.events_after(after, limit, camera).await?;
+        Ok(stored.into_iter().map(Event::from).collect())
+    }
+
+    /// A page of history, newest first (see [`Store::events_page`]).
+    pub async fn history(
+        &self,
+        limit: u32,
+        before: Option<i64>,
+        kind: Option<String>,
+        camera: Option<String>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store.events_page(limit, before, kind, camera).await
     }
 }
 

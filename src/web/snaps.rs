@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::events::{EventKind, SnapshotDeleted};
 use crate::snaps::SnapError;
 
 /// Query of `GET /snaps`.
@@ -72,12 +71,7 @@ pub async fn delete(
     let snaps = app.snaps.clone();
     let target = name.clone();
     blocking(move || snaps.delete(&target)).await?;
-    app.events
-        .publish_or_log(
-            EventKind::SnapshotDeleted,
-            &SnapshotDeleted { name: name.clone() },
-        )
-        .await;
+    app.snapshot_deleted(&name).await;
     Ok((StatusCode::OK, Json(json!({"ok": true, "deleted": name}))).into_response())
 }
 

@@ -66,17 +66,16 @@ async fn subscribe(
     let missed = match last_id {
         Some(id) => app
             .events
-            .store()
-            .events_after(id, REPLAY_LIMIT, camera.clone())
+            .missed(id, REPLAY_LIMIT, camera.clone())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         None => Vec::new(),
     };
-    let seen = missed.last().map(|e| e.id).or(last_id).unwrap_or(0);
+    let seen = missed.last().and_then(|e| e.id).or(last_id).unwrap_or(0);
     let keepalive = Duration::from_secs(u64::from(app.settings.get().sse_keepalive_s.max(1)));
     let hello =
         stream::once(async { Bytes::from(format!("retry: {}\n: lookout\n\n", RETRY.as_millis())) });
-    let replay = stream::iter(missed.into_iter().map(|e| Event::from(e).wire));
+    let replay = stream::iter(missed.into_iter().map(|e| e.wire));
     let subscriber = Subscriber {
         rx: live,
         cancel: app.cancel.clone(),
@@ -172,8 +171,7 @@ pub async fn history(
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let events = app
         .events
-        .store()
-        .events_page(limit, q.before, q.kind, Some(app.cam.name.clone()))
+        .history(limit, q.before, q.kind, Some(app.cam.name.clone()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let next_before = if events.len() as u32 == limit {
