@@ -309,11 +309,9 @@ impl Auth {
             return Some(false);
         };
         let key = sha256(format!("{user}:{pass}").as_bytes());
-        if let Ok(cache) = self.basic_cache.lock() {
-            if let Some((h, at)) = cache.get(&key) {
-                if *h == hash && at.elapsed() < BASIC_CACHE_TTL {
-                    return Some(user_ok);
-                }
+        if let Some((h, at)) = crate::sync::lock(&self.basic_cache).get(&key) {
+            if *h == hash && at.elapsed() < BASIC_CACHE_TTL {
+                return Some(user_ok);
             }
         }
         let pass = pass.to_string();
@@ -323,10 +321,9 @@ impl Auth {
             .try_run(move |memory| verify_with(&checked, &pass, memory))
             .await?;
         if ok && user_ok {
-            if let Ok(mut cache) = self.basic_cache.lock() {
-                cache.retain(|_, (_, at)| at.elapsed() < BASIC_CACHE_TTL);
-                cache.insert(key, (hash, Instant::now()));
-            }
+            let mut cache = crate::sync::lock(&self.basic_cache);
+            cache.retain(|_, (_, at)| at.elapsed() < BASIC_CACHE_TTL);
+            cache.insert(key, (hash, Instant::now()));
         }
         Some(ok && user_ok)
     }

@@ -281,11 +281,7 @@ impl Cam {
 
     /// The `/status` body (also the WebSocket `status` reply).
     pub fn status_json(&self) -> Value {
-        let source = self
-            .source_status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
+        let source = crate::sync::lock(&self.source_status).clone();
         let triggers = self.trigger_count();
         let mut source_json = serde_json::to_value(&source).unwrap_or(Value::Null);
         if let Value::Object(o) = &mut source_json {
@@ -320,11 +316,7 @@ impl Cam {
 
     /// What `/cams` says about this camera.
     pub fn summary(&self) -> CamSummary {
-        let source = self
-            .source_status
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
+        let source = crate::sync::lock(&self.source_status).clone();
         let base = format!("/cams/{}", self.name);
         CamSummary {
             name: self.name.clone(),

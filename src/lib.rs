@@ -39,6 +39,7 @@ pub mod settings;
 pub mod snaps;
 pub mod source;
 pub mod store;
+mod sync;
 pub mod uploads;
 pub mod web;
 
@@ -316,11 +317,7 @@ async fn announce_source(
         };
         if up.is_some() && up != announced {
             announced = up;
-            let error = cam
-                .source_status
-                .lock()
-                .ok()
-                .and_then(|s| s.last_error.clone());
+            let error = sync::lock(&cam.source_status).last_error.clone();
             let data = events::SourceChange {
                 state,
                 up: up == Some(true),

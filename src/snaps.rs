@@ -28,7 +28,7 @@ use std::cmp::Ordering;
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::durable::TempFiles;
@@ -384,7 +384,7 @@ impl Snaps {
             return Err(SnapError::InvalidName(first));
         }
         let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = crate::sync::lock(&self.lock);
         self.ensure_dir().map_err(write_error)?;
         let tmp = self.tmp.write(jpeg).map_err(write_error)?;
         let name = match self.link_new_name(&tmp, trigger, ms) {
@@ -488,7 +488,7 @@ impl Snaps {
     /// Files lookout did not name count and go by their modification time,
     /// since they take the same disk. Returns the names deleted.
     pub fn enforce(&self, retention: Retention) -> Result<Vec<String>, SnapError> {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = crate::sync::lock(&self.lock);
         let newest = self.scan()?.into_iter().next();
         match newest {
             Some(newest) => self.enforce_locked(retention, &newest.name),

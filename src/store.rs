@@ -130,7 +130,7 @@ impl Store {
         let conn = self.conn.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = crate::sync::lock(&conn);
             f(&mut guard).map_err(|err| StoreError::Sqlite {
                 path: (*path).clone(),
                 err,

@@ -100,10 +100,7 @@ impl CheckPool {
 fn work(queue: &Mutex<Receiver<Job>>) {
     let mut memory = Memory::new();
     loop {
-        let job = match queue.lock() {
-            Ok(q) => q.recv_timeout(IDLE),
-            Err(_) => return,
-        };
+        let job = crate::sync::lock(queue).recv_timeout(IDLE);
         match job {
             Ok(job) => job(&mut memory),
             Err(RecvTimeoutError::Timeout) => memory = Memory::new(),

@@ -99,9 +99,7 @@ impl Throttle {
     /// happens under the lock, so parallel attempts get successive slots.
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<Duration, Throttled> {
         let now = Instant::now();
-        let Ok(mut clients) = self.clients.lock() else {
-            return Ok(Duration::ZERO);
-        };
+        let mut clients = crate::sync::lock(&self.clients);
         let Some(c) = clients.get_mut(&key(ip)) else {
             return Ok(Duration::ZERO);
         };
@@ -121,9 +119,7 @@ impl Throttle {
     /// Records the outcome of a checked attempt from `ip`; `what` names the
     /// kind of credential for the log.
     pub(crate) fn record(&self, ip: IpAddr, ok: bool, what: &str) {
-        let Ok(mut clients) = self.clients.lock() else {
-            return;
-        };
+        let mut clients = crate::sync::lock(&self.clients);
         let k = key(ip);
         if ok {
             clients.remove(&k);

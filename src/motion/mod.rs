@@ -108,7 +108,7 @@ pub async fn run(cam: Arc<Cam>) {
 }
 
 fn lock(d: &Mutex<Detector>) -> std::sync::MutexGuard<'_, Detector> {
-    d.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(d)
 }
 
 async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&Settings>) {

@@ -50,9 +50,7 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
                     continue;
                 }
                 tracing::info!(target: "lookout::source::exec", "{line}");
-                if let Ok(mut l) = last_line.lock() {
-                    *l = line;
-                }
+                *crate::sync::lock(&last_line) = line;
             }
         })
     });
@@ -72,7 +70,7 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
         // The pipe closes with the child; a grandchild holding it open must not hang us.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), task).await;
     }
-    let last = last_line.lock().map(|l| l.clone()).unwrap_or_default();
+    let last = crate::sync::lock(&last_line).clone();
     let why = match (&result, status) {
         (Err(e), _) => format!("reading the command's output failed: {e}"),
         (Ok(()), Ok(st)) => format!("command exited ({st})"),

@@ -209,7 +209,7 @@ impl Output {
 /// Locks the status, recovering from a poisoned lock (the data is plain values,
 /// always consistent).
 fn lock(cell: &StatusCell) -> std::sync::MutexGuard<'_, SourceStatus> {
-    cell.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(cell)
 }
 
 /// Keeps one source running: start, watch for stalls, restart with backoff.

@@ -407,7 +407,7 @@ impl Uploader {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Writes one item (files synced, JSON last) and adds it to the index.
@@ -419,7 +419,7 @@ impl Uploader {
         file: &str,
         created: f64,
     ) -> Result<(), UploadError> {
-        let _write = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _write = crate::sync::lock(&self.write_lock);
         let seq = {
             let mut st = self.lock();
             let seq = st.next_seq;

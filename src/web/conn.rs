@@ -98,7 +98,7 @@ impl Activity {
         if self.upgraded.load(Ordering::SeqCst) || self.in_flight.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        let since = *crate::sync::lock(&self.idle_since);
         let allowed = if self.served.load(Ordering::SeqCst) {
             self.deadlines.idle
         } else {
@@ -169,7 +169,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         // idle_since first, so a reader that sees zero also sees the time.
-        *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *crate::sync::lock(&self.0.idle_since) = Instant::now();
         if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.reader.wake();
         }
