@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -271,38 +271,92 @@ impl Cam {
         }
     }
 
-    /// Settings plus `trigger_count` and `frame_count` (the seed's state dict).
+    /// The `/config` body: settings plus `trigger_count` and `frame_count`
+    /// (the seed's state dict).
+    pub fn config_body(&self) -> ConfigBody {
+        ConfigBody {
+            settings: self.settings.get(),
+            trigger_count: self.trigger_count(),
+            frame_count: self.frames.count(),
+        }
+    }
+
+    /// [`Cam::config_body`] as a JSON object (to add `ok` in replies).
     pub fn config_json(&self) -> Map<String, Value> {
-        let mut body = self.settings.get().to_json();
-        body.insert("trigger_count".into(), json!(self.trigger_count()));
-        body.insert("frame_count".into(), json!(self.frames.count()));
-        body
+        obj(serde_json::to_value(self.config_body()).unwrap_or(Value::Null))
     }
 
     /// The `/status` body (also the WebSocket `status` reply).
-    pub fn status_json(&self) -> Value {
+    pub fn status(&self) -> Status {
         let source = crate::sync::lock(&self.source_status).clone();
         let triggers = self.trigger_count();
-        let mut source_json = serde_json::to_value(&source).unwrap_or(Value::Null);
-        if let Value::Object(o) = &mut source_json {
-            o.insert(
-                "last_frame_age_ms".into(),
-                json!(source.last_frame_age_ms()),
-            );
+        Status {
+            cameras: None,
+            event_subscribers: self.events.subscribers(),
+            frames: self.frames.count(),
+            source: SourceReport {
+                last_frame_age_ms: source.last_frame_age_ms(),
+                status: source,
+            },
+            threshold: self.settings.get().threshold,
+            trigger_count: triggers,
+            triggers,
+            uploads: self.uploads.as_ref().map(|u| u.status()),
+            uptime_s: self.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION"),
+            viewers: self.viewers.load(Ordering::Relaxed),
         }
-        json!({
-            "frames": self.frames.count(),
-            "triggers": triggers,
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "source": source_json,
-            "viewers": self.viewers.load(Ordering::Relaxed),
-            "event_subscribers": self.events.subscribers(),
-            "trigger_count": triggers,
-            "threshold": self.settings.get().threshold,
-            "uploads": self.uploads.as_ref().map(|u| u.status()),
-        })
     }
+}
+
+/// `GET /config`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConfigBody {
+    /// Every runtime setting.
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// Motion episodes since the last reset (read-only).
+    pub trigger_count: u64,
+    /// Frames received since start (read-only).
+    pub frame_count: u64,
+}
+
+/// `GET /status` (fields in the order the seed's JSON had them: sorted).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// At the root: every camera (as `/cams`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cameras: Option<Vec<CamSummary>>,
+    /// Open `/events` streams (the whole server's).
+    pub event_subscribers: usize,
+    /// The seed's frame counter.
+    pub frames: u64,
+    /// The camera's source.
+    pub source: SourceReport,
+    /// The motion threshold.
+    pub threshold: u8,
+    /// Motion episodes since the last reset.
+    pub trigger_count: u64,
+    /// The seed's name for the same count.
+    pub triggers: u64,
+    /// The upload queue, when configured.
+    pub uploads: Option<Value>,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// lookout's version.
+    pub version: &'static str,
+    /// Open stream viewers of this camera.
+    pub viewers: usize,
+}
+
+/// The source's state with the age of its last frame.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    /// State, error, restarts, rate, size.
+    #[serde(flatten)]
+    pub status: crate::source::SourceStatus,
+    /// Milliseconds since the last frame.
+    pub last_frame_age_ms: Option<u64>,
 }
 
 impl Cam {

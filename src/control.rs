@@ -253,7 +253,9 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
                 Err(CommandError::SaveFailed)
             }
         },
-        Command::Status => Ok(Reply::Status(cam.status_json())),
+        Command::Status => Ok(Reply::Status(
+            serde_json::to_value(cam.status()).unwrap_or(Value::Null),
+        )),
         Command::Ping => Ok(Reply::Pong(unix_secs(std::time::SystemTime::now()))),
         Command::FlushUploads => match &cam.uploads {
             Some(up) => {

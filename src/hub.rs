@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::cam::{Cam, CamSummary};
+use crate::cam::{Cam, CamSummary, Status};
 use crate::events::EventBus;
 use crate::uploads::Uploader;
 
@@ -81,14 +80,10 @@ impl Hub {
 
     /// The root `/status`: the first camera's, as the seed knows it, plus
     /// every camera's summary.
-    pub fn status_json(&self, first: &Cam) -> Value {
-        let mut status = first.status_json();
-        if let Value::Object(o) = &mut status {
-            o.insert(
-                "cameras".into(),
-                serde_json::to_value(self.list().cameras).unwrap_or(Value::Null),
-            );
+    pub fn status(&self, first: &Cam) -> Status {
+        Status {
+            cameras: Some(self.list().cameras),
+            ..first.status()
         }
-        status
     }
 }

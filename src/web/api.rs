@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::cam::ApplyError;
+use crate::cam::{ApplyError, ConfigBody, Status};
 use crate::control::{self, CommandError};
 
 use super::error::ApiError;
@@ -23,14 +23,14 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// `GET /cams/NAME/status`: one camera's state.
-pub async fn status(State(app): State<AppState>) -> Json<Value> {
-    Json(app.status_json())
+pub async fn status(State(app): State<AppState>) -> Json<Status> {
+    Json(app.status())
 }
 
 /// `GET /status`: the first camera's state, as the seed knows it, with a
 /// `cameras` list.
-pub async fn hub_status(State(app): State<AppState>) -> Json<Value> {
-    Json(app.hub.status_json(&app.cam))
+pub async fn hub_status(State(app): State<AppState>) -> Json<Status> {
+    Json(app.hub.status(&app.cam))
 }
 
 /// `GET /cams`: every camera.
@@ -39,8 +39,8 @@ pub async fn cams(State(app): State<AppState>) -> Json<crate::hub::CamList> {
 }
 
 /// `GET /config`: every setting plus the read-only counters.
-pub async fn get_config(State(app): State<AppState>) -> Json<Value> {
-    Json(Value::Object(app.config_json()))
+pub async fn get_config(State(app): State<AppState>) -> Json<ConfigBody> {
+    Json(app.config_body())
 }
 
 /// `POST /config`: a partial object, validated as a whole, applied at once.
