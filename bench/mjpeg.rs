@@ -23,10 +23,13 @@ use crate::Server;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The stream, e.g. http://127.0.0.1:8080/stream.jpg
-    #[arg(long)]
-    url: String,
-    /// Concurrent viewers.
+    /// The stream, e.g. http://127.0.0.1:8080/stream.jpg; repeat for several
+    /// streams read at once (several cameras of one server), each by
+    /// `--viewers` viewers in the same window, with figures per stream in
+    /// `per_url` besides the totals.
+    #[arg(long = "url", required = true)]
+    urls: Vec<String>,
+    /// Concurrent viewers (of each `--url`).
     #[arg(long, default_value_t = 1)]
     viewers: usize,
     /// Length of the measured window.
@@ -35,7 +38,7 @@ pub(crate) struct Args {
     /// Time for every viewer to connect before the window opens.
     #[arg(long, default_value_t = 2.0)]
     ramp: f64,
-    /// Also open one viewer that connects and reads nothing.
+    /// Also open one viewer that connects and reads nothing (one per `--url`).
     #[arg(long)]
     stalled: bool,
     #[command(flatten)]
@@ -299,56 +302,99 @@ fn still_open(s: &tokio::net::TcpStream) -> bool {
     }
 }
 
+/// Figures over a set of viewers: fps (min, median, max over the viewers),
+/// MB/s, latency, gaps and jitter, errors.
+fn summarize<'a>(
+    out: &mut Map<String, Value>,
+    seconds: f64,
+    stats: impl IntoIterator<Item = &'a ViewerStats>,
+) {
+    let mut fps = Vec::new();
+    let (mut bytes, mut lat, mut gaps, mut errors) = (0usize, Vec::new(), Vec::new(), Vec::new());
+    for st in stats {
+        fps.push(st.frames as f64 / seconds);
+        bytes += st.bytes;
+        lat.extend_from_slice(&st.latencies_ms);
+        gaps.extend_from_slice(&st.gaps_ms);
+        if let Some(e) = &st.error {
+            errors.push(e);
+        }
+    }
+    out.insert("fps_min".into(), num(fps.iter().copied().reduce(f64::min)));
+    out.insert("fps_median".into(), num(median(&fps)));
+    out.insert("fps_max".into(), num(fps.iter().copied().reduce(f64::max)));
+    out.insert("mb_per_s".into(), num(Some(bytes as f64 / 1e6 / seconds)));
+    out.insert("latency_ms_p50".into(), num(percentile(&lat, 0.5)));
+    out.insert("latency_ms_p99".into(), num(percentile(&lat, 0.99)));
+    out.insert("gap_ms_p50".into(), num(percentile(&gaps, 0.5)));
+    out.insert("gap_ms_p99".into(), num(percentile(&gaps, 0.99)));
+    out.insert("jitter_ms".into(), num(stddev(&gaps)));
+    out.insert("errors".into(), json!(errors.len()));
+    if let Some(e) = errors.first() {
+        out.insert("first_error".into(), json!(e));
+    }
+}
+
 pub(crate) async fn run(a: Args) -> anyhow::Result<Map<String, Value>> {
     let client = client();
-    let stalled_conn = if a.stalled {
-        Some(stalled(&a.url).await.context("stalled viewer")?)
-    } else {
-        None
-    };
+    let mut stalled_conns = Vec::new();
+    if a.stalled {
+        for url in &a.urls {
+            stalled_conns.push(stalled(url).await.context("stalled viewer")?);
+        }
+    }
     let start = Instant::now() + Duration::from_secs_f64(a.ramp);
     let end = start + Duration::from_secs_f64(a.seconds);
-    let tasks: Vec<_> = (0..a.viewers)
-        .map(|_| tokio::spawn(viewer(client.clone(), a.url.clone(), start, end)))
+    // Viewers of each URL, in the order of the URLs.
+    let tasks: Vec<Vec<_>> = a
+        .urls
+        .iter()
+        .map(|url| {
+            (0..a.viewers)
+                .map(|_| tokio::spawn(viewer(client.clone(), url.clone(), start, end)))
+                .collect()
+        })
         .collect();
     tokio::time::sleep_until(start).await;
     let sample = a.server.start();
     tokio::time::sleep_until(end).await;
     let mut out = Map::new();
     a.server.finish(sample, &mut out);
-    let mut fps = Vec::new();
-    let (mut bytes, mut lat, mut gaps, mut errors) = (0usize, Vec::new(), Vec::new(), Vec::new());
-    for t in tasks {
-        let st = t.await.unwrap_or_else(|e| ViewerStats {
-            error: Some(e.to_string()),
-            ..Default::default()
-        });
-        fps.push(st.frames as f64 / a.seconds);
-        bytes += st.bytes;
-        lat.extend(st.latencies_ms);
-        gaps.extend(st.gaps_ms);
-        if let Some(e) = st.error {
-            errors.push(e);
+    let mut stats: Vec<Vec<ViewerStats>> = Vec::new();
+    for ts in tasks {
+        let mut one = Vec::new();
+        for t in ts {
+            one.push(t.await.unwrap_or_else(|e| ViewerStats {
+                error: Some(e.to_string()),
+                ..Default::default()
+            }));
         }
+        stats.push(one);
     }
     out.insert("mode".into(), json!("mjpeg"));
     out.insert("viewers".into(), json!(a.viewers));
     out.insert("seconds".into(), json!(a.seconds));
-    out.insert("fps_min".into(), num(fps.iter().copied().reduce(f64::min)));
-    out.insert("fps_median".into(), num(median(&fps)));
-    out.insert("fps_max".into(), num(fps.iter().copied().reduce(f64::max)));
-    out.insert("mb_per_s".into(), num(Some(bytes as f64 / 1e6 / a.seconds)));
-    out.insert("latency_ms_p50".into(), num(percentile(&lat, 0.5)));
-    out.insert("latency_ms_p99".into(), num(percentile(&lat, 0.99)));
-    out.insert("gap_ms_p50".into(), num(percentile(&gaps, 0.5)));
-    out.insert("gap_ms_p99".into(), num(percentile(&gaps, 0.99)));
-    out.insert("jitter_ms".into(), num(stddev(&gaps)));
-    if let Some(s) = &stalled_conn {
-        out.insert("stalled_still_open".into(), json!(still_open(s)));
+    summarize(&mut out, a.seconds, stats.iter().flatten());
+    if !stalled_conns.is_empty() {
+        out.insert(
+            "stalled_still_open".into(),
+            json!(stalled_conns.iter().all(still_open)),
+        );
     }
-    out.insert("errors".into(), json!(errors.len()));
-    if let Some(e) = errors.first() {
-        out.insert("first_error".into(), json!(e));
+    if a.urls.len() > 1 {
+        out.insert("urls".into(), json!(a.urls.len()));
+        let per_url = a
+            .urls
+            .iter()
+            .zip(&stats)
+            .map(|(url, st)| {
+                let mut one = Map::new();
+                one.insert("url".into(), json!(url));
+                summarize(&mut one, a.seconds, st);
+                Value::Object(one)
+            })
+            .collect();
+        out.insert("per_url".into(), Value::Array(per_url));
     }
     Ok(out)
 }

@@ -1,7 +1,8 @@
 """Turns scripts/bench's JSON lines (one per loadgen measurement) into Markdown.
 
 Each line carries `server`, `test` and `run` labels; a figure shown for a
-(server, test) pair is the median over its runs. Standard library only.
+(server, test) pair is the median over its runs. With --cameras, only the
+several-cameras section (`scripts/bench --cameras`). Standard library only.
 """
 
 import argparse
@@ -66,12 +67,17 @@ def machine():
 def main():
     ap = argparse.ArgumentParser()
     for name in ('input', 'command', 'mode', 'seed-state', 'microdot', 'python',
-                 'motion-state', 'motion-version', 'viewers', 'load-start'):
+                 'motion-state', 'motion-version', 'viewers', 'load-start', 'camera-counts'):
         ap.add_argument('--' + name, default='')
-    for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall'):
+    for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall', 'idle-window'):
         ap.add_argument('--' + name, type=float, default=0)
+    ap.add_argument('--cameras', action='store_true',
+                    help='only the several-cameras section (scripts/bench --cameras)')
     a = ap.parse_args()
     rows = load(a.input)
+    if a.cameras:
+        print('\n'.join(cameras_section(rows, a)))
+        return
 
     def sel(server, test):
         return [r for r in rows if r.get('server') == server and r.get('test') == test]
@@ -269,6 +275,107 @@ def main():
             p(f'- {x}')
         p('')
     print('\n'.join(out))
+
+
+def cameras_section(rows, a):
+    """Several cameras in one lookout against one camera, each idle and with
+    the same viewers per camera; `cams{n}_idle` and `cams{n}_view` rows."""
+    out = []
+    p = out.append
+    nproc, model = machine()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    runs = int(a.runs)
+    counts = [int(n) for n in a.camera_counts.split()]
+    per = int(a.viewers)
+
+    def sel(test):
+        return [r for r in rows if r.get('server') == 'lookout' and r.get('test') == test
+                and 'error' not in r]
+
+    def cams(n):
+        return f'{n} camera' + ('' if n == 1 else 's')
+
+    p(f'## Several cameras in one lookout, {now}')
+    p('')
+    p(f'- Machine: {nproc} CPUs (`nproc`), {model}, Linux {platform.release()}; lookout and the '
+      f'load generator share it, on loopback. Load average (1/5/15 min) at the start: '
+      f'{a.load_start or "?"}; at the end: {" ".join(open("/proc/loadavg").read().split()[:3])}.')
+    p(f'- Command: `{a.command}` (' + ('1 run' if runs == 1 else f'median of {runs} runs') +
+      f'; wall time {fmt(a.wall, 0)} s, build included). Each row is a fresh lookout with '
+      '`--camera c1=\'synthetic:?size=1280x720&fps=30&motion=periodic\'` ... one per camera, '
+      'measured after one 25 s warm-up cycle of its scenes: a '
+      f'{fmt(a.idle_window, 0)} s window with no viewer (capture, encoding and motion analysis '
+      f'alone), then {fmt(a.window, 0)} s with {per} viewers on each camera\'s '
+      '`/cams/NAME/stream.jpg` (one load generator, no stalled viewer).')
+    p('- fps is per viewer in the window (the scene makes 30); per camera, the minimum and the '
+      f'median over its {per} viewers. CPU is lookout\'s utime+stime per wall second; RSS the '
+      'highest VmRSS polled every 100 ms in the window.')
+    p('')
+    p('| cameras | viewers | fps min / median, per camera | MB/s | latency p50 / p99 ms '
+      '| CPU s/s | RSS MB |')
+    p('|---:|---|---|---:|---|---:|---:|')
+    cpu, rss = {}, {}
+    for n in counts:
+        for kind in ('idle', 'view'):
+            rs = sel(f'cams{n}_{kind}')
+            if not rs:
+                errs = [r for r in rows if r.get('test') == f'cams{n}_{kind}' and 'error' in r]
+                why = errs[0]['error'] if errs else 'no result'
+                p(f'| {n} | {"none" if kind == "idle" else per} | failed: {why} | | | | |')
+                continue
+            cpu[n, kind] = median_of(rs, 'cpu_s_per_s')
+            rss[n, kind] = median_of(rs, 'rss_window_peak_mb')
+            tail = f'| {fmt(cpu[n, kind], 2)} | {fmt(rss[n, kind])} |'
+            if kind == 'idle':
+                p(f'| {n} | none | - | - | - {tail}')
+                continue
+            if n == 1:
+                fps = f'c1 {fmt(median_of(rs, "fps_min"))} / {fmt(median_of(rs, "fps_median"))}'
+            else:
+                parts = []
+                for i in range(n):
+                    one = [r['per_url'][i] for r in rs if len(r.get('per_url', [])) > i]
+                    name = one[0]['url'].rstrip('/').split('/')[-2] if one else f'#{i + 1}'
+                    parts.append(f'{name} {fmt(median_of(one, "fps_min"))} / '
+                                 f'{fmt(median_of(one, "fps_median"))}')
+                fps = '; '.join(parts)
+            errs = sum(r.get('errors', 0) for r in rs)
+            if errs:
+                fps += f' ({errs} viewer errors)'
+            viewers = f'{per}' if n == 1 else f'{per} per camera ({per * n})'
+            p(f'| {n} | {viewers} | {fps} | {fmt(median_of(rs, "mb_per_s"))} '
+              f'| {ms(median_of(rs, "latency_ms_p50"))} / {ms(median_of(rs, "latency_ms_p99"))} {tail}')
+    p('')
+    if len(counts) >= 2:
+        lo, hi = counts[0], counts[-1]
+        lines = []
+        for kind, what in (('view', f'{per} viewers per camera'), ('idle', 'no viewer')):
+            c0, c1 = cpu.get((lo, kind)), cpu.get((hi, kind))
+            r0, r1 = rss.get((lo, kind)), rss.get((hi, kind))
+            if None in (c0, c1, r0, r1) or not c0 or not r0:
+                continue
+            lines.append(f'- {cams(hi)} against {cams(lo)}, {what}: CPU {c1:.2f} against {c0:.2f} s/s '
+                         f'(x{c1 / c0:.1f}), RSS {r1:.1f} against {r0:.1f} MB '
+                         f'(x{r1 / r0:.2f}, {r1 - r0:+.1f} MB).')
+        out.extend(lines)
+        if lines:
+            p('')
+    problems = []
+    for r in rows:
+        if not str(r.get('test', '')).startswith('cams'):
+            continue
+        if 'error' in r:
+            problems.append(f'{r.get("test")} run {r.get("run")}: {r["error"]}')
+        elif r.get('errors'):
+            problems.append(f'{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
+                            f'e.g. {r.get("first_error")}')
+    if problems:
+        p('Problems:')
+        p('')
+        for x in problems:
+            p(f'- {x}')
+        p('')
+    return out
 
 
 if __name__ == '__main__':
