@@ -63,25 +63,25 @@ pub struct Cam {
     /// root routes), `/cams/NAME` for the others.
     pub base: String,
     /// The latest frame.
-    pub frames: FrameSink,
+    frames: FrameSink,
     /// Runtime settings.
-    pub settings: SettingsHandle,
+    settings: SettingsHandle,
     /// Source state for `/status`.
-    pub source_status: StatusCell,
+    source_status: StatusCell,
     /// Open `/stream.jpg` viewers.
-    pub viewers: Arc<AtomicUsize>,
+    viewers: Arc<AtomicUsize>,
     /// Event bus (SSE, history).
-    pub events: EventBus,
+    events: EventBus,
     /// Persistent state.
-    pub store: Store,
+    store: Store,
     /// Snapshot files.
-    pub snaps: Arc<Snaps>,
+    snaps: Arc<Snaps>,
     /// Upload queue, when uploads or a webhook are configured.
-    pub uploads: Option<Arc<Uploader>>,
+    uploads: Option<Arc<Uploader>>,
     /// When the server started.
-    pub started: Instant,
+    started: Instant,
     /// Fires at shutdown; long-lived responses end on it.
-    pub cancel: CancellationToken,
+    cancel: CancellationToken,
     /// Mirror of the persisted trigger count, for cheap reads.
     triggers: AtomicU64,
     /// When the last motion episode started, Unix milliseconds (0: none
@@ -314,7 +314,7 @@ impl Cam {
 pub struct ConfigBody {
     /// Every runtime setting.
     #[serde(flatten)]
-    pub settings: Settings,
+    settings: Settings,
     /// Motion episodes since the last reset (read-only).
     pub trigger_count: u64,
     /// Frames received since start (read-only).
@@ -360,6 +360,58 @@ pub struct SourceReport {
 }
 
 impl Cam {
+    /// The latest frame and its subscribers.
+    pub fn frames(&self) -> &FrameSink {
+        &self.frames
+    }
+
+    /// The live settings.
+    pub fn settings(&self) -> &SettingsHandle {
+        &self.settings
+    }
+
+    /// The source's state, as the supervisor keeps it.
+    pub fn source_status(&self) -> &StatusCell {
+        &self.source_status
+    }
+
+    /// Open `stream.jpg` viewers (a counter each viewer holds a place in).
+    pub fn viewers(&self) -> &Arc<AtomicUsize> {
+        &self.viewers
+    }
+
+    /// The event bus (shared by every camera).
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The store (shared by every camera).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This camera's snapshot folder.
+    pub fn snaps(&self) -> &Arc<Snaps> {
+        &self.snaps
+    }
+
+    /// The upload queue, when configured (shared).
+    pub fn uploads(&self) -> Option<&Arc<Uploader>> {
+        self.uploads.as_ref()
+    }
+
+    /// When the server started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Fires at shutdown; long-lived responses end on it.
+    pub fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
+impl Cam {
     /// `body` as a JSON object with this camera's name, as every event of a
     /// camera carries it.
     pub fn stamp(&self, body: &impl serde::Serialize) -> Map<String, Value> {
@@ -402,7 +454,7 @@ pub struct CamSummary {
     /// Measured frames per second.
     pub fps: f64,
     /// Open stream viewers.
-    pub viewers: usize,
+    viewers: usize,
     /// Motion episodes since the last reset.
     pub trigger_count: u64,
     /// When the last motion episode since start began, Unix seconds.

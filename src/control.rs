@@ -257,7 +257,7 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
             serde_json::to_value(cam.status()).unwrap_or(Value::Null),
         )),
         Command::Ping => Ok(Reply::Pong(unix_secs(std::time::SystemTime::now()))),
-        Command::FlushUploads => match &cam.uploads {
+        Command::FlushUploads => match &cam.uploads() {
             Some(up) => {
                 up.flush();
                 Ok(Reply::Uploads(up.status()))

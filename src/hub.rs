@@ -67,7 +67,7 @@ impl Hub {
     pub fn viewers(&self) -> usize {
         self.cams
             .iter()
-            .map(|c| c.viewers.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|c| c.viewers().load(std::sync::atomic::Ordering::Relaxed))
             .sum()
     }
 

@@ -187,7 +187,7 @@ pub async fn run(
         password: config.password.clone(),
         password_file: config.password_file.clone(),
     };
-    let (auth, generated) = auth::Auth::setup(auth_opts, cam.store.clone()).await?;
+    let (auth, generated) = auth::Auth::setup(auth_opts, cam.store().clone()).await?;
     let tls = match &config.tls {
         Some(source) => Some(web::tls::load(source, &config.data_dir, addr)?),
         None => None,
@@ -317,19 +317,19 @@ async fn announce_source(
         };
         if up.is_some() && up != announced {
             announced = up;
-            let error = sync::lock(&cam.source_status).last_error.clone();
+            let error = sync::lock(cam.source_status()).last_error.clone();
             let data = events::SourceChange {
                 state,
                 up: up == Some(true),
                 error,
             };
-            cam.events
+            cam.events()
                 .publish_or_log(events::EventKind::Source, &cam.stamp(&data))
                 .await;
         }
         tokio::select! {
             r = states.changed() => if r.is_err() { return },
-            _ = cam.cancel.cancelled() => return,
+            _ = cam.cancel().cancelled() => return,
         }
     }
 }
@@ -341,19 +341,19 @@ async fn prune_history(cam: Arc<cam::Cam>) {
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = cam.cancel.cancelled() => return,
+            _ = cam.cancel().cancelled() => return,
         }
-        let s = cam.settings.get();
+        let s = cam.settings().get();
         let now = frame::unix_secs(std::time::SystemTime::now());
         let max_age = f64::from(s.events_max_age_days) * 86_400.0;
-        match cam.store.prune_events(now, max_age, s.events_max).await {
+        match cam.store().prune_events(now, max_age, s.events_max).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("pruned {n} old events"),
             Err(e) => tracing::warn!("cannot prune events: {e}"),
         }
         // Expired sessions and API tokens are refused already; this only
         // keeps the table from growing.
-        if let Err(e) = cam.store.prune_tokens(now).await {
+        if let Err(e) = cam.store().prune_tokens(now).await {
             tracing::warn!("cannot prune expired sessions: {e}");
         }
     }

@@ -43,16 +43,16 @@ pub fn params(s: &Settings) -> MotionParams {
 /// Runs until the server stops.
 pub async fn run(cam: Arc<Cam>) {
     let detector = Arc::new(Mutex::new(Detector::new()));
-    let mut frames = cam.frames.subscribe();
+    let mut frames = cam.frames().subscribe();
     let mut last_level = Instant::now() - LEVEL_EVERY;
     let mut last_seq = 0;
     let mut peak = 0.0f32;
     loop {
-        let settings = cam.settings.get();
+        let settings = cam.settings().get();
         let p = params(&settings);
         let changed = tokio::select! {
             r = tokio::time::timeout(IDLE_TICK, frames.changed()) => r,
-            _ = cam.cancel.cancelled() => return,
+            _ = cam.cancel().cancelled() => return,
         };
         let frame = match changed {
             Ok(Ok(())) => frames.borrow_and_update().clone(),
@@ -80,7 +80,7 @@ pub async fn run(cam: Arc<Cam>) {
                 peak = peak.max(a.change);
                 if last_level.elapsed() >= LEVEL_EVERY {
                     last_level = Instant::now();
-                    cam.events.publish_transient(
+                    cam.events().publish_transient(
                         EventKind::Level,
                         &cam.stamp(&Level {
                             change: round1(a.change),
@@ -102,7 +102,7 @@ pub async fn run(cam: Arc<Cam>) {
         let slot = Duration::from_secs_f64(1.0 / f64::from(settings.motion_fps.max(1)));
         tokio::select! {
             _ = tokio::time::sleep_until(started + slot) => {}
-            _ = cam.cancel.cancelled() => return,
+            _ = cam.cancel().cancelled() => return,
         }
     }
 }
@@ -134,9 +134,9 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
                 }
             }
             tracing::info!("motion started (trigger {count})");
-            let frame = cam.frames.latest();
+            let frame = cam.frames().latest();
             match cam
-                .events
+                .events()
                 .publish(EventKind::Motion, &cam.stamp(&data))
                 .await
             {
@@ -159,7 +159,7 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
                 peak: round1(peak),
             };
             match cam
-                .events
+                .events()
                 .publish(EventKind::MotionEnd, &cam.stamp(&data))
                 .await
             {

@@ -41,8 +41,8 @@ use error::ApiError;
 const HSTS: &str = "max-age=31536000";
 
 /// What every handler can reach: the camera its route serves, the hub and
-/// the access policy. Derefs to [`Cam`], so handlers read `app.frames`,
-/// `app.settings`, ...
+/// the access policy. Derefs to [`Cam`], so handlers read `app.frames()`,
+/// `app.settings()`, ...
 #[derive(Clone)]
 pub struct AppState {
     /// The camera of this route (the first one for root routes).

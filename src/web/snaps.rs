@@ -28,7 +28,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let snaps = app.snaps.clone();
+    let snaps = app.snaps().clone();
     let items = blocking(move || snaps.list(limit, q.before.as_deref())).await?;
     let next_before = if items.len() == limit {
         items.last().map(|s| s.name.clone())
@@ -43,7 +43,7 @@ pub async fn get(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let snaps = app.snaps.clone();
+    let snaps = app.snaps().clone();
     let jpeg = blocking(move || snaps.read(&name)).await?;
     Ok((
         [
@@ -68,7 +68,7 @@ pub async fn delete(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let snaps = app.snaps.clone();
+    let snaps = app.snaps().clone();
     let target = name.clone();
     blocking(move || snaps.delete(&target)).await?;
     app.snapshot_deleted(&name).await;

@@ -55,30 +55,30 @@ async fn subscribe(
     headers: HeaderMap,
     camera: Option<String>,
 ) -> Result<Response, ApiError> {
-    if app.events.subscribers() >= app.policy.max_sse {
+    if app.events().subscribers() >= app.policy.max_sse {
         return Err(ApiError::Busy("too many event subscribers"));
     }
-    let live = app.events.subscribe();
+    let live = app.events().subscribe();
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     let missed = match last_id {
         Some(id) => app
-            .events
+            .events()
             .missed(id, REPLAY_LIMIT, camera.clone())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         None => Vec::new(),
     };
     let seen = missed.last().and_then(|e| e.id).or(last_id).unwrap_or(0);
-    let keepalive = Duration::from_secs(u64::from(app.settings.get().sse_keepalive_s.max(1)));
+    let keepalive = Duration::from_secs(u64::from(app.settings().get().sse_keepalive_s.max(1)));
     let hello =
         stream::once(async { Bytes::from(format!("retry: {}\n: lookout\n\n", RETRY.as_millis())) });
     let replay = stream::iter(missed.into_iter().map(|e| e.wire));
     let subscriber = Subscriber {
         rx: live,
-        cancel: app.cancel.clone(),
+        cancel: app.cancel().clone(),
         seen,
         keepalive,
         camera,
@@ -170,7 +170,7 @@ pub async fn history(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let events = app
-        .events
+        .events()
         .history(limit, q.before, q.kind, Some(app.cam.name.clone()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -42,7 +42,7 @@ const MAX_FPS: f64 = 120.0;
 
 /// `GET /snapshot.jpg`.
 pub async fn snapshot(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let frame = app.frames.latest().ok_or(ApiError::NoFrame)?;
+    let frame = app.frames().latest().ok_or(ApiError::NoFrame)?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
@@ -79,18 +79,18 @@ pub async fn stream(
     // Before the first frame there is nothing to show: say so (like the
     // snapshot) rather than hold a response open that never loads, so an
     // <img> gets an error it can retry on.
-    if app.frames.latest().is_none() {
+    if app.frames().latest().is_none() {
         return Err(ApiError::NoFrame);
     }
     if app.hub.viewers() >= app.policy.max_viewers {
         return Err(ApiError::Busy("too many viewers"));
     }
     let viewer = Viewer {
-        rx: app.frames.subscribe(),
-        cancel: app.cancel.clone(),
+        rx: app.frames().subscribe(),
+        cancel: app.cancel().clone(),
         min_gap,
         last_sent: None,
-        _count: ViewerCount::enter(&app.viewers),
+        _count: ViewerCount::enter(app.viewers()),
     };
     let parts = stream::once(async { vec![Bytes::from_static(FIRST)] })
         .chain(stream::unfold(viewer, |mut v| async move {

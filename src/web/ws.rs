@@ -59,7 +59,7 @@ async fn serve(app: AppState, mut socket: WebSocket) {
                 }
                 continue;
             }
-            _ = app.cancel.cancelled() => {
+            _ = app.cancel().cancelled() => {
                 close(&mut socket, CLOSE_GOING_AWAY, "server stopping").await;
                 return;
             }
