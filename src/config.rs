@@ -909,4 +909,146 @@ mod tests {
         let e = err(&["--camera", &long]);
         assert!(e.contains("1 to 32"), "{e}");
     }
+
+    /// A row of `every_option_comes_from_the_file_and_a_flag_wins`: file
+    /// text, flags, what to look at, its value from the file alone, and with
+    /// the flags added.
+    type Row = (
+        &'static str,
+        &'static [&'static str],
+        fn(&Config) -> String,
+        &'static str,
+        &'static str,
+    );
+
+    #[test]
+    fn every_option_comes_from_the_file_and_a_flag_wins() {
+        fn tls(c: &Config) -> String {
+            match &c.tls {
+                Some(TlsSource::Files { cert, key }) => {
+                    format!("{} {}", cert.display(), key.display())
+                }
+                Some(TlsSource::SelfSigned) => "self-signed".into(),
+                None => "none".into(),
+            }
+        }
+        // One row per option, as a table: rustfmt would spread each over 7 lines.
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            ("listen = \"0.0.0.0:9000\"", &["--listen", "127.0.0.1:9001"], |c| c.listen.to_string(), "0.0.0.0:9000", "127.0.0.1:9001"),
+            ("data_dir = \"/f\"", &["--data-dir", "/g"], |c| c.data_dir.display().to_string(), "/f", "/g"),
+            ("source = \"synthetic:?fps=5\"", &["--source", "synthetic:?fps=6"], |c| c.cameras[0].source_uri.clone(), "synthetic:?fps=5", "synthetic:?fps=6"),
+            ("[[camera]]\nname = \"yard\"\nsource = \"synthetic\"", &["--camera", "door=synthetic"], |c| c.cameras[0].name.clone(), "yard", "door"),
+            // A flag's --source replaces the file's [[camera]] tables too.
+            ("[[camera]]\nname = \"yard\"\nsource = \"synthetic\"", &["--source", "synthetic"], |c| c.cameras[0].name.clone(), "yard", "cam"),
+            ("tls_cert = \"/c\"\ntls_key = \"/k\"", &["--tls-cert", "/c2", "--tls-key", "/k2"], tls, "/c /k", "/c2 /k2"),
+            ("tls_self_signed = true", &[], tls, "self-signed", "self-signed"),
+            ("tls_self_signed = false", &["--tls-self-signed"], tls, "none", "self-signed"),
+            ("redirect_http = \"0.0.0.0:8081\"", &["--redirect-http", "0.0.0.0:8082"], |c| format!("{:?}", c.redirect_http), "Some(0.0.0.0:8081)", "Some(0.0.0.0:8082)"),
+            ("require_auth = true", &[], |c| c.require_auth.to_string(), "true", "true"),
+            ("require_auth = false", &["--require-auth"], |c| c.require_auth.to_string(), "false", "true"),
+            ("user = \"ann\"", &["--user", "bob"], |c| c.user.clone(), "ann", "bob"),
+            ("password_file = \"/p\"", &["--password-file", "/q"], |c| format!("{:?}", c.password_file), "Some(\"/p\")", "Some(\"/q\")"),
+            ("allow_origins = [\"http://a.lan/\"]", &["--allow-origin", "http://b.lan"], |c| c.allow_origins.join(" "), "http://a.lan", "http://b.lan"),
+            ("allow_host = [\"a.lan\"]", &["--allow-host", "b.lan"], |c| c.allow_hosts.join(" "), "a.lan", "b.lan"),
+            ("max_connections = 100", &["--max-connections", "200"], |c| c.limits.max_connections.to_string(), "100", "200"),
+            ("max_viewers = 3", &["--max-viewers", "4"], |c| c.limits.max_viewers.to_string(), "3", "4"),
+            ("max_sse = 5", &["--max-sse", "6"], |c| c.limits.max_sse.to_string(), "5", "6"),
+            ("header_timeout = 2", &["--header-timeout", "3"], |c| c.limits.header_timeout_s.to_string(), "2", "3"),
+            ("idle_timeout = 4", &["--idle-timeout", "5"], |c| c.limits.idle_timeout_s.to_string(), "4", "5"),
+            ("body_timeout = 6", &["--body-timeout", "7"], |c| c.limits.body_timeout_s.to_string(), "6", "7"),
+            ("max_body_kb = 1", &["--max-body-kb", "2"], |c| c.limits.max_body.to_string(), "1024", "2048"),
+            ("max_ws_kb = 3", &["--max-ws-kb", "4"], |c| c.limits.max_ws_message.to_string(), "3072", "4096"),
+            ("upload_url = \"http://u/1\"", &["--upload-url", "http://u/2"], |c| format!("{:?}", c.uploads.url), "Some(\"http://u/1\")", "Some(\"http://u/2\")"),
+            ("upload_ca_file = \"/ca1\"", &["--upload-ca-file", "/ca2"], |c| format!("{:?}", c.uploads.ca_file), "Some(\"/ca1\")", "Some(\"/ca2\")"),
+            ("webhook_url = \"http://w/1\"", &["--webhook-url", "http://w/2"], |c| format!("{:?}", c.uploads.webhook_url), "Some(\"http://w/1\")", "Some(\"http://w/2\")"),
+            ("upload_on_manual = true", &[], |c| c.uploads.on_manual.to_string(), "true", "true"),
+            ("upload_on_manual = false", &["--upload-on-manual"], |c| c.uploads.on_manual.to_string(), "false", "true"),
+            ("upload_max_age_days = 2", &["--upload-max-age-days", "3"], |c| (c.uploads.max_age.as_secs() / 86_400).to_string(), "2", "3"),
+            ("upload_queue_mb = 8", &["--upload-queue-mb", "9"], |c| c.uploads.queue_mb.to_string(), "8", "9"),
+            // File only (a token in argv shows in `ps`; LOOKOUT_UPLOAD_TOKEN wins).
+            ("upload_token = \"t\"", &[], |c| format!("{:?}", c.uploads.token), "Some(\"t\")", "Some(\"t\")"),
+            ("[settings]\nthreshold = 31", &[], |c| c.cameras[0].settings.threshold.to_string(), "31", "31"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let f = file.to_str().unwrap();
+        for (text, flags, get, from_file, with_flags) in rows {
+            std::fs::write(&file, text).unwrap();
+            let c = Config::from_cli(&cli(&["--config", f])).unwrap();
+            assert_eq!(get(&c), *from_file, "from the file: {text}");
+            let args: Vec<&str> = ["--config", f]
+                .iter()
+                .chain(flags.iter())
+                .copied()
+                .collect();
+            let c = Config::from_cli(&cli(&args)).unwrap();
+            assert_eq!(get(&c), *with_flags, "{flags:?} over {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let f = file.to_str().unwrap();
+        for (text, key) in [
+            ("listen = \"0.0.0.0:9000\"\nmax_viewer = 3\n", "max_viewer"),
+            // Flag-only options are not file keys.
+            ("cameras = [\"a=synthetic\"]\n", "cameras"),
+            ("config = \"/other.toml\"\n", "config"),
+            ("[[camera]]\nname = \"a\"\nsorce = \"synthetic\"\n", "sorce"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::from_cli(&cli(&["--config", f])).unwrap_err();
+            let e = err.to_string();
+            assert!(matches!(err, ConfigError::Parse { .. }), "{e}");
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn help_states_the_defaults() {
+        use clap::CommandFactory;
+        let expected = [
+            ("listen", format!("[default: {DEFAULT_LISTEN}]")),
+            ("data_dir", format!("[default: ./{DEFAULT_DATA_DIR}]")),
+            ("source", format!("[default: {DEFAULT_SOURCE}]")),
+            ("user", format!("[default: {DEFAULT_USER}]")),
+            ("max_connections", format!("[default: {MAX_CONNECTIONS},")),
+            ("max_viewers", format!("[default: {MAX_VIEWERS},")),
+            ("max_sse", format!("[default: {MAX_SSE},")),
+            ("header_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
+            ("idle_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
+            ("body_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
+            (
+                "max_body_kb",
+                format!("[default: {}]", crate::web::api::MAX_BODY / 1024),
+            ),
+            (
+                "max_ws_kb",
+                format!("[default: {}]", crate::web::ws::MAX_MESSAGE / 1024),
+            ),
+            (
+                "upload_max_age_days",
+                format!(
+                    "[default: {}]",
+                    UploadConfig::default().max_age.as_secs() / 86_400
+                ),
+            ),
+            (
+                "upload_queue_mb",
+                format!("[default: {}]", UploadConfig::default().queue_mb),
+            ),
+        ];
+        let command = Cli::command();
+        for (id, default) in expected {
+            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap();
+            let help = arg.get_help().unwrap().to_string();
+            assert!(
+                help.contains(&default),
+                "--{id}: {help:?} lacks {default:?}"
+            );
+        }
+    }
 }
