@@ -4,6 +4,12 @@
 //! Precedence: a flag (or its environment variable) wins over the file, and the
 //! file wins over the built-in default. Settings changed at run time (`/config`)
 //! are a separate layer, see `settings`.
+//!
+//! Each option is declared once, as a field of [`Cli`]: clap reads it from its
+//! flag and `env`, serde from the file key of the same name. Every field is an
+//! `Option`, a `Vec` or a switch, so "not given" stays visible until
+//! `Cli::over` lays the flags over the file in one step; only then do the
+//! defaults below fill the gaps, while [`Config::from_cli`] validates.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,27 +23,47 @@ use crate::source::{SourceSpec, SpecError};
 use crate::uploads::UploadConfig;
 use crate::web::tls::TlsSource;
 
+// Defaults: the one place for what neither a flag nor the file sets (with
+// `MAX_CONNECTIONS` and its neighbours, the body and message caps of
+// `web::api` and `web::ws`, and `UploadConfig::default`). Each flag's help
+// says its default for people; the test `help_states_the_defaults` keeps the
+// two in step.
+
 /// Default listen address: loopback only, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "lookout-data";
 /// Default source.
 pub const DEFAULT_SOURCE: &str = "synthetic";
+/// Default login user name.
+pub const DEFAULT_USER: &str = "owner";
+/// Default seconds for each connection deadline (headers, idle, body): long
+/// enough for a phone on a poor link, short enough that idle sockets do not
+/// pile up.
+pub const DEFAULT_TIMEOUT_S: u64 = 10;
 
 /// lookout: a small, fast, self-hosted smart camera server.
 ///
 /// Watch at /stream.jpg and /snapshot.jpg, change settings at /config, see the
 /// state at /status. Every flag can also be set with the environment variable
 /// shown, or in a TOML file given with --config (flags win over the file).
-#[derive(Debug, Parser)]
+//
+// (Not a doc comment: clap shows those in --help.) The same struct is the
+// `--config` file: a field's name is its TOML key. Flag-only fields are
+// `#[serde(skip)]`, file-only ones `#[arg(skip)]`; see the module docs.
+#[derive(Debug, Clone, Default, Parser, Deserialize)]
 #[command(name = "lookout", version, about, long_about)]
+#[serde(deny_unknown_fields, default)]
 pub struct Cli {
     /// TOML file with any of the settings below (keys as the flags, with
-    /// underscores), e.g. `--config /etc/lookout.toml` holding
-    /// `listen = "0.0.0.0:8080"` and `source = "v4l2:/dev/video0"`.
-    /// (Global: also accepted after a subcommand, as in `lookout token create
-    /// NAME --config FILE`.)
+    /// underscores; `allow_origins` for --allow-origin, `[[camera]]` tables
+    /// with `name`, `source` and `[camera.settings]` for --camera), plus
+    /// `upload_token` and a `[settings]` table as in /config, e.g.
+    /// `--config /etc/lookout.toml` holding `listen = "0.0.0.0:8080"` and
+    /// `source = "v4l2:/dev/video0"`. (Global: also accepted after a
+    /// subcommand, as in `lookout token create NAME --config FILE`.)
     #[arg(long, env = "LOOKOUT_CONFIG", value_name = "FILE", global = true)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Address and port to listen on, e.g. `--listen 0.0.0.0:8080` for the whole
@@ -71,7 +97,12 @@ pub struct Cli {
         value_name = "NAME=SOURCE",
         value_delimiter = '\n'
     )]
+    #[serde(skip)]
     pub cameras: Vec<String>,
+
+    /// `[[camera]]` tables in the file: several cameras, as --camera.
+    #[arg(skip)]
+    pub camera: Vec<FileCamera>,
 
     /// Serve HTTPS with this PEM certificate (chain), e.g. `--tls-cert /etc/lookout/cert.pem`
     /// (needs --tls-key).
@@ -186,6 +217,11 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_UPLOAD_URL", value_name = "URL")]
     pub upload_url: Option<String>,
 
+    /// Bearer token for `upload_url`, in the file only (or
+    /// LOOKOUT_UPLOAD_TOKEN, which wins): a token in argv shows in `ps`.
+    #[arg(skip)]
+    pub upload_token: Option<String>,
+
     /// Trust only the CA(s) in this PEM file for uploads and the webhook, e.g.
     /// `--upload-ca-file /etc/lookout/my-ca.pem`.
     #[arg(long, env = "LOOKOUT_UPLOAD_CA_FILE", value_name = "FILE")]
@@ -208,8 +244,15 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_UPLOAD_QUEUE_MB", value_name = "MIB")]
     pub upload_queue_mb: Option<u64>,
 
+    /// Initial runtime settings (`threshold`, `cooldown_s`, ...), as in
+    /// `/config`, in the file only. Values changed at run time and saved in
+    /// the store win.
+    #[arg(skip)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+
     /// A maintenance task instead of serving.
     #[command(subcommand)]
+    #[serde(skip)]
     pub command: Option<Command>,
 }
 
@@ -268,73 +311,78 @@ pub enum SessionAction {
     },
 }
 
-/// The same settings as the flags, read from the `--config` file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// See `--listen`.
-    pub listen: Option<String>,
-    /// See `--data-dir`.
-    pub data_dir: Option<PathBuf>,
-    /// See `--source`.
-    pub source: Option<String>,
-    /// `[[camera]]` tables: several cameras (see `--camera`).
-    pub camera: Option<Vec<FileCamera>>,
-    /// See `--tls-cert`.
-    pub tls_cert: Option<PathBuf>,
-    /// See `--tls-key`.
-    pub tls_key: Option<PathBuf>,
-    /// See `--tls-self-signed`.
-    pub tls_self_signed: Option<bool>,
-    /// See `--redirect-http`.
-    pub redirect_http: Option<String>,
-    /// See `--require-auth`.
-    pub require_auth: Option<bool>,
-    /// See `--user`.
-    pub user: Option<String>,
-    /// See `--password-file`.
-    pub password_file: Option<PathBuf>,
-    /// See `--allow-origin`.
-    pub allow_origins: Option<Vec<String>>,
-    /// See `--allow-host`.
-    pub allow_host: Option<Vec<String>>,
-    /// See `--max-connections`.
-    pub max_connections: Option<usize>,
-    /// See `--max-viewers`.
-    pub max_viewers: Option<usize>,
-    /// See `--max-sse`.
-    pub max_sse: Option<usize>,
-    /// See `--header-timeout`.
-    pub header_timeout: Option<u64>,
-    /// See `--idle-timeout`.
-    pub idle_timeout: Option<u64>,
-    /// See `--body-timeout`.
-    pub body_timeout: Option<u64>,
-    /// See `--max-body-kb`.
-    pub max_body_kb: Option<usize>,
-    /// See `--max-ws-kb`.
-    pub max_ws_kb: Option<usize>,
-    /// See `--upload-url`.
-    pub upload_url: Option<String>,
-    /// Bearer token for `upload_url` (or LOOKOUT_UPLOAD_TOKEN).
-    pub upload_token: Option<String>,
-    /// See `--upload-ca-file`.
-    pub upload_ca_file: Option<PathBuf>,
-    /// See `--webhook-url`.
-    pub webhook_url: Option<String>,
-    /// See `--upload-on-manual`.
-    pub upload_on_manual: Option<bool>,
-    /// See `--upload-max-age-days`.
-    pub upload_max_age_days: Option<u64>,
-    /// See `--upload-queue-mb`.
-    pub upload_queue_mb: Option<u64>,
-    /// Initial runtime settings (`threshold`, `cooldown_s`, ...), as in
-    /// `/config`. Values changed at run time and saved in the store win.
-    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+/// One option's value in one layer (flags and environment, or the file),
+/// which may be "not given".
+trait Layer {
+    /// This layer's value if given here, else `lower`'s.
+    fn or(self, lower: Self) -> Self;
+}
+
+impl<T> Layer for Option<T> {
+    fn or(self, lower: Self) -> Self {
+        Option::or(self, lower)
+    }
+}
+
+/// A list given at all replaces the lower one (`--allow-host a` is not added
+/// to the file's list).
+impl<T> Layer for Vec<T> {
+    fn or(self, lower: Self) -> Self {
+        if self.is_empty() {
+            lower
+        } else {
+            self
+        }
+    }
+}
+
+/// A switch can only be turned on, by its flag or by `key = true`.
+impl Layer for bool {
+    fn or(self, lower: Self) -> Self {
+        self || lower
+    }
+}
+
+impl Cli {
+    /// These options (flags and environment) laid over `file`'s: each option
+    /// given here wins, the file fills in the rest.
+    ///
+    /// One generic step over every field ([`Layer::or`]). The macro names
+    /// each field once, and its pattern has no `..`: a field added to [`Cli`]
+    /// but not here is a compile error, not an option silently ignored in the
+    /// file. (A serde round trip, overlaying non-null flag values on the
+    /// file's `toml::Value`, would need no list, but it drops the
+    /// `#[serde(skip)]` flag-only fields, refuses non-UTF-8 paths, and checks
+    /// nothing at compile time.)
+    fn over(mut self, mut file: Cli) -> Cli {
+        // The cameras are one choice, not one per key: cameras named by the
+        // flags (--camera or --source) replace the file's `source` and
+        // `[[camera]]` tables alike.
+        if self.source.is_some() || self.cameras.iter().any(|c| !c.trim().is_empty()) {
+            file.source = None;
+            file.camera.clear();
+        }
+        macro_rules! lay_over_file {
+            ($($field:ident),* $(,)?) => {{
+                // Flag-only: serde skips them, so the file never sets them.
+                let Cli { config: _, cameras: _, command: _, $($field),* } = file;
+                $(self.$field = Layer::or(self.$field, $field);)*
+            }};
+        }
+        lay_over_file! {
+            listen, data_dir, source, camera, tls_cert, tls_key, tls_self_signed,
+            redirect_http, require_auth, user, password_file, allow_origins, allow_host,
+            max_connections, max_viewers, max_sse, header_timeout, idle_timeout,
+            body_timeout, max_body_kb, max_ws_kb, upload_url, upload_token,
+            upload_ca_file, webhook_url, upload_on_manual, upload_max_age_days,
+            upload_queue_mb, settings,
+        }
+        self
+    }
 }
 
 /// One `[[camera]]` table of the config file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileCamera {
     /// The camera's name (a-z, 0-9, `_`, `-`; 1-32).
@@ -391,21 +439,18 @@ fn check_camera_name(name: &str) -> Result<String, ConfigError> {
 
 /// The cameras from `--camera` (or LOOKOUT_CAMERAS), else the file's
 /// `[[camera]]` tables, else `--source` (or the file's `source`, or the
-/// default) as one camera named `cam`. `defaults` are the file's
-/// `[settings]`, which every camera starts from.
-fn cameras(
-    cli: &Cli,
-    file_source: Option<String>,
-    file_cameras: Option<Vec<FileCamera>>,
-    defaults: &Settings,
-) -> Result<Vec<CameraConfig>, ConfigError> {
-    let flags: Vec<&str> = cli
+/// default) as one camera named `cam`, from options already laid over the
+/// file (`Cli::over` keeps the file's cameras only when the flags name
+/// none). `defaults` are the file's `[settings]`, which every camera starts
+/// from.
+fn cameras(options: &Cli, defaults: &Settings) -> Result<Vec<CameraConfig>, ConfigError> {
+    let flags: Vec<&str> = options
         .cameras
         .iter()
         .map(|c| c.trim())
         .filter(|c| !c.is_empty())
         .collect();
-    if !flags.is_empty() && cli.source.is_some() {
+    if !flags.is_empty() && options.source.is_some() {
         return Err(ConfigError::Camera(
             "give --source (one camera) or --camera NAME=SOURCE (several), not both".into(),
         ));
@@ -425,8 +470,8 @@ fn cameras(
             cam.settings = defaults.clone();
             list.push(cam);
         }
-    } else if let (Some(tables), None) = (file_cameras, &cli.source) {
-        for (i, table) in tables.into_iter().enumerate() {
+    } else {
+        for (i, table) in options.camera.iter().enumerate() {
             let which = format!(
                 "[[camera]] {} ({:?})",
                 i + 1,
@@ -434,15 +479,17 @@ fn cameras(
             );
             let name = table
                 .name
+                .as_deref()
                 .ok_or_else(|| ConfigError::Camera(format!("{which}: no name")))?;
             let source = table
                 .source
+                .as_deref()
                 .ok_or_else(|| ConfigError::Camera(format!("{which}: no source")))?;
-            let mut cam = CameraConfig::new(&name, &source)
+            let mut cam = CameraConfig::new(name, source)
                 .map_err(|e| ConfigError::Camera(format!("{which}: {e}")))?;
-            cam.settings = match table.settings {
+            cam.settings = match &table.settings {
                 Some(patch) => defaults
-                    .patched(&serde_json::Value::Object(patch))
+                    .patched(&serde_json::Value::Object(patch.clone()))
                     .map_err(|e| ConfigError::Camera(format!("{which} settings: {e}")))?,
                 None => defaults.clone(),
             };
@@ -450,12 +497,8 @@ fn cameras(
         }
     }
     if list.is_empty() {
-        let source = cli
-            .source
-            .clone()
-            .or(file_source)
-            .unwrap_or_else(|| DEFAULT_SOURCE.into());
-        let mut cam = CameraConfig::new(CameraConfig::DEFAULT_NAME, &source)?;
+        let source = options.source.as_deref().unwrap_or(DEFAULT_SOURCE);
+        let mut cam = CameraConfig::new(CameraConfig::DEFAULT_NAME, source)?;
         cam.settings = defaults.clone();
         list.push(cam);
     }
@@ -551,9 +594,9 @@ impl Limits {
             max_connections,
             max_viewers: MAX_VIEWERS.min(half),
             max_sse: MAX_SSE.min(half),
-            header_timeout_s: 10,
-            idle_timeout_s: 10,
-            body_timeout_s: 10,
+            header_timeout_s: DEFAULT_TIMEOUT_S,
+            idle_timeout_s: DEFAULT_TIMEOUT_S,
+            body_timeout_s: DEFAULT_TIMEOUT_S,
             max_body: crate::web::api::MAX_BODY,
             max_ws_message: crate::web::ws::MAX_MESSAGE,
         }
@@ -614,68 +657,36 @@ impl Config {
     pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => Cli::default(),
         };
-        let listen = cli
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let settings = match file.settings {
-            Some(table) => Settings::default().patched(&serde_json::Value::Object(table))?,
+        let o = cli.clone().over(file);
+        let settings = match &o.settings {
+            Some(table) => {
+                Settings::default().patched(&serde_json::Value::Object(table.clone()))?
+            }
             None => Settings::default(),
         };
-        let cameras = cameras(cli, file.source, file.camera, &settings)?;
-        let tls = match (
-            cli.tls_cert.clone().or(file.tls_cert),
-            cli.tls_key.clone().or(file.tls_key),
-        ) {
+        let cameras = cameras(&o, &settings)?;
+        let address = |a: &str| -> Result<SocketAddr, ConfigError> {
+            a.trim().parse().map_err(|_| ConfigError::Listen(a.into()))
+        };
+        let tls = match (o.tls_cert, o.tls_key) {
             (Some(cert), Some(key)) => Some(TlsSource::Files { cert, key }),
-            (None, None) if cli.tls_self_signed || file.tls_self_signed == Some(true) => {
-                Some(TlsSource::SelfSigned)
-            }
+            (None, None) if o.tls_self_signed => Some(TlsSource::SelfSigned),
             (None, None) => None,
             _ => return Err(ConfigError::TlsPair),
         };
-        let redirect_http = match cli.redirect_http.clone().or(file.redirect_http) {
-            Some(a) => Some(
-                a.trim()
-                    .parse()
-                    .map_err(|_| ConfigError::Listen(a.clone()))?,
-            ),
-            None => None,
-        };
+        let redirect_http = o.redirect_http.as_deref().map(address).transpose()?;
         let d = Limits::default();
         let limits = Limits {
-            max_connections: cli
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(d.max_connections),
-            max_viewers: cli
-                .max_viewers
-                .or(file.max_viewers)
-                .unwrap_or(d.max_viewers),
-            max_sse: cli.max_sse.or(file.max_sse).unwrap_or(d.max_sse),
-            header_timeout_s: cli
-                .header_timeout
-                .or(file.header_timeout)
-                .unwrap_or(d.header_timeout_s),
-            idle_timeout_s: cli
-                .idle_timeout
-                .or(file.idle_timeout)
-                .unwrap_or(d.idle_timeout_s),
-            body_timeout_s: cli
-                .body_timeout
-                .or(file.body_timeout)
-                .unwrap_or(d.body_timeout_s),
-            max_body: cli
-                .max_body_kb
-                .or(file.max_body_kb)
-                .map_or(d.max_body, |k| k * 1024),
-            max_ws_message: cli
-                .max_ws_kb
-                .or(file.max_ws_kb)
-                .map_or(d.max_ws_message, |k| k * 1024),
+            max_connections: o.max_connections.unwrap_or(d.max_connections),
+            max_viewers: o.max_viewers.unwrap_or(d.max_viewers),
+            max_sse: o.max_sse.unwrap_or(d.max_sse),
+            header_timeout_s: o.header_timeout.unwrap_or(d.header_timeout_s),
+            idle_timeout_s: o.idle_timeout.unwrap_or(d.idle_timeout_s),
+            body_timeout_s: o.body_timeout.unwrap_or(d.body_timeout_s),
+            max_body: o.max_body_kb.map_or(d.max_body, |k| k * 1024),
+            max_ws_message: o.max_ws_kb.map_or(d.max_ws_message, |k| k * 1024),
         };
         for (name, v) in [
             ("max_connections", limits.max_connections),
@@ -691,34 +702,20 @@ impl Config {
                 return Err(ConfigError::Limit(name));
             }
         }
-        let mut allow_origins = cli.allow_origins.clone();
-        if allow_origins.is_empty() {
-            allow_origins = file.allow_origins.unwrap_or_default();
-        }
-        let mut allow_host = cli.allow_host.clone();
-        if allow_host.is_empty() {
-            allow_host = file.allow_host.unwrap_or_default();
-        }
         let defaults = UploadConfig::default();
         let uploads = UploadConfig {
-            url: cli.upload_url.clone().or(file.upload_url),
+            url: o.upload_url,
             token: std::env::var("LOOKOUT_UPLOAD_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty())
-                .or(file.upload_token),
-            ca_file: cli.upload_ca_file.clone().or(file.upload_ca_file),
-            webhook_url: cli.webhook_url.clone().or(file.webhook_url),
-            on_manual: cli.upload_on_manual || file.upload_on_manual == Some(true),
-            max_age: cli
-                .upload_max_age_days
-                .or(file.upload_max_age_days)
-                .map_or(defaults.max_age, |d| {
-                    std::time::Duration::from_secs(d * 86_400)
-                }),
-            queue_mb: cli
-                .upload_queue_mb
-                .or(file.upload_queue_mb)
-                .unwrap_or(defaults.queue_mb),
+                .or(o.upload_token),
+            ca_file: o.upload_ca_file,
+            webhook_url: o.webhook_url,
+            on_manual: o.upload_on_manual,
+            max_age: o.upload_max_age_days.map_or(defaults.max_age, |d| {
+                std::time::Duration::from_secs(d * 86_400)
+            }),
+            queue_mb: o.upload_queue_mb.unwrap_or(defaults.queue_mb),
             ..defaults
         };
         Ok(Config {
@@ -726,36 +723,29 @@ impl Config {
             uploads,
             tls,
             redirect_http,
-            require_auth: cli.require_auth || file.require_auth == Some(true),
-            user: cli
-                .user
-                .clone()
-                .or(file.user)
-                .unwrap_or_else(|| "owner".into()),
+            require_auth: o.require_auth,
+            user: o.user.unwrap_or_else(|| DEFAULT_USER.into()),
             // Read here, not as a flag: a password in argv shows in `ps`.
             // Set but empty is kept (and refused at start): it is more likely
             // a secret that failed to expand than a wish for no password.
             password: std::env::var("LOOKOUT_PASSWORD").ok(),
-            password_file: cli.password_file.clone().or(file.password_file),
-            allow_origins: allow_origins
+            password_file: o.password_file,
+            allow_origins: o
+                .allow_origins
                 .into_iter()
-                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .map(|origin| origin.trim().trim_end_matches('/').to_string())
                 .filter(|o| !o.is_empty())
                 .collect(),
-            allow_hosts: allow_host
+            allow_hosts: o
+                .allow_host
                 .iter()
                 .map(|h| crate::web::auth::host_name(h))
                 .filter(|h| !h.is_empty())
                 .collect(),
             limits,
-            listen: listen
-                .trim()
-                .parse()
-                .map_err(|_| ConfigError::Listen(listen.clone()))?,
-            data_dir: cli
+            listen: address(o.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?,
+            data_dir: o
                 .data_dir
-                .clone()
-                .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         })
     }
@@ -772,7 +762,7 @@ impl Config {
             tls: None,
             redirect_http: None,
             require_auth: false,
-            user: "owner".into(),
+            user: DEFAULT_USER.into(),
             password: None,
             password_file: None,
             allow_origins: Vec::new(),
@@ -783,7 +773,9 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+/// The `--config` file, as options: keys it does not know are refused by
+/// name (`deny_unknown_fields`), so a typo is not a setting silently lost.
+fn read_file(path: &Path) -> Result<Cli, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
         path: path.to_path_buf(),
         err,
@@ -916,5 +908,147 @@ mod tests {
         let long = format!("{}=synthetic", "x".repeat(33));
         let e = err(&["--camera", &long]);
         assert!(e.contains("1 to 32"), "{e}");
+    }
+
+    /// A row of `every_option_comes_from_the_file_and_a_flag_wins`: file
+    /// text, flags, what to look at, its value from the file alone, and with
+    /// the flags added.
+    type Row = (
+        &'static str,
+        &'static [&'static str],
+        fn(&Config) -> String,
+        &'static str,
+        &'static str,
+    );
+
+    #[test]
+    fn every_option_comes_from_the_file_and_a_flag_wins() {
+        fn tls(c: &Config) -> String {
+            match &c.tls {
+                Some(TlsSource::Files { cert, key }) => {
+                    format!("{} {}", cert.display(), key.display())
+                }
+                Some(TlsSource::SelfSigned) => "self-signed".into(),
+                None => "none".into(),
+            }
+        }
+        // One row per option, as a table: rustfmt would spread each over 7 lines.
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            ("listen = \"0.0.0.0:9000\"", &["--listen", "127.0.0.1:9001"], |c| c.listen.to_string(), "0.0.0.0:9000", "127.0.0.1:9001"),
+            ("data_dir = \"/f\"", &["--data-dir", "/g"], |c| c.data_dir.display().to_string(), "/f", "/g"),
+            ("source = \"synthetic:?fps=5\"", &["--source", "synthetic:?fps=6"], |c| c.cameras[0].source_uri.clone(), "synthetic:?fps=5", "synthetic:?fps=6"),
+            ("[[camera]]\nname = \"yard\"\nsource = \"synthetic\"", &["--camera", "door=synthetic"], |c| c.cameras[0].name.clone(), "yard", "door"),
+            // A flag's --source replaces the file's [[camera]] tables too.
+            ("[[camera]]\nname = \"yard\"\nsource = \"synthetic\"", &["--source", "synthetic"], |c| c.cameras[0].name.clone(), "yard", "cam"),
+            ("tls_cert = \"/c\"\ntls_key = \"/k\"", &["--tls-cert", "/c2", "--tls-key", "/k2"], tls, "/c /k", "/c2 /k2"),
+            ("tls_self_signed = true", &[], tls, "self-signed", "self-signed"),
+            ("tls_self_signed = false", &["--tls-self-signed"], tls, "none", "self-signed"),
+            ("redirect_http = \"0.0.0.0:8081\"", &["--redirect-http", "0.0.0.0:8082"], |c| format!("{:?}", c.redirect_http), "Some(0.0.0.0:8081)", "Some(0.0.0.0:8082)"),
+            ("require_auth = true", &[], |c| c.require_auth.to_string(), "true", "true"),
+            ("require_auth = false", &["--require-auth"], |c| c.require_auth.to_string(), "false", "true"),
+            ("user = \"ann\"", &["--user", "bob"], |c| c.user.clone(), "ann", "bob"),
+            ("password_file = \"/p\"", &["--password-file", "/q"], |c| format!("{:?}", c.password_file), "Some(\"/p\")", "Some(\"/q\")"),
+            ("allow_origins = [\"http://a.lan/\"]", &["--allow-origin", "http://b.lan"], |c| c.allow_origins.join(" "), "http://a.lan", "http://b.lan"),
+            ("allow_host = [\"a.lan\"]", &["--allow-host", "b.lan"], |c| c.allow_hosts.join(" "), "a.lan", "b.lan"),
+            ("max_connections = 100", &["--max-connections", "200"], |c| c.limits.max_connections.to_string(), "100", "200"),
+            ("max_viewers = 3", &["--max-viewers", "4"], |c| c.limits.max_viewers.to_string(), "3", "4"),
+            ("max_sse = 5", &["--max-sse", "6"], |c| c.limits.max_sse.to_string(), "5", "6"),
+            ("header_timeout = 2", &["--header-timeout", "3"], |c| c.limits.header_timeout_s.to_string(), "2", "3"),
+            ("idle_timeout = 4", &["--idle-timeout", "5"], |c| c.limits.idle_timeout_s.to_string(), "4", "5"),
+            ("body_timeout = 6", &["--body-timeout", "7"], |c| c.limits.body_timeout_s.to_string(), "6", "7"),
+            ("max_body_kb = 1", &["--max-body-kb", "2"], |c| c.limits.max_body.to_string(), "1024", "2048"),
+            ("max_ws_kb = 3", &["--max-ws-kb", "4"], |c| c.limits.max_ws_message.to_string(), "3072", "4096"),
+            ("upload_url = \"http://u/1\"", &["--upload-url", "http://u/2"], |c| format!("{:?}", c.uploads.url), "Some(\"http://u/1\")", "Some(\"http://u/2\")"),
+            ("upload_ca_file = \"/ca1\"", &["--upload-ca-file", "/ca2"], |c| format!("{:?}", c.uploads.ca_file), "Some(\"/ca1\")", "Some(\"/ca2\")"),
+            ("webhook_url = \"http://w/1\"", &["--webhook-url", "http://w/2"], |c| format!("{:?}", c.uploads.webhook_url), "Some(\"http://w/1\")", "Some(\"http://w/2\")"),
+            ("upload_on_manual = true", &[], |c| c.uploads.on_manual.to_string(), "true", "true"),
+            ("upload_on_manual = false", &["--upload-on-manual"], |c| c.uploads.on_manual.to_string(), "false", "true"),
+            ("upload_max_age_days = 2", &["--upload-max-age-days", "3"], |c| (c.uploads.max_age.as_secs() / 86_400).to_string(), "2", "3"),
+            ("upload_queue_mb = 8", &["--upload-queue-mb", "9"], |c| c.uploads.queue_mb.to_string(), "8", "9"),
+            // File only (a token in argv shows in `ps`; LOOKOUT_UPLOAD_TOKEN wins).
+            ("upload_token = \"t\"", &[], |c| format!("{:?}", c.uploads.token), "Some(\"t\")", "Some(\"t\")"),
+            ("[settings]\nthreshold = 31", &[], |c| c.cameras[0].settings.threshold.to_string(), "31", "31"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let f = file.to_str().unwrap();
+        for (text, flags, get, from_file, with_flags) in rows {
+            std::fs::write(&file, text).unwrap();
+            let c = Config::from_cli(&cli(&["--config", f])).unwrap();
+            assert_eq!(get(&c), *from_file, "from the file: {text}");
+            let args: Vec<&str> = ["--config", f]
+                .iter()
+                .chain(flags.iter())
+                .copied()
+                .collect();
+            let c = Config::from_cli(&cli(&args)).unwrap();
+            assert_eq!(get(&c), *with_flags, "{flags:?} over {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let f = file.to_str().unwrap();
+        for (text, key) in [
+            ("listen = \"0.0.0.0:9000\"\nmax_viewer = 3\n", "max_viewer"),
+            // Flag-only options are not file keys.
+            ("cameras = [\"a=synthetic\"]\n", "cameras"),
+            ("config = \"/other.toml\"\n", "config"),
+            ("[[camera]]\nname = \"a\"\nsorce = \"synthetic\"\n", "sorce"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::from_cli(&cli(&["--config", f])).unwrap_err();
+            let e = err.to_string();
+            assert!(matches!(err, ConfigError::Parse { .. }), "{e}");
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn help_states_the_defaults() {
+        use clap::CommandFactory;
+        let expected = [
+            ("listen", format!("[default: {DEFAULT_LISTEN}]")),
+            ("data_dir", format!("[default: ./{DEFAULT_DATA_DIR}]")),
+            ("source", format!("[default: {DEFAULT_SOURCE}]")),
+            ("user", format!("[default: {DEFAULT_USER}]")),
+            ("max_connections", format!("[default: {MAX_CONNECTIONS},")),
+            ("max_viewers", format!("[default: {MAX_VIEWERS},")),
+            ("max_sse", format!("[default: {MAX_SSE},")),
+            ("header_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
+            ("idle_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
+            ("body_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
+            (
+                "max_body_kb",
+                format!("[default: {}]", crate::web::api::MAX_BODY / 1024),
+            ),
+            (
+                "max_ws_kb",
+                format!("[default: {}]", crate::web::ws::MAX_MESSAGE / 1024),
+            ),
+            (
+                "upload_max_age_days",
+                format!(
+                    "[default: {}]",
+                    UploadConfig::default().max_age.as_secs() / 86_400
+                ),
+            ),
+            (
+                "upload_queue_mb",
+                format!("[default: {}]", UploadConfig::default().queue_mb),
+            ),
+        ];
+        let command = Cli::command();
+        for (id, default) in expected {
+            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap();
+            let help = arg.get_help().unwrap().to_string();
+            assert!(
+                help.contains(&default),
+                "--{id}: {help:?} lacks {default:?}"
+            );
+        }
     }
 }
