@@ -1,8 +1,9 @@
 //! lookout: a small, fast, self-hosted smart camera server.
 //!
 //! # Layout
-//! Data flows one way: source -> latest frame -> (viewers, motion detector) ->
-//! events -> (SSE, WebSocket, store).
+//! Data flows one way, per camera: source -> latest frame -> (viewers, motion
+//! detector) -> events -> (SSE, WebSocket, store, uploads). Several cameras
+//! share one hub: the store, the event bus and the upload queue.
 //!
 //! - [`config`]: flags, environment and TOML file, validated once.
 //! - [`source`]: camera sources (synthetic, exec, http, file, v4l2), the MJPEG
@@ -11,10 +12,14 @@
 //! - [`motion`]: the detector and the runner that feeds it frames.
 //! - [`events`]: the event bus (stored, numbered, broadcast).
 //! - [`control`]: the commands and their one executor.
-//! - [`cam`]: shared state and the actions every transport uses.
+//! - [`cam`]: one camera's core and the actions every transport uses.
+//! - [`hub`]: what the cameras share, and the list of them.
+//! - [`redact`]: secrets out of everything a source or an upload reports.
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
-//! - [`snaps`]: snapshot files. [`store`]: SQLite state and history.
+//! - [`snaps`]: snapshot files, one folder per camera. [`store`]: SQLite
+//!   state and history. `durable`: the synced temp-file-then-link write both
+//!   use for files; `sync`: the one way to take a lock.
 //! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
 //! - [`settings`]: runtime settings and their validation.

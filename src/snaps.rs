@@ -1,4 +1,4 @@
-//! Snapshot files on disk, in `<data-dir>/snaps/`.
+//! Snapshot files on disk, one folder per camera: `<data-dir>/snaps/<camera>/`.
 //!
 //! Each snapshot is one JPEG named `<trigger>-<unix ms>.jpg`, e.g.
 //! `manual-1764033000123.jpg`, where the trigger is `manual` or `motion`.
