@@ -807,6 +807,8 @@ async fn motion_frames_are_uploaded_by_the_running_server() {
     let event: Value = serde_json::from_slice(&event.body).unwrap();
     assert_eq!(event["kind"], "motion");
     assert_eq!(event["count"], 1);
+    // Which camera saw it (`--source` alone is the camera `cam`).
+    assert_eq!(event["camera"], "cam");
     let status = server.status().await;
     common::wait_until(Duration::from_secs(5), || async {
         server.status().await["uploads"]["sent"].as_u64() >= Some(1)
