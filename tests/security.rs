@@ -652,15 +652,7 @@ async fn plain_http_listener_redirects_to_https() {
     ];
     let mut bin = common::Binary::spawn(&args, dir.path());
     let https = bin.wait_for_url("https").await;
-    let plain = bin
-        .wait_for("the redirect listener", |line| {
-            let i = line.find("redirecting http://")?;
-            let rest = &line[i + "redirecting ".len()..];
-            rest.split_whitespace()
-                .next()
-                .map(|u| u.trim_end_matches('/').to_string())
-        })
-        .await;
+    let plain = format!("http://{}", bin.wait_for_redirect_addr().await);
     let _child = bin.drain();
     let port = https.rsplit(':').next().unwrap();
     let r = no_redirects()

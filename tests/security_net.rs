@@ -344,15 +344,7 @@ async fn redirect_listener_has_deadlines_and_checks_the_host() {
     ];
     let mut bin = common::Binary::spawn(&args, dir.path());
     let https = bin.wait_for_url("https").await;
-    let plain = bin
-        .wait_for("the redirect listener", |line| {
-            let i = line.find("redirecting http://")?;
-            let rest = &line[i + "redirecting http://".len()..];
-            rest.split_whitespace()
-                .next()
-                .map(|u| u.trim_end_matches('/').to_string())
-        })
-        .await;
+    let plain = bin.wait_for_redirect_addr().await;
     let _child = bin.drain();
     let port = https.rsplit(':').next().unwrap().to_string();
 

@@ -212,6 +212,18 @@ impl Binary {
         .await
     }
 
+    /// The `--redirect-http` listener's address (`IP:PORT`), from its log line.
+    pub async fn wait_for_redirect_addr(&mut self) -> String {
+        self.wait_for("the redirect listener", |line| {
+            let i = line.find("redirecting http://")?;
+            let rest = &line[i + "redirecting http://".len()..];
+            rest.split_whitespace()
+                .next()
+                .map(|u| u.trim_end_matches('/').to_string())
+        })
+        .await
+    }
+
     /// Keeps draining the log in the background (so the process never blocks
     /// on a full pipe) and hands back the process.
     pub fn drain(self) -> tokio::process::Child {
