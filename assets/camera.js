@@ -78,6 +78,7 @@ export class CameraView {
       onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
       // After a gap the server may have restarted: the stream is probably dead too.
       onReopen: () => { this.stream.restart(); this.resync({ gallery: true }); },
+      onFirstOpen: () => this.resync(),
     });
 
     this.bindControls();

@@ -15,11 +15,16 @@ export class EventFeed {
    * `onState(state)`: 'connecting' | 'open' | 'closed'.
    * `onReopen()`: called when the feed is back after a gap; the page should
    * refetch what it shows, as events may have been missed.
+   * `onFirstOpen()`: called when the feed first opens. What the page read
+   * before that (history, counters) may miss an event stored between that
+   * read and this subscription, which no replay covers (a new EventSource has
+   * no Last-Event-ID): read it again now; from here on the feed has it all.
    */
-  constructor(url = '/events', { onState = () => {}, onReopen = () => {} } = {}) {
+  constructor(url = '/events', { onState = () => {}, onReopen = () => {}, onFirstOpen = () => {} } = {}) {
     this.url = url;
     this.onState = onState;
     this.onReopen = onReopen;
+    this.onFirstOpen = onFirstOpen;
     this.handlers = new Map();
     this.backoff = new Backoff(1000, 15000);
     this.source = null;
@@ -45,6 +50,7 @@ export class EventFeed {
       this.backoff.reset();
       this.onState('open');
       if (this.everOpened) this.onReopen();
+      else this.onFirstOpen();
       this.everOpened = true;
     });
     es.addEventListener('error', () => {

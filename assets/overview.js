@@ -245,6 +245,8 @@ export class Overview {
       onState: (s) => setPill($('conn-events'), s === 'open' ? 'ok' : 'bad', s === 'open' ? 'connected' : s),
       // Events may have been missed while the feed was away: read the truth again.
       onReopen: () => this.refresh(this.generation, { restart: true }),
+      // What /cams said before the feed opened may be a moment old.
+      onFirstOpen: () => this.refresh(this.generation),
     });
     this.feed
       .on('motion', (d) => {

@@ -168,6 +168,30 @@ test('gallery stays in sync, pages with "older" and deletes with confirmation', 
   }
 });
 
+test('an event stored while the event feed connects still shows', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, null);
+    // Hold the event feed back, as a slow network would.
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    await page.route(/\/events$/, async (route) => { await gate; await route.continue(); });
+    await page.goto(server.url + '/');
+    // The page has read its history and counter (one step at start)...
+    await page.waitForFunction(() => /^\d+$/.test(document.getElementById('trigger-count').textContent));
+    // ...then an event is stored before the feed subscribes: no replay covers
+    // it (a new EventSource has no Last-Event-ID).
+    await api(server, '/control', { method: 'POST', body: { cmd: 'reset' } });
+    const id = (await api(server, '/api/events?limit=1&kind=reset')).events[0].id;
+    release();
+    await page.waitForFunction(() => document.getElementById('conn-events').dataset.state === 'ok');
+    await page.locator(`#events li[data-id="${id}"]`).waitFor();
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
 test('moving the slider persists across a reload', async () => {
   const context = await browser.newContext();
   try {
