@@ -9,11 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{decode_jpeg, wait_until, MjpegClient, TestServer};
-use futures_util::{SinkExt, StreamExt};
+use common::{ask, decode_jpeg, wait_until, ws_connect, MjpegClient, TestServer};
+use futures_util::StreamExt;
 use lookout::config::CameraConfig;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Real ffmpeg as an MJPEG camera, 320x240 at 10 fps.
 const FFMPEG: &str = "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi \
@@ -198,33 +197,6 @@ fn is_config_of(msg: &Msg, camera: &str, threshold: u64) -> bool {
 }
 
 // ---------------------------------------------------------- WebSocket ----
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_connect(server: &TestServer, path: &str) -> Ws {
-    let url = format!("ws://{}{}", server.addr, path);
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("ws connect")
-        .0
-}
-
-async fn ask(ws: &mut Ws, text: &str) -> Value {
-    ws.send(Message::text(text)).await.expect("send");
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("reply within 10 s")
-            .expect("socket open")
-            .expect("frame");
-        match msg {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("reply is JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
 
 async fn trigger_count(server: &TestServer, camera: &str) -> u64 {
     get_ok_json(server, &format!("/cams/{camera}/config")).await["trigger_count"]

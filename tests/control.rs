@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{decode_jpeg, TestServer};
+use common::{ask, decode_jpeg, recv_json, ws_connect, TestServer, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -13,35 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SRC: &str = "synthetic:?size=160x120&fps=10&motion=never";
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(server: &TestServer) -> Ws {
-    let url = format!("ws://{}/control", server.addr);
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("ws connect")
-        .0
-}
-
-async fn recv_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("reply within 10 s")
-            .expect("socket open")
-            .expect("frame");
-        match msg {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("reply is JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-async fn ask(ws: &mut Ws, text: &str) -> Value {
-    ws.send(Message::text(text)).await.unwrap();
-    recv_json(ws).await
+    ws_connect(server, "/control").await
 }
 
 #[tokio::test]

@@ -386,3 +386,41 @@ pub fn ffmpeg_jpegs(dir: &Path, n: usize, size: &str) -> Vec<std::path::PathBuf>
     assert_eq!(files.len(), n);
     files
 }
+
+/// A WebSocket client of `/control`.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket at `path` (`/control`, `/cams/NAME/control`).
+pub async fn ws_connect(server: &TestServer, path: &str) -> Ws {
+    let url = format!("ws://{}{path}", server.addr);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect")
+        .0
+}
+
+/// The next JSON text message (pings and pongs skipped; 10 s at most).
+pub async fn recv_json(ws: &mut Ws) -> serde_json::Value {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("reply within 10 s")
+            .expect("socket open")
+            .expect("frame");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("reply is JSON"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Sends one command and reads its reply.
+pub async fn ask(ws: &mut Ws, text: &str) -> serde_json::Value {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).await.expect("send");
+    recv_json(ws).await
+}
