@@ -23,6 +23,8 @@
 //! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
 //! - [`settings`]: runtime settings and their validation.
+//! - [`zones`]: motion masks and zones: polygon checks, and their raster for
+//!   the detector's working image.
 //! - [`web`]: the HTTP router and handlers (stream, SSE, WebSocket, JSON).
 //!
 //! [`run`] serves on a listener the caller bound (tests bind port 0) until the
@@ -47,6 +49,7 @@ pub mod store;
 mod sync;
 pub mod uploads;
 pub mod web;
+pub mod zones;
 
 use std::sync::Arc;
 

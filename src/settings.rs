@@ -10,14 +10,17 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::zones::{self, Polygon, Zone, ZoneError};
+
 /// Default motion threshold, in percent of the picture (the seed's value).
 pub const DEFAULT_THRESHOLD: u8 = 12;
 
 /// Keys that `GET /config` shows but that no client may set.
 const READ_ONLY: &[&str] = &["trigger_count", "frame_count", "ok"];
 
-/// The runtime-changeable settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The runtime-changeable settings. (`PartialEq` only: the polygons hold
+/// floats.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Motion threshold: percent of the picture that must change (0..=100).
@@ -44,6 +47,13 @@ pub struct Settings {
     pub events_max: u32,
     /// Days an event is kept in the history.
     pub events_max_age_days: u32,
+    /// Motion mask: changes inside these polygons are ignored (a tree in the
+    /// wind, a road, a TV). Normalized coordinates, see [`zones`].
+    pub mask: Vec<Polygon>,
+    /// Named parts of the picture, so an event can say where motion was.
+    pub zones: Vec<Zone>,
+    /// When not empty, only motion inside one of these zones counts.
+    pub required_zones: Vec<String>,
 }
 
 impl Default for Settings {
@@ -60,6 +70,9 @@ impl Default for Settings {
             sse_keepalive_s: 15,
             events_max: 10_000,
             events_max_age_days: 30,
+            mask: Vec::new(),
+            zones: Vec::new(),
+            required_zones: Vec::new(),
         }
     }
 }
@@ -69,10 +82,17 @@ impl Default for Settings {
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
+impl From<ZoneError> for SettingsError {
+    fn from(e: ZoneError) -> Self {
+        SettingsError(e.to_string())
+    }
+}
+
 impl Settings {
     /// Returns these settings with `patch` applied, or the first problem found.
     /// `patch` must be a JSON object of setting names to values; an empty patch
-    /// gets the seed's `missing threshold`.
+    /// gets the seed's `missing threshold`. Keys are checked one by one, then
+    /// what spans keys (every required zone is a zone) on the result.
     pub fn patched(&self, patch: &Value) -> Result<Settings, SettingsError> {
         let obj = match patch {
             Value::Object(obj) => obj,
@@ -86,6 +106,7 @@ impl Settings {
         for (key, value) in obj {
             next.apply_one(key, value)?;
         }
+        zones::check_required(&next.zones, &next.required_zones)?;
         Ok(next)
     }
 
@@ -110,6 +131,9 @@ impl Settings {
             "events_max_age_days" => {
                 self.events_max_age_days = int_in_range(key, value, 1, 3650)? as u32
             }
+            "mask" => self.mask = zones::parse_mask(value)?,
+            "zones" => self.zones = zones::parse_zones(value)?,
+            "required_zones" => self.required_zones = zones::parse_required(value)?,
             k if READ_ONLY.contains(&k) => {
                 return Err(SettingsError(format!("{k} is read-only")));
             }
@@ -130,6 +154,21 @@ impl Settings {
                 Err(e) => tracing::warn!("ignoring saved setting {key}: {e}"),
             }
         }
+        // A requirement no zone can meet would silence the camera: drop it.
+        let Settings {
+            zones,
+            required_zones,
+            ..
+        } = &mut next;
+        required_zones.retain(|name| {
+            match zones::check_required(zones, std::slice::from_ref(name)) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("ignoring saved setting required_zones: {e}");
+                    false
+                }
+            }
+        });
         next
     }
 
@@ -270,6 +309,70 @@ mod tests {
         assert_eq!(s.threshold, 40);
         let s = s.patched(&json!({"threshold": 0})).unwrap();
         assert_eq!(s.threshold, 0);
+    }
+
+    #[test]
+    fn masks_and_zones_are_validated_and_applied() {
+        let tri = json!([[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]);
+        assert_eq!(
+            err(json!({"mask": [[[0.1, 0.1]]]})),
+            "mask polygon 1 has fewer than 3 points"
+        );
+        assert_eq!(
+            err(json!({"zones": [{"name": "path"}]})),
+            "zones must be a list of {\"name\", \"points\"}"
+        );
+        assert_eq!(
+            err(json!({"required_zones": "path"})),
+            "required_zones must be a list of zone names"
+        );
+        assert_eq!(
+            err(json!({"required_zones": ["path"]})),
+            "required zone \"path\" is not a zone"
+        );
+        // Zones and the zones they require may come in one patch.
+        let s = Settings::default()
+            .patched(&json!({
+                "required_zones": ["path"],
+                "zones": [{"name": "path", "points": tri}],
+                "mask": [tri],
+            }))
+            .unwrap();
+        assert_eq!(s.zones[0].name, "path");
+        assert_eq!(s.required_zones, ["path"]);
+        assert_eq!(s.mask.len(), 1);
+        // Removing a zone that is still required is refused...
+        assert_eq!(
+            s.patched(&json!({"zones": []})).unwrap_err().0,
+            "required zone \"path\" is not a zone"
+        );
+        // ... unless the requirement goes too.
+        let cleared = s
+            .patched(&json!({"zones": [], "required_zones": []}))
+            .unwrap();
+        assert!(cleared.zones.is_empty() && cleared.required_zones.is_empty());
+    }
+
+    #[test]
+    fn saved_zones_come_back_and_orphan_requirements_go() {
+        let tri = json!([[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]);
+        let s = Settings::default()
+            .patched(&json!({
+                "zones": [{"name": "path", "points": tri}],
+                "required_zones": ["path"],
+                "mask": [tri],
+            }))
+            .unwrap();
+        let restored = Settings::default().merged_leniently(&s.to_json());
+        assert_eq!(restored, s);
+        let saved =
+            json!({"required_zones": ["path", "gone"], "zones": [{"name": "path", "points": tri}]});
+        let s = Settings::default().merged_leniently(saved.as_object().unwrap());
+        assert_eq!(s.required_zones, ["path"]);
+        let saved =
+            json!({"required_zones": ["path"], "zones": [{"name": "path", "points": [[0, 0]]}]});
+        let s = Settings::default().merged_leniently(saved.as_object().unwrap());
+        assert!(s.zones.is_empty() && s.required_zones.is_empty());
     }
 
     #[test]
