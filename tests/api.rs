@@ -113,12 +113,12 @@ async fn config_rejects_bad_input_and_changes_nothing() {
         assert_eq!(reply, json!({"error": message}), "{shown}");
     }
     let mut big = br#"{"threshold": 50, "pad": ""#.to_vec();
-    big.extend(std::iter::repeat_n(b'x', 17 * 1024));
+    big.extend(std::iter::repeat_n(b'x', 65 * 1024));
     big.extend(br#""}"#);
     let (status, reply) = post_config(&server, big).await;
     assert_eq!(status, 400);
     assert!(
-        reply["error"].as_str().unwrap().contains("16 KiB"),
+        reply["error"].as_str().unwrap().contains("64 KiB"),
         "{reply}"
     );
 

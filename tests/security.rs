@@ -559,7 +559,7 @@ async fn oversized_input_is_refused_while_others_are_served() {
     server.wait_for_frame().await;
     let mut viewer = MjpegClient::connect(&server.url("/stream.jpg")).await;
     viewer.next_part().await.unwrap();
-    let big = format!(r#"{{"threshold": 5, "x": "{}"}}"#, "y".repeat(20 * 1024));
+    let big = format!(r#"{{"threshold": 5, "x": "{}"}}"#, "y".repeat(70 * 1024));
     let r = reqwest::Client::new()
         .post(server.url("/config"))
         .body(big.clone())
@@ -577,7 +577,7 @@ async fn oversized_input_is_refused_while_others_are_served() {
     let r = reqwest::Client::new()
         .post(server.url("/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("user=owner&pass={}", "p".repeat(40 * 1024)))
+        .body(format!("user=owner&pass={}", "p".repeat(80 * 1024)))
         .send()
         .await
         .unwrap();

@@ -13,9 +13,11 @@ use crate::control::{self, CommandError};
 use super::error::ApiError;
 use super::AppState;
 
-/// Default largest request body: settings are tiny, so anything bigger is a
-/// mistake or an attack.
-pub const MAX_BODY: usize = 16 * 1024;
+/// Default largest request body. Settings are small, but masks and zones at
+/// their most (16 zones and 16 mask polygons of 32 points) take about 40 KiB
+/// of JSON with full-precision numbers; anything bigger is a mistake or an
+/// attack.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// `GET /healthz`: 200 while the server runs.
 pub async fn healthz() -> Json<Value> {

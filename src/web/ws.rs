@@ -16,7 +16,8 @@ use tokio::time::{interval, Instant, MissedTickBehavior};
 use super::AppState;
 use crate::control;
 
-/// Default largest command (commands are tiny; this is a guard).
+/// Default largest command: a guard, with room for a `set` of every mask and
+/// zone at their most (about 40 KiB, see `api::MAX_BODY`).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 /// A socket quiet for this long is pinged.
 const PING_EVERY: Duration = Duration::from_secs(20);
