@@ -203,7 +203,7 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_BODY_TIMEOUT", value_name = "SECONDS")]
     pub body_timeout: Option<u64>,
 
-    /// Largest request body in KiB [default: 16].
+    /// Largest request body in KiB [default: 64].
     #[arg(long, env = "LOOKOUT_MAX_BODY_KB", value_name = "KIB")]
     pub max_body_kb: Option<usize>,
 
@@ -908,6 +908,46 @@ mod tests {
         let long = format!("{}=synthetic", "x".repeat(33));
         let e = err(&["--camera", &long]);
         assert!(e.contains("1 to 32"), "{e}");
+    }
+
+    #[test]
+    fn masks_and_zones_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let text = "[settings]\nmask = [[[0, 0], [0.2, 0], [0.2, 0.2]]]\n\n\
+                    [[camera]]\nname = \"yard\"\nsource = \"synthetic\"\n\
+                    [camera.settings]\nzones = [{ name = \"path\", points = \
+                    [[0.1,0.1],[0.5,0.1],[0.5,0.5]] }]\nrequired_zones = [\"path\"]\n\n\
+                    [[camera]]\nname = \"door\"\nsource = \"synthetic\"\n";
+        std::fs::write(&file, text).unwrap();
+        let c = Config::from_cli(&cli(&["--config", file.to_str().unwrap()])).unwrap();
+        let yard = &c.cameras[0].settings;
+        assert_eq!(yard.zones.len(), 1);
+        assert_eq!(yard.zones[0].name, "path");
+        assert_eq!(yard.zones[0].points, [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]);
+        assert_eq!(yard.required_zones, ["path"]);
+        assert_eq!(yard.mask, [vec![[0.0, 0.0], [0.2, 0.0], [0.2, 0.2]]]);
+        let door = &c.cameras[1].settings;
+        assert!(door.zones.is_empty() && door.required_zones.is_empty());
+        assert_eq!(door.mask, yard.mask, "[settings] is every camera's default");
+
+        // The same checks as /config, naming the camera.
+        let text = "[[camera]]\nname = \"yard\"\nsource = \"synthetic\"\n\
+                    [camera.settings]\nzones = [{ name = \"path\", points = \
+                    [[0,0],[1,1],[1,0],[0,1]] }]\n";
+        std::fs::write(&file, text).unwrap();
+        let e = Config::from_cli(&cli(&["--config", file.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[[camera]] 1") && e.contains("zone \"path\" crosses itself"),
+            "{e}"
+        );
+        std::fs::write(&file, "[settings]\nrequired_zones = [\"x\"]\n").unwrap();
+        let e = Config::from_cli(&cli(&["--config", file.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("required zone \"x\" is not a zone"), "{e}");
     }
 
     /// A row of `every_option_comes_from_the_file_and_a_flag_wins`: file
