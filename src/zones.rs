@@ -125,7 +125,10 @@ pub(crate) fn parse_mask(value: &Value) -> Result<Vec<Polygon>, ZoneError> {
     list.iter()
         .enumerate()
         .map(|(i, raw)| {
-            let points = raw.as_array().ok_or(ZoneError::MaskShape)?;
+            let points = raw
+                .as_array()
+                .filter(|p| holds_points(p))
+                .ok_or(ZoneError::MaskShape)?;
             polygon(&Which::Mask(i + 1), points)
         })
         .collect()
@@ -152,7 +155,10 @@ pub(crate) fn parse_zones(value: &Value) -> Result<Vec<Zone>, ZoneError> {
         if zones.iter().any(|z| z.name == name) {
             return Err(ZoneError::DuplicateName(name.to_string()));
         }
-        let points = points.as_array().ok_or(ZoneError::ZonesShape)?;
+        let points = points
+            .as_array()
+            .filter(|p| holds_points(p))
+            .ok_or(ZoneError::ZonesShape)?;
         let points = polygon(&Which::Zone(name.to_string()), points)?;
         zones.push(Zone {
             name: name.to_string(),
@@ -188,6 +194,14 @@ pub(crate) fn check_required(zones: &[Zone], required: &[String]) -> Result<(), 
         Some(missing) => Err(ZoneError::NotAZone(missing.clone())),
         None => Ok(()),
     }
+}
+
+/// Whether a list can be a polygon's points: empty, or holding some list. A
+/// list of numbers is one point given where a polygon was expected (one
+/// nesting level short, `"mask": [[x, y], ...]`), a shape error rather than
+/// "fewer than 3 points".
+fn holds_points(list: &[Value]) -> bool {
+    list.is_empty() || list.iter().any(Value::is_array)
 }
 
 fn check_name(name: &str) -> Result<(), ZoneError> {
@@ -577,6 +591,11 @@ mod tests {
         let tri = json!([[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]);
         assert_eq!(mask_err(json!({})), "mask must be a list of polygons");
         assert_eq!(mask_err(json!([1])), "mask must be a list of polygons");
+        assert_eq!(mask_err(tri.clone()), "mask must be a list of polygons");
+        assert_eq!(
+            mask_err(json!([[]])),
+            "mask polygon 1 has fewer than 3 points"
+        );
         assert_eq!(
             mask_err(json!([tri, [[0.1, 0.1], [0.2, 0.2]]])),
             "mask polygon 2 has fewer than 3 points"
@@ -649,6 +668,7 @@ mod tests {
             json!([{"name": "p"}]),
             json!([{"name": "p", "points": tri, "colour": 1}]),
             json!([{"name": "p", "points": 1}]),
+            json!([{"name": "p", "points": [0.1, 0.1, 0.5]}]),
         ] {
             assert_eq!(zones_err(bad.clone()), shape, "{bad}");
         }
