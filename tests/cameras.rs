@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{ask, decode_jpeg, wait_until, ws_connect, MjpegClient, TestServer};
+use common::{ask, decode_jpeg, post, wait_until, ws_connect, MjpegClient, TestServer};
 use futures_util::StreamExt;
 use lookout::config::CameraConfig;
 use serde_json::{json, Value};
@@ -54,17 +54,6 @@ async fn get_ok_json(server: &TestServer, path: &str) -> Value {
     let r = get(server, path).await;
     assert_eq!(r.status(), 200, "GET {path}");
     r.json().await.expect("JSON body")
-}
-
-async fn post(server: &TestServer, path: &str, body: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(server.url(path))
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.expect("JSON reply"))
 }
 
 async fn set_config(server: &TestServer, path: &str, patch: Value) -> Value {

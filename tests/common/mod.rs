@@ -387,6 +387,18 @@ pub fn ffmpeg_jpegs(dir: &Path, n: usize, size: &str) -> Vec<std::path::PathBuf>
     files
 }
 
+/// POSTs `body` to `path` and returns the status and the JSON reply.
+pub async fn post(server: &TestServer, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(server.url(path))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("JSON reply"))
+}
+
 /// A WebSocket client of `/control`.
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
