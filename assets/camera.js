@@ -14,6 +14,9 @@ import { LiveStream } from './stream.js';
 import { LevelGraph } from './graph.js';
 import { RecentEvents } from './recent.js';
 import { Gallery } from './gallery.js';
+import { Overlay } from './overlay.js';
+import { Zones } from './zones.js';
+import { ZoneEditor } from './zone-editor.js';
 import { toast } from './toast.js';
 
 const STATUS_EVERY_MS = 10000;
@@ -61,6 +64,13 @@ export class CameraView {
     this.recent = new RecentEvents();
     this.recent.render();
     this.gallery = new Gallery({ base });
+    // Mask and zone outlines and their editor share one overlay on the
+    // picture; each redraws when the picture changes size.
+    this.overlay = new Overlay($('zones-overlay'), $('stream'), {
+      onChange: () => { this.zones?.render(); this.editor?.render(); },
+    });
+    this.zones = new Zones(this.overlay, $('zones-show'), { key: base || '/' });
+    this.editor = new ZoneEditor(this.overlay, this.zones, { base });
     this.stream = new LiveStream($('stream'), {
       path: `${base}/stream.jpg`,
       onState: (s) => {
@@ -120,6 +130,9 @@ export class CameraView {
     this.feed.close();
     this.graph.destroy();
     this.gallery.destroy();
+    this.editor.destroy();
+    this.zones.destroy();
+    this.overlay.destroy();
   }
 
   // ---- counter, threshold and camera state -------------------------------
@@ -140,6 +153,7 @@ export class CameraView {
       this.showThreshold(cfg.threshold);
     }
     this.setCount(cfg.trigger_count);
+    this.zones.apply(cfg);
   }
 
   setCamera(state, detail = '') {
