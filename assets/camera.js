@@ -14,6 +14,10 @@ import { LiveStream } from './stream.js';
 import { LevelGraph } from './graph.js';
 import { RecentEvents } from './recent.js';
 import { Gallery } from './gallery.js';
+import { Overlay } from './overlay.js';
+import { Zones } from './zones.js';
+import { ZoneEditor } from './zone-editor.js';
+import { Tuner } from './tuner.js';
 import { toast } from './toast.js';
 
 const STATUS_EVERY_MS = 10000;
@@ -61,6 +65,14 @@ export class CameraView {
     this.recent = new RecentEvents();
     this.recent.render();
     this.gallery = new Gallery({ base });
+    // Mask and zone outlines, their editor and the tuner's boxes share one
+    // overlay on the picture; each redraws when the picture changes size.
+    this.overlay = new Overlay($('zones-overlay'), $('stream'), {
+      onChange: () => { this.zones?.render(); this.editor?.render(); this.tuner?.render(); },
+    });
+    this.zones = new Zones(this.overlay, $('zones-show'), { key: base || '/' });
+    this.editor = new ZoneEditor(this.overlay, this.zones, { base });
+    this.tuner = new Tuner(this.overlay);
     this.stream = new LiveStream($('stream'), {
       path: `${base}/stream.jpg`,
       onState: (s) => {
@@ -120,6 +132,10 @@ export class CameraView {
     this.feed.close();
     this.graph.destroy();
     this.gallery.destroy();
+    this.editor.destroy();
+    this.zones.destroy();
+    this.tuner.destroy();
+    this.overlay.destroy();
   }
 
   // ---- counter, threshold and camera state -------------------------------
@@ -140,6 +156,7 @@ export class CameraView {
       this.showThreshold(cfg.threshold);
     }
     this.setCount(cfg.trigger_count);
+    this.zones.apply(cfg);
   }
 
   setCamera(state, detail = '') {
@@ -315,6 +332,7 @@ export class CameraView {
       })
       .on('level', (d) => {
         graph.add(d.ts, d.change);
+        this.tuner.level(d);
         this.levelValue.textContent = `${formatPercent(d.change)}${d.active ? ' · motion' : ''}`;
       });
   }
