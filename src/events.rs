@@ -71,8 +71,14 @@ impl std::fmt::Display for EventKind {
 pub struct Motion {
     /// The trigger count after this episode.
     pub count: u64,
-    /// The score that started it.
+    /// The score that started it (0-100, see the motion detector).
     pub change: f64,
+    /// Percent of the picture that changed.
+    pub area: f64,
+    /// Normalized `[x, y, w, h]` of the moving blobs, largest first (at most 8).
+    pub boxes: Vec<[f32; 4]>,
+    /// Names of the zones the moving blobs touch.
+    pub zones: Vec<String>,
     /// `/snaps/<name>` when a snapshot was saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
@@ -150,6 +156,11 @@ pub struct Level {
     pub active: bool,
     /// The threshold, for the graph's line.
     pub threshold: u8,
+    /// Percent of the picture that changed, in the latest analysed frame.
+    pub area: f64,
+    /// Normalized `[x, y, w, h]` of the moving blobs of the latest analysed
+    /// frame, largest first: what the dashboard's motion tuner draws.
+    pub boxes: Vec<[f32; 4]>,
 }
 
 /// Why an event could not be published.

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::zones::{self, Polygon, Zone, ZoneError};
 
-/// Default motion threshold, in percent of the picture (the seed's value).
+/// Default motion threshold on the detector's 0-100 score (the seed's value).
 pub const DEFAULT_THRESHOLD: u8 = 12;
 
 /// Keys that `GET /config` shows but that no client may set.
@@ -23,15 +23,16 @@ const READ_ONLY: &[&str] = &["trigger_count", "frame_count", "ok"];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Motion threshold: percent of the picture that must change (0..=100).
+    /// Motion threshold: the score (0..=100, see `motion::detector::score`)
+    /// a frame must pass.
     pub threshold: u8,
     /// Analysed frames in a row above the threshold before motion starts
     /// (one noisy frame is not an intruder).
     pub min_frames: u32,
     /// Seconds of quiet that end a motion episode.
     pub cooldown_s: u32,
-    /// A change over this percent of the picture (lights, auto-exposure)
-    /// re-learns the background instead of firing.
+    /// A change over this percent of the picture that light compensation
+    /// cannot explain re-learns the background instead of firing.
     pub lightswitch_percent: u8,
     /// Most frames per second the detector analyses (caps its CPU).
     pub motion_fps: u32,

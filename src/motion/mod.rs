@@ -4,11 +4,15 @@
 //! It always analyses the newest frame and never queues: when analysis falls
 //! behind, frames in between are skipped. When motion starts it counts one
 //! trigger (persisted), saves a snapshot (when `save_on_motion`) and publishes
-//! `motion`; when the episode ends it publishes `motion_end`. The current
-//! `change` goes out as transient `level` events, at most twice a second, for
-//! the dashboard's graph.
+//! `motion` (with the changed area, the moving blobs' boxes and the zones they
+//! touch); when the episode ends it publishes `motion_end`. The current
+//! score, area and boxes go out as transient `level` events, at most twice a
+//! second, for the dashboard's graph and motion tuner.
 
+pub mod blobs;
 pub mod detector;
+pub mod image;
+pub mod replay;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +41,9 @@ pub fn params(s: &Settings) -> MotionParams {
         min_frames: s.min_frames,
         cooldown: Duration::from_secs(u64::from(s.cooldown_s)),
         lightswitch_percent: s.lightswitch_percent,
+        mask: s.mask.clone(),
+        zones: s.zones.clone(),
+        required_zones: s.required_zones.clone(),
     }
 }
 
@@ -60,7 +67,7 @@ pub async fn run(cam: Arc<Cam>) {
             Err(_) => {
                 let ended = lock(&detector).tick(std::time::Instant::now(), &p);
                 if let Some(t) = ended {
-                    on_transition(&cam, t, 0.0, None).await;
+                    on_transition(&cam, t, None, None).await;
                 }
                 continue;
             }
@@ -87,12 +94,14 @@ pub async fn run(cam: Arc<Cam>) {
                             peak: round1(peak),
                             active: a.active,
                             threshold: settings.threshold,
+                            area: round2(a.area),
+                            boxes: a.boxes.clone(),
                         }),
                     );
                     peak = 0.0;
                 }
                 if let Some(t) = a.transition {
-                    on_transition(&cam, t, a.change, Some(&settings)).await;
+                    on_transition(&cam, t, Some(&a), Some(&settings)).await;
                 }
             }
             Ok(Err(e)) => tracing::debug!("motion: {e}"),
@@ -111,7 +120,12 @@ fn lock(d: &Mutex<Detector>) -> std::sync::MutexGuard<'_, Detector> {
     crate::sync::lock(d)
 }
 
-async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&Settings>) {
+async fn on_transition(
+    cam: &Cam,
+    t: Transition,
+    frame: Option<&Analysis>,
+    settings: Option<&Settings>,
+) {
     match t {
         Transition::Started { change: c } => {
             let count = match cam.add_trigger().await {
@@ -123,7 +137,10 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
             };
             let mut data = Motion {
                 count,
-                change: round1(c.max(change)),
+                change: round1(frame.map_or(c, |a| a.change.max(c))),
+                area: frame.map_or(0.0, |a| round2(a.area)),
+                boxes: frame.map(|a| a.boxes.clone()).unwrap_or_default(),
+                zones: frame.map(|a| a.zones.clone()).unwrap_or_default(),
                 snapshot: None,
             };
             if settings.is_some_and(|s| s.save_on_motion) {
@@ -176,6 +193,10 @@ async fn on_transition(cam: &Cam, t: Transition, change: f32, settings: Option<&
             }
         }
     }
+}
+
+fn round2(x: f32) -> f64 {
+    (f64::from(x) * 100.0).round() / 100.0
 }
 
 fn round1(x: f32) -> f64 {
