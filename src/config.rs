@@ -407,6 +407,19 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
+    /// The settings the camera starts from. The synthetic scene burns a
+    /// clock into its picture, as many cameras do: it starts masked, as a
+    /// user masks their camera's, unless the settings give a mask of their own.
+    pub fn initial_settings(&self) -> Settings {
+        let mut settings = self.settings.clone();
+        if let SourceSpec::Synthetic { size, .. } = self.source {
+            if settings.mask.is_empty() {
+                settings.mask = vec![crate::source::scene::clock_mask(size.0, size.1)];
+            }
+        }
+        settings
+    }
+
     /// The camera that `--source` alone means.
     pub const DEFAULT_NAME: &'static str = "cam";
 

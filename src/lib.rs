@@ -168,7 +168,7 @@ pub async fn run(
                 &camera.name,
                 first,
                 frames,
-                camera.settings.clone(),
+                camera.initial_settings(),
                 source_status,
                 bus.clone(),
                 snaps,

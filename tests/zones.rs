@@ -35,6 +35,11 @@ fn unset() -> Value {
     json!({"mask": [], "zones": [], "required_zones": []})
 }
 
+/// A fresh synthetic camera's: its burned-in clock is masked.
+fn fresh() -> Value {
+    json!({"mask": [lookout::source::scene::clock_mask(160, 120)], "zones": [], "required_zones": []})
+}
+
 fn door_settings() -> Value {
     json!({
         "mask": [[[0.0, 0.0], [0.25, 0.0], [0.25, 0.25], [0.0, 0.25]]],
@@ -57,7 +62,7 @@ fn yard_settings() -> Value {
 #[tokio::test]
 async fn masks_and_zones_are_set_per_camera() {
     let server = start_two(tempfile::tempdir().expect("temp dir")).await;
-    assert_eq!(zones_of(&server, "/config").await, unset());
+    assert_eq!(zones_of(&server, "/config").await, fresh());
     let (status, reply) = post(&server, "/cams/door/config", &door_settings().to_string()).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["ok"], true);
@@ -66,8 +71,8 @@ async fn masks_and_zones_are_set_per_camera() {
         zones_of(&server, "/cams/door/config").await,
         door_settings()
     );
-    assert_eq!(zones_of(&server, "/cams/yard/config").await, unset());
-    assert_eq!(zones_of(&server, "/config").await, unset(), "root is yard");
+    assert_eq!(zones_of(&server, "/cams/yard/config").await, fresh());
+    assert_eq!(zones_of(&server, "/config").await, fresh(), "root is yard");
 
     let (status, reply) = post(&server, "/config", &yard_settings().to_string()).await;
     assert_eq!(status, 200, "{reply}");

@@ -539,6 +539,24 @@ const DIGITS: [[u8; GLYPH_HEIGHT]; 10] = [
 ];
 const COLON: [u8; GLYPH_HEIGHT] = [0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00];
 
+/// The corner the clock is drawn in, as a normalized mask polygon (with a
+/// margin), for a `width`x`height` picture.
+pub fn clock_mask(width: u32, height: u32) -> crate::zones::Polygon {
+    let (w, h) = (f64::from(width.max(1)), f64::from(height.max(1)));
+    let scale = f64::from((height / 80).max(1));
+    // The clock box is 31x9 glyph cells plus a one-cell margin (see
+    // `draw_clock`); one more cell around it.
+    let left = (1.0 - 33.0 * scale / w).clamp(0.0, 0.95);
+    let bottom = (11.0 * scale / h).clamp(0.05, 1.0);
+    let r = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    vec![
+        [r(left), 0.0],
+        [1.0, 0.0],
+        [1.0, r(bottom)],
+        [r(left), r(bottom)],
+    ]
+}
+
 /// Draws `MM:SS` on a dark box in the top-right corner, like a camera OSD.
 ///
 /// The glyph scale follows the image height so the clock stays readable at
@@ -788,7 +806,10 @@ mod tests {
         let changed = changed_fraction(&la, &lb, 25);
         assert!(changed > 0.0, "clock should tick");
         assert!(changed < 0.03, "{changed} of pixels changed");
-        // The changes are confined to the top-right clock corner.
+        // The changes are confined to the top-right clock corner, inside
+        // the clock's mask.
+        let mask =
+            crate::zones::ZoneMap::new(&[clock_mask(W, H)], &[], &[], W as usize, H as usize);
         for (i, (x, y)) in la.iter().zip(&lb).enumerate() {
             if x.abs_diff(*y) > 25 {
                 let (px, py) = (i % W as usize, i / W as usize);
@@ -796,6 +817,7 @@ mod tests {
                     px >= W as usize / 2 && py < H as usize / 4,
                     "change at {px},{py}"
                 );
+                assert!(mask.ignored(i), "change at {px},{py} outside the mask");
             }
         }
     }
