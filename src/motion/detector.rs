@@ -244,6 +244,7 @@ pub struct Detector {
     bg_max: Vec<f32>,
     diff: Vec<f32>,
     changed: Vec<u8>,
+    toned: Vec<f32>,
     region_dev: Vec<f32>,
     region_tmp: Vec<f32>,
     scratch: Vec<f32>,
@@ -474,23 +475,27 @@ impl Detector {
     fn difference(&mut self) {
         let (w, h) = (self.width, self.height);
         tone_map(&self.blurred, &self.background, &mut self.tone);
+        // The background as this frame's light would show it (the tone map
+        // is monotonic, so the range of the mapped neighbourhood is the
+        // mapped range).
         let tone = &self.tone;
-        minmax3(&self.background, w, h, &mut self.bg_min, &mut self.bg_max);
+        self.toned.clear();
+        self.toned
+            .extend(self.background.iter().map(|&v| apply_tone(tone, v)));
+        minmax3(
+            &self.toned,
+            w,
+            h,
+            &mut self.scratch,
+            &mut self.bg_min,
+            &mut self.bg_max,
+        );
         self.diff.clear();
         self.diff.extend(
             self.blurred
                 .iter()
                 .zip(self.bg_min.iter().zip(&self.bg_max))
-                .map(|(&px, (&lo, &hi))| {
-                    let (lo, hi) = (apply_tone(tone, lo), apply_tone(tone, hi));
-                    if px < lo {
-                        lo - px
-                    } else if px > hi {
-                        px - hi
-                    } else {
-                        0.0
-                    }
-                }),
+                .map(|(&px, (&lo, &hi))| greater(lo - px, px - hi).max(0.0)),
         );
     }
 
@@ -503,20 +508,13 @@ impl Detector {
         // move a little differently every time, so a region that is busy
         // anywhere is busy everywhere.
         let (w, h) = (self.width, self.height);
-        minmax3(
-            &self.deviation,
-            w,
-            h,
+        let (tmp, once, twice) = (
             &mut self.scratch,
             &mut self.region_tmp,
-        );
-        minmax3(
-            &self.region_tmp,
-            w,
-            h,
-            &mut self.scratch,
             &mut self.region_dev,
         );
+        filter3(&self.deviation, w, h, tmp, once, greater);
+        filter3(once, w, h, tmp, twice, greater);
         self.changed.clear();
         let mut count = 0;
         for (i, (&d, &dev)) in self.diff.iter().zip(&self.region_dev).enumerate() {
@@ -659,26 +657,70 @@ fn apply_tone(lut: &[f32], v: f32) -> f32 {
     lut[i] + f * (lut[i + 1] - lut[i])
 }
 
-/// The minimum and maximum of each pixel's 3x3 neighbourhood (edges replicated).
-fn minmax3(src: &[f32], w: usize, h: usize, lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
-    let mut rlo = Vec::with_capacity(w * h);
-    let mut rhi = Vec::with_capacity(w * h);
+/// Smaller of two levels. Levels are never NaN, so a plain comparison will
+/// do, and unlike `f32::min` it compiles to one vector instruction.
+#[inline]
+fn lesser(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Greater of two levels (see [`lesser`]).
+#[inline]
+fn greater(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Applies `pick` over each pixel's 3x3 neighbourhood (edges replicated), as
+/// a row pass into `tmp` and a column pass into `out`.
+fn filter3(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    tmp: &mut Vec<f32>,
+    out: &mut Vec<f32>,
+    pick: impl Fn(f32, f32) -> f32,
+) {
+    tmp.clear();
     for row in src.chunks_exact(w).take(h) {
-        for x in 0..w {
-            let (a, b, c) = (row[x.saturating_sub(1)], row[x], row[(x + 1).min(w - 1)]);
-            rlo.push(a.min(b).min(c));
-            rhi.push(a.max(b).max(c));
+        tmp.push(pick(row[0], row[1.min(w - 1)]));
+        tmp.extend(row.windows(3).map(|t| pick(pick(t[0], t[1]), t[2])));
+        if w > 1 {
+            tmp.push(pick(row[w - 2], row[w - 1]));
         }
     }
-    lo.clear();
-    hi.clear();
+    out.clear();
     for y in 0..h {
-        let (u, m, d) = (y.saturating_sub(1) * w, y * w, (y + 1).min(h - 1) * w);
-        for x in 0..w {
-            lo.push(rlo[u + x].min(rlo[m + x]).min(rlo[d + x]));
-            hi.push(rhi[u + x].max(rhi[m + x]).max(rhi[d + x]));
-        }
+        let up = &tmp[y.saturating_sub(1) * w..][..w];
+        let mid = &tmp[y * w..][..w];
+        let down = &tmp[(y + 1).min(h - 1) * w..][..w];
+        out.extend(
+            up.iter()
+                .zip(mid)
+                .zip(down)
+                .map(|((&a, &b), &c)| pick(pick(a, b), c)),
+        );
     }
+}
+
+/// The minimum and maximum of each pixel's 3x3 neighbourhood (edges replicated).
+fn minmax3(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    tmp: &mut Vec<f32>,
+    lo: &mut Vec<f32>,
+    hi: &mut Vec<f32>,
+) {
+    filter3(src, w, h, tmp, lo, lesser);
+    filter3(src, w, h, tmp, hi, greater);
 }
 
 /// Rounds to one decimal, the precision `change` is reported with.
