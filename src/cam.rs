@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, EventKind, Reset, SnapshotDeleted};
 use crate::frame::FrameSink;
+use crate::metrics::CamMetrics;
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
 use crate::source::StatusCell;
@@ -78,6 +79,8 @@ pub struct Cam {
     snaps: Arc<Snaps>,
     /// Upload queue, when uploads or a webhook are configured.
     uploads: Option<Arc<Uploader>>,
+    /// Its Prometheus counters (episodes, analysis time, snapshots).
+    metrics: CamMetrics,
     /// When the server started.
     started: Instant,
     /// Fires at shutdown; long-lived responses end on it.
@@ -107,6 +110,7 @@ impl Cam {
         events: EventBus,
         snaps: Snaps,
         uploads: Option<Arc<Uploader>>,
+        metrics: CamMetrics,
         cancel: CancellationToken,
     ) -> Result<Cam, StoreError> {
         let store = events.store().clone();
@@ -143,6 +147,7 @@ impl Cam {
             store,
             snaps: Arc::new(snaps),
             uploads,
+            metrics,
             started: Instant::now(),
             cancel,
             triggers: AtomicU64::new(triggers),
@@ -159,6 +164,7 @@ impl Cam {
 
     /// Counts one motion episode; persisted before it returns.
     pub async fn add_trigger(&self) -> Result<u64, StoreError> {
+        self.metrics.episode();
         let now_ms = (crate::frame::unix_secs(SystemTime::now()) * 1000.0) as u64;
         self.last_motion_ms.store(now_ms, Ordering::Relaxed);
         let _lock = self.trigger_lock.lock().await;
@@ -220,6 +226,7 @@ impl Cam {
         })
         .await
         .map_err(|e| SnapshotError::Task(e.to_string()))??;
+        self.metrics.snapshot(trigger);
         let mut data = self.stamp(&info);
         data.remove("ts");
         let published = self.events.publish(EventKind::Snapshot, &data).await;
@@ -403,6 +410,11 @@ impl Cam {
     /// When the server started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Its Prometheus counters.
+    pub fn metrics(&self) -> &CamMetrics {
+        &self.metrics
     }
 
     /// Fires at shutdown; long-lived responses end on it.

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cam::{Cam, CamSummary, Status};
 use crate::events::EventBus;
+use crate::metrics::Metrics;
 use crate::uploads::Uploader;
 
 /// The shared part of a running lookout.
@@ -16,6 +17,7 @@ pub struct Hub {
     cams: Vec<Arc<Cam>>,
     events: EventBus,
     uploads: Option<Arc<Uploader>>,
+    metrics: Arc<Metrics>,
     started: Instant,
 }
 
@@ -28,11 +30,17 @@ pub struct CamList {
 
 impl Hub {
     /// A hub over `cams` (at least one).
-    pub fn new(cams: Vec<Arc<Cam>>, events: EventBus, uploads: Option<Arc<Uploader>>) -> Hub {
+    pub fn new(
+        cams: Vec<Arc<Cam>>,
+        events: EventBus,
+        uploads: Option<Arc<Uploader>>,
+        metrics: Arc<Metrics>,
+    ) -> Hub {
         Hub {
             cams,
             events,
             uploads,
+            metrics,
             started: Instant::now(),
         }
     }
@@ -55,6 +63,11 @@ impl Hub {
     /// The upload queue, when configured.
     pub fn uploads(&self) -> Option<&Arc<Uploader>> {
         self.uploads.as_ref()
+    }
+
+    /// The Prometheus counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// When the server started.

@@ -14,6 +14,7 @@
 //! - [`control`]: the commands and their one executor.
 //! - [`cam`]: one camera's core and the actions every transport uses.
 //! - [`hub`]: what the cameras share, and the list of them.
+//! - [`metrics`]: the Prometheus counters and the `/metrics` text.
 //! - [`redact`]: secrets out of everything a source or an upload reports.
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
@@ -40,6 +41,7 @@ mod durable;
 pub mod events;
 pub mod frame;
 pub mod hub;
+pub mod metrics;
 pub mod motion;
 pub mod redact;
 pub mod settings;
@@ -140,6 +142,7 @@ pub async fn run(
     } else {
         None
     };
+    let metrics = Arc::new(metrics::Metrics::new());
     let snaps_root = config.data_dir.join("snaps");
     let mut cams = Vec::new();
     for (i, camera) in config.cameras.iter().enumerate() {
@@ -173,6 +176,7 @@ pub async fn run(
                 bus.clone(),
                 snaps,
                 uploader.clone(),
+                metrics.camera(&camera.name),
                 shutdown.clone(),
             )
             .await?,
@@ -186,7 +190,7 @@ pub async fn run(
         tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
     }
     tracker.spawn(prune_history(cam.clone()));
-    let hub = Arc::new(hub::Hub::new(cams, bus, uploader));
+    let hub = Arc::new(hub::Hub::new(cams, bus, uploader, metrics));
     let addr = listener.local_addr()?;
     let required = config.require_auth || !addr.ip().is_loopback();
     let auth_opts = auth::AuthOptions {

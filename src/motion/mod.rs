@@ -67,6 +67,7 @@ pub async fn run(cam: Arc<Cam>) {
             Err(_) => {
                 let ended = lock(&detector).tick(std::time::Instant::now(), &p);
                 if let Some(t) = ended {
+                    cam.metrics().motion_ended();
                     on_transition(&cam, t, None, None).await;
                 }
                 continue;
@@ -81,9 +82,16 @@ pub async fn run(cam: Arc<Cam>) {
         let det = detector.clone();
         let jpeg = frame.jpeg.clone();
         let at = frame.captured_mono;
-        let analysed = tokio::task::spawn_blocking(move || lock(&det).analyse(&jpeg, at, &p)).await;
+        let analysed = tokio::task::spawn_blocking(move || {
+            let timer = std::time::Instant::now();
+            let a = lock(&det).analyse(&jpeg, at, &p);
+            (a, timer.elapsed())
+        })
+        .await;
         match analysed {
-            Ok(Ok(a)) => {
+            Ok((Ok(a), took)) => {
+                cam.metrics()
+                    .analysed(took.as_secs_f64(), a.change, a.active);
                 peak = peak.max(a.change);
                 if last_level.elapsed() >= LEVEL_EVERY {
                     last_level = Instant::now();
@@ -104,7 +112,7 @@ pub async fn run(cam: Arc<Cam>) {
                     on_transition(&cam, t, Some(&a), Some(&settings)).await;
                 }
             }
-            Ok(Err(e)) => tracing::debug!("motion: {e}"),
+            Ok((Err(e), _)) => tracing::debug!("motion: {e}"),
             Err(e) => tracing::error!("motion analysis task failed: {e}"),
         }
         // Cap the analysis rate: sleep out the rest of this frame's slot.

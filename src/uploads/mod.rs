@@ -207,6 +207,19 @@ struct State {
     notices: Vec<UploadNotice>,
 }
 
+/// The queue's length and its outcomes since start.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadCounts {
+    /// Items waiting.
+    pub queued: usize,
+    /// Delivered.
+    pub sent: u64,
+    /// Given up (refused for good, or too old).
+    pub failed: u64,
+    /// Dropped to keep the queue under its size limit.
+    pub dropped: u64,
+}
+
 /// Items taken out of the index whose files are still to be deleted, once
 /// the lock is released.
 type Doomed = Vec<(u64, Lane)>;
@@ -368,6 +381,17 @@ impl Uploader {
         let notices = std::mem::take(&mut self.lock().notices);
         for notice in notices {
             events.publish_or_log(EventKind::Upload, &notice).await;
+        }
+    }
+
+    /// The queue's length and what left it since start, for `/metrics`.
+    pub fn counts(&self) -> UploadCounts {
+        let st = self.lock();
+        UploadCounts {
+            queued: st.items.len(),
+            sent: st.sent,
+            failed: st.failed,
+            dropped: st.dropped,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod conn;
 pub mod error;
 pub mod login;
+pub mod metrics;
 pub mod server;
 pub mod snaps;
 pub mod sse;
@@ -85,7 +86,8 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
 }
 
 /// All routes, behind the Host check (loopback without sign-in), the
-/// cross-site guard and, when required, credentials.
+/// cross-site guard and, when required, credentials; every request is
+/// counted for `/metrics`.
 pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
     let first = hub.cams()[0].clone();
     let state = AppState {
@@ -101,6 +103,7 @@ pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
         .route("/status", get(api::hub_status))
         .route("/cams", get(api::cams))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
         .route("/api/login", post(login::api_login))
@@ -129,6 +132,11 @@ pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::host_guard,
+        ))
+        // Outermost, so refusals (401, 421, 403) are counted too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
         ));
     // HSTS only under TLS: over plain HTTP it is ignored by browsers, and a
     // browser that saw it for this host would refuse plain HTTP to it later.
