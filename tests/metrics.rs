@@ -258,3 +258,28 @@ async fn off_loopback_metrics_need_credentials_and_take_a_long_lived_token() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_upload_queue_shows_its_length_and_results() {
+    // A receiver that is not there: the upload stays queued, retried.
+    let url = "http://127.0.0.1:9/frames".to_string();
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), move |c| {
+        c.uploads.url = Some(url);
+        c.uploads.on_manual = true;
+    })
+    .await;
+    server.wait_for_frame().await;
+    let text = scrape(&server).await;
+    assert_eq!(
+        value(&text, "lookout_upload_queue_items"),
+        Some(0.0),
+        "{text}"
+    );
+    let (status, _) = common::post(&server, "/control", r#"{"cmd": "snapshot_now"}"#).await;
+    assert_eq!(status, 200);
+    let text = wait_for_value(&server, "lookout_upload_queue_items", 1.0).await;
+    for result in ["sent", "failed", "dropped"] {
+        let series = format!(r#"lookout_uploads_total{{result="{result}"}}"#);
+        assert_eq!(value(&text, &series), Some(0.0), "{text}");
+    }
+}
