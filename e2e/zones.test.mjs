@@ -79,7 +79,7 @@ const MASK = [[0.1, 0.15], [0.4, 0.1], [0.45, 0.5], [0.12, 0.45]];
 const ZONE = [[0.55, 0.55], [0.9, 0.55], [0.9, 0.9], [0.55, 0.9]];
 
 /** The first `level` event on the feed, read straight off the wire. */
-async function firstLevel() {
+async function firstLevel(server) {
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), 10000);
   try {
@@ -326,22 +326,22 @@ test('on a phone, taps draw and the page does not scroll', async (t) => {
   }
 });
 
-test('the tuner shows the score and the moving boxes over the picture', async (t) => {
-  await api(server, '/config', { method: 'POST', body: { threshold: 1 } });
+test('the tuner shows the score and the moving boxes over the picture', async () => {
+  // A server of its own: the shared one has shown the same ball on the same
+  // track for a minute by now, and the detector learns a track that keeps
+  // moving as busy (as it does leaves), so its boxes would come and go.
+  const own = await startLookout({ source: 'synthetic:?size=640x360&fps=15&motion=always' });
   const context = await browser.newContext();
   try {
-    const page = await openPage(context, server.url + '/');
+    await api(own, '/config', { method: 'POST', body: { threshold: 1 } });
+    const page = await openPage(context, own.url + '/');
     await waitLive(page);
     // Off by default: nothing shown.
     assert.equal(await page.locator('#tuner-readout').isVisible(), false);
     await page.check('#tuner-toggle');
     await page.waitForFunction(() => /\d/.test(document.getElementById('tuner-score').textContent));
-
-    const level = await firstLevel();
-    if (!('boxes' in level)) {
-      t.skip('the server sends no boxes in level events yet');
-      return;
-    }
+    const level = await firstLevel(own);
+    assert.ok(Array.isArray(level.boxes), `level event without boxes: ${JSON.stringify(level)}`);
     await page.locator('#zones-overlay rect[data-kind="box"]').first().waitFor({ timeout: 10000 });
     await page.waitForFunction(() => /%/.test(document.getElementById('tuner-area').textContent));
     // Off again: the boxes go at once.
@@ -350,7 +350,7 @@ test('the tuner shows the score and the moving boxes over the picture', async (t
     await page.locator('#tuner-readout').waitFor({ state: 'hidden' });
     assert.deepEqual(page.problems, []);
   } finally {
-    await api(server, '/config', { method: 'POST', body: { threshold: 12 } });
     await context.close();
+    await own.stop();
   }
 });
