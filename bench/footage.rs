@@ -219,19 +219,12 @@ fn decode_ms(mjpeg: &[u8]) -> Option<f64> {
     while let Ok(Some(j)) = splitter.next_frame() {
         jpegs.push(j);
     }
-    let before = thread_cpu()?;
+    let before = lookout::motion::replay::thread_cpu()?;
     for j in &jpegs {
         lookout::motion::image::decode_small_luma(j, lookout::motion::detector::WORK_WIDTH).ok()?;
     }
-    let spent = thread_cpu()?.saturating_sub(before);
+    let spent = lookout::motion::replay::thread_cpu()?.saturating_sub(before);
     Some(spent.as_secs_f64() * 1e3 / jpegs.len().max(1) as f64)
-}
-
-/// CPU time of the calling thread (Linux), as the replay measures it.
-fn thread_cpu() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns = s.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
 }
 
 fn per_frame(cpu: Option<Duration>, frames: usize) -> String {

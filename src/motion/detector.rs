@@ -740,6 +740,7 @@ fn round_thousandth(x: f32) -> f32 {
 mod tests {
     use super::*;
     use crate::motion::image::decode_small_luma;
+    use crate::motion::replay::thread_cpu;
 
     /// Tiny deterministic PRNG (xorshift32) so tests need no extra crate.
     struct Rng(u32);
@@ -1271,13 +1272,6 @@ mod tests {
         assert!((60.0..80.0).contains(&score(0.1)), "{}", score(0.1));
         assert!(score(0.002) > score(0.001) && score(0.5) < 100.0);
         assert_eq!(score(7.0), 100.0, "clamped");
-    }
-
-    /// Thread CPU time, from /proc (Linux); None elsewhere.
-    fn thread_cpu() -> Option<Duration> {
-        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-        let ns = s.split_whitespace().next()?.parse().ok()?;
-        Some(Duration::from_nanos(ns))
     }
 
     /// A 1280x720 camera-like scene with noise, in RGB.

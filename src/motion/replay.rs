@@ -87,8 +87,9 @@ pub fn replay(stream: &[u8], fps: f64, step: usize, params: &MotionParams) -> Re
     out
 }
 
-/// CPU time of the calling thread, from /proc (Linux); None elsewhere.
-fn thread_cpu() -> Option<Duration> {
+/// CPU time of the calling thread, from /proc (Linux); None elsewhere. The
+/// replay, the detector's timing test and the footage bench measure with it.
+pub fn thread_cpu() -> Option<Duration> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns = s.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(ns))
