@@ -300,6 +300,7 @@ impl Cam {
         Status {
             cameras: None,
             event_subscribers: self.events.subscribers(),
+            mqtt: None,
             frames: self.frames.count(),
             source: SourceReport {
                 last_frame_age_ms: source.last_frame_age_ms(),
@@ -336,6 +337,9 @@ pub struct Status {
     pub cameras: Option<Vec<CamSummary>>,
     /// Open `/events` streams (the whole server's).
     pub event_subscribers: usize,
+    /// The MQTT link (root `/status` only, when configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<crate::mqtt::MqttReport>,
     /// The seed's frame counter.
     pub frames: u64,
     /// The camera's source.
@@ -410,6 +414,11 @@ impl Cam {
     /// When the server started.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Whether a motion episode is under way.
+    pub fn motion_active(&self) -> bool {
+        self.metrics.active()
     }
 
     /// Its Prometheus counters.

@@ -18,6 +18,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::descriptors::FdBudget;
+use crate::mqtt::{MqttConfig, MqttConfigError};
 use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
 use crate::uploads::UploadConfig;
@@ -244,6 +245,54 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_UPLOAD_QUEUE_MB", value_name = "MIB")]
     pub upload_queue_mb: Option<u64>,
 
+    /// Publish to an MQTT broker and take commands from it (Home Assistant
+    /// discovers every camera), e.g. `--mqtt-url mqtt://lookout@homeassistant.local`
+    /// or `mqtts://lookout@broker.lan:8883`. The password comes from
+    /// LOOKOUT_MQTT_PASSWORD or `password` in the file's `[mqtt]` table, never
+    /// from the URL. In the file: `url` in `[mqtt]`.
+    #[arg(long, env = "LOOKOUT_MQTT_URL", value_name = "URL")]
+    #[serde(skip)]
+    pub mqtt_url: Option<String>,
+
+    /// Trust only the CA(s) in this PEM file for `mqtts://`, e.g.
+    /// `--mqtt-ca-file /etc/lookout/broker-ca.pem` [default: the public roots].
+    #[arg(long, env = "LOOKOUT_MQTT_CA_FILE", value_name = "FILE")]
+    #[serde(skip)]
+    pub mqtt_ca_file: Option<PathBuf>,
+
+    /// First level of every MQTT topic, e.g. `--mqtt-prefix home/cams`
+    /// [default: lookout].
+    #[arg(long, env = "LOOKOUT_MQTT_PREFIX", value_name = "PREFIX")]
+    #[serde(skip)]
+    pub mqtt_prefix: Option<String>,
+
+    /// Home Assistant's discovery prefix [default: homeassistant].
+    #[arg(long, env = "LOOKOUT_MQTT_DISCOVERY_PREFIX", value_name = "PREFIX")]
+    #[serde(skip)]
+    pub mqtt_discovery_prefix: Option<String>,
+
+    /// This server's name in discovery ids (`lookout_NODE_CAMERA`), e.g.
+    /// `--mqtt-node garage-pi` [default: the host name].
+    #[arg(long, env = "LOOKOUT_MQTT_NODE", value_name = "NODE")]
+    #[serde(skip)]
+    pub mqtt_node: Option<String>,
+
+    /// Take commands over MQTT (`on`) or not (`off`); they are trusted as far
+    /// as the broker's ACLs [default: on].
+    #[arg(
+        long,
+        env = "LOOKOUT_MQTT_COMMANDS",
+        value_name = "on|off",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    #[serde(skip)]
+    pub mqtt_commands: Option<bool>,
+
+    /// The `[mqtt]` table of the file: `url`, `password`, `ca_file`,
+    /// `prefix`, `discovery_prefix`, `node`, `commands`.
+    #[arg(skip)]
+    pub mqtt: Option<FileMqtt>,
+
     /// Initial runtime settings (`threshold`, `cooldown_s`, ...), as in
     /// `/config`, in the file only. Values changed at run time and saved in
     /// the store win.
@@ -365,7 +414,11 @@ impl Cli {
         macro_rules! lay_over_file {
             ($($field:ident),* $(,)?) => {{
                 // Flag-only: serde skips them, so the file never sets them.
-                let Cli { config: _, cameras: _, command: _, $($field),* } = file;
+                let Cli {
+                    config: _, cameras: _, command: _, mqtt_url: _, mqtt_ca_file: _,
+                    mqtt_prefix: _, mqtt_discovery_prefix: _, mqtt_node: _,
+                    mqtt_commands: _, $($field),*
+                } = file;
                 $(self.$field = Layer::or(self.$field, $field);)*
             }};
         }
@@ -375,10 +428,31 @@ impl Cli {
             max_connections, max_viewers, max_sse, header_timeout, idle_timeout,
             body_timeout, max_body_kb, max_ws_kb, upload_url, upload_token,
             upload_ca_file, webhook_url, upload_on_manual, upload_max_age_days,
-            upload_queue_mb, settings,
+            upload_queue_mb, mqtt, settings,
         }
         self
     }
+}
+
+/// The `[mqtt]` table of the config file (each key as its `--mqtt-*` flag,
+/// which wins, plus the password, which has no flag).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMqtt {
+    /// As `--mqtt-url`.
+    pub url: Option<String>,
+    /// The broker password (LOOKOUT_MQTT_PASSWORD wins).
+    pub password: Option<String>,
+    /// As `--mqtt-ca-file`.
+    pub ca_file: Option<PathBuf>,
+    /// As `--mqtt-prefix`.
+    pub prefix: Option<String>,
+    /// As `--mqtt-discovery-prefix`.
+    pub discovery_prefix: Option<String>,
+    /// As `--mqtt-node`.
+    pub node: Option<String>,
+    /// As `--mqtt-commands`.
+    pub commands: Option<bool>,
 }
 
 /// One `[[camera]]` table of the config file.
@@ -556,6 +630,8 @@ pub struct Config {
     pub limits: Limits,
     /// Uploads of triggered frames and webhook calls.
     pub uploads: UploadConfig,
+    /// The MQTT broker, when set.
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// Limits on what clients may use.
@@ -663,6 +739,9 @@ pub enum ConfigError {
     /// A camera entry is wrong (the message names it).
     #[error("{0}")]
     Camera(String),
+    /// An MQTT option is wrong.
+    #[error(transparent)]
+    Mqtt(#[from] MqttConfigError),
 }
 
 impl Config {
@@ -680,6 +759,7 @@ impl Config {
             None => Settings::default(),
         };
         let cameras = cameras(&o, &settings)?;
+        let mqtt = mqtt(&o)?;
         let address = |a: &str| -> Result<SocketAddr, ConfigError> {
             a.trim().parse().map_err(|_| ConfigError::Listen(a.into()))
         };
@@ -734,6 +814,7 @@ impl Config {
         Ok(Config {
             cameras,
             uploads,
+            mqtt,
             tls,
             redirect_http,
             require_auth: o.require_auth,
@@ -782,8 +863,32 @@ impl Config {
             allow_hosts: Vec::new(),
             limits: Limits::default(),
             uploads: UploadConfig::default(),
+            mqtt: None,
         })
     }
+}
+
+/// The MQTT link: each `--mqtt-*` flag over its key in the `[mqtt]` table;
+/// none without a URL.
+fn mqtt(o: &Cli) -> Result<Option<MqttConfig>, ConfigError> {
+    let file = o.mqtt.clone().unwrap_or_default();
+    let Some(url) = o.mqtt_url.clone().or(file.url) else {
+        return Ok(None);
+    };
+    // Read here, not as a flag: a password in argv shows in `ps`.
+    let password = std::env::var("LOOKOUT_MQTT_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or(file.password);
+    Ok(Some(MqttConfig::new(
+        &url,
+        password,
+        o.mqtt_ca_file.clone().or(file.ca_file),
+        o.mqtt_prefix.clone().or(file.prefix),
+        o.mqtt_discovery_prefix.clone().or(file.discovery_prefix),
+        o.mqtt_node.clone().or(file.node),
+        o.mqtt_commands.or(file.commands).unwrap_or(true),
+    )?))
 }
 
 /// The `--config` file, as options: keys it does not know are refused by

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cam::{Cam, CamSummary, Status};
 use crate::events::EventBus;
 use crate::metrics::Metrics;
+use crate::mqtt::MqttStatus;
 use crate::uploads::Uploader;
 
 /// The shared part of a running lookout.
@@ -18,6 +19,7 @@ pub struct Hub {
     events: EventBus,
     uploads: Option<Arc<Uploader>>,
     metrics: Arc<Metrics>,
+    mqtt: Option<Arc<MqttStatus>>,
     started: Instant,
 }
 
@@ -35,12 +37,14 @@ impl Hub {
         events: EventBus,
         uploads: Option<Arc<Uploader>>,
         metrics: Arc<Metrics>,
+        mqtt: Option<Arc<MqttStatus>>,
     ) -> Hub {
         Hub {
             cams,
             events,
             uploads,
             metrics,
+            mqtt,
             started: Instant::now(),
         }
     }
@@ -70,6 +74,11 @@ impl Hub {
         &self.metrics
     }
 
+    /// The MQTT link's state, when configured.
+    pub fn mqtt(&self) -> Option<&Arc<MqttStatus>> {
+        self.mqtt.as_ref()
+    }
+
     /// When the server started.
     pub fn started(&self) -> Instant {
         self.started
@@ -96,6 +105,7 @@ impl Hub {
     pub fn status(&self, first: &Cam) -> Status {
         Status {
             cameras: Some(self.list().cameras),
+            mqtt: self.mqtt.as_ref().map(|m| m.report()),
             ..first.status()
         }
     }

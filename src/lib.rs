@@ -15,6 +15,8 @@
 //! - [`cam`]: one camera's core and the actions every transport uses.
 //! - [`hub`]: what the cameras share, and the list of them.
 //! - [`metrics`]: the Prometheus counters and the `/metrics` text.
+//! - [`mqtt`]: motion, state and events to an MQTT broker, Home Assistant
+//!   discovery, commands in.
 //! - [`redact`]: secrets out of everything a source or an upload reports.
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
@@ -43,6 +45,7 @@ pub mod frame;
 pub mod hub;
 pub mod metrics;
 pub mod motion;
+pub mod mqtt;
 pub mod redact;
 pub mod settings;
 pub mod snaps;
@@ -190,7 +193,14 @@ pub async fn run(
         tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
     }
     tracker.spawn(prune_history(cam.clone()));
-    let hub = Arc::new(hub::Hub::new(cams, bus, uploader, metrics));
+    let mqtt = config.mqtt.clone().map(mqtt::Mqtt::new);
+    let hub = Arc::new(hub::Hub::new(
+        cams,
+        bus,
+        uploader,
+        metrics,
+        mqtt.as_ref().map(|m| m.status().clone()),
+    ));
     let addr = listener.local_addr()?;
     let required = config.require_auth || !addr.ip().is_loopback();
     let auth_opts = auth::AuthOptions {
@@ -246,6 +256,26 @@ pub async fn run(
              sign in at {shown} (change it with `lookout passwd`)\n",
             auth.user()
         );
+    }
+    if let Some(mqtt) = mqtt {
+        // Home Assistant's "visit" link: this machine by name when listening
+        // on every address.
+        let dashboard = match mqtt::host_name() {
+            Some(host) if addr.ip().is_unspecified() => {
+                format!("{scheme}://{host}:{}/", addr.port())
+            }
+            _ => format!("{scheme}://{addr}/"),
+        };
+        tracing::info!(
+            "MQTT: publishing to {} (commands {})",
+            config.mqtt.as_ref().map(|m| m.broker()).unwrap_or_default(),
+            if config.mqtt.as_ref().is_some_and(|m| m.commands) {
+                "on"
+            } else {
+                "off"
+            }
+        );
+        tracker.spawn(mqtt::run(mqtt, hub.clone(), dashboard, shutdown.clone()));
     }
     let limits = fit_limits(config.limits);
     let policy = web::auth::Policy {

@@ -253,6 +253,15 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
         "Open event streams (SSE and WebSocket) of the whole server",
         subscribers,
     );
+    if let Some(mqtt) = hub.mqtt() {
+        let connected = Gauge::<i64>::default();
+        connected.set(i64::from(mqtt.connected()));
+        reg.register(
+            "mqtt_connected",
+            "Whether the MQTT broker connection is up (1) or not (0)",
+            connected,
+        );
+    }
     if let Some(up) = hub.uploads() {
         let c = up.counts();
         let queued = Gauge::<i64>::default();
@@ -305,6 +314,11 @@ impl CamMetrics {
         self.analysis.observe(seconds);
         self.score.set(f64::from(score));
         self.active.set(i64::from(active));
+    }
+
+    /// Whether an episode is under way.
+    pub fn active(&self) -> bool {
+        self.active.get() != 0
     }
 
     /// The episode ended without a frame (the camera went quiet).

@@ -1,0 +1,260 @@
+//! Home Assistant MQTT discovery: one device per camera, published retained
+//! at `DISCOVERY/device/lookout_NODE_NAME/config`, so a camera shows up as a
+//! motion sensor, a picture, two sensors, a threshold slider and two buttons
+//! with no YAML. (Device discovery, one message per device, is what Home
+//! Assistant 2024.11 and later read.)
+
+use serde_json::{json, Map, Value};
+
+use super::Topics;
+
+/// The `origin` name, and how a payload of ours is recognised.
+const ORIGIN: &str = "lookout";
+
+/// The discovery payload of camera `cam`. `dashboard` is the dashboard's URL
+/// (the device's "visit" link); `commands` adds the slider and buttons.
+pub(super) fn device(topics: &Topics, cam: &str, dashboard: &str, commands: bool) -> Value {
+    let id = topics.device_id(cam);
+    let state = topics.cam(cam, "state");
+    let uid = |what: &str| format!("{id}_{what}");
+    let mut cmps = Map::new();
+    cmps.insert(
+        "motion".into(),
+        json!({
+            "p": "binary_sensor",
+            "name": "Motion",
+            "device_class": "motion",
+            "state_topic": topics.cam(cam, "motion"),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "unique_id": uid("motion"),
+        }),
+    );
+    cmps.insert(
+        "snapshot".into(),
+        json!({
+            "p": "image",
+            "name": "Snapshot",
+            "image_topic": topics.cam(cam, "snapshot"),
+            "content_type": "image/jpeg",
+            "unique_id": uid("snapshot"),
+        }),
+    );
+    cmps.insert(
+        "trigger_count".into(),
+        json!({
+            "p": "sensor",
+            "name": "Motion triggers",
+            "state_topic": state,
+            "value_template": "{{ value_json.trigger_count }}",
+            "state_class": "total_increasing",
+            "icon": "mdi:counter",
+            "unique_id": uid("trigger_count"),
+        }),
+    );
+    cmps.insert(
+        "motion_score".into(),
+        json!({
+            "p": "sensor",
+            "name": "Motion score",
+            "state_topic": state,
+            "value_template": "{{ value_json.change }}",
+            "state_class": "measurement",
+            "icon": "mdi:motion-sensor",
+            "unique_id": uid("motion_score"),
+        }),
+    );
+    cmps.insert(
+        "source".into(),
+        json!({
+            "p": "binary_sensor",
+            "name": "Camera",
+            "device_class": "connectivity",
+            "entity_category": "diagnostic",
+            "state_topic": state,
+            "value_template": "{{ 'ON' if value_json.source == 'running' else 'OFF' }}",
+            "unique_id": uid("source"),
+        }),
+    );
+    if commands {
+        let cmd = topics.cam(cam, "cmd");
+        cmps.insert(
+            "threshold".into(),
+            json!({
+                "p": "number",
+                "name": "Motion threshold",
+                "state_topic": state,
+                "value_template": "{{ value_json.threshold }}",
+                "command_topic": topics.cam(cam, "threshold/set"),
+                "min": 0,
+                "max": 100,
+                "step": 1,
+                "mode": "slider",
+                "entity_category": "config",
+                "unique_id": uid("threshold"),
+            }),
+        );
+        cmps.insert(
+            "snapshot_now".into(),
+            json!({
+                "p": "button",
+                "name": "Save snapshot",
+                "command_topic": cmd,
+                "payload_press": r#"{"cmd":"snapshot_now"}"#,
+                "icon": "mdi:camera",
+                "unique_id": uid("snapshot_now"),
+            }),
+        );
+        cmps.insert(
+            "reset".into(),
+            json!({
+                "p": "button",
+                "name": "Reset trigger counter",
+                "command_topic": cmd,
+                "payload_press": r#"{"cmd":"reset"}"#,
+                "icon": "mdi:counter",
+                "unique_id": uid("reset"),
+            }),
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    json!({
+        "dev": {
+            "identifiers": [id],
+            "name": cam,
+            "manufacturer": "lookout",
+            "model": "camera",
+            "sw_version": version,
+            "configuration_url": dashboard,
+        },
+        "o": {
+            "name": ORIGIN,
+            "sw_version": version,
+        },
+        "availability_topic": topics.availability(),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "qos": 1,
+        "cmps": cmps,
+    })
+}
+
+/// Whether a retained discovery config seen on the broker is one this node
+/// published for a camera it no longer has (`known` says which it has): then
+/// it is cleared with an empty retained payload. Another node's devices, and
+/// anyone else's, are left alone.
+pub(super) fn is_stale(
+    topics: &Topics,
+    id: &str,
+    payload: &[u8],
+    known: impl Fn(&str) -> bool,
+) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+        return false;
+    };
+    if v.pointer("/o/name").and_then(Value::as_str) != Some(ORIGIN) {
+        return false;
+    }
+    // The camera, from the motion sensor's topic: unambiguous where the id
+    // (`lookout_NODE_NAME`, both may hold `_`) is not.
+    let Some(cam) = v
+        .pointer("/cmps/motion/state_topic")
+        .and_then(Value::as_str)
+        .and_then(|t| t.strip_prefix(&topics.prefix))
+        .and_then(|t| t.strip_prefix('/'))
+        .and_then(|t| t.strip_suffix("/motion"))
+    else {
+        return false;
+    };
+    !cam.contains('/') && topics.device_id(cam) == id && !known(cam)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> Topics {
+        Topics {
+            prefix: "lookout".into(),
+            discovery: "homeassistant".into(),
+            node: "pi".into(),
+        }
+    }
+
+    #[test]
+    fn every_component_has_a_unique_id_and_our_topics() {
+        let d = device(&topics(), "yard", "http://pi:8080/#cam/yard", true);
+        assert_eq!(d["dev"]["identifiers"][0], "lookout_pi_yard");
+        assert_eq!(d["dev"]["manufacturer"], "lookout");
+        assert_eq!(d["dev"]["configuration_url"], "http://pi:8080/#cam/yard");
+        assert_eq!(d["availability_topic"], "lookout/availability");
+        let cmps = d["cmps"].as_object().unwrap();
+        let mut platforms: Vec<&str> = cmps.values().map(|c| c["p"].as_str().unwrap()).collect();
+        platforms.sort_unstable();
+        assert_eq!(
+            platforms,
+            [
+                "binary_sensor",
+                "binary_sensor",
+                "button",
+                "button",
+                "image",
+                "number",
+                "sensor",
+                "sensor"
+            ]
+        );
+        let mut ids: Vec<&str> = cmps
+            .values()
+            .map(|c| c["unique_id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), cmps.len());
+        assert_eq!(cmps["motion"]["device_class"], "motion");
+        assert_eq!(cmps["trigger_count"]["state_class"], "total_increasing");
+        assert_eq!(
+            cmps["threshold"]["command_topic"],
+            "lookout/yard/threshold/set"
+        );
+        assert_eq!(cmps["threshold"]["mode"], "slider");
+        let press: Value =
+            serde_json::from_str(cmps["reset"]["payload_press"].as_str().unwrap()).unwrap();
+        assert_eq!(press, json!({"cmd": "reset"}));
+    }
+
+    #[test]
+    fn without_commands_there_is_nothing_to_press() {
+        let d = device(&topics(), "yard", "http://pi/", false);
+        let cmps = d["cmps"].as_object().unwrap();
+        assert!(cmps.values().all(|c| c.get("command_topic").is_none()));
+    }
+
+    #[test]
+    fn only_our_own_removed_cameras_are_stale() {
+        let t = topics();
+        let old = device(&t, "shed", "http://pi/", true).to_string();
+        let id = t.device_id("shed");
+        assert!(is_stale(&t, &id, old.as_bytes(), |c| c == "yard"));
+        assert!(!is_stale(&t, &id, old.as_bytes(), |c| c == "shed"));
+        // Another node's camera of the same name, or a foreign device.
+        let other = Topics {
+            node: "nas".into(),
+            ..t.clone()
+        };
+        let theirs = device(&other, "shed", "http://nas/", true).to_string();
+        assert!(!is_stale(
+            &t,
+            &other.device_id("shed"),
+            theirs.as_bytes(),
+            |_| false
+        ));
+        assert!(!is_stale(
+            &t,
+            &id,
+            br#"{"o":{"name":"zigbee2mqtt"}}"#,
+            |_| false
+        ));
+        assert!(!is_stale(&t, &id, b"", |_| false));
+    }
+}

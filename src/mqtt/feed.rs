@@ -1,0 +1,256 @@
+//! What happens, as MQTT messages: follows the event bus and puts each
+//! camera's motion, state, snapshot and events into the outbox.
+//!
+//! Stored events are never skipped: when this subscriber falls behind the
+//! bus, it reads what it missed from the store. The state message carries
+//! the score, which changes with every analysed frame: it goes out at once
+//! when anything else in it changes, else at most once a second.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Notify;
+
+use super::outbox::{Message, Outbox};
+use super::{discovery, Topics};
+use crate::cam::Cam;
+use crate::events::Event;
+use crate::hub::Hub;
+use crate::snaps::Trigger;
+use crate::source::SourceState;
+
+/// The score alone is published at most this often.
+const SCORE_EVERY: Duration = Duration::from_secs(1);
+/// Most stored events read back at once after falling behind.
+const CATCH_UP: u32 = 1000;
+
+/// `PREFIX/NAME/state`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct State {
+    trigger_count: u64,
+    threshold: u8,
+    change: f64,
+    motion: bool,
+    source: SourceState,
+}
+
+/// What was last published for one camera.
+#[derive(Default)]
+struct Published {
+    state: Option<State>,
+    at: Option<Instant>,
+    /// The latest score (from `level` events).
+    change: f64,
+    motion: bool,
+}
+
+/// Follows the bus until the server stops.
+pub(super) struct Feed {
+    pub(super) hub: Arc<Hub>,
+    pub(super) topics: Topics,
+    pub(super) outbox: Arc<Outbox>,
+    /// Fired on every (re)connect and when Home Assistant comes online: the
+    /// whole state (and discovery) goes out again.
+    pub(super) republish: Arc<Notify>,
+    /// The dashboard's URL, for discovery.
+    pub(super) dashboard: String,
+    pub(super) commands: bool,
+}
+
+impl Feed {
+    pub(super) async fn run(self) {
+        let mut rx = self.hub.events().subscribe();
+        let mut cams: HashMap<String, Published> = HashMap::new();
+        for cam in self.hub.cams() {
+            let p = Published {
+                motion: cam.motion_active(),
+                ..Published::default()
+            };
+            cams.insert(cam.name.clone(), p);
+        }
+        // Where a catch-up starts before any event came: the events
+        // published since subscribing arrive through `rx` all the same.
+        let mut last_id = self.hub.events().store().last_event_id().await.unwrap_or(0);
+        let mut seen = false;
+        let mut tick = tokio::time::interval(SCORE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let cancel = self.hub.cams()[0].cancel().clone();
+        loop {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Ok(event) => {
+                        if seen && event.id.is_some_and(|id| id <= last_id) {
+                            continue;
+                        }
+                        if let Some(id) = event.id {
+                            (last_id, seen) = (id, true);
+                        }
+                        self.on_event(&event, &mut cams).await;
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Read back the stored ones; the `level` feed lost
+                        // meanwhile does not matter.
+                        match self.hub.events().missed(last_id, CATCH_UP, None).await {
+                            Ok(missed) => {
+                                for event in missed {
+                                    if let Some(id) = event.id {
+                                        (last_id, seen) = (id, true);
+                                    }
+                                    self.on_event(&event, &mut cams).await;
+                                }
+                            }
+                            Err(e) => tracing::warn!("mqtt: cannot read missed events: {e}"),
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    for cam in self.hub.cams() {
+                        if let Some(p) = cams.get_mut(&cam.name) {
+                            self.publish_state(cam, p, false);
+                        }
+                    }
+                }
+                _ = self.republish.notified() => {
+                    for cam in self.hub.cams() {
+                        if let Some(p) = cams.get_mut(&cam.name) {
+                            self.publish_all(cam, p).await;
+                        }
+                    }
+                }
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    async fn on_event(&self, event: &Event, cams: &mut HashMap<String, Published>) {
+        let cam = event.camera.as_deref().and_then(|name| self.hub.cam(name));
+        if let Some(id) = event.id {
+            let mut data = event.data.clone();
+            if let Value::Object(o) = &mut data {
+                o.insert("id".into(), id.into());
+                o.insert("kind".into(), event.kind.clone().into());
+            }
+            let topic = match cam {
+                Some(cam) => self.topics.cam(&cam.name, "events"),
+                None => self.topics.server_events(),
+            };
+            self.outbox.push(Message::event(topic, data.to_string()));
+        }
+        let Some(cam) = cam else { return };
+        let Some(p) = cams.get_mut(&cam.name) else {
+            return;
+        };
+        match event.kind.as_str() {
+            "motion" => {
+                p.motion = true;
+                self.publish_motion(cam, true);
+                if let Some(name) = event
+                    .data
+                    .get("snapshot")
+                    .and_then(Value::as_str)
+                    .and_then(|url| url.rsplit('/').next())
+                {
+                    self.publish_snapshot(cam, name.to_string()).await;
+                }
+            }
+            "motion_end" => {
+                p.motion = false;
+                self.publish_motion(cam, false);
+            }
+            "level" => {
+                if let Some(change) = event.data.get("change").and_then(Value::as_f64) {
+                    p.change = change;
+                }
+            }
+            _ => {}
+        }
+        self.publish_state(cam, p, false);
+    }
+
+    fn publish_motion(&self, cam: &Cam, on: bool) {
+        let payload = if on { "ON" } else { "OFF" };
+        self.outbox.push(Message::state(
+            self.topics.cam(&cam.name, "motion"),
+            payload,
+        ));
+    }
+
+    /// Publishes the state when it changed: at once for anything but the
+    /// score, at most once a second for the score alone; `force` always.
+    fn publish_state(&self, cam: &Cam, p: &mut Published, force: bool) {
+        let source = crate::sync::lock(cam.source_status()).state;
+        let state = State {
+            trigger_count: cam.trigger_count(),
+            threshold: cam.settings().get().threshold,
+            change: p.change,
+            motion: p.motion,
+            source,
+        };
+        let due = match (&p.state, p.at) {
+            (Some(last), Some(at)) if !force => {
+                let same_but_score = State {
+                    change: last.change,
+                    ..state.clone()
+                } == *last;
+                if !same_but_score {
+                    true
+                } else {
+                    last.change != state.change && at.elapsed() >= SCORE_EVERY
+                }
+            }
+            _ => true,
+        };
+        if !due {
+            return;
+        }
+        if let Ok(json) = serde_json::to_string(&state) {
+            self.outbox
+                .push(Message::state(self.topics.cam(&cam.name, "state"), json));
+        }
+        p.state = Some(state);
+        p.at = Some(Instant::now());
+    }
+
+    /// A snapshot file, retained as the camera's picture.
+    async fn publish_snapshot(&self, cam: &Arc<Cam>, name: String) {
+        let snaps = cam.snaps().clone();
+        match tokio::task::spawn_blocking(move || snaps.read(&name)).await {
+            Ok(Ok(jpeg)) => self
+                .outbox
+                .push(Message::state(self.topics.cam(&cam.name, "snapshot"), jpeg)),
+            Ok(Err(e)) => tracing::warn!("mqtt: cannot read the motion snapshot: {e}"),
+            Err(e) => tracing::warn!("mqtt: snapshot read failed: {e}"),
+        }
+    }
+
+    /// Everything retained about `cam`, again: discovery, motion, state and
+    /// the newest motion snapshot.
+    async fn publish_all(&self, cam: &Arc<Cam>, p: &mut Published) {
+        let dashboard = format!("{}#cam/{}", self.dashboard, cam.name);
+        let config = discovery::device(&self.topics, &cam.name, &dashboard, self.commands);
+        self.outbox.push(Message::state(
+            self.topics.device_config(&cam.name),
+            config.to_string(),
+        ));
+        p.motion = cam.motion_active();
+        self.publish_motion(cam, p.motion);
+        self.publish_state(cam, p, true);
+        let snaps = cam.snaps().clone();
+        let newest = tokio::task::spawn_blocking(move || {
+            snaps.list(64, None).map(|list| {
+                list.into_iter()
+                    .find(|s| s.trigger == Trigger::Motion)
+                    .map(|s| s.name)
+            })
+        })
+        .await;
+        if let Ok(Ok(Some(name))) = newest {
+            self.publish_snapshot(cam, name).await;
+        }
+    }
+}

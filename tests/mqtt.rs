@@ -1,0 +1,596 @@
+//! MQTT against a real broker (Debian's mosquitto, on a free loopback port
+//! with a password file): Home Assistant discovery, motion and state,
+//! commands and their replies, availability on a clean stop and on
+//! `kill -9`, a broker restart, and a wrong password.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{wait_until, Binary, MjpegClient, TestServer};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+const USER: &str = "lookout";
+const PASSWORD: &str = "broker secret";
+const NODE: &str = "testnode";
+/// The periodic scene: 4 s of movement (an episode) every 24 s.
+const MOVING: &str = "synthetic:?size=320x180&fps=10";
+const STILL: &str = "synthetic:?size=160x120&fps=10&motion=never";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A mosquitto on 127.0.0.1 that takes only `USER` with `PASSWORD`.
+struct Broker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn mosquitto() -> PathBuf {
+    ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| "mosquitto".into())
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let passwd = dir.path().join("passwd");
+        let made = Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(&passwd)
+            .args([USER, PASSWORD])
+            .stdout(Stdio::null())
+            .status()
+            .expect("mosquitto_passwd runs (Debian package mosquitto)");
+        assert!(made.success());
+        // A port that was free a moment ago; another attempt if it is taken.
+        let mut broker = Broker {
+            dir,
+            port: 0,
+            child: None,
+        };
+        for _ in 0..5 {
+            broker.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            if broker.run() {
+                return broker;
+            }
+        }
+        panic!("mosquitto did not start");
+    }
+
+    /// Starts mosquitto on `self.port`; false if it exited (port taken).
+    fn run(&mut self) -> bool {
+        let conf = self.dir.path().join("mosquitto.conf");
+        let mut text = format!(
+            "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n",
+            self.port,
+            self.dir.path().join("passwd").display()
+        );
+        if rustix::process::getuid().is_root() {
+            // Else mosquitto drops to its own user, who cannot read the
+            // private temporary folder.
+            text.push_str("user root\n");
+        }
+        std::fs::write(&conf, text).expect("write config");
+        let mut child = Command::new(mosquitto())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts (Debian package mosquitto)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again on the same port, retained messages gone
+    /// (no persistence), as after a power cut.
+    fn restart(&mut self) {
+        self.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.run() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not restart"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mqtt://{USER}@127.0.0.1:{}", self.port)
+    }
+
+    fn config(&self) -> lookout::mqtt::MqttConfig {
+        lookout::mqtt::MqttConfig::new(
+            &self.url(),
+            Some(PASSWORD.into()),
+            None,
+            None,
+            None,
+            Some(NODE.into()),
+            true,
+        )
+        .expect("mqtt config")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One message as a subscriber got it.
+#[derive(Debug, Clone)]
+struct Got {
+    topic: String,
+    payload: Bytes,
+    retain: bool,
+}
+
+impl Got {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload)
+            .unwrap_or_else(|e| panic!("{} is not JSON ({e})", self.topic))
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(&self.payload).unwrap_or("<binary>")
+    }
+}
+
+/// A test client: subscribes to `filters` and keeps everything that
+/// arrives, so waiting for one topic never loses another's messages.
+struct Watcher {
+    client: AsyncClient,
+    got: Arc<(Mutex<Vec<Got>>, Notify)>,
+    /// Per topic, where the next search starts (after the last match).
+    cursor: HashMap<String, usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    async fn connect(broker: &Broker, filters: &[&str]) -> Watcher {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut opts = MqttOptions::new(
+            format!("test-{}-{n}", std::process::id()),
+            "127.0.0.1",
+            broker.port,
+        );
+        opts.set_credentials(USER, PASSWORD)
+            .set_max_packet_size(16 << 20, 1 << 20);
+        let (client, mut events) = AsyncClient::new(opts, 64);
+        for f in filters {
+            client.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
+        }
+        let got = Arc::new((Mutex::new(Vec::new()), Notify::new()));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready = Some(ready_tx);
+        let mut acks = 0;
+        let want = filters.len();
+        let sink = got.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        acks += 1;
+                        if acks == want {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        sink.0.lock().unwrap().push(Got {
+                            topic: p.topic.clone(),
+                            payload: p.payload.clone(),
+                            retain: p.retain,
+                        });
+                        sink.1.notify_waiters();
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(WAIT, ready_rx)
+            .await
+            .expect("subscribed in time")
+            .expect("subscribed");
+        Watcher {
+            client,
+            got,
+            cursor: HashMap::new(),
+            task,
+        }
+    }
+
+    /// The first message on `topic` that `pick` accepts, after the last one
+    /// this returned for `topic` (waiting for it).
+    async fn next(&mut self, topic: &str, pick: impl Fn(&Got) -> bool) -> Got {
+        let from = self.cursor.get(topic).copied().unwrap_or(0);
+        let got = self.got.clone();
+        let seen = tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = got.1.notified();
+                {
+                    let list = got.0.lock().unwrap();
+                    if let Some(i) =
+                        (from..list.len()).find(|&i| list[i].topic == topic && pick(&list[i]))
+                    {
+                        return (i, list[i].clone());
+                    }
+                }
+                notified.await;
+            }
+        })
+        .await;
+        let (i, found) = seen.unwrap_or_else(|_| {
+            let list = self.got.0.lock().unwrap();
+            let on_topic: Vec<String> = list
+                .iter()
+                .filter(|g| g.topic == topic)
+                .map(|g| g.text().chars().take(200).collect())
+                .collect();
+            panic!("no match on {topic} within {WAIT:?}; got {on_topic:?}")
+        });
+        self.cursor.insert(topic.to_string(), i + 1);
+        found
+    }
+
+    async fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_string())
+            .await
+            .unwrap();
+    }
+
+    /// Sends a command and returns the reply that echoes `id`.
+    async fn command(&mut self, cam: &str, body: Value) -> Value {
+        let id = body["id"].clone();
+        self.publish(&format!("lookout/{cam}/cmd"), &body.to_string())
+            .await;
+        self.next(&format!("lookout/{cam}/reply"), |g| g.json()["id"] == id)
+            .await
+            .json()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn server_with(broker: &Broker, source: &str, cooldown_s: u32) -> TestServer {
+    let mqtt = broker.config();
+    TestServer::start_with(source, tempfile::tempdir().unwrap(), move |c| {
+        c.cameras[0].settings.cooldown_s = cooldown_s;
+        c.mqtt = Some(mqtt);
+    })
+    .await
+}
+
+fn device_topic(cam: &str) -> String {
+    format!("homeassistant/device/lookout_{NODE}_{cam}/config")
+}
+
+#[tokio::test]
+async fn discovery_motion_state_snapshot_and_events_reach_the_broker() {
+    let broker = Broker::start();
+    let mut w = Watcher::connect(&broker, &["homeassistant/#", "lookout/#"]).await;
+    let server = server_with(&broker, MOVING, 1).await;
+
+    let config = w.next(&device_topic("cam"), |_| true).await.json();
+    assert_eq!(
+        config["dev"]["identifiers"],
+        json!([format!("lookout_{NODE}_cam")])
+    );
+    assert_eq!(config["dev"]["manufacturer"], "lookout");
+    assert_eq!(config["o"]["name"], "lookout");
+    assert_eq!(config["availability_topic"], "lookout/availability");
+    let cmps = config["cmps"].as_object().expect("components");
+    for (key, platform) in [
+        ("motion", "binary_sensor"),
+        ("snapshot", "image"),
+        ("trigger_count", "sensor"),
+        ("motion_score", "sensor"),
+        ("threshold", "number"),
+        ("snapshot_now", "button"),
+        ("reset", "button"),
+    ] {
+        assert_eq!(cmps[key]["p"], platform, "{key}");
+        assert!(
+            cmps[key]["unique_id"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty()),
+            "{key}"
+        );
+    }
+    assert_eq!(cmps["motion"]["device_class"], "motion");
+    assert_eq!(cmps["trigger_count"]["state_class"], "total_increasing");
+    assert_eq!(
+        (
+            cmps["threshold"]["min"].clone(),
+            cmps["threshold"]["max"].clone()
+        ),
+        (json!(0), json!(100))
+    );
+
+    // An episode: ON, a motion event with its id and kind, the snapshot
+    // saved at its start, then OFF.
+    w.next("lookout/cam/motion", |g| g.payload == "ON").await;
+    let event = w
+        .next("lookout/cam/events", |g| g.json()["kind"] == "motion")
+        .await
+        .json();
+    assert!(event["id"].as_i64().is_some_and(|id| id > 0), "{event}");
+    assert_eq!(event["camera"], "cam");
+    let snap = w.next("lookout/cam/snapshot", |_| true).await;
+    assert!(snap.payload.starts_with(&[0xFF, 0xD8]), "a JPEG");
+    let state = w
+        .next("lookout/cam/state", |g| g.json()["trigger_count"] == 1)
+        .await
+        .json();
+    assert_eq!(state["threshold"], 12);
+    assert_eq!(state["source"], "running");
+    w.next("lookout/cam/motion", |g| g.payload == "OFF").await;
+    w.next("lookout/cam/events", |g| g.json()["kind"] == "motion_end")
+        .await;
+
+    // What a client connecting now gets is retained.
+    let mut late = Watcher::connect(&broker, &["homeassistant/#", "lookout/#"]).await;
+    assert!(late.next(&device_topic("cam"), |_| true).await.retain);
+    let online = late.next("lookout/availability", |_| true).await;
+    assert_eq!((online.text(), online.retain), ("online", true));
+    assert!(late.next("lookout/cam/snapshot", |_| true).await.retain);
+    assert!(late.next("lookout/cam/motion", |_| true).await.retain);
+
+    let status = server.status().await;
+    assert_eq!(status["mqtt"]["connected"], true, "{status}");
+    assert!(status["mqtt"]["sent"].as_u64().unwrap() > 5, "{status}");
+    assert_eq!(status["mqtt"]["dropped"], 0, "{status}");
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "lookout_mqtt_connected 1"),
+        "{metrics}"
+    );
+
+    // A clean stop says offline (retained), and the broker keeps it.
+    server.stop().await.expect("clean stop");
+    says_offline(&broker, &mut w).await;
+}
+
+#[tokio::test]
+async fn commands_and_threshold_run_like_control_with_the_same_replies() {
+    let broker = Broker::start();
+    let mut w = Watcher::connect(&broker, &["lookout/#"]).await;
+    let server = server_with(&broker, STILL, 5).await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    server.wait_for_frame().await;
+
+    let pong = w.command("cam", json!({"cmd": "ping", "id": 7})).await;
+    assert_eq!(pong["ok"], true);
+    assert!(pong["pong"].as_f64().is_some());
+    let unknown = w.command("cam", json!({"cmd": "dance", "id": "x"})).await;
+    assert_eq!(unknown, json!({"error": "unknown command", "id": "x"}));
+    let saved = w
+        .command("cam", json!({"cmd": "snapshot_now", "id": 1}))
+        .await;
+    assert_eq!(saved["ok"], true, "{saved}");
+    let url = saved["url"].as_str().unwrap();
+    assert_eq!(reqwest::get(server.url(url)).await.unwrap().status(), 200);
+    let bad = w
+        .command("cam", json!({"cmd": "set", "threshold": 101, "id": 2}))
+        .await;
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert!(
+        bad["error"].as_str().unwrap().contains("threshold"),
+        "{bad}"
+    );
+
+    // Not JSON: the WebSocket's reply (no id to echo).
+    w.publish("lookout/cam/cmd", "not json").await;
+    let reply = w
+        .next("lookout/cam/reply", |g| g.json().get("id").is_none())
+        .await;
+    assert_eq!(reply.json(), json!({"error": "bad json"}));
+
+    // threshold/set: validated like POST /config; bad values change nothing.
+    w.publish("lookout/cam/threshold/set", "40").await;
+    w.next("lookout/cam/state", |g| g.json()["threshold"] == 40)
+        .await;
+    assert_eq!(server.get_json("/config").await["threshold"], 40);
+    for bad in ["400", "-1", "abc", "4.5", ""] {
+        w.publish("lookout/cam/threshold/set", bad).await;
+        let reply = w
+            .next("lookout/cam/reply", |g| g.json()["ok"] == false)
+            .await
+            .json();
+        assert!(
+            reply["error"].as_str().unwrap().contains("threshold"),
+            "{bad}: {reply}"
+        );
+    }
+    assert_eq!(server.get_json("/config").await["threshold"], 40);
+    // Home Assistant's slider may send a float for a whole number.
+    w.publish("lookout/cam/threshold/set", "25.0").await;
+    w.next("lookout/cam/state", |g| g.json()["threshold"] == 25)
+        .await;
+
+    let reset = w.command("cam", json!({"cmd": "reset", "id": 3})).await;
+    assert_eq!(reset, json!({"ok": true, "counters": "reset", "id": 3}));
+}
+
+#[tokio::test]
+async fn the_broker_going_away_never_stops_streaming_and_state_comes_back() {
+    let mut broker = Broker::start();
+    let server = server_with(&broker, MOVING, 1).await;
+    {
+        let mut w = Watcher::connect(&broker, &["lookout/availability"]).await;
+        w.next("lookout/availability", |g| g.payload == "online")
+            .await;
+    }
+    server.wait_for_frame().await;
+    let mut stream = MjpegClient::connect(&server.url("/stream.jpg")).await;
+    stream.next_part().await.expect("a frame");
+
+    broker.stop();
+    wait_until(WAIT, || async {
+        server.status().await["mqtt"]["connected"] == false
+    })
+    .await;
+    // Streaming and commands go on without the broker.
+    for _ in 0..5 {
+        stream
+            .next_part()
+            .await
+            .expect("frames while the broker is down");
+    }
+    assert_eq!(server.command(r#"{"cmd": "ping"}"#).await["ok"], true);
+    let status = server.status().await;
+    assert!(status["mqtt"]["last_error"].as_str().is_some(), "{status}");
+
+    // Back, with nothing retained: lookout publishes its state again.
+    broker.restart();
+    let mut w = Watcher::connect(&broker, &["homeassistant/#", "lookout/#"]).await;
+    let online = w.next("lookout/availability", |_| true).await;
+    assert_eq!(online.text(), "online");
+    w.next(&device_topic("cam"), |_| true).await;
+    let state = w.next("lookout/cam/state", |_| true).await.json();
+    assert_eq!(state["source"], "running", "{state}");
+    w.next("lookout/cam/motion", |_| true).await;
+    stream
+        .next_part()
+        .await
+        .expect("frames after the broker is back");
+    assert_eq!(server.status().await["mqtt"]["connected"], true);
+}
+
+/// `w` sees `offline`, and so does a client connecting later (retained).
+async fn says_offline(broker: &Broker, w: &mut Watcher) {
+    w.next("lookout/availability", |g| g.payload == "offline")
+        .await;
+    let mut after = Watcher::connect(broker, &["lookout/availability"]).await;
+    let last = after.next("lookout/availability", |_| true).await;
+    assert_eq!((last.text(), last.retain), ("offline", true));
+}
+
+/// A config file with the broker and `password` (lookout takes it from the
+/// file or the environment, never from the command line).
+fn config_file(dir: &Path, broker: &Broker, password: &str) -> PathBuf {
+    let path = dir.join("lookout.toml");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nsource = \"{STILL}\"\n\n[mqtt]\nurl = \"{}\"\npassword = \"{password}\"\nnode = \"{NODE}\"\n",
+        broker.url()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[tokio::test]
+async fn kill_9_leaves_the_broker_saying_offline() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), &broker, PASSWORD);
+    let data = dir.path().join("data");
+    let mut w = Watcher::connect(&broker, &["lookout/availability"]).await;
+    let mut lookout = Binary::spawn(&["--config", file.to_str().unwrap()], &data);
+    lookout
+        .wait_for("the MQTT connection", |l| {
+            l.contains("MQTT connected").then_some(())
+        })
+        .await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    let mut child = lookout.drain();
+    child.start_kill().expect("kill -9");
+    child.wait().await.expect("reaped");
+    // The broker's last will, retained.
+    says_offline(&broker, &mut w).await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_logged_and_reported_and_the_server_runs_on() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), &broker, "not the password");
+    let mut lookout = Binary::spawn(
+        &["--config", file.to_str().unwrap()],
+        &dir.path().join("data"),
+    );
+    let url = lookout.wait_for_url("http").await;
+    let line = lookout
+        .wait_for("the refusal", |l| {
+            l.contains("wrong user name or password")
+                .then(|| l.to_string())
+        })
+        .await;
+    assert!(line.contains(&format!("refused user \"{USER}\"")), "{line}");
+    assert!(
+        !line.contains("not the password"),
+        "the password is never logged: {line}"
+    );
+    let _child = lookout.drain();
+    let status: Value = reqwest::get(format!("{url}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["mqtt"]["connected"], false, "{status}");
+    assert!(
+        status["mqtt"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("wrong user name or password"),
+        "{status}"
+    );
+    assert_eq!(status["mqtt"]["broker"], broker.url());
+    // The camera goes on: its first frame is served.
+    wait_until(WAIT, || async {
+        let r = reqwest::get(format!("{url}/snapshot.jpg")).await.unwrap();
+        r.status() == 200
+    })
+    .await;
+}
