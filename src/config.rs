@@ -739,6 +739,9 @@ pub enum ConfigError {
     /// A camera entry is wrong (the message names it).
     #[error("{0}")]
     Camera(String),
+    /// A user name lookout keeps for itself.
+    #[error("user name {0:?} is taken: with HTTP Basic it means \"the password is a long-lived token\"; choose another --user")]
+    User(String),
     /// An MQTT option is wrong.
     #[error(transparent)]
     Mqtt(#[from] MqttConfigError),
@@ -760,6 +763,9 @@ impl Config {
         };
         let cameras = cameras(&o, &settings)?;
         let mqtt = mqtt(&o)?;
+        if o.user.as_deref() == Some(crate::web::auth::TOKEN_USER) {
+            return Err(ConfigError::User(crate::web::auth::TOKEN_USER.into()));
+        }
         let address = |a: &str| -> Result<SocketAddr, ConfigError> {
             a.trim().parse().map_err(|_| ConfigError::Listen(a.into()))
         };
@@ -964,6 +970,66 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let err = Config::from_cli(&cli(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+        let err = Config::from_cli(&cli(&["--user", "token"])).unwrap_err();
+        assert!(err.to_string().contains("long-lived token"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_from_its_table_with_flags_winning() {
+        assert_eq!(Config::from_cli(&cli(&[])).unwrap().mqtt, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        std::fs::write(
+            &file,
+            "[mqtt]\nurl = \"mqtt://ha@broker\"\npassword = \"pw\"\nprefix = \"cams\"\n\
+             discovery_prefix = \"ha\"\nnode = \"pi\"\ncommands = false\nca_file = \"/ca.pem\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let m = Config::from_cli(&cli(&["--config", path]))
+            .unwrap()
+            .mqtt
+            .unwrap();
+        assert_eq!(
+            (m.host.as_str(), m.user.as_deref(), m.password.as_deref()),
+            ("broker", Some("ha"), Some("pw"))
+        );
+        assert_eq!(
+            (m.prefix.as_str(), m.discovery_prefix.as_str()),
+            ("cams", "ha")
+        );
+        assert_eq!((m.node.as_str(), m.commands), ("pi", false));
+        assert_eq!(m.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        let m = Config::from_cli(&cli(&[
+            "--config",
+            path,
+            "--mqtt-url",
+            "mqtts://ha@other:9883",
+            "--mqtt-prefix",
+            "yard",
+            "--mqtt-node",
+            "nas",
+            "--mqtt-commands",
+            "on",
+        ]))
+        .unwrap()
+        .mqtt
+        .unwrap();
+        assert_eq!((m.host.as_str(), m.port, m.tls), ("other", 9883, true));
+        assert_eq!(
+            (m.prefix.as_str(), m.node.as_str(), m.commands),
+            ("yard", "nas", true)
+        );
+        assert_eq!(
+            m.password.as_deref(),
+            Some("pw"),
+            "the password stays the file's"
+        );
+        let err = Config::from_cli(&cli(&["--mqtt-url", "mqtt://u:pw@b"])).unwrap_err();
+        assert!(err.to_string().contains("LOOKOUT_MQTT_PASSWORD"), "{err}");
+        std::fs::write(&file, "[mqtt]\nurl = \"mqtt://b\"\nretain = true\n").unwrap();
+        let err = Config::from_cli(&cli(&["--config", path])).unwrap_err();
+        assert!(err.to_string().contains("retain"), "{err}");
     }
 
     #[test]

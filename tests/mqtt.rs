@@ -31,6 +31,8 @@ struct Broker {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// With TLS: the CA that signed the broker's certificate (PEM file).
+    ca: Option<PathBuf>,
 }
 
 fn mosquitto() -> PathBuf {
@@ -43,7 +45,18 @@ fn mosquitto() -> PathBuf {
 
 impl Broker {
     fn start() -> Broker {
+        Self::start_with(false)
+    }
+
+    /// A broker that speaks only TLS, with a certificate for 127.0.0.1
+    /// signed by a CA of its own.
+    fn start_tls() -> Broker {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
+        let ca = tls.then(|| make_certificates(dir.path()));
         let passwd = dir.path().join("passwd");
         let made = Command::new("mosquitto_passwd")
             .args(["-c", "-b"])
@@ -58,6 +71,7 @@ impl Broker {
             dir,
             port: 0,
             child: None,
+            ca,
         };
         for _ in 0..5 {
             broker.port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -79,6 +93,14 @@ impl Broker {
             self.port,
             self.dir.path().join("passwd").display()
         );
+        if self.ca.is_some() {
+            let d = self.dir.path();
+            text.push_str(&format!(
+                "certfile {}\nkeyfile {}\n",
+                d.join("server.pem").display(),
+                d.join("server.key").display()
+            ));
+        }
         if rustix::process::getuid().is_root() {
             // Else mosquitto drops to its own user, who cannot read the
             // private temporary folder.
@@ -130,14 +152,15 @@ impl Broker {
     }
 
     fn url(&self) -> String {
-        format!("mqtt://{USER}@127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{USER}@127.0.0.1:{}", self.port)
     }
 
     fn config(&self) -> lookout::mqtt::MqttConfig {
         lookout::mqtt::MqttConfig::new(
             &self.url(),
             Some(PASSWORD.into()),
-            None,
+            self.ca.clone(),
             None,
             None,
             Some(NODE.into()),
@@ -145,6 +168,26 @@ impl Broker {
         )
         .expect("mqtt config")
     }
+}
+
+/// A CA and a broker certificate for 127.0.0.1 signed by it, in `dir`;
+/// returns the CA's PEM file.
+fn make_certificates(dir: &Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    ca_file
 }
 
 impl Drop for Broker {
@@ -193,6 +236,13 @@ impl Watcher {
         );
         opts.set_credentials(USER, PASSWORD)
             .set_max_packet_size(16 << 20, 1 << 20);
+        if let Some(ca) = &broker.ca {
+            opts.set_transport(rumqttc::Transport::tls(
+                std::fs::read(ca).unwrap(),
+                None,
+                None,
+            ));
+        }
         let (client, mut events) = AsyncClient::new(opts, 64);
         for f in filters {
             client.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
@@ -305,6 +355,26 @@ async fn server_with(broker: &Broker, source: &str, cooldown_s: u32) -> TestServ
     .await
 }
 
+/// A server with cameras `names` (still scenes) on `broker`, in `dir`.
+async fn cameras_on(
+    broker: &Broker,
+    names: &[&str],
+    dir: tempfile::TempDir,
+    commands: bool,
+) -> TestServer {
+    let mut mqtt = broker.config();
+    mqtt.commands = commands;
+    let cameras: Vec<_> = names
+        .iter()
+        .map(|n| lookout::config::CameraConfig::new(n, STILL).unwrap())
+        .collect();
+    TestServer::start_with(STILL, dir, move |c| {
+        c.cameras = cameras;
+        c.mqtt = Some(mqtt);
+    })
+    .await
+}
+
 fn device_topic(cam: &str) -> String {
     format!("homeassistant/device/lookout_{NODE}_{cam}/config")
 }
@@ -395,6 +465,11 @@ async fn discovery_motion_state_snapshot_and_events_reach_the_broker() {
         "{metrics}"
     );
 
+    // The counter sensor follows a reset.
+    w.publish("lookout/cam/cmd", r#"{"cmd": "reset"}"#).await;
+    w.next("lookout/cam/state", |g| g.json()["trigger_count"] == 0)
+        .await;
+
     // A clean stop says offline (retained), and the broker keeps it.
     server.stop().await.expect("clean stop");
     says_offline(&broker, &mut w).await;
@@ -460,6 +535,68 @@ async fn commands_and_threshold_run_like_control_with_the_same_replies() {
 
     let reset = w.command("cam", json!({"cmd": "reset", "id": 3})).await;
     assert_eq!(reset, json!({"ok": true, "counters": "reset", "id": 3}));
+
+    // Home Assistant restarting (its birth message) gets discovery again.
+    let mut ha = Watcher::connect(&broker, &["homeassistant/device/+/config"]).await;
+    ha.next(&device_topic("cam"), |g| g.retain).await;
+    w.publish("homeassistant/status", "online").await;
+    let again = ha.next(&device_topic("cam"), |g| !g.retain).await;
+    assert_eq!(again.json()["dev"]["name"], "cam");
+}
+
+#[tokio::test]
+async fn mqtts_with_the_brokers_own_ca() {
+    let broker = Broker::start_tls();
+    let mut w = Watcher::connect(&broker, &["lookout/#"]).await;
+    let _server = server_with(&broker, STILL, 5).await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    let pong = w.command("cam", json!({"cmd": "ping", "id": "tls"})).await;
+    assert_eq!(pong["ok"], true);
+}
+
+#[tokio::test]
+async fn a_camera_removed_from_the_config_is_removed_from_home_assistant() {
+    let broker = Broker::start();
+    let mut w = Watcher::connect(&broker, &["homeassistant/device/+/config"]).await;
+    let before = cameras_on(
+        &broker,
+        &["yard", "shed"],
+        tempfile::tempdir().unwrap(),
+        true,
+    )
+    .await;
+    w.next(&device_topic("yard"), |g| !g.payload.is_empty())
+        .await;
+    w.next(&device_topic("shed"), |g| !g.payload.is_empty())
+        .await;
+    let dir = before.stop_keep_dir().await.dir;
+    // Restarted without `shed`, and with commands off.
+    let _after = cameras_on(&broker, &["yard"], dir, false).await;
+    w.next(&device_topic("shed"), |g| g.payload.is_empty())
+        .await;
+    let yard = w
+        .next(&device_topic("yard"), |g| !g.payload.is_empty())
+        .await
+        .json();
+    // Without commands there is nothing to press or slide.
+    let cmps = yard["cmps"].as_object().unwrap();
+    assert!(cmps.contains_key("motion") && cmps.contains_key("snapshot"));
+    assert!(
+        cmps.values().all(|c| c.get("command_topic").is_none()),
+        "{yard}"
+    );
+    // The broker keeps no config for `shed` (an empty retained message
+    // deletes it), and the one for `yard`. Subscribed in this order, a
+    // retained `shed` would arrive before `yard`.
+    let (shed, yard) = (device_topic("shed"), device_topic("yard"));
+    let mut late = Watcher::connect(&broker, &[&shed, &yard]).await;
+    late.next(&yard, |g| g.retain).await;
+    let list = late.got.0.lock().unwrap().clone();
+    assert!(
+        list.iter().all(|g| g.topic != device_topic("shed")),
+        "{list:?}"
+    );
 }
 
 #[tokio::test]

@@ -404,6 +404,17 @@ async fn long_lived_tokens_from_the_command_line() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The token as a Basic password, for clients that send only a user and
+    // a password (Home Assistant's MJPEG camera).
+    let basic_token = |token: &str| {
+        client
+            .get(server.url("/snapshot.jpg"))
+            .basic_auth("token", Some(token.to_string()))
+            .send()
+    };
+    server.wait_for_frame_with(&client_with_token(&token)).await;
+    assert_eq!(basic_token(&token).await.unwrap().status(), 200);
+    assert_eq!(basic_token("not-a-token").await.unwrap().status(), 401);
     let out = std::process::Command::new(bin)
         .args(["--data-dir", &data, "token", "revoke", "home-assistant"])
         .output()
@@ -416,6 +427,18 @@ async fn long_lived_tokens_from_the_command_line() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "revoked at once, no restart needed");
+    assert_eq!(basic_token(&token).await.unwrap().status(), 401);
+}
+
+/// A client that sends `token` as its bearer.
+fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().unwrap();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]

@@ -206,12 +206,23 @@ enum Presented {
 
 /// Token kinds a bearer may be: one-hour API tokens and long-lived ones.
 const BEARER_KINDS: &[&str] = &["api", "long"];
+/// The Basic user name that means "the password is a long-lived token", for
+/// clients that can only send a user and a password (Home Assistant's MJPEG
+/// camera, `ffmpeg`, VLC).
+pub const TOKEN_USER: &str = "token";
+/// Token kinds a Basic password may be (with [`TOKEN_USER`]).
+const BASIC_TOKEN_KINDS: &[&str] = &["long"];
 /// Token kinds a cookie may be: browser sessions only.
 pub(super) const COOKIE_KINDS: &[&str] = &["session"];
 
 impl Presented {
     fn credential(&self) -> Credential<'_> {
         match self {
+            Presented::Basic { user, pass } if user == TOKEN_USER => Credential::Token {
+                secret: pass,
+                kinds: BASIC_TOKEN_KINDS,
+                via: "token as Basic password",
+            },
             Presented::Basic { user, pass } => Credential::Password { user, pass },
             Presented::Bearer(secret) => Credential::Token {
                 secret,
