@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::Topics;
 
-/// The `origin` name, and how a payload of ours is recognised.
+/// The `origin` name.
 const ORIGIN: &str = "lookout";
 
 /// The discovery payload of camera `cam`. `dashboard` is the dashboard's URL
@@ -76,7 +76,17 @@ pub(super) fn device(topics: &Topics, cam: &str, dashboard: &str, commands: bool
             "unique_id": uid("source"),
         }),
     );
-    if commands {
+    if !commands {
+        // A component left out of the payload would stay in Home Assistant,
+        // dead; one with only its platform is removed.
+        for (key, platform) in [
+            ("threshold", "number"),
+            ("snapshot_now", "button"),
+            ("reset", "button"),
+        ] {
+            cmps.insert(key.into(), json!({ "p": platform }));
+        }
+    } else {
         let cmd = topics.cam(cam, "cmd");
         cmps.insert(
             "threshold".into(),
@@ -139,36 +149,6 @@ pub(super) fn device(topics: &Topics, cam: &str, dashboard: &str, commands: bool
     })
 }
 
-/// Whether a retained discovery config seen on the broker is one this node
-/// published for a camera it no longer has (`known` says which it has): then
-/// it is cleared with an empty retained payload. Another node's devices, and
-/// anyone else's, are left alone.
-pub(super) fn is_stale(
-    topics: &Topics,
-    id: &str,
-    payload: &[u8],
-    known: impl Fn(&str) -> bool,
-) -> bool {
-    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
-        return false;
-    };
-    if v.pointer("/o/name").and_then(Value::as_str) != Some(ORIGIN) {
-        return false;
-    }
-    // The camera, from the motion sensor's topic: unambiguous where the id
-    // (`lookout_NODE_NAME`, both may hold `_`) is not.
-    let Some(cam) = v
-        .pointer("/cmps/motion/state_topic")
-        .and_then(Value::as_str)
-        .and_then(|t| t.strip_prefix(&topics.prefix))
-        .and_then(|t| t.strip_prefix('/'))
-        .and_then(|t| t.strip_suffix("/motion"))
-    else {
-        return false;
-    };
-    !cam.contains('/') && topics.device_id(cam) == id && !known(cam)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,33 +208,8 @@ mod tests {
         let d = device(&topics(), "yard", "http://pi/", false);
         let cmps = d["cmps"].as_object().unwrap();
         assert!(cmps.values().all(|c| c.get("command_topic").is_none()));
-    }
-
-    #[test]
-    fn only_our_own_removed_cameras_are_stale() {
-        let t = topics();
-        let old = device(&t, "shed", "http://pi/", true).to_string();
-        let id = t.device_id("shed");
-        assert!(is_stale(&t, &id, old.as_bytes(), |c| c == "yard"));
-        assert!(!is_stale(&t, &id, old.as_bytes(), |c| c == "shed"));
-        // Another node's camera of the same name, or a foreign device.
-        let other = Topics {
-            node: "nas".into(),
-            ..t.clone()
-        };
-        let theirs = device(&other, "shed", "http://nas/", true).to_string();
-        assert!(!is_stale(
-            &t,
-            &other.device_id("shed"),
-            theirs.as_bytes(),
-            |_| false
-        ));
-        assert!(!is_stale(
-            &t,
-            &id,
-            br#"{"o":{"name":"zigbee2mqtt"}}"#,
-            |_| false
-        ));
-        assert!(!is_stale(&t, &id, b"", |_| false));
+        // Removed from Home Assistant: only their platform.
+        assert_eq!(cmps["threshold"], json!({"p": "number"}));
+        assert_eq!(cmps["reset"], json!({"p": "button"}));
     }
 }

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
 
-use super::outbox::{Message, Outbox};
+use super::outbox::{Kind, Message, Outbox};
 use super::{discovery, Topics};
 use crate::cam::Cam;
 use crate::events::Event;
@@ -25,8 +26,14 @@ use crate::source::SourceState;
 
 /// The score alone is published at most this often.
 const SCORE_EVERY: Duration = Duration::from_secs(1);
-/// Most stored events read back at once after falling behind.
+/// Stored events read back per query after falling behind.
 const CATCH_UP: u32 = 1000;
+/// Largest snapshot published (a larger packet would fail at the broker on
+/// every reconnect).
+const MAX_SNAPSHOT: usize = super::link::MAX_OUTGOING - 4096;
+/// Store key: the retained topics this server last published, so the ones
+/// of a camera since removed are emptied.
+const KEY_RETAINED: &str = "mqtt_retained_topics";
 
 /// `PREFIX/NAME/state`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,16 +101,24 @@ impl Feed {
                     Err(RecvError::Lagged(_)) => {
                         // Read back the stored ones; the `level` feed lost
                         // meanwhile does not matter.
-                        match self.hub.events().missed(last_id, CATCH_UP, None).await {
-                            Ok(missed) => {
-                                for event in missed {
-                                    if let Some(id) = event.id {
-                                        (last_id, seen) = (id, true);
-                                    }
-                                    self.on_event(&event, &mut cams).await;
+                        loop {
+                            let missed = match self.hub.events().missed(last_id, CATCH_UP, None).await {
+                                Ok(missed) => missed,
+                                Err(e) => {
+                                    tracing::warn!("mqtt: cannot read missed events: {e}");
+                                    break;
                                 }
+                            };
+                            let full = missed.len() >= CATCH_UP as usize;
+                            for event in missed {
+                                if let Some(id) = event.id {
+                                    (last_id, seen) = (id, true);
+                                }
+                                self.on_event(&event, &mut cams).await;
                             }
-                            Err(e) => tracing::warn!("mqtt: cannot read missed events: {e}"),
+                            if !full {
+                                break;
+                            }
                         }
                     }
                     Err(RecvError::Closed) => return,
@@ -116,6 +131,7 @@ impl Feed {
                     }
                 }
                 _ = self.republish.notified() => {
+                    self.clear_removed().await;
                     for cam in self.hub.cams() {
                         if let Some(p) = cams.get_mut(&cam.name) {
                             self.publish_all(cam, p).await;
@@ -139,7 +155,8 @@ impl Feed {
                 Some(cam) => self.topics.cam(&cam.name, "events"),
                 None => self.topics.server_events(),
             };
-            self.outbox.push(Message::event(topic, data.to_string()));
+            self.outbox
+                .push(Message::new(Kind::Event, topic, data.to_string()));
         }
         let Some(cam) = cam else { return };
         let Some(p) = cams.get_mut(&cam.name) else {
@@ -174,10 +191,8 @@ impl Feed {
 
     fn publish_motion(&self, cam: &Cam, on: bool) {
         let payload = if on { "ON" } else { "OFF" };
-        self.outbox.push(Message::state(
-            self.topics.cam(&cam.name, "motion"),
-            payload,
-        ));
+        let topic = self.topics.cam(&cam.name, "motion");
+        self.outbox.push(Message::new(Kind::Edge, topic, payload));
     }
 
     /// Publishes the state when it changed: at once for anything but the
@@ -209,8 +224,8 @@ impl Feed {
             return;
         }
         if let Ok(json) = serde_json::to_string(&state) {
-            self.outbox
-                .push(Message::state(self.topics.cam(&cam.name, "state"), json));
+            let topic = self.topics.cam(&cam.name, "state");
+            self.outbox.push(Message::new(Kind::State, topic, json));
         }
         p.state = Some(state);
         p.at = Some(Instant::now());
@@ -220,11 +235,46 @@ impl Feed {
     async fn publish_snapshot(&self, cam: &Arc<Cam>, name: String) {
         let snaps = cam.snaps().clone();
         match tokio::task::spawn_blocking(move || snaps.read(&name)).await {
-            Ok(Ok(jpeg)) => self
-                .outbox
-                .push(Message::state(self.topics.cam(&cam.name, "snapshot"), jpeg)),
+            Ok(Ok(jpeg)) if jpeg.len() > MAX_SNAPSHOT => tracing::warn!(
+                "mqtt: not publishing a {} byte snapshot (at most {MAX_SNAPSHOT})",
+                jpeg.len()
+            ),
+            Ok(Ok(jpeg)) => {
+                let topic = self.topics.cam(&cam.name, "snapshot");
+                self.outbox.push(Message::new(Kind::State, topic, jpeg));
+            }
             Ok(Err(e)) => tracing::warn!("mqtt: cannot read the motion snapshot: {e}"),
             Err(e) => tracing::warn!("mqtt: snapshot read failed: {e}"),
+        }
+    }
+
+    /// Empties the retained topics published for cameras (or under a
+    /// prefix) this server no longer has, and remembers the current ones.
+    async fn clear_removed(&self) {
+        let store = self.hub.events().store();
+        let mut now = vec![self.topics.availability()];
+        for cam in self.hub.cams() {
+            now.push(self.topics.device_config(&cam.name));
+            for leaf in ["motion", "state", "snapshot"] {
+                now.push(self.topics.cam(&cam.name, leaf));
+            }
+        }
+        let before: Vec<String> = match store.get(KEY_RETAINED).await {
+            Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!("mqtt: cannot read the topics published before: {e}");
+                return;
+            }
+        };
+        for gone in before.into_iter().filter(|t| !now.contains(t)) {
+            tracing::info!("mqtt: emptying {gone} (no longer configured)");
+            self.outbox
+                .push(Message::new(Kind::Keep, gone, Bytes::new()));
+        }
+        let text = serde_json::to_string(&now).unwrap_or_default();
+        if let Err(e) = store.set(KEY_RETAINED, text).await {
+            tracing::warn!("mqtt: cannot save the topics published: {e}");
         }
     }
 
@@ -233,7 +283,8 @@ impl Feed {
     async fn publish_all(&self, cam: &Arc<Cam>, p: &mut Published) {
         let dashboard = format!("{}#cam/{}", self.dashboard, cam.name);
         let config = discovery::device(&self.topics, &cam.name, &dashboard, self.commands);
-        self.outbox.push(Message::state(
+        self.outbox.push(Message::new(
+            Kind::Keep,
             self.topics.device_config(&cam.name),
             config.to_string(),
         ));

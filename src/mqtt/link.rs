@@ -20,16 +20,24 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::feed::Feed;
-use super::outbox::{Message, Outbox};
-use super::{discovery, Incoming, Mqtt, MqttConfig, Topics};
+use super::outbox::{Kind, Message, Outbox};
+use super::{Mqtt, MqttConfig, Route, Topics};
 use crate::hub::Hub;
 
-/// Largest packet taken from the broker (commands, other devices'
-/// discovery configs). A larger one ends the connection (rumqttc's rule), so
-/// it is generous; commands have their own, smaller cap.
+/// Largest packet taken from the broker. A larger one ends the connection
+/// (rumqttc's rule), so it is generous; commands have their own, smaller cap.
 const MAX_INCOMING: usize = 1 << 20;
+/// Publishes sent but not yet acknowledged; what a dropped connection loses
+/// (and counts).
+const INFLIGHT: u16 = 32;
+/// A connection that lasted this long resets the backoff; a shorter one
+/// (a broker that takes us and drops us at once) keeps doubling it.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Messages a broker client can cause (a command dropped, a Home Assistant
+/// birth) are logged at most this often.
+const QUIET_LOG: Duration = Duration::from_secs(60);
 /// Largest packet sent (a snapshot).
-const MAX_OUTGOING: usize = 16 << 20;
+pub(super) const MAX_OUTGOING: usize = 16 << 20;
 /// Largest command message, as on the WebSocket.
 const MAX_COMMAND: usize = crate::web::ws::MAX_MESSAGE;
 /// Commands waiting to run; more are dropped (and logged).
@@ -92,6 +100,8 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
     ];
     let mut backoff = BACKOFF_MIN;
     let mut logged: Option<(String, Instant)> = None;
+    let mut up_since: Option<Instant> = None;
+    let quiet = Quiet::default();
     loop {
         let polled = tokio::select! {
             p = events.poll() => p,
@@ -100,33 +110,60 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 tracing::info!("MQTT connected to {}", config.broker());
-                backoff = BACKOFF_MIN;
+                up_since = Some(Instant::now());
                 logged = None;
                 subscribe(&client, &topics, &hub, config.commands);
-                outbox.push(Message::state(topics.availability(), "online"));
+                outbox.push(Message::new(Kind::Keep, topics.availability(), "online"));
                 republish.notify_one();
                 status.connected.store(true, Ordering::Relaxed);
                 let _ = connected_tx.send(true);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                on_message(
-                    &p.topic,
-                    p.payload,
-                    &topics,
-                    &hub,
-                    &outbox,
-                    &republish,
-                    &command_tx,
-                );
+                let received = Received {
+                    topic: &p.topic,
+                    payload: p.payload.clone(),
+                    retained: p.retain,
+                };
+                on_message(received, &topics, &republish, &command_tx, &quiet);
             }
-            Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
                 status.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    .count();
+                if refused > 0 {
+                    tracing::warn!(
+                        "MQTT: the broker refused {refused} subscription(s): commands or \
+                         Home Assistant's restarts go unheard (check the broker's ACLs \
+                         for user {:?})",
+                        config.user.as_deref().unwrap_or("")
+                    );
+                }
             }
             Ok(_) => {}
             Err(e) => {
                 status.connected.store(false, Ordering::Relaxed);
                 let _ = connected_tx.send(false);
+                // A clean session resumes nothing: what was sent but not
+                // acknowledged, or still queued in the client, is lost.
+                let lost = events
+                    .pending
+                    .drain(..)
+                    .filter(|r| matches!(r, rumqttc::Request::Publish(_)))
+                    .count();
+                outbox.count_lost(lost as u64);
+                if up_since
+                    .take()
+                    .is_some_and(|at| at.elapsed() >= STABLE_AFTER)
+                {
+                    backoff = BACKOFF_MIN;
+                }
                 let text = describe(&e, &config);
+                status.set_error(text.clone());
                 let again = logged
                     .as_ref()
                     .is_none_or(|(last, at)| *last != text || at.elapsed() >= RELOG_EVERY);
@@ -140,7 +177,6 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
                 } else {
                     tracing::debug!("MQTT {}: {text}", config.broker());
                 }
-                status.set_error(text);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => break,
@@ -163,6 +199,7 @@ fn options(c: &MqttConfig, topics: &Topics) -> Result<MqttOptions, String> {
     let mut o = MqttOptions::new(format!("lookout-{}", c.node), c.host.clone(), c.port);
     o.set_keep_alive(Duration::from_secs(30))
         .set_clean_session(true)
+        .set_inflight(INFLIGHT)
         .set_max_packet_size(MAX_INCOMING, MAX_OUTGOING)
         .set_last_will(LastWill::new(
             topics.availability(),
@@ -229,10 +266,10 @@ fn describe(e: &ConnectionError, c: &MqttConfig) -> String {
 
 /// Subscriptions are per session (clean sessions): made on every connect.
 fn subscribe(client: &AsyncClient, topics: &Topics, hub: &Hub, commands: bool) {
-    let mut filters = vec![
-        rumqttc::SubscribeFilter::new(topics.ha_status(), QoS::AtLeastOnce),
-        rumqttc::SubscribeFilter::new(topics.all_device_configs(), QoS::AtLeastOnce),
-    ];
+    let mut filters = vec![rumqttc::SubscribeFilter::new(
+        topics.ha_status(),
+        QoS::AtLeastOnce,
+    )];
     if commands {
         for cam in hub.cams() {
             for leaf in ["cmd", "threshold/set"] {
@@ -243,60 +280,94 @@ fn subscribe(client: &AsyncClient, topics: &Topics, hub: &Hub, commands: bool) {
             }
         }
     }
-    // The request queue was emptied by the reconnect; it has room.
+    // The reconnect emptied the request queue (the publisher waits for the
+    // link to be up), so it has room.
     if let Err(e) = client.try_subscribe_many(filters) {
         tracing::warn!("MQTT: cannot subscribe: {e}");
     }
 }
 
-/// Dispatches one incoming message; never waits (the event loop runs this).
-#[allow(clippy::too_many_arguments)]
-fn on_message(
-    topic: &str,
+/// One message from the broker.
+struct Received<'a> {
+    topic: &'a str,
     payload: Bytes,
+    retained: bool,
+}
+
+/// Dispatches one incoming message; never waits (the event loop runs this).
+fn on_message(
+    m: Received<'_>,
     topics: &Topics,
-    hub: &Hub,
-    outbox: &Outbox,
     republish: &Notify,
     commands: &mpsc::Sender<Taken>,
+    quiet: &Quiet,
 ) {
-    let (cam, threshold) = match topics.incoming(topic) {
-        Incoming::HaStatus => {
-            if &payload[..] == b"online" {
-                tracing::info!("Home Assistant is online: publishing discovery again");
+    let topic = m.topic;
+    let (cam, threshold) = match topics.route(topic) {
+        Route::HaStatus => {
+            if &m.payload[..] == b"online" {
+                quiet.info("Home Assistant is online: publishing discovery again");
                 republish.notify_one();
             }
             return;
         }
-        Incoming::DeviceConfig(id) => {
-            if !payload.is_empty()
-                && discovery::is_stale(topics, id, &payload, |c| hub.cam(c).is_some())
-            {
-                tracing::info!(
-                    "MQTT: removing {id}, a camera no longer configured, from discovery"
-                );
-                outbox.push(Message::state(topic.to_string(), Bytes::new()));
-            }
-            return;
-        }
-        Incoming::Command(cam) => (cam, false),
-        Incoming::Threshold(cam) => (cam, true),
-        Incoming::Other => return,
+        Route::Command(cam) => (cam, false),
+        Route::Threshold(cam) => (cam, true),
+        Route::Other => return,
     };
-    if payload.len() > MAX_COMMAND {
-        tracing::warn!(
+    if m.retained {
+        // A retained command would run again at every reconnect.
+        quiet.warn(&format!(
+            "MQTT: ignoring a retained command on {topic} (publish commands without retain)"
+        ));
+        return;
+    }
+    if m.payload.len() > MAX_COMMAND {
+        quiet.warn(&format!(
             "MQTT: ignoring a {} byte command on {topic} (at most {MAX_COMMAND})",
-            payload.len()
-        );
+            m.payload.len()
+        ));
         return;
     }
     let taken = Taken {
         cam: cam.to_string(),
         threshold,
-        payload,
+        payload: m.payload,
     };
     if commands.try_send(taken).is_err() {
-        tracing::warn!("MQTT: too many commands waiting; dropped one on {topic}");
+        quiet.warn(&format!(
+            "MQTT: too many commands waiting; dropped one on {topic}"
+        ));
+    }
+}
+
+/// Logs at most once per [`QUIET_LOG`], for what a broker client can repeat
+/// at will.
+#[derive(Default)]
+struct Quiet {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Quiet {
+    fn due(&self) -> bool {
+        let mut last = crate::sync::lock(&self.last);
+        if last.is_some_and(|at| at.elapsed() < QUIET_LOG) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    fn info(&self, text: &str) {
+        if self.due() {
+            tracing::info!("{text}");
+        }
+    }
+
+    fn warn(&self, text: &str) {
+        if self.due() {
+            tracing::warn!("{text}");
+        }
     }
 }
 
@@ -316,8 +387,18 @@ async fn commands(
         } else {
             t.payload.to_vec()
         };
-        let reply = crate::control::handle(&hub, &cam, &message).await;
-        outbox.push(Message::event(
+        // The topic names the camera: a `"camera"` naming another one would
+        // step around ACLs written per camera topic.
+        let reply = match crate::control::parse_addressed(&message) {
+            (_, id, Some(other)) if other != cam.name => crate::control::Handled {
+                id,
+                result: Err(crate::control::CommandError::UnknownCamera),
+            }
+            .to_json(),
+            _ => crate::control::handle(&hub, &cam, &message).await,
+        };
+        outbox.push(Message::new(
+            Kind::Event,
             topics.cam(&cam.name, "reply"),
             reply.to_string(),
         ));
@@ -349,8 +430,9 @@ async fn publisher(client: AsyncClient, outbox: Arc<Outbox>, mut up: watch::Rece
             return;
         }
         let m = outbox.next().await;
+        let retain = m.retain();
         if let Err(e) = client
-            .publish_bytes(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+            .publish_bytes(m.topic, QoS::AtLeastOnce, retain, m.payload)
             .await
         {
             tracing::debug!("MQTT: cannot publish: {e}");

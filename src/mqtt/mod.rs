@@ -16,16 +16,21 @@
 //!
 //! # Never in the way
 //! Nothing on the streaming, detection or command paths waits for the
-//! broker. What is to be published goes into a bounded [`Outbox`]: retained
-//! state is kept once per topic (the newest wins) and the oldest events go
-//! first when it is full, each drop counted. Only a connected link takes from
-//! it, and every (re)connect publishes the whole state again, so a broker
-//! that was down, slow or restarted without persistence ends up current.
+//! broker. What is to be published goes into a bounded [`Outbox`]: state is
+//! kept once per topic (the newest wins) and the oldest events go first when
+//! it is full, each drop counted. The publisher hands messages to the client
+//! only while the link is up; what a dropped connection had not got
+//! acknowledged is counted as dropped too. Every (re)connect publishes the
+//! whole state again, so a broker that was down, slow or restarted without
+//! persistence ends up current. Retained state of cameras since removed is
+//! emptied (the topics published are remembered in the store).
 //!
 //! # Trust
 //! Commands over MQTT are trusted as far as the broker's ACLs: whoever may
-//! publish to `PREFIX/NAME/cmd` may run them. `--mqtt-commands off` stops
-//! listening (Home Assistant then gets no buttons or slider).
+//! publish to `PREFIX/NAME/cmd` may run them, on that camera only (a
+//! `"camera"` naming another is refused). Retained commands are ignored (they
+//! would run again at every reconnect). `--mqtt-commands off` stops listening
+//! (Home Assistant then gets no buttons or slider).
 //!
 //! # Layout
 //! This file: the configuration and the status. `outbox.rs`: the bounded
@@ -51,8 +56,9 @@ pub const DEFAULT_PREFIX: &str = "lookout";
 /// Default Home Assistant discovery prefix.
 pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
 
-/// Where and how to talk to the broker, validated.
-#[derive(Debug, Clone, PartialEq)]
+/// Where and how to talk to the broker, validated. (Its `Debug` hides the
+/// password.)
+#[derive(Clone, PartialEq)]
 pub struct MqttConfig {
     /// Broker host name or address.
     pub host: String,
@@ -74,6 +80,20 @@ pub struct MqttConfig {
     pub node: String,
     /// Whether commands are taken from `cmd` and `threshold/set`.
     pub commands: bool,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("broker", &self.broker())
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("ca_file", &self.ca_file)
+            .field("prefix", &self.prefix)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("node", &self.node)
+            .field("commands", &self.commands)
+            .finish()
+    }
 }
 
 /// An MQTT option that cannot be used, saying what to change.
@@ -264,9 +284,10 @@ pub struct MqttReport {
     pub connected: bool,
     /// The last connection failure, if any since start.
     pub last_error: Option<String>,
-    /// Messages written to the broker.
+    /// Messages the broker acknowledged.
     pub sent: u64,
-    /// Messages dropped from a full outbox (the oldest events first).
+    /// Messages dropped from a full outbox (the oldest events first), or
+    /// lost with a connection before the broker acknowledged them.
     pub dropped: u64,
     /// Messages waiting for the broker.
     pub queued: usize,
@@ -367,47 +388,31 @@ impl Topics {
         format!("{}/status", self.discovery)
     }
 
-    /// Every device's discovery config (to find the cameras removed since).
-    fn all_device_configs(&self) -> String {
-        format!("{}/device/+/config", self.discovery)
-    }
-
     /// What an incoming topic of ours asks for.
-    fn incoming<'a>(&self, topic: &'a str) -> Incoming<'a> {
+    fn route<'a>(&self, topic: &'a str) -> Route<'a> {
         if topic == self.ha_status() {
-            return Incoming::HaStatus;
-        }
-        if let Some(id) = topic
-            .strip_prefix(&self.discovery)
-            .and_then(|t| t.strip_prefix("/device/"))
-            .and_then(|t| t.strip_suffix("/config"))
-        {
-            if !id.contains('/') {
-                return Incoming::DeviceConfig(id);
-            }
+            return Route::HaStatus;
         }
         let rest = topic
             .strip_prefix(&self.prefix)
             .and_then(|t| t.strip_prefix('/'));
         match rest.and_then(|r| r.split_once('/')) {
-            Some((cam, "cmd")) => Incoming::Command(cam),
-            Some((cam, "threshold/set")) => Incoming::Threshold(cam),
-            _ => Incoming::Other,
+            Some((cam, "cmd")) => Route::Command(cam),
+            Some((cam, "threshold/set")) => Route::Threshold(cam),
+            _ => Route::Other,
         }
     }
 }
 
 /// An incoming message's meaning.
 #[derive(Debug, PartialEq, Eq)]
-enum Incoming<'a> {
+enum Route<'a> {
     /// `PREFIX/NAME/cmd`.
     Command(&'a str),
     /// `PREFIX/NAME/threshold/set`.
     Threshold(&'a str),
     /// `DISCOVERY/status`.
     HaStatus,
-    /// `DISCOVERY/device/ID/config`.
-    DeviceConfig(&'a str),
     /// Not ours.
     Other,
 }
@@ -455,6 +460,16 @@ mod tests {
         assert!(!e.to_string().contains("secret"));
         let e = MqttConfig::new("mqtt://b", Some("pw".into()), None, None, None, None, true);
         assert_eq!(e.unwrap_err(), MqttConfigError::PasswordWithoutUser);
+        let c = MqttConfig::new(
+            "mqtt://u@b",
+            Some("pw-42".into()),
+            None,
+            None,
+            None,
+            None,
+            true,
+        );
+        assert!(!format!("{:?}", c.unwrap()).contains("pw-42"));
     }
 
     #[test]
@@ -474,20 +489,16 @@ mod tests {
     }
 
     #[test]
-    fn incoming_topics_are_told_apart() {
+    fn route_topics_are_told_apart() {
         let t = Topics::new(&config("mqtt://b").unwrap());
-        assert_eq!(t.incoming("lookout/yard/cmd"), Incoming::Command("yard"));
+        assert_eq!(t.route("lookout/yard/cmd"), Route::Command("yard"));
         assert_eq!(
-            t.incoming("lookout/yard/threshold/set"),
-            Incoming::Threshold("yard")
+            t.route("lookout/yard/threshold/set"),
+            Route::Threshold("yard")
         );
-        assert_eq!(t.incoming("homeassistant/status"), Incoming::HaStatus);
-        assert_eq!(
-            t.incoming("homeassistant/device/lookout_node_yard/config"),
-            Incoming::DeviceConfig("lookout_node_yard")
-        );
-        assert_eq!(t.incoming("lookout/yard/motion"), Incoming::Other);
-        assert_eq!(t.incoming("lookoutx/yard/cmd"), Incoming::Other);
+        assert_eq!(t.route("homeassistant/status"), Route::HaStatus);
+        assert_eq!(t.route("lookout/yard/motion"), Route::Other);
+        assert_eq!(t.route("lookoutx/yard/cmd"), Route::Other);
         assert_eq!(
             t.device_config("yard"),
             "homeassistant/device/lookout_node_yard/config"
