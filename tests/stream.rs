@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{decode_jpeg, wait_until, MjpegClient, TestServer};
+use common::{decode_jpeg, ffmpeg_jpegs, wait_until, MjpegClient, TestServer};
 
 const SMALL: &str = "synthetic:?size=320x240&fps=20";
 
@@ -30,14 +30,106 @@ async fn snapshot_before_first_frame_is_503_json() {
     assert_eq!(body, serde_json::json!({"error": "no frame yet"}));
 }
 
+/// A camera the test holds back: an HTTP server that answers each request
+/// with the head of an MJPEG stream at once, but sends frames (`jpeg`, every
+/// 100 ms) only once the returned gate is opened. It serves any number of
+/// connections, so a source restart (after its stall timeout on a slow
+/// machine) finds it again. Returns the stream's URL and the gate.
+async fn gated_camera(jpeg: Vec<u8>) -> (String, tokio::sync::watch::Sender<bool>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/video", listener.local_addr().unwrap());
+    let (gate, opened) = tokio::sync::watch::channel(false);
+    let jpeg = std::sync::Arc::new(jpeg);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let mut opened = opened.clone();
+            let jpeg = jpeg.clone();
+            tokio::spawn(async move {
+                let mut socket = tokio::io::BufReader::new(socket);
+                // The request head, up to its empty line.
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\n\
+                    Content-Type: multipart/x-mixed-replace; boundary=cam\r\n\
+                    Connection: close\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                if opened.wait_for(|open| *open).await.is_err() {
+                    return;
+                }
+                loop {
+                    let part = format!(
+                        "--cam\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                        jpeg.len()
+                    );
+                    let sent = async {
+                        socket.write_all(part.as_bytes()).await?;
+                        socket.write_all(&jpeg).await?;
+                        socket.write_all(b"\r\n").await
+                    };
+                    if sent.await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    });
+    (url, gate)
+}
+
 #[tokio::test]
-async fn stream_before_first_frame_is_503_json() {
-    let server = TestServer::start("exec:sleep 60").await;
-    let resp = reqwest::get(server.url("/stream.jpg")).await.unwrap();
-    assert_eq!(resp.status(), 503);
-    assert_eq!(resp.headers()["retry-after"], "1");
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"error": "no frame yet"}));
+async fn stream_opens_before_the_first_frame_and_frames_follow() {
+    let pictures = tempfile::tempdir().unwrap();
+    let file = &ffmpeg_jpegs(pictures.path(), 1, "160x120")[0];
+    let (camera, gate) = gated_camera(std::fs::read(file).unwrap()).await;
+    let server = TestServer::start(&camera).await;
+
+    // No frame yet, and none can come before the gate opens: the stream
+    // answers at once all the same, as a stream.
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(10),
+        MjpegClient::connect(&server.url("/stream.jpg")),
+    )
+    .await
+    .expect("stream answered before the first frame");
+    assert_eq!(
+        client.content_type,
+        "multipart/x-mixed-replace; boundary=frame"
+    );
+    // The snapshot cannot wait, so it still says there is nothing yet.
+    let snap = reqwest::get(server.url("/snapshot.jpg")).await.unwrap();
+    assert_eq!(snap.status(), 503);
+    assert_eq!(server.status().await["frames"], 0);
+    // A waiting viewer holds its slot, and gives it back when it leaves.
+    assert_eq!(server.status().await["viewers"], 1);
+    let other = MjpegClient::connect(&server.url("/stream.jpg")).await;
+    assert_eq!(server.status().await["viewers"], 2);
+    drop(other);
+    wait_until(Duration::from_secs(10), || async {
+        server.status().await["viewers"] == 1
+    })
+    .await;
+
+    // The camera delivers: the open stream gets its first part.
+    gate.send_replace(true);
+    let part = tokio::time::timeout(Duration::from_secs(30), client.next_part())
+        .await
+        .expect("first part once the camera delivers")
+        .expect("stream open");
+    assert_eq!(part.header("content-type"), Some("image/jpeg"));
+    assert_eq!(decode_jpeg(&part.body), (160, 120));
+    client.next_part().await.expect("and the ones after it");
 }
 
 #[tokio::test]

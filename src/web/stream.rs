@@ -62,6 +62,12 @@ pub struct StreamQuery {
 }
 
 /// `GET /stream.jpg`: MJPEG until the client leaves or the server stops.
+///
+/// Before the camera's first frame the response starts all the same (200,
+/// headers and the opening boundary) and the first part follows when the
+/// frame comes: a client started with the server (Home Assistant after a
+/// power cut, a chained lookout, a recorder) gets a stream, not an error.
+/// The viewer's slot is taken at once, as for any viewer.
 pub async fn stream(
     State(app): State<AppState>,
     Query(q): Query<StreamQuery>,
@@ -76,12 +82,6 @@ pub async fn stream(
             )))
         }
     };
-    // Before the first frame there is nothing to show: say so (like the
-    // snapshot) rather than hold a response open that never loads, so an
-    // <img> gets an error it can retry on.
-    if app.frames().latest().is_none() {
-        return Err(ApiError::NoFrame);
-    }
     if app.hub.viewers() >= app.policy.max_viewers {
         return Err(ApiError::Busy("too many viewers"));
     }
@@ -138,8 +138,9 @@ struct Viewer {
 
 impl Viewer {
     /// The next frame this viewer should get: the current one at once on the
-    /// first call, then each newer one (the newest, when several came in
-    /// between). `None` ends the stream (shutdown or source gone).
+    /// first call (or the camera's first frame, when it has none yet), then
+    /// each newer one (the newest, when several came in between). `None`
+    /// ends the stream (shutdown or source gone).
     async fn next_frame(&mut self) -> Option<Arc<Frame>> {
         if let (Some(gap), Some(last)) = (self.min_gap, self.last_sent) {
             tokio::select! {
