@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventBus, EventKind, Reset, SnapshotDeleted};
+use crate::events::{EventBus, EventKind, PublishError, Reset, SnapshotDeleted};
 use crate::frame::FrameSink;
 use crate::metrics::CamMetrics;
 use crate::settings::{Settings, SettingsError, SettingsHandle};
@@ -176,18 +176,23 @@ impl Cam {
         Ok(n)
     }
 
-    /// Sets the trigger count to 0, persists it, then tells every dashboard.
-    pub async fn reset_triggers(&self) -> Result<(), StoreError> {
-        {
-            let _lock = self.trigger_lock.lock().await;
-            self.store
-                .set(&key(&self.name, KEY_TRIGGERS), "0".into())
-                .await?;
-            self.triggers.store(0, Ordering::Relaxed);
-        }
-        self.events
-            .publish_or_log(EventKind::Reset, &self.stamp(&Reset { count: 0 }))
+    /// Sets the trigger count to 0 and records the `reset` event, in one
+    /// transaction (one trip to the store), then tells every dashboard. On
+    /// failure neither is kept and the count stays.
+    pub async fn reset_triggers(&self) -> Result<(), PublishError> {
+        let _lock = self.trigger_lock.lock().await;
+        // Set first, so whoever the event wakes reads 0; put back on failure
+        // (no other change can come between: the lock is held).
+        let before = self.triggers.swap(0, Ordering::Relaxed);
+        let state = Some((key(&self.name, KEY_TRIGGERS), "0".to_string()));
+        let published = self
+            .events
+            .publish_with_state(EventKind::Reset, &self.stamp(&Reset { count: 0 }), state)
             .await;
+        if let Err(e) = published {
+            self.triggers.store(before, Ordering::Relaxed);
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -257,13 +257,25 @@ impl EventBus {
         kind: EventKind,
         data: &impl Serialize,
     ) -> Result<Arc<Event>, PublishError> {
+        self.publish_with_state(kind, data, None).await
+    }
+
+    /// Stores an event together with a state value (`state` as key and
+    /// value) in one transaction, then broadcasts it: the change and its
+    /// event are both kept or neither.
+    pub async fn publish_with_state(
+        &self,
+        kind: EventKind,
+        data: &impl Serialize,
+        state: Option<(String, String)>,
+    ) -> Result<Arc<Event>, PublishError> {
         let data = with_ts(object(kind, data)?);
         let ts = data.get("ts").and_then(Value::as_f64).unwrap_or(0.0);
         let _order = self.order.lock().await;
         let camera = data.get("camera").and_then(Value::as_str);
         let id = self
             .store
-            .append_event(ts, kind.as_str(), camera, &data)
+            .append_event_with_state(ts, kind.as_str(), camera, &data, state)
             .await?;
         let event = Arc::new(Event::new(Some(id), kind.as_str(), data));
         // No subscriber is not an error.

@@ -185,15 +185,40 @@ impl Store {
         camera: Option<&str>,
         data: &Value,
     ) -> Result<i64, StoreError> {
+        self.append_event_with_state(ts, kind, camera, data, None)
+            .await
+    }
+
+    /// Appends an event and, in the same transaction, writes a state value
+    /// (`state` as key and value): both are stored or neither, in one trip
+    /// to the blocking pool (a `reset` and its event).
+    pub async fn append_event_with_state(
+        &self,
+        ts: f64,
+        kind: &str,
+        camera: Option<&str>,
+        data: &Value,
+        state: Option<(String, String)>,
+    ) -> Result<i64, StoreError> {
         let kind = kind.to_string();
         let camera = camera.map(str::to_string);
         let payload = data.to_string();
         self.with(move |c| {
-            c.execute(
+            let tx = c.transaction()?;
+            if let Some((key, value)) = state {
+                tx.execute(
+                    "INSERT INTO state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+            }
+            tx.execute(
                 "INSERT INTO events (ts, kind, camera, payload) VALUES (?1, ?2, ?3, ?4)",
                 params![ts, kind, camera, payload],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
         })
         .await
     }
@@ -447,6 +472,30 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn an_event_and_its_state_are_stored_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set("count", "3".into()).await.unwrap();
+        let state = || Some(("count".to_string(), "0".to_string()));
+        let id = store
+            .append_event_with_state(1.0, "reset", Some("cam"), &json!({"count": 0}), state())
+            .await
+            .unwrap();
+        assert_eq!(store.get("count").await.unwrap().as_deref(), Some("0"));
+        assert_eq!(store.last_event_id().await.unwrap(), id);
+        // The event cannot be stored: the state change is rolled back.
+        store.set("count", "5".into()).await.unwrap();
+        crate::sync::lock(&store.conn)
+            .execute_batch("DROP TABLE events;")
+            .unwrap();
+        let failed = store
+            .append_event_with_state(2.0, "reset", Some("cam"), &json!({"count": 0}), state())
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(store.get("count").await.unwrap().as_deref(), Some("5"));
+    }
 
     #[tokio::test]
     async fn state_survives_reopen() {
