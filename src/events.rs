@@ -75,8 +75,9 @@ pub struct Motion {
     pub change: f64,
     /// Percent of the picture that changed.
     pub area: f64,
-    /// Normalized `[x, y, w, h]` of the moving blobs, largest first (at most 8).
-    pub boxes: Vec<[f32; 4]>,
+    /// Normalized `[x, y, w, h]` of the moving blobs, largest first (at most
+    /// 8), to 4 decimals (a tenth of a pixel at 4K).
+    pub boxes: Vec<[f64; 4]>,
     /// Names of the zones the moving blobs touch.
     pub zones: Vec<String>,
     /// `/snaps/<name>` when a snapshot was saved.
@@ -160,7 +161,7 @@ pub struct Level {
     pub area: f64,
     /// Normalized `[x, y, w, h]` of the moving blobs of the latest analysed
     /// frame, largest first: what the dashboard's motion tuner draws.
-    pub boxes: Vec<[f32; 4]>,
+    pub boxes: Vec<[f64; 4]>,
 }
 
 /// Why an event could not be published.

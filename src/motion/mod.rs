@@ -103,7 +103,7 @@ pub async fn run(cam: Arc<Cam>) {
                             active: a.active,
                             threshold: settings.threshold,
                             area: round2(a.area),
-                            boxes: a.boxes.clone(),
+                            boxes: round_boxes(&a.boxes),
                         }),
                     );
                     peak = 0.0;
@@ -147,7 +147,7 @@ async fn on_transition(
                 count,
                 change: round1(frame.map_or(c, |a| a.change.max(c))),
                 area: frame.map_or(0.0, |a| round2(a.area)),
-                boxes: frame.map(|a| a.boxes.clone()).unwrap_or_default(),
+                boxes: frame.map(|a| round_boxes(&a.boxes)).unwrap_or_default(),
                 zones: frame.map(|a| a.zones.clone()).unwrap_or_default(),
                 snapshot: None,
             };
@@ -203,10 +203,34 @@ async fn on_transition(
     }
 }
 
+/// Boxes for events: 4 decimals, not the 17 digits an `f32` widened to JSON
+/// would show (`0.20399999618530273`).
+fn round_boxes(boxes: &[[f32; 4]]) -> Vec<[f64; 4]> {
+    boxes
+        .iter()
+        .map(|b| b.map(|v| (f64::from(v) * 10_000.0).round() / 10_000.0))
+        .collect()
+}
+
 fn round2(x: f32) -> f64 {
     (f64::from(x) * 100.0).round() / 100.0
 }
 
 fn round1(x: f32) -> f64 {
     (f64::from(x) * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_boxes_have_four_decimals() {
+        let boxes = round_boxes(&[[0.204, 0.615, 0.138, 1.0]]);
+        assert_eq!(boxes, vec![[0.204, 0.615, 0.138, 1.0]]);
+        assert_eq!(
+            serde_json::to_string(&boxes).unwrap(),
+            "[[0.204,0.615,0.138,1.0]]"
+        );
+    }
 }
