@@ -113,7 +113,7 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
                 up_since = Some(Instant::now());
                 logged = None;
                 subscribe(&client, &topics, &hub, config.commands);
-                outbox.push(Message::new(Kind::Keep, topics.availability(), "online"));
+                outbox.push_first(Message::new(Kind::Keep, topics.availability(), "online"));
                 republish.notify_one();
                 status.connected.store(true, Ordering::Relaxed);
                 let _ = connected_tx.send(true);

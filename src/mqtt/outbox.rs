@@ -123,6 +123,22 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Queues `m` ahead of everything (availability at a connect: state
+    /// queued while the link was down must not arrive before `online`),
+    /// replacing what is queued for its topic.
+    pub(super) fn push_first(&self, m: Message) {
+        let mut q = crate::sync::lock(&self.queue);
+        if let Some(i) = q.items.iter().position(|o| m.replaces(o)) {
+            if let Some(old) = q.items.remove(i) {
+                q.bytes -= old.size();
+            }
+        }
+        q.bytes += m.size();
+        q.items.push_front(m);
+        drop(q);
+        self.ready.notify_one();
+    }
+
     /// The oldest message, waiting for one.
     pub(super) async fn next(&self) -> Message {
         loop {
@@ -212,6 +228,15 @@ mod tests {
         assert_eq!(o.dropped(), 2);
         o.count_lost(3);
         assert_eq!(o.dropped(), 5);
+    }
+
+    #[test]
+    fn availability_can_go_first() {
+        let o = Outbox::new(10, 1 << 20);
+        o.push(m(Kind::State, "a/state", "1"));
+        o.push(m(Kind::Keep, "avail", "online"));
+        o.push_first(m(Kind::Keep, "avail", "online"));
+        assert_eq!(topics(&o), ["avail", "a/state"]);
     }
 
     #[tokio::test]
