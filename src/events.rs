@@ -226,6 +226,18 @@ impl Event {
     }
 }
 
+impl Event {
+    /// The data with its `kind` added: the event on its own, outside an SSE
+    /// message (uploads, the webhook, MQTT).
+    pub fn data_with_kind(&self) -> Value {
+        let mut data = self.data.clone();
+        if let Value::Object(o) = &mut data {
+            o.insert("kind".into(), Value::String(self.kind.clone()));
+        }
+        data
+    }
+}
+
 impl From<StoredEvent> for Event {
     fn from(e: StoredEvent) -> Self {
         Event::new(Some(e.id), &e.kind, e.data)

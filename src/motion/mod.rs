@@ -17,7 +17,6 @@ pub mod replay;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::time::Instant;
 
 pub use detector::{Analysis, Detector, MotionParams, Transition};
@@ -167,10 +166,7 @@ async fn on_transition(
             {
                 Ok(event) => {
                     if let Some(frame) = frame {
-                        let mut payload = event.data.clone();
-                        if let Value::Object(o) = &mut payload {
-                            o.insert("kind".into(), json!(EventKind::Motion));
-                        }
+                        let payload = event.data_with_kind();
                         cam.queue_upload(frame.jpeg.clone(), payload, false).await;
                     }
                 }
@@ -191,11 +187,7 @@ async fn on_transition(
                 Ok(event) => {
                     // The webhook gets what was stored (with its `ts`) and
                     // the kind, as for `motion`.
-                    let mut hook = event.data.clone();
-                    if let Value::Object(o) = &mut hook {
-                        o.insert("kind".into(), json!(EventKind::MotionEnd));
-                    }
-                    cam.queue_webhook(hook).await;
+                    cam.queue_webhook(event.data_with_kind()).await;
                 }
                 Err(e) => tracing::error!("cannot record motion_end event: {e}"),
             }

@@ -146,10 +146,9 @@ impl Feed {
     async fn on_event(&self, event: &Event, cams: &mut HashMap<String, Published>) {
         let cam = event.camera.as_deref().and_then(|name| self.hub.cam(name));
         if let Some(id) = event.id {
-            let mut data = event.data.clone();
+            let mut data = event.data_with_kind();
             if let Value::Object(o) = &mut data {
                 o.insert("id".into(), id.into());
-                o.insert("kind".into(), event.kind.clone().into());
             }
             let topic = match cam {
                 Some(cam) => self.topics.cam(&cam.name, "events"),
