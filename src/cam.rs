@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventBus, EventKind, PublishError, Reset, SnapshotDeleted};
+use crate::clips::{ClipParams, Clips, Recorder};
+use crate::events::{ClipDeleted, EventBus, EventKind, PublishError, Reset, SnapshotDeleted};
 use crate::frame::FrameSink;
 use crate::metrics::CamMetrics;
 use crate::settings::{Settings, SettingsError, SettingsHandle};
@@ -77,6 +78,8 @@ pub struct Cam {
     store: Store,
     /// Snapshot files.
     snaps: Arc<Snaps>,
+    /// Clips of motion episodes, and their recording.
+    recorder: Arc<Recorder>,
     /// Upload queue, when uploads or a webhook are configured.
     uploads: Option<Arc<Uploader>>,
     /// Its Prometheus counters (episodes, analysis time, snapshots).
@@ -109,6 +112,7 @@ impl Cam {
         source_status: StatusCell,
         events: EventBus,
         snaps: Snaps,
+        clips: Clips,
         uploads: Option<Arc<Uploader>>,
         metrics: CamMetrics,
         cancel: CancellationToken,
@@ -146,6 +150,7 @@ impl Cam {
             events,
             store,
             snaps: Arc::new(snaps),
+            recorder: Arc::new(Recorder::new(clips)),
             uploads,
             metrics,
             started: Instant::now(),
@@ -256,6 +261,16 @@ impl Cam {
             .await;
     }
 
+    /// Tells every dashboard that clip `name` is gone.
+    pub async fn clip_deleted(&self, name: &str) {
+        let body = ClipDeleted {
+            name: name.to_string(),
+        };
+        self.events
+            .publish_or_log(EventKind::ClipDeleted, &self.stamp(&body))
+            .await;
+    }
+
     /// Durably queues a frame (with its event) for upload, when uploads are
     /// configured. Never fails the caller: a queue error is logged.
     pub async fn queue_upload(&self, jpeg: bytes::Bytes, event: Value, manual: bool) {
@@ -287,7 +302,7 @@ impl Cam {
     /// (the seed's state dict).
     pub fn config_body(&self) -> ConfigBody {
         ConfigBody {
-            settings: self.settings.get(),
+            settings: (*self.settings.get()).clone(),
             trigger_count: self.trigger_count(),
             frame_count: self.frames.count(),
         }
@@ -304,6 +319,7 @@ impl Cam {
         let triggers = self.trigger_count();
         Status {
             cameras: None,
+            clips: self.recorder.status(),
             event_subscribers: self.events.subscribers(),
             mqtt: None,
             frames: self.frames.count(),
@@ -340,6 +356,8 @@ pub struct Status {
     /// At the root: every camera (as `/cams`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cameras: Option<Vec<CamSummary>>,
+    /// Clip recording: the pre-roll buffer, the clip under way, counts.
+    pub clips: crate::clips::recorder::ClipStatus,
     /// Open `/events` streams (the whole server's).
     pub event_subscribers: usize,
     /// The MQTT link (root `/status` only, when configured).
@@ -409,6 +427,16 @@ impl Cam {
     /// This camera's snapshot folder.
     pub fn snaps(&self) -> &Arc<Snaps> {
         &self.snaps
+    }
+
+    /// This camera's clip recorder (and through it, its clip folder).
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    /// The clip settings now.
+    pub fn clip_params(&self) -> ClipParams {
+        ClipParams::from(&*self.settings.get())
     }
 
     /// The upload queue, when configured (shared).

@@ -35,6 +35,11 @@ pub enum EventKind {
     Snapshot,
     /// A snapshot was deleted ([`SnapshotDeleted`]).
     SnapshotDeleted,
+    /// A clip was saved (its listing entry and `ok: true`) or failed (`ok:
+    /// false`, its name and the error).
+    Clip,
+    /// A clip was deleted ([`ClipDeleted`]).
+    ClipDeleted,
     /// The camera came up or went down ([`SourceChange`]).
     Source,
     /// An upload was sent, failed or dropped ([`UploadNotice`]).
@@ -53,6 +58,8 @@ impl EventKind {
             EventKind::Config => "config",
             EventKind::Snapshot => "snapshot",
             EventKind::SnapshotDeleted => "snapshot_deleted",
+            EventKind::Clip => "clip",
+            EventKind::ClipDeleted => "clip_deleted",
             EventKind::Source => "source",
             EventKind::Upload => "upload",
             EventKind::Level => "level",
@@ -83,6 +90,10 @@ pub struct Motion {
     /// `/snaps/<name>` when a snapshot was saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// The URL of the clip recording this episode (served once it is
+    /// saved, which a `clip` event tells), when clips are recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<String>,
 }
 
 /// `motion_end`.
@@ -94,6 +105,14 @@ pub struct MotionEnd {
     pub duration_s: f64,
     /// Its highest score.
     pub peak: f64,
+    /// The clip recording it, when clips are recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<String>,
+    /// The clip's expected length: what was recorded so far plus the
+    /// post-roll (another episode in the post-roll makes it longer; the
+    /// `clip` event has the final figure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_duration_s: Option<f64>,
 }
 
 /// `reset`.
@@ -106,6 +125,13 @@ pub struct Reset {
 /// `snapshot_deleted`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotDeleted {
+    /// The file name.
+    pub name: String,
+}
+
+/// `clip_deleted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClipDeleted {
     /// The file name.
     pub name: String,
 }

@@ -35,6 +35,7 @@
 
 pub mod auth;
 pub mod cam;
+pub mod clips;
 pub mod config;
 pub mod control;
 pub mod datadir;
@@ -81,6 +82,9 @@ pub enum RunError {
     /// The snapshot folder could not be prepared.
     #[error(transparent)]
     Snaps(#[from] snaps::SnapError),
+    /// The clip folder could not be prepared.
+    #[error(transparent)]
+    Clips(#[from] clips::ClipError),
     /// The upload queue could not be opened.
     #[error(transparent)]
     Uploads(#[from] uploads::UploadError),
@@ -169,6 +173,16 @@ pub async fn run(
             format!("/cams/{}/snaps", camera.name)
         };
         let snaps = snaps::Snaps::open_in(dir, prefix)?;
+        let clips_prefix = if first {
+            "/clips".to_string()
+        } else {
+            format!("/cams/{}/clips", camera.name)
+        };
+        let clips_dir = config.data_dir.join("clips").join(&camera.name);
+        let clips =
+            tokio::task::spawn_blocking(move || clips::Clips::open(clips_dir, clips_prefix))
+                .await
+                .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
         let cam = Arc::new(
             cam::Cam::load(
                 &camera.name,
@@ -178,6 +192,7 @@ pub async fn run(
                 source_status,
                 bus.clone(),
                 snaps,
+                clips,
                 uploader.clone(),
                 metrics.camera(&camera.name),
                 shutdown.clone(),
@@ -185,6 +200,7 @@ pub async fn run(
             .await?,
         );
         tracker.spawn(motion::run(cam.clone()));
+        tracker.spawn(clips::recorder::run(cam.clone()));
         tracker.spawn(announce_source(cam.clone(), source_states));
         cams.push(cam);
     }

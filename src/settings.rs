@@ -55,6 +55,22 @@ pub struct Settings {
     pub zones: Vec<Zone>,
     /// When not empty, only motion inside one of these zones counts.
     pub required_zones: Vec<String>,
+    /// Record a clip of each motion episode.
+    pub record_clips: bool,
+    /// Seconds of frames before the motion start that a clip begins with.
+    pub clip_pre_s: u32,
+    /// Seconds a clip goes on after the episode ends.
+    pub clip_post_s: u32,
+    /// Most frames per second in a clip (fewer when the camera sends fewer).
+    pub clip_fps: u32,
+    /// Longest clip, seconds.
+    pub clip_max_s: u32,
+    /// Most clips kept; the oldest go first.
+    pub max_clips: u32,
+    /// Most megabytes of clips kept; the oldest go first.
+    pub max_clips_mb: u32,
+    /// Days a clip is kept.
+    pub clips_max_age_days: u32,
 }
 
 impl Default for Settings {
@@ -74,6 +90,14 @@ impl Default for Settings {
             mask: Vec::new(),
             zones: Vec::new(),
             required_zones: Vec::new(),
+            record_clips: true,
+            clip_pre_s: 5,
+            clip_post_s: 5,
+            clip_fps: 10,
+            clip_max_s: 120,
+            max_clips: 500,
+            max_clips_mb: 4096,
+            clips_max_age_days: 30,
         }
     }
 }
@@ -120,10 +144,16 @@ impl Settings {
                 self.lightswitch_percent = int_in_range(key, value, 1, 100)? as u8
             }
             "motion_fps" => self.motion_fps = int_in_range(key, value, 1, 30)? as u32,
-            "save_on_motion" => {
-                self.save_on_motion = value
-                    .as_bool()
-                    .ok_or_else(|| SettingsError(format!("{key} must be true or false")))?
+            "save_on_motion" => self.save_on_motion = boolean(key, value)?,
+            "record_clips" => self.record_clips = boolean(key, value)?,
+            "clip_pre_s" => self.clip_pre_s = int_in_range(key, value, 0, 30)? as u32,
+            "clip_post_s" => self.clip_post_s = int_in_range(key, value, 0, 60)? as u32,
+            "clip_fps" => self.clip_fps = int_in_range(key, value, 1, 30)? as u32,
+            "clip_max_s" => self.clip_max_s = int_in_range(key, value, 10, 3600)? as u32,
+            "max_clips" => self.max_clips = int_in_range(key, value, 1, 1_000_000)? as u32,
+            "max_clips_mb" => self.max_clips_mb = int_in_range(key, value, 1, 10_000_000)? as u32,
+            "clips_max_age_days" => {
+                self.clips_max_age_days = int_in_range(key, value, 1, 3650)? as u32
             }
             "max_snaps" => self.max_snaps = int_in_range(key, value, 1, 1_000_000)? as u32,
             "max_snaps_mb" => self.max_snaps_mb = int_in_range(key, value, 1, 1_000_000)? as u32,
@@ -190,6 +220,13 @@ impl Settings {
     }
 }
 
+/// Reads a boolean setting.
+fn boolean(key: &str, value: &Value) -> Result<bool, SettingsError> {
+    value
+        .as_bool()
+        .ok_or_else(|| SettingsError(format!("{key} must be true or false")))
+}
+
 /// Reads an integer setting. Whole-number floats (`40.0`, as JavaScript may
 /// send) are accepted; strings and booleans are not, unlike the seed's `int()`.
 fn int_in_range(key: &str, value: &Value, min: i64, max: i64) -> Result<i64, SettingsError> {
@@ -208,22 +245,24 @@ fn int_in_range(key: &str, value: &Value, min: i64, max: i64) -> Result<i64, Set
 
 /// The live settings, shared by every part that reads them. Changes go
 /// through `Cam::apply_settings` (validate, persist, announce), which then
-/// [`replace`](SettingsHandle::replace)s them here; readers take a copy.
+/// [`replace`](SettingsHandle::replace)s them here. Readers get the current
+/// settings by reference count: the detector and the recorder read them per
+/// frame, and the masks and zones inside are not small.
 #[derive(Clone)]
 pub struct SettingsHandle {
-    current: Arc<RwLock<Settings>>,
+    current: Arc<RwLock<Arc<Settings>>>,
 }
 
 impl SettingsHandle {
     /// Starts from `initial`.
     pub fn new(initial: Settings) -> Self {
         SettingsHandle {
-            current: Arc::new(RwLock::new(initial)),
+            current: Arc::new(RwLock::new(Arc::new(initial))),
         }
     }
 
     /// The current settings.
-    pub fn get(&self) -> Settings {
+    pub fn get(&self) -> Arc<Settings> {
         // Plain values, always whole: a panic elsewhere cannot leave them
         // half-written, so a poisoned lock is still good to read.
         self.current
@@ -234,7 +273,7 @@ impl SettingsHandle {
 
     /// Replaces the settings with already validated ones.
     pub fn replace(&self, next: Settings) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
     }
 }
 

@@ -5,9 +5,10 @@
 //! behind, frames in between are skipped. When motion starts it counts one
 //! trigger (persisted), saves a snapshot (when `save_on_motion`) and publishes
 //! `motion` (with the changed area, the moving blobs' boxes and the zones they
-//! touch); when the episode ends it publishes `motion_end`. The current
-//! score, area and boxes go out as transient `level` events, at most twice a
-//! second, for the dashboard's graph and motion tuner.
+//! touch, and the clip that records it); when the episode ends it publishes
+//! `motion_end`. The current score, area and boxes go out as transient
+//! `level` events, at most twice a second, for the dashboard's graph and
+//! motion tuner.
 
 pub mod blobs;
 pub mod detector;
@@ -110,6 +111,9 @@ pub async fn run(cam: Arc<Cam>) {
                 if let Some(t) = a.transition {
                     on_transition(&cam, t, Some(&a), Some(&settings)).await;
                 }
+                if a.active {
+                    cam.recorder().offer(&frame, a.change);
+                }
             }
             Ok((Err(e), _)) => tracing::debug!("motion: {e}"),
             Err(e) => tracing::error!("motion analysis task failed: {e}"),
@@ -149,6 +153,7 @@ async fn on_transition(
                 boxes: frame.map(|a| round_boxes(&a.boxes)).unwrap_or_default(),
                 zones: frame.map(|a| a.zones.clone()).unwrap_or_default(),
                 snapshot: None,
+                clip: cam.recorder().motion_started(cam.clip_params()),
             };
             if settings.is_some_and(|s| s.save_on_motion) {
                 match cam.save_snapshot(Trigger::Motion).await {
@@ -174,10 +179,13 @@ async fn on_transition(
             }
         }
         Transition::Ended { duration, peak } => {
+            let clip = cam.recorder().motion_ended(cam.clip_params());
             let data = MotionEnd {
                 count: cam.trigger_count(),
                 duration_s: round1(duration.as_secs_f32()),
                 peak: round1(peak),
+                clip_duration_s: clip.as_ref().map(|c| c.1),
+                clip: clip.map(|c| c.0),
             };
             match cam
                 .events()

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod clips;
 pub mod conn;
 pub mod error;
 pub mod login;
@@ -72,7 +73,10 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
         .route("/control", get(ws::upgrade).post(api::post_control))
         .route("/api/events", get(sse::history))
         .route("/snaps", get(snaps::list))
-        .route("/snaps/{name}", get(snaps::get).delete(snaps::delete));
+        .route("/snaps/{name}", get(snaps::get).delete(snaps::delete))
+        .route("/clips", get(clips::list))
+        .route("/clips/{name}", get(clips::get).delete(clips::delete))
+        .route("/clips/{name}/index", get(clips::index));
     let routes = if nested {
         routes
             .route("/status", get(api::status))

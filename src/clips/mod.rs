@@ -1,0 +1,527 @@
+//! Event clips: what happened around a motion episode, as a file per clip in
+//! one folder per camera, `<data-dir>/clips/<camera>/`.
+//!
+//! A clip is recorded by the [`recorder`] as `.rec-motion-<ms>.mkv` (hidden:
+//! never listed or served) and gets its real name `motion-<ms>.mkv` only
+//! when it is finished and synced, so a half-written file is never listed.
+//! A `.rec-` file found at start is what a crash left: it is finished with
+//! the frames that reached the disk ([`mkv::finish_partial`]) or removed.
+//!
+//! Names carry the unix milliseconds of the motion start. Within a folder
+//! they only increase, even when the wall clock jumps back, so the order of
+//! names is the order of recording.
+//!
+//! All functions block (std::fs); async callers run them with
+//! `spawn_blocking`.
+
+pub mod mkv;
+pub mod recorder;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use recorder::{ClipParams, Recorder};
+
+/// Prefix of a clip being recorded.
+const REC_PREFIX: &str = ".rec-";
+/// Clips listed in one page at most.
+pub const MAX_PAGE: usize = 500;
+
+/// One clip as shown to clients.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClipInfo {
+    /// File name, e.g. `motion-1764033000123.mkv`.
+    pub name: String,
+    /// Where it is served: `<prefix>/clips/<name>`.
+    pub url: String,
+    /// Its thumbnail.
+    pub thumb: String,
+    /// When its first frame was taken, unix seconds.
+    pub start_ts: f64,
+    /// Its length in seconds.
+    pub duration_s: f64,
+    /// How many frames it holds.
+    pub frames: u64,
+    /// Size of the file.
+    pub bytes: u64,
+    /// What started it (always `motion` for now).
+    pub trigger: crate::snaps::Trigger,
+}
+
+/// How many clips to keep; the oldest go first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most clips kept.
+    pub max_count: usize,
+    /// Most bytes kept, summed over all clips.
+    pub max_bytes: u64,
+    /// Oldest clip kept.
+    pub max_age: Duration,
+}
+
+/// Why a clip operation failed, in words meant for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    /// The name is not a clip name (and might point outside the folder).
+    #[error("invalid clip name {0:?}")]
+    InvalidName(String),
+    /// No clip has this name.
+    #[error("clip {0} not found")]
+    NotFound(String),
+    /// The file system refused.
+    #[error("{what}: {err}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        err: io::Error,
+    },
+    /// The file is not a readable clip.
+    #[error("clip {name}: {err}")]
+    Unreadable {
+        /// The clip.
+        name: String,
+        /// Why.
+        #[source]
+        err: mkv::MkvError,
+    },
+}
+
+impl ClipError {
+    fn io(what: impl Into<String>, err: io::Error) -> ClipError {
+        ClipError::Io {
+            what: what.into(),
+            err,
+        }
+    }
+}
+
+/// What a finished clip holds, read once from its file.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    start_ts: f64,
+    duration_s: f64,
+    frames: u64,
+    bytes: u64,
+}
+
+/// The clip folder of one camera.
+#[derive(Debug)]
+pub struct Clips {
+    dir: PathBuf,
+    /// Where the files are served (`/clips`, or `/cams/NAME/clips`).
+    url_prefix: String,
+    /// The last name's milliseconds: the next is always later.
+    last_ms: Mutex<u64>,
+    /// What each listed clip holds (its file never changes under its name).
+    summaries: Mutex<HashMap<String, Summary>>,
+}
+
+impl Clips {
+    /// Opens the folder `dir`, creating it when missing, and finishes or
+    /// removes the clips a crash left unfinished.
+    pub fn open(dir: PathBuf, url_prefix: String) -> Result<Clips, ClipError> {
+        crate::datadir::create_dir(&dir).map_err(|err| {
+            ClipError::io(format!("cannot create clip folder {}", dir.display()), err)
+        })?;
+        let clips = Clips {
+            dir,
+            url_prefix,
+            last_ms: Mutex::new(0),
+            summaries: Mutex::new(HashMap::new()),
+        };
+        clips.recover()?;
+        let newest = clips.names()?.first().map_or(0, |(ms, _)| *ms);
+        *crate::sync::lock(&clips.last_ms) = newest;
+        Ok(clips)
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The URL of clip `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/{name}", self.url_prefix)
+    }
+
+    /// A new clip name for a motion start at `at`: later than every name
+    /// given before, whatever the wall clock says.
+    pub fn allocate(&self, at: SystemTime) -> String {
+        let mut last = crate::sync::lock(&self.last_ms);
+        let ms = unix_ms(at).max(*last + 1);
+        *last = ms;
+        format!("motion-{ms}.mkv")
+    }
+
+    /// Creates the hidden file a clip is recorded into.
+    pub fn create(&self, name: &str) -> Result<File, ClipError> {
+        check_name(name)?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(crate::datadir::FILE_MODE)
+            .open(self.rec_path(name))
+            .map_err(|err| ClipError::io(format!("cannot create clip {name}"), err))
+    }
+
+    /// Gives a finished (synced) clip its name; never replaces a file.
+    pub fn publish(&self, name: &str) -> Result<ClipInfo, ClipError> {
+        let rec = self.rec_path(name);
+        let fail = |err| ClipError::io(format!("cannot save clip {name}"), err);
+        fs::hard_link(&rec, self.dir.join(name)).map_err(fail)?;
+        let _ = fs::remove_file(&rec);
+        sync_dir(&self.dir);
+        self.info(name)
+    }
+
+    /// Removes a clip that failed while being recorded.
+    pub fn discard(&self, name: &str) {
+        let _ = fs::remove_file(self.rec_path(name));
+    }
+
+    fn rec_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{REC_PREFIX}{name}"))
+    }
+
+    /// Finishes each `.rec-` file with the frames that reached the disk, or
+    /// removes it when none did.
+    fn recover(&self) -> Result<(), ClipError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| self.list_error(e))?;
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str().and_then(|n| n.strip_prefix(REC_PREFIX)) else {
+                continue;
+            };
+            let rec = entry.path();
+            let done = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&rec)
+                .map_err(mkv::MkvError::Io)
+                .and_then(|f| mkv::finish_partial(&f));
+            match done {
+                Ok(s) if valid_name(name) && fs::hard_link(&rec, self.dir.join(name)).is_ok() => {
+                    let _ = fs::remove_file(&rec);
+                    tracing::warn!(
+                        "clip {name} was cut short by an unclean stop: kept its {} frame(s) \
+                         ({:.1} s)",
+                        s.frames.len(),
+                        s.duration().as_secs_f64()
+                    );
+                }
+                other => {
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "cannot give it its name".to_string(),
+                    };
+                    let _ = fs::remove_file(&rec);
+                    tracing::warn!("removed clip {name} left unfinished by an unclean stop: {why}");
+                }
+            }
+        }
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Lists up to `limit` clips, newest first; with `before`, only older ones.
+    pub fn list(&self, limit: usize, before: Option<&str>) -> Result<Vec<ClipInfo>, ClipError> {
+        let cursor = match before {
+            Some(name) => Some(ms_of(name).ok_or_else(|| ClipError::InvalidName(name.into()))?),
+            None => None,
+        };
+        let mut out = Vec::new();
+        for (ms, name) in self.names()? {
+            if cursor.is_some_and(|c| ms >= c) {
+                continue;
+            }
+            match self.info(&name) {
+                Ok(info) => out.push(info),
+                // Deleted meanwhile: not a clip any more.
+                Err(ClipError::NotFound(_)) => continue,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    continue;
+                }
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One clip's listing entry.
+    pub fn info(&self, name: &str) -> Result<ClipInfo, ClipError> {
+        let summary = self.summary(name)?;
+        Ok(ClipInfo {
+            name: name.to_string(),
+            url: self.url(name),
+            thumb: format!("{}/thumb", self.url(name)),
+            start_ts: summary.start_ts,
+            duration_s: summary.duration_s,
+            frames: summary.frames,
+            bytes: summary.bytes,
+            trigger: crate::snaps::Trigger::Motion,
+        })
+    }
+
+    fn summary(&self, name: &str) -> Result<Summary, ClipError> {
+        if let Some(s) = crate::sync::lock(&self.summaries).get(name) {
+            return Ok(*s);
+        }
+        let scanned = self.index(name)?;
+        let bytes = fs::metadata(self.dir.join(name)).map_or(0, |m| m.len());
+        let start = scanned.start.map_or_else(
+            || ms_of(name).unwrap_or(0) as f64 / 1000.0,
+            crate::frame::unix_secs,
+        );
+        let s = Summary {
+            start_ts: (start * 1000.0).round() / 1000.0,
+            duration_s: (scanned.duration().as_secs_f64() * 10.0).round() / 10.0,
+            frames: scanned.frames.len() as u64,
+            bytes,
+        };
+        crate::sync::lock(&self.summaries).insert(name.to_string(), s);
+        Ok(s)
+    }
+
+    /// The path of clip `name`, checked.
+    pub fn path(&self, name: &str) -> Result<PathBuf, ClipError> {
+        check_name(name)?;
+        let path = self.dir.join(name);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => Ok(path),
+            Ok(_) => Err(ClipError::NotFound(name.to_string())),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                Err(ClipError::NotFound(name.to_string()))
+            }
+            Err(err) => Err(ClipError::io(format!("cannot read clip {name}"), err)),
+        }
+    }
+
+    /// Where each frame of clip `name` is in its file (for the player).
+    pub fn index(&self, name: &str) -> Result<mkv::Scanned, ClipError> {
+        let path = self.path(name)?;
+        let file = File::open(&path).map_err(|err| match err.kind() {
+            ErrorKind::NotFound => ClipError::NotFound(name.to_string()),
+            _ => ClipError::io(format!("cannot read clip {name}"), err),
+        })?;
+        mkv::scan(&file).map_err(|err| ClipError::Unreadable {
+            name: name.to_string(),
+            err,
+        })
+    }
+
+    /// Deletes one clip.
+    pub fn delete(&self, name: &str) -> Result<(), ClipError> {
+        check_name(name)?;
+        fs::remove_file(self.dir.join(name)).map_err(|err| match err.kind() {
+            ErrorKind::NotFound => ClipError::NotFound(name.to_string()),
+            _ => ClipError::io(format!("cannot delete clip {name}"), err),
+        })?;
+        crate::sync::lock(&self.summaries).remove(name);
+        Ok(())
+    }
+
+    /// Deletes the oldest clips until `retention` holds; returns their names.
+    pub fn enforce(&self, retention: Retention) -> Result<Vec<String>, ClipError> {
+        let names = self.names()?;
+        let now_ms = unix_ms(SystemTime::now());
+        let max_age_ms = retention.max_age.as_millis() as u64;
+        let mut kept = 0usize;
+        let mut bytes = 0u64;
+        let mut removed = Vec::new();
+        for (ms, name) in names {
+            let size = fs::metadata(self.dir.join(&name)).map_or(0, |m| m.len());
+            let too_old = now_ms.saturating_sub(ms) > max_age_ms;
+            if too_old || kept + 1 > retention.max_count || bytes + size > retention.max_bytes {
+                match self.delete(&name) {
+                    Ok(()) | Err(ClipError::NotFound(_)) => removed.push(name),
+                    Err(e) => tracing::warn!("retention: {e}"),
+                }
+                continue;
+            }
+            kept += 1;
+            bytes += size;
+        }
+        Ok(removed)
+    }
+
+    /// How many clips there are and their bytes.
+    pub fn usage(&self) -> Result<(usize, u64), ClipError> {
+        let names = self.names()?;
+        let bytes = names
+            .iter()
+            .map(|(_, n)| fs::metadata(self.dir.join(n)).map_or(0, |m| m.len()))
+            .sum();
+        Ok((names.len(), bytes))
+    }
+
+    /// Clip names with their milliseconds, newest first.
+    fn names(&self) -> Result<Vec<(u64, String)>, ClipError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(self.list_error(err)),
+        };
+        let mut names: Vec<(u64, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                Some((ms_of(&name)?, name))
+            })
+            .collect();
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(names)
+    }
+
+    fn list_error(&self, err: io::Error) -> ClipError {
+        ClipError::io(
+            format!("cannot list clip folder {}", self.dir.display()),
+            err,
+        )
+    }
+}
+
+/// Whether `name` is a clip name lookout writes: `motion-<ms>.mkv`.
+pub fn valid_name(name: &str) -> bool {
+    ms_of(name).is_some()
+}
+
+fn check_name(name: &str) -> Result<(), ClipError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(ClipError::InvalidName(name.to_string()))
+    }
+}
+
+/// The milliseconds in a clip name.
+fn ms_of(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("motion-")?.strip_suffix(".mkv")?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Makes a new name durable (the folder's entry), as snapshots do.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn record(clips: &Clips, at: SystemTime, frames: u64) -> String {
+        let name = clips.allocate(at);
+        let file = clips.create(&name).unwrap();
+        let mut w = mkv::Writer::new(file, 16, 16, 10, at).unwrap();
+        for i in 0..frames {
+            w.write_frame(i * 100, &[0xFF, 0xD8, i as u8, 0xFF, 0xD9])
+                .unwrap();
+        }
+        w.finish().unwrap();
+        clips.publish(&name).unwrap();
+        name
+    }
+
+    #[test]
+    fn names_only_increase_when_the_clock_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
+        let now = SystemTime::now();
+        let a = clips.allocate(now);
+        let b = clips.allocate(now - Duration::from_secs(3600));
+        assert!(ms_of(&b) > ms_of(&a));
+        assert!(valid_name(&a) && !valid_name("../x.mkv") && !valid_name(".rec-motion-1.mkv"));
+    }
+
+    #[test]
+    fn list_pages_newest_first_and_retention_drops_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/cams/y/clips".into()).unwrap();
+        let t0 = SystemTime::now() - Duration::from_secs(9 * 86_400 + 43_200);
+        let names: Vec<String> = (0..4)
+            .map(|i| record(&clips, t0 + Duration::from_secs(i * 86_400), 5 + i))
+            .collect();
+        let all = clips.list(10, None).unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].name, names[3]);
+        assert_eq!(all[0].frames, 8);
+        assert_eq!(all[0].duration_s, 0.8);
+        assert_eq!(all[0].url, format!("/cams/y/clips/{}", names[3]));
+        let page = clips.list(2, Some(&names[2])).unwrap();
+        assert_eq!(
+            page.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            [&names[1], &names[0]]
+        );
+        let removed = clips
+            .enforce(Retention {
+                max_count: 3,
+                max_bytes: u64::MAX,
+                max_age: Duration::from_secs(8 * 86_400),
+            })
+            .unwrap();
+        // One for the count, one more for its age (8.5 days).
+        assert_eq!(removed, vec![names[1].clone(), names[0].clone()]);
+        assert_eq!(clips.usage().unwrap().0, 2);
+    }
+
+    #[test]
+    fn a_clip_left_by_a_crash_is_finished_or_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("c");
+        let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
+        let name = clips.allocate(SystemTime::now());
+        let file = clips.create(&name).unwrap();
+        let mut w = mkv::Writer::new(file, 16, 16, 10, SystemTime::now()).unwrap();
+        for i in 0..12u64 {
+            w.write_frame(i * 100, &[0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9])
+                .unwrap();
+        }
+        drop(w);
+        // Half a block more, as if killed mid-write.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(folder.join(format!(".rec-{name}")))
+            .unwrap();
+        f.write_all(&[0xA3, 0x90, 0x81, 0, 0]).unwrap();
+        let empty = clips.allocate(SystemTime::now());
+        clips.create(&empty).unwrap();
+        assert!(
+            clips.list(10, None).unwrap().is_empty(),
+            "never listed while recorded"
+        );
+        drop(clips);
+        let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
+        let listed = clips.list(10, None).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, name);
+        assert_eq!(listed[0].frames, 12);
+        let left: Vec<_> = fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+}

@@ -1,0 +1,650 @@
+//! The clip recorder of one camera: a ring of the last seconds of frames,
+//! and a clip written while motion lasts.
+//!
+//! - **Pre-roll.** The recorder keeps the last `clip_pre_s` seconds of frames
+//!   at `clip_fps` (or the camera's rate when lower), bounded in bytes. The
+//!   frames are the camera's own JPEGs, shared by reference: the ring costs
+//!   their bytes, never a copy.
+//! - **Recording.** When the motion runner reports a start, the clip begins
+//!   with the ring and goes on at `clip_fps` while the episode lasts and
+//!   `clip_post_s` after it; a new episode in that time extends the same
+//!   clip; `clip_max_s` caps it.
+//! - **Writing** happens on a thread of its own, fed through a bounded
+//!   channel: a slow disk drops clip frames (counted), never delays the
+//!   camera, the viewers or the detector.
+//!
+//! The motion runner talks to [`Recorder`] with plain calls that never block
+//! on the disk; the task in [`run`] does the rest.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, Notify};
+
+use super::{mkv, ClipError, ClipInfo, Clips, Retention};
+use crate::cam::Cam;
+use crate::events::EventKind;
+use crate::frame::Frame;
+use crate::settings::Settings;
+
+/// The most bytes of frames the pre-roll ring holds, whatever the settings
+/// (30 s of 720p at 10 fps is about 40 MB; the default 5 s about 7 MB).
+pub const MAX_RING_BYTES: u64 = 48 * 1024 * 1024;
+/// Frames waiting for the writer thread at most (a few seconds).
+const QUEUE: usize = 64;
+/// How often the recorder looks at the clock with no frame coming (the
+/// post-roll must end even when the camera died).
+const TICK: Duration = Duration::from_millis(250);
+/// How often a clip being written is pushed to the disk.
+const SYNC_EVERY: Duration = Duration::from_secs(5);
+/// How often retention runs without a new clip (age limits).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// The clip settings of a camera, copied out of [`Settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClipParams {
+    /// Whether clips are recorded.
+    pub record: bool,
+    /// Seconds kept before the motion start.
+    pub pre_s: u32,
+    /// Seconds recorded after the motion end.
+    pub post_s: u32,
+    /// Frames per second at most.
+    pub fps: u32,
+    /// Longest clip, seconds.
+    pub max_s: u32,
+}
+
+impl From<&Settings> for ClipParams {
+    fn from(s: &Settings) -> Self {
+        ClipParams {
+            record: s.record_clips,
+            pre_s: s.clip_pre_s,
+            post_s: s.clip_post_s,
+            fps: s.clip_fps,
+            max_s: s.clip_max_s,
+        }
+    }
+}
+
+/// The clip being recorded, as the motion runner sees it.
+#[derive(Debug)]
+struct Active {
+    name: String,
+    url: String,
+    /// When motion started: the pre-roll counts back from here.
+    asked: Instant,
+    /// Whether an episode is under way (no post-roll deadline yet).
+    motion: bool,
+    /// When the post-roll ends.
+    until: Option<Instant>,
+    /// The clip's first frame (pre-roll included), once the writer started.
+    first: Option<Instant>,
+    /// The frame with the highest score, for the thumbnail.
+    best: Option<(f32, Arc<Frame>)>,
+}
+
+/// One camera's recorder, shared by the motion runner, `/status` and the
+/// task in [`run`].
+pub struct Recorder {
+    clips: Arc<Clips>,
+    active: Mutex<Option<Active>>,
+    wake: Notify,
+    ring_frames: AtomicU64,
+    ring_bytes: AtomicU64,
+    ring_ms: AtomicU64,
+    saved: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// What `/status` says about clips.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClipStatus {
+    /// The clip being recorded (its URL once it is saved).
+    pub recording: Option<String>,
+    /// Frames in the pre-roll ring.
+    pub buffer_frames: u64,
+    /// Their bytes.
+    pub buffer_bytes: u64,
+    /// The time they span.
+    pub buffer_s: f64,
+    /// Clips saved since start.
+    pub saved: u64,
+    /// Clips that failed since start.
+    pub failed: u64,
+    /// Frames left out of clips because the disk was too slow.
+    pub dropped_frames: u64,
+}
+
+impl Recorder {
+    /// A recorder saving into `clips`.
+    pub fn new(clips: Clips) -> Recorder {
+        Recorder {
+            clips: Arc::new(clips),
+            active: Mutex::new(None),
+            wake: Notify::new(),
+            ring_frames: AtomicU64::new(0),
+            ring_bytes: AtomicU64::new(0),
+            ring_ms: AtomicU64::new(0),
+            saved: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The clip folder.
+    pub fn clips(&self) -> &Arc<Clips> {
+        &self.clips
+    }
+
+    /// Motion started: returns the URL of the clip that records it (a new
+    /// one, or the one still in its post-roll), or `None` when clips are off.
+    pub fn motion_started(&self, p: ClipParams) -> Option<String> {
+        if !p.record {
+            return None;
+        }
+        let mut active = crate::sync::lock(&self.active);
+        let url = match active.as_mut() {
+            Some(a) => {
+                a.motion = true;
+                a.until = None;
+                a.url.clone()
+            }
+            None => {
+                let name = self.clips.allocate(SystemTime::now());
+                let url = self.clips.url(&name);
+                *active = Some(Active {
+                    name,
+                    url: url.clone(),
+                    asked: Instant::now(),
+                    motion: true,
+                    until: None,
+                    first: None,
+                    best: None,
+                });
+                url
+            }
+        };
+        drop(active);
+        self.wake.notify_one();
+        Some(url)
+    }
+
+    /// Motion ended: the post-roll starts. Returns the clip's URL and its
+    /// expected length (what is recorded so far plus the post-roll, within
+    /// the cap; a new episode in the post-roll makes it longer).
+    pub fn motion_ended(&self, p: ClipParams) -> Option<(String, f64)> {
+        let mut active = crate::sync::lock(&self.active);
+        let a = active.as_mut()?;
+        let now = Instant::now();
+        a.motion = false;
+        a.until = Some(now + Duration::from_secs(p.post_s.into()));
+        let so_far = a.first.map_or(0.0, |f| now.duration_since(f).as_secs_f64());
+        let expected = (so_far + f64::from(p.post_s)).min(f64::from(p.max_s));
+        Some((a.url.clone(), (expected * 10.0).round() / 10.0))
+    }
+
+    /// An analysed frame's score during an episode: the best one becomes the
+    /// clip's thumbnail (the person in view, not the empty yard at the start).
+    pub fn offer(&self, frame: &Arc<Frame>, change: f32) {
+        let mut active = crate::sync::lock(&self.active);
+        if let Some(a) = active.as_mut().filter(|a| a.motion) {
+            if a.best.as_ref().is_none_or(|(c, _)| change > *c) {
+                a.best = Some((change, frame.clone()));
+            }
+        }
+    }
+
+    /// What `/status` shows.
+    pub fn status(&self) -> ClipStatus {
+        ClipStatus {
+            recording: crate::sync::lock(&self.active)
+                .as_ref()
+                .map(|a| a.url.clone()),
+            buffer_frames: self.ring_frames.load(Ordering::Relaxed),
+            buffer_bytes: self.ring_bytes.load(Ordering::Relaxed),
+            buffer_s: self.ring_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            saved: self.saved.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dropped_frames: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The last seconds of frames.
+#[derive(Default)]
+struct Ring {
+    frames: VecDeque<Arc<Frame>>,
+    bytes: u64,
+}
+
+impl Ring {
+    /// Adds the newest frame and drops the oldest while the next oldest
+    /// still covers `keep` (so the ring spans at least `keep` once it has
+    /// had the time) or while the bytes are over the cap.
+    fn push(&mut self, frame: Arc<Frame>, keep: Duration) {
+        let newest = frame.captured_mono;
+        self.bytes += frame.jpeg.len() as u64;
+        self.frames.push_back(frame);
+        while self.frames.len() > 1 {
+            let covered = self
+                .frames
+                .get(1)
+                .is_some_and(|next| newest.duration_since(next.captured_mono) >= keep);
+            if !covered && self.bytes <= MAX_RING_BYTES {
+                break;
+            }
+            if let Some(old) = self.frames.pop_front() {
+                self.bytes -= old.jpeg.len() as u64;
+            }
+        }
+    }
+
+    /// The frames from `pre` before `at` on: from the last one taken at or
+    /// before `at - pre`, so the clip covers at least `pre` when the ring
+    /// does.
+    fn since(&self, at: Instant, pre: Duration) -> impl Iterator<Item = &Arc<Frame>> {
+        let from = at.checked_sub(pre).unwrap_or(at);
+        let skip = self
+            .frames
+            .iter()
+            .rposition(|f| f.captured_mono <= from)
+            .unwrap_or(0);
+        self.frames.iter().skip(skip)
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+    }
+
+    fn span(&self) -> Duration {
+        match (self.frames.front(), self.frames.back()) {
+            (Some(a), Some(b)) => b.captured_mono.duration_since(a.captured_mono),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The frame rate the ring shows, at most `max`.
+    fn fps(&self, max: u32) -> u32 {
+        let n = self.frames.len();
+        let span = self.span().as_secs_f64();
+        if n < 3 || span <= 0.0 {
+            return max;
+        }
+        (((n - 1) as f64 / span).round() as u32).clamp(1, max.max(1))
+    }
+}
+
+/// A clip being written by its thread.
+struct Writing {
+    tx: SyncSender<Msg>,
+    done: oneshot::Receiver<Result<ClipInfo, ClipError>>,
+    first: Instant,
+}
+
+enum Msg {
+    Frame(Arc<Frame>),
+    /// Finish, with the frame for the thumbnail.
+    Finish(Option<Arc<Frame>>),
+}
+
+/// Runs until the server stops; the clip under way is finished first.
+pub async fn run(cam: Arc<Cam>) {
+    let rec = cam.recorder().clone();
+    let mut frames = cam.frames().subscribe();
+    let mut ring = Ring::default();
+    let mut writing: Option<Writing> = None;
+    let mut last_kept: Option<Instant> = None;
+    let mut last_retention = Instant::now();
+    enforce(&cam).await;
+    loop {
+        let frame = tokio::select! {
+            r = frames.changed() => match r {
+                Ok(()) => frames.borrow_and_update().clone(),
+                Err(_) => break,
+            },
+            _ = rec.wake.notified() => None,
+            _ = tokio::time::sleep(TICK) => None,
+            _ = cam.cancel().cancelled() => break,
+        };
+        let p = ClipParams::from(&*cam.settings().get());
+        if let Some(frame) = frame {
+            let interval = Duration::from_secs_f64(0.8 / f64::from(p.fps.max(1)));
+            let due = last_kept.is_none_or(|t| frame.captured_mono.duration_since(t) >= interval);
+            if due && p.record {
+                last_kept = Some(frame.captured_mono);
+                if let Some(w) = &writing {
+                    match w.tx.try_send(Msg::Frame(frame.clone())) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            rec.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => {}
+                    }
+                }
+                // A second more than the pre-roll: the clip starts from
+                // when motion started, which the recorder hears a little
+                // later.
+                ring.push(frame, Duration::from_secs(u64::from(p.pre_s) + 1));
+            }
+        }
+        if !p.record && writing.is_none() {
+            ring.clear();
+        }
+        rec.ring_frames
+            .store(ring.frames.len() as u64, Ordering::Relaxed);
+        rec.ring_bytes.store(ring.bytes, Ordering::Relaxed);
+        rec.ring_ms
+            .store(ring.span().as_millis() as u64, Ordering::Relaxed);
+
+        // Start, or finish, the clip the motion runner asked for.
+        let (finish, start_failed) = step(&rec, &mut writing, &ring, p);
+        if let Some((name, e)) = start_failed {
+            failed(&cam, &name, &e.to_string()).await;
+        }
+        if let Some(a) = finish {
+            if let Some(w) = writing.take() {
+                complete(&cam, w, a).await;
+            }
+            enforce(&cam).await;
+            last_retention = Instant::now();
+        } else if last_retention.elapsed() >= RETENTION_EVERY {
+            enforce(&cam).await;
+            last_retention = Instant::now();
+        }
+    }
+    // Shutting down: keep what was recorded.
+    let active = crate::sync::lock(&rec.active).take();
+    if let (Some(w), Some(a)) = (writing, active) {
+        complete(&cam, w, a).await;
+    }
+}
+
+/// Starts the writer of a clip asked for, and takes the clip out when it
+/// is over (post-roll ended, or at its cap). Returns the clip to finish, and
+/// a clip that could not start.
+fn step(
+    rec: &Recorder,
+    writing: &mut Option<Writing>,
+    ring: &Ring,
+    p: ClipParams,
+) -> (Option<Active>, Option<(String, StartError)>) {
+    let mut active = crate::sync::lock(&rec.active);
+    let Some(a) = active.as_mut() else {
+        return (None, None);
+    };
+    if writing.is_none() {
+        match start(&rec.clips, &a.name, ring, a.asked, p) {
+            Ok(w) => {
+                a.first = Some(w.first);
+                *writing = Some(w);
+            }
+            // Nothing to record yet: try again at the next frame.
+            Err(StartError::NoFrame) => return (None, None),
+            Err(e) => return (None, active.take().map(|a| (a.name, e))),
+        }
+    }
+    let now = Instant::now();
+    let capped = a
+        .first
+        .is_some_and(|f| now.duration_since(f) >= Duration::from_secs(p.max_s.into()));
+    let post_over = a.until.is_some_and(|u| now >= u);
+    if capped || post_over {
+        return (active.take(), None);
+    }
+    (None, None)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("no frame yet")]
+    NoFrame,
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+    #[error("cannot start the clip writer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Opens the clip file and starts its writer thread with the pre-roll.
+fn start(
+    clips: &Arc<Clips>,
+    name: &str,
+    ring: &Ring,
+    asked: Instant,
+    p: ClipParams,
+) -> Result<Writing, StartError> {
+    let pre: Vec<Arc<Frame>> = ring
+        .since(asked, Duration::from_secs(p.pre_s.into()))
+        .cloned()
+        .collect();
+    let Some(first) = pre.first().cloned() else {
+        return Err(StartError::NoFrame);
+    };
+    let file = clips.create(name)?;
+    let (tx, rx) = sync_channel(QUEUE + pre.len());
+    for f in pre {
+        let _ = tx.try_send(Msg::Frame(f));
+    }
+    let (done_tx, done) = oneshot::channel();
+    let fps = ring.fps(p.fps);
+    let clips = clips.clone();
+    let job = Job {
+        clips: clips.clone(),
+        name: name.to_string(),
+        first: first.clone(),
+        fps,
+    };
+    let spawned = std::thread::Builder::new()
+        .name("clip-writer".into())
+        .spawn(move || {
+            let _ = done_tx.send(job.run(file, rx));
+        });
+    if let Err(e) = spawned {
+        clips.discard(name);
+        return Err(StartError::Thread(e));
+    }
+    Ok(Writing {
+        tx,
+        done,
+        first: first.captured_mono,
+    })
+}
+
+/// Sends the finish and announces the result.
+async fn complete(cam: &Cam, w: Writing, a: Active) {
+    let thumb = a.best.map(|(_, f)| f);
+    let _ = w.tx.send(Msg::Finish(thumb));
+    drop(w.tx);
+    let result = match w.done.await {
+        Ok(r) => r,
+        Err(_) => Err(ClipError::io(
+            format!("clip {} writer stopped", a.name),
+            std::io::Error::other("writer thread ended"),
+        )),
+    };
+    match result {
+        Ok(info) => {
+            cam.recorder().saved.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "clip {} saved: {} frames, {:.1} s, {} KB",
+                info.name,
+                info.frames,
+                info.duration_s,
+                info.bytes / 1024
+            );
+            let mut data = cam.stamp(&info);
+            data.insert("ok".into(), Value::Bool(true));
+            if let Err(e) = cam.events().publish(EventKind::Clip, &data).await {
+                tracing::error!("cannot record clip event: {e}");
+            }
+        }
+        Err(e) => failed(cam, &a.name, &e.to_string()).await,
+    }
+}
+
+async fn failed(cam: &Cam, name: &str, error: &str) {
+    cam.recorder().failed.fetch_add(1, Ordering::Relaxed);
+    tracing::error!("clip {name} failed: {error}");
+    let data = cam.stamp(&json!({"ok": false, "name": name, "error": error}));
+    if let Err(e) = cam.events().publish(EventKind::Clip, &data).await {
+        tracing::error!("cannot record clip event: {e}");
+    }
+}
+
+/// Applies the camera's clip retention.
+async fn enforce(cam: &Cam) {
+    let s = cam.settings().get();
+    let retention = Retention {
+        max_count: s.max_clips as usize,
+        max_bytes: u64::from(s.max_clips_mb) * 1024 * 1024,
+        max_age: Duration::from_secs(u64::from(s.clips_max_age_days) * 86_400),
+    };
+    let clips = cam.recorder().clips().clone();
+    match tokio::task::spawn_blocking(move || clips.enforce(retention)).await {
+        Ok(Ok(removed)) if !removed.is_empty() => {
+            tracing::info!("clip retention removed {} clip(s)", removed.len());
+        }
+        Ok(Err(e)) => tracing::warn!("clip retention: {e}"),
+        _ => {}
+    }
+}
+
+/// The writer thread's work: one clip.
+struct Job {
+    clips: Arc<Clips>,
+    name: String,
+    first: Arc<Frame>,
+    fps: u32,
+}
+
+impl Job {
+    fn run(self, file: std::fs::File, rx: Receiver<Msg>) -> Result<ClipInfo, ClipError> {
+        let result = self.write(file, &rx);
+        if result.is_err() {
+            self.clips.discard(&self.name);
+            // Drain what is still coming, so the sender never blocks.
+            while let Ok(msg) = rx.recv() {
+                if matches!(msg, Msg::Finish(_)) {
+                    break;
+                }
+            }
+        }
+        result
+    }
+
+    fn write(&self, file: std::fs::File, rx: &Receiver<Msg>) -> Result<ClipInfo, ClipError> {
+        let io = |err| ClipError::io(format!("cannot write clip {}", self.name), err);
+        let first = &self.first;
+        let mut w = mkv::Writer::new(
+            file,
+            first.width.into(),
+            first.height.into(),
+            self.fps,
+            first.captured_at,
+        )
+        .map_err(io)?;
+        let mut last_sync = Instant::now();
+        let mut thumb = None;
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Frame(f) => {
+                    let t = f
+                        .captured_mono
+                        .saturating_duration_since(first.captured_mono);
+                    w.write_frame(t.as_millis() as u64, &f.jpeg).map_err(io)?;
+                    if last_sync.elapsed() >= SYNC_EVERY {
+                        w.sync().map_err(io)?;
+                        last_sync = Instant::now();
+                    }
+                }
+                Msg::Finish(best) => {
+                    thumb = best;
+                    break;
+                }
+            }
+        }
+        w.finish().map_err(io)?;
+        let info = self.clips.publish(&self.name)?;
+        let _ = thumb;
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(at: Instant, bytes: usize) -> Arc<Frame> {
+        Arc::new(Frame {
+            jpeg: bytes::Bytes::from(vec![0u8; bytes]),
+            seq: 1,
+            captured_at: SystemTime::now(),
+            captured_mono: at,
+            width: 16,
+            height: 16,
+            part_head: bytes::Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn the_ring_keeps_its_seconds_and_its_bytes() {
+        let t0 = Instant::now();
+        let mut ring = Ring::default();
+        for i in 0..100u64 {
+            ring.push(
+                frame(t0 + Duration::from_millis(i * 100), 1000),
+                Duration::from_secs(5),
+            );
+        }
+        assert_eq!(ring.frames.len(), 51);
+        assert_eq!(ring.span(), Duration::from_secs(5));
+        assert_eq!(ring.bytes, 51_000);
+        let newest = t0 + Duration::from_millis(9900);
+        let pre: Vec<_> = ring.since(newest, Duration::from_millis(2050)).collect();
+        assert_eq!(
+            pre.len(),
+            22,
+            "from 7.8 s: the last frame at or before 7.85 s"
+        );
+        assert_eq!(ring.fps(30), 10);
+        assert_eq!(ring.fps(4), 4);
+        let big = (MAX_RING_BYTES / 4) as usize;
+        for i in 0..10u64 {
+            ring.push(
+                frame(t0 + Duration::from_secs(20) + Duration::from_millis(i), big),
+                Duration::from_secs(5),
+            );
+        }
+        assert!(ring.bytes <= MAX_RING_BYTES);
+        assert_eq!(ring.frames.len(), 4);
+    }
+
+    #[test]
+    fn an_episode_in_the_post_roll_extends_the_clip() {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
+        let rec = Recorder::new(clips);
+        let p = ClipParams {
+            record: true,
+            pre_s: 5,
+            post_s: 5,
+            fps: 10,
+            max_s: 120,
+        };
+        let url = rec.motion_started(p).unwrap();
+        assert!(url.starts_with("/clips/motion-"));
+        let (ended, expected) = rec.motion_ended(p).unwrap();
+        assert_eq!(ended, url);
+        assert_eq!(expected, 5.0);
+        assert_eq!(rec.motion_started(p).unwrap(), url);
+        assert!(rec
+            .motion_started(ClipParams { record: false, ..p })
+            .is_none());
+    }
+}

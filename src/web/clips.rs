@@ -1,0 +1,134 @@
+//! `/clips`: list, serve (with `Range`, so players can seek), index and
+//! delete a camera's clips.
+//!
+//! Names come percent-decoded from the path and are checked by the `clips`
+//! module (only `motion-<ms>.mkv`) before any file is touched.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::clips::{ClipError, MAX_PAGE};
+
+/// Query of `GET /clips`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+/// `GET /clips?limit=&before=`: newest first, paged like `/snaps`.
+pub async fn list(
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let clips = app.recorder().clips().clone();
+    let items = blocking(move || clips.list(limit, q.before.as_deref())).await?;
+    let next_before = if items.len() == limit {
+        items.last().map(|c| c.name.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({"clips": items, "next_before": next_before})))
+}
+
+/// `GET /clips/{name}`: the file, with `Range`, `HEAD` and conditional
+/// requests answered by tower-http's file service.
+pub async fn get(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let clips = app.recorder().clips().clone();
+    let target = name.clone();
+    let path = blocking(move || clips.path(&target)).await?;
+    // The type comes from the extension: `video/x-matroska`.
+    let response = ServeFile::new(path)
+        .oneshot(request)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = response.map(axum::body::Body::new);
+    let headers = response.headers_mut();
+    // A clip never changes under its name.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// `GET /clips/{name}/index`: where each frame's JPEG lies in the file, for
+/// the dashboard's player (it fetches frames with `Range`): `frames` as
+/// `[t_ms, offset, length]`.
+pub async fn index(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let clips = app.recorder().clips().clone();
+    let target = name.clone();
+    let scanned = blocking(move || clips.index(&target)).await?;
+    let frames: Vec<[u64; 3]> = scanned
+        .frames
+        .iter()
+        .map(|f| [f.t_ms, f.offset, f.len])
+        .collect();
+    let body = json!({
+        "name": name,
+        "width": scanned.width,
+        "height": scanned.height,
+        "duration_s": scanned.duration().as_secs_f64(),
+        "frames": frames,
+    });
+    Ok((
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=31536000, immutable"),
+        )],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `DELETE /clips/{name}`.
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let clips = app.recorder().clips().clone();
+    let target = name.clone();
+    blocking(move || clips.delete(&target)).await?;
+    app.clip_deleted(&name).await;
+    Ok((StatusCode::OK, Json(json!({"ok": true, "deleted": name}))).into_response())
+}
+
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ClipError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            ClipError::InvalidName(_) => ApiError::BadRequest("invalid clip name".into()),
+            ClipError::NotFound(name) => ApiError::NotFound {
+                path: format!("/clips/{name}"),
+            },
+            other => ApiError::Internal(other.to_string()),
+        })
+}
