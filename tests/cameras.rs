@@ -8,9 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use common::sse::{Msg, SseClient};
 use common::{ask, decode_jpeg, post, wait_until, ws_connect, MjpegClient, TestServer};
-use futures_util::StreamExt;
 use lookout::config::CameraConfig;
 use serde_json::{json, Value};
 
@@ -97,89 +96,6 @@ async fn config_of(server: &TestServer, path: &str) -> Value {
 // ---------------------------------------------------------------- SSE ----
 
 /// One SSE message.
-#[derive(Debug, Default, Clone)]
-struct Msg {
-    event: String,
-    data: String,
-    comment: bool,
-}
-
-impl Msg {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap_or(Value::Null)
-    }
-}
-
-/// A small SSE reader over a real HTTP response.
-struct SseClient {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: BytesMut,
-}
-
-impl SseClient {
-    async fn connect(url: &str) -> SseClient {
-        let resp = reqwest::get(url).await.expect("connect events");
-        assert_eq!(resp.status(), 200, "{url}");
-        let mut client = SseClient {
-            body: Box::pin(resp.bytes_stream()),
-            buf: BytesMut::new(),
-        };
-        // The `retry:` hello: once it is here, the subscriber is on the bus.
-        client.next(Duration::from_secs(10)).await;
-        client
-    }
-
-    async fn next(&mut self, limit: Duration) -> Msg {
-        tokio::time::timeout(limit, async {
-            loop {
-                if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                    let block = self.buf.split_to(end + 2);
-                    let text = String::from_utf8(block.to_vec()).expect("utf8");
-                    let mut msg = Msg {
-                        event: "message".into(),
-                        ..Msg::default()
-                    };
-                    for line in text.lines() {
-                        if line.starts_with(':') {
-                            msg.comment = true;
-                        } else if let Some((k, v)) = line.split_once(':') {
-                            let v = v.strip_prefix(' ').unwrap_or(v);
-                            match k {
-                                "event" => msg.event = v.to_string(),
-                                "data" => msg.data.push_str(v),
-                                _ => {}
-                            }
-                        }
-                    }
-                    return msg;
-                }
-                let chunk = self.body.next().await.expect("stream open").expect("chunk");
-                self.buf.extend_from_slice(&chunk);
-            }
-        })
-        .await
-        .expect("an SSE message in time")
-    }
-
-    /// Events (no comments) until `stop` holds for one, which is included.
-    async fn until(&mut self, limit: Duration, mut stop: impl FnMut(&Msg) -> bool) -> Vec<Msg> {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let msg = self.next(left).await;
-            if msg.comment && msg.data.is_empty() {
-                continue;
-            }
-            let done = stop(&msg);
-            seen.push(msg);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
-
 fn is_config_of(msg: &Msg, camera: &str, threshold: u64) -> bool {
     let d = msg.json();
     msg.event == "config" && d["camera"] == camera && d["threshold"].as_u64() == Some(threshold)
@@ -215,8 +131,8 @@ async fn two_cameras_are_independent() {
         (320, 240)
     );
 
-    let mut yard_events = SseClient::connect(&server.url("/cams/yard/events")).await;
-    let mut all_events = SseClient::connect(&server.url("/events")).await;
+    let mut yard_events = SseClient::subscribe(&server.url("/cams/yard/events")).await;
+    let mut all_events = SseClient::subscribe(&server.url("/events")).await;
 
     // Own settings: a low threshold (and a long cooldown, so an episode of
     // the always-moving scene never ends) on yard, the highest on door.
@@ -804,7 +720,7 @@ async fn deleting_a_snapshot_names_its_camera() {
     let saved = reply["saved"].as_str().expect("saved");
     let file = saved.strip_prefix("snaps/door/").expect("door's folder");
 
-    let mut all_events = SseClient::connect(&server.url("/events")).await;
+    let mut all_events = SseClient::subscribe(&server.url("/events")).await;
     let r = reqwest::Client::new()
         .delete(server.url(&format!("/cams/door/snaps/{file}")))
         .send()

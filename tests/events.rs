@@ -5,91 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use common::sse::{Msg, SseClient};
 use common::TestServer;
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-
-/// One SSE message as received.
-#[derive(Debug, Default, Clone)]
-struct Msg {
-    event: String,
-    id: Option<String>,
-    data: String,
-    retry: Option<String>,
-    comment: bool,
-}
-
-/// A strict little SSE reader over a real HTTP response.
-struct SseClient {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: BytesMut,
-    headers: reqwest::header::HeaderMap,
-}
-
-impl SseClient {
-    async fn connect(url: &str, last_event_id: Option<i64>) -> SseClient {
-        let mut req = reqwest::Client::new().get(url);
-        if let Some(id) = last_event_id {
-            req = req.header("Last-Event-ID", id.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        SseClient {
-            headers: resp.headers().clone(),
-            body: Box::pin(resp.bytes_stream()),
-            buf: BytesMut::new(),
-        }
-    }
-
-    /// The next message (comments included), within `limit`.
-    async fn next(&mut self, limit: Duration) -> Msg {
-        tokio::time::timeout(limit, async {
-            loop {
-                if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                    let block = self.buf.split_to(end + 2);
-                    let text = String::from_utf8(block.to_vec()).unwrap();
-                    let mut msg = Msg {
-                        event: "message".into(),
-                        ..Msg::default()
-                    };
-                    for line in text.lines() {
-                        if let Some(c) = line.strip_prefix(':') {
-                            let _ = c;
-                            msg.comment = true;
-                        } else if let Some((k, v)) = line.split_once(':') {
-                            let v = v.strip_prefix(' ').unwrap_or(v).to_string();
-                            match k {
-                                "event" => msg.event = v,
-                                "id" => msg.id = Some(v),
-                                "data" => msg.data.push_str(&v),
-                                "retry" => msg.retry = Some(v),
-                                _ => {}
-                            }
-                        }
-                    }
-                    return msg;
-                }
-                let chunk = self.body.next().await.expect("stream open").unwrap();
-                self.buf.extend_from_slice(&chunk);
-            }
-        })
-        .await
-        .expect("an SSE message in time")
-    }
-
-    /// The next message of `kind`, skipping others (comments, level, ...).
-    async fn next_of(&mut self, kind: &str, limit: Duration) -> Msg {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let msg = self.next(left).await;
-            if !msg.comment && msg.event == kind {
-                return msg;
-            }
-        }
-    }
-}
 
 async fn set(server: &TestServer, patch: Value) {
     let r = reqwest::Client::new()
@@ -105,27 +23,7 @@ async fn set(server: &TestServer, patch: Value) {
 /// then `still` identical frames. Replayed at 10 fps it gives one motion
 /// episode per loop.
 fn motion_clip(dir: &std::path::Path, moving: usize, still: usize) {
-    let (w, h) = (160u16, 120u16);
-    let frame = |square_x: Option<usize>| {
-        let mut px = vec![0u8; usize::from(w) * usize::from(h) * 3];
-        for y in 0..usize::from(h) {
-            for x in 0..usize::from(w) {
-                let i = (y * usize::from(w) + x) * 3;
-                let g = (40 + x / 4 + y / 4) as u8;
-                px[i..i + 3].copy_from_slice(&[g, g, g]);
-                if let Some(sx) = square_x {
-                    if (sx..sx + 50).contains(&x) && (35..85).contains(&y) {
-                        px[i..i + 3].copy_from_slice(&[250, 250, 40]);
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 85)
-            .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        out
-    };
+    let frame = common::square_jpeg;
     for i in 0..moving {
         std::fs::write(
             dir.join(format!("a{i:03}.jpg")),

@@ -2,6 +2,8 @@
 //! directory, and a small MJPEG client that parses parts off the wire.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod sse;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -363,6 +365,30 @@ pub fn decode_jpeg(jpeg: &[u8]) -> (usize, usize) {
     let (w, h) = dec.dimensions().expect("dimensions");
     assert!(!pixels.is_empty());
     (w, h)
+}
+
+/// A 160x120 JPEG of a grey gradient, with a 50 px yellow square at `x` when
+/// given: frames for a scene with motion exactly where a test wants it.
+pub fn square_jpeg(square_x: Option<usize>) -> Vec<u8> {
+    let (w, h) = (160u16, 120u16);
+    let mut px = vec![0u8; usize::from(w) * usize::from(h) * 3];
+    for y in 0..usize::from(h) {
+        for x in 0..usize::from(w) {
+            let i = (y * usize::from(w) + x) * 3;
+            let g = (40 + x / 4 + y / 4) as u8;
+            px[i..i + 3].copy_from_slice(&[g, g, g]);
+            if let Some(sx) = square_x {
+                if (sx..sx + 50).contains(&x) && (35..85).contains(&y) {
+                    px[i..i + 3].copy_from_slice(&[250, 250, 40]);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 85)
+        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+        .expect("encode");
+    out
 }
 
 /// Writes `n` small JPEG frames made by ffmpeg (testsrc2) into `dir` as
