@@ -73,8 +73,14 @@ def main():
         ap.add_argument('--' + name, type=float, default=0)
     ap.add_argument('--cameras', action='store_true',
                     help='only the several-cameras section (scripts/bench --cameras)')
+    ap.add_argument('--clips', action='store_true',
+                    help='only the clip-recording section (scripts/bench --clips)')
+    ap.add_argument('--status', help='--clips: a /status of lookout recording, for its buffer')
     a = ap.parse_args()
     rows = load(a.input)
+    if a.clips:
+        print('\n'.join(clips_section(rows, a)))
+        return
     if a.cameras:
         print('\n'.join(cameras_section(rows, a)))
         return
@@ -275,6 +281,57 @@ def main():
             p(f'- {x}')
         p('')
     print('\n'.join(out))
+
+
+def clips_section(rows, a):
+    """The cost of recording clips: `clips_true` against `clips_false` rows."""
+    out = []
+    p = out.append
+    nproc, model = machine()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    runs = int(a.runs)
+
+    def sel(test):
+        return [r for r in rows if r.get('server') == 'lookout' and r.get('test') == test
+                and 'error' not in r]
+
+    p(f'## Recording clips, {now}')
+    p('')
+    p(f'- Machine: {nproc} CPUs (`nproc`), {model}, Linux {platform.release()}. Load average '
+      f'(1/5/15 min) at the start: {a.load_start or "?"}; at the end: '
+      f'{" ".join(open("/proc/loadavg").read().split()[:3])}.')
+    p(f'- Command: `{a.command}` (' + ('1 run' if runs == 1 else f'median of {runs} runs') +
+      f'; wall time {fmt(a.wall, 0)} s, build included). Each row is a fresh lookout on '
+      '`synthetic:?size=1280x720&fps=30&motion=always` (the ball always rolling, so one clip is '
+      f'recorded all along), measured for {fmt(a.window, 0)} s with no viewer after a 25 s '
+      'warm-up, with `record_clips` on (the default: 5 s pre-roll at 10 fps) and off.')
+    p('- CPU is lookout\'s utime+stime per wall second; RSS the highest VmRSS in the window.')
+    p('')
+    p('| record_clips | CPU s/s | RSS MB |')
+    p('|---|---:|---:|')
+    cpu, rss = {}, {}
+    for on in ('true', 'false'):
+        rs = sel(f'clips_{on}')
+        if not rs:
+            p(f'| {on} | failed | |')
+            continue
+        cpu[on] = median_of(rs, 'cpu_s_per_s')
+        rss[on] = median_of(rs, 'rss_window_peak_mb')
+        p(f'| {"on" if on == "true" else "off"} | {fmt(cpu[on], 3)} | {fmt(rss[on])} |')
+    if len(cpu) == 2:
+        p(f'| **recording costs** | **{fmt(cpu["true"] - cpu["false"], 3)}** '
+          f'| **{fmt(rss["true"] - rss["false"])}** |')
+    if a.status:
+        try:
+            clips = json.load(open(a.status)).get('clips', {})
+            p('')
+            p(f'- The pre-roll buffer while recording (`/status`): {clips.get("buffer_frames")} '
+              f'frames, {fmt(clips.get("buffer_bytes", 0) / 1e6)} MB, '
+              f'{fmt(clips.get("buffer_s", 0))} s; frames dropped for a slow disk: '
+              f'{clips.get("dropped_frames")}.')
+        except (OSError, ValueError):
+            pass
+    return out
 
 
 def cameras_section(rows, a):
