@@ -237,6 +237,12 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_UPLOAD_ON_MANUAL")]
     pub upload_on_manual: bool,
 
+    /// Also upload each motion clip once it is saved: the clip in multipart
+    /// field `clip` beside `image` (its thumbnail frame) and `event` (the
+    /// `clip` event), with the same durability and retries as frames.
+    #[arg(long, env = "LOOKOUT_UPLOAD_CLIPS")]
+    pub upload_clips: bool,
+
     /// Give up an upload after this many days of failing [default: 7].
     #[arg(long, env = "LOOKOUT_UPLOAD_MAX_AGE_DAYS", value_name = "DAYS")]
     pub upload_max_age_days: Option<u64>,
@@ -427,7 +433,7 @@ impl Cli {
             redirect_http, require_auth, user, password_file, allow_origins, allow_host,
             max_connections, max_viewers, max_sse, header_timeout, idle_timeout,
             body_timeout, max_body_kb, max_ws_kb, upload_url, upload_token,
-            upload_ca_file, webhook_url, upload_on_manual, upload_max_age_days,
+            upload_ca_file, webhook_url, upload_on_manual, upload_clips, upload_max_age_days,
             upload_queue_mb, mqtt, settings,
         }
         self
@@ -811,6 +817,7 @@ impl Config {
             ca_file: o.upload_ca_file,
             webhook_url: o.webhook_url,
             on_manual: o.upload_on_manual,
+            clips: o.upload_clips,
             max_age: o.upload_max_age_days.map_or(defaults.max_age, |d| {
                 std::time::Duration::from_secs(d * 86_400)
             }),
@@ -1188,6 +1195,8 @@ mod tests {
             ("webhook_url = \"http://w/1\"", &["--webhook-url", "http://w/2"], |c| format!("{:?}", c.uploads.webhook_url), "Some(\"http://w/1\")", "Some(\"http://w/2\")"),
             ("upload_on_manual = true", &[], |c| c.uploads.on_manual.to_string(), "true", "true"),
             ("upload_on_manual = false", &["--upload-on-manual"], |c| c.uploads.on_manual.to_string(), "false", "true"),
+            ("upload_clips = true", &[], |c| c.uploads.clips.to_string(), "true", "true"),
+            ("upload_clips = false", &["--upload-clips"], |c| c.uploads.clips.to_string(), "false", "true"),
             ("upload_max_age_days = 2", &["--upload-max-age-days", "3"], |c| (c.uploads.max_age.as_secs() / 86_400).to_string(), "2", "3"),
             ("upload_queue_mb = 8", &["--upload-queue-mb", "9"], |c| c.uploads.queue_mb.to_string(), "8", "9"),
             // File only (a token in argv shows in `ps`; LOOKOUT_UPLOAD_TOKEN wins).

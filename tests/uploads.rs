@@ -818,3 +818,67 @@ async fn motion_frames_are_uploaded_by_the_running_server() {
     let flushed = server.command(r#"{"cmd": "flush_uploads"}"#).await;
     assert_eq!(flushed["ok"], true);
 }
+
+#[tokio::test]
+async fn a_clip_goes_out_beside_its_picture_even_after_retention_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(fail_first(1)).await;
+    let clips = dir.path().join("clips");
+    std::fs::create_dir(&clips).unwrap();
+    let clip = clips.join("motion-1718000000250.mkv");
+    // Bytes a sloppy multipart writer would cut, and more than one read.
+    let bytes: Vec<u8> = (0..300_000u32)
+        .flat_map(|k| {
+            if k % 1000 == 0 {
+                b"\r\n--".to_vec()
+            } else {
+                vec![k as u8]
+            }
+        })
+        .collect();
+    std::fs::write(&clip, &bytes).unwrap();
+    let event = json!({"kind": "clip", "ok": true, "name": "motion-1718000000250.mkv"});
+
+    // Without --upload-clips nothing is queued.
+    let off = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
+    off.enqueue_clip(&clip, &jpeg(1), &event).unwrap();
+    assert_eq!(uploads(&off.status(), "queued"), 0);
+    drop(off);
+
+    let mut cfg = config(Some(rx.url("/frames")));
+    cfg.clips = true;
+    let up = Uploader::open(dir.path(), cfg.clone()).unwrap();
+    up.enqueue_clip(&clip, &jpeg(1), &event).unwrap();
+    let pending = dir.path().join("uploads/pending");
+    let queued = files_in(&pending);
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    assert!(
+        queued.iter().any(|f| f.ends_with("-frame.mkv")),
+        "{queued:?}"
+    );
+    // Retention deletes the clip; a restart finds the item whole.
+    std::fs::remove_file(&clip).unwrap();
+    drop(up);
+    let up = Uploader::open(dir.path(), cfg).unwrap();
+    assert_eq!(uploads(&up.status(), "queued"), 1);
+    let worker = Worker::start(&up, bus(dir.path()));
+    wait_until("clip accepted after one retry", || {
+        rx.accepted("/frames").len() == 1
+    })
+    .await;
+    wait_until("pending emptied", || files_in(&pending).is_empty()).await;
+    worker.stop().await;
+
+    let hit = &rx.accepted("/frames")[0];
+    let parts = parse_multipart(header(hit, "content-type").unwrap(), &hit.body);
+    let field = |name| parts.iter().find(|p| is_field(p, name)).expect(name);
+    assert_eq!(field("image").body, jpeg(1));
+    let sent: Value = serde_json::from_slice(&field("event").body).unwrap();
+    assert_eq!(sent, event);
+    let clip_part = field("clip");
+    assert_eq!(clip_part.header("content-type"), Some("video/x-matroska"));
+    assert!(clip_part
+        .header("content-disposition")
+        .is_some_and(|d| d.contains("filename=\"motion-1718000000250.mkv\"")));
+    assert!(clip_part.body == bytes, "the clip, byte for byte");
+}

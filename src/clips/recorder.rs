@@ -286,6 +286,8 @@ struct Writing {
     tx: SyncSender<Msg>,
     done: oneshot::Receiver<Result<ClipInfo, ClipError>>,
     first: Instant,
+    /// The first frame: the upload's picture when no frame scored.
+    first_frame: Arc<Frame>,
 }
 
 enum Msg {
@@ -453,12 +455,14 @@ fn start(
         tx,
         done,
         first: first.captured_mono,
+        first_frame: first,
     })
 }
 
 /// Sends the finish and announces the result.
 async fn complete(cam: &Cam, w: Writing, a: Active) {
     let thumb = a.best.map(|(_, f)| f);
+    let picture = thumb.clone().unwrap_or_else(|| w.first_frame.clone());
     let _ = w.tx.send(Msg::Finish(thumb));
     drop(w.tx);
     let result = match w.done.await {
@@ -480,11 +484,30 @@ async fn complete(cam: &Cam, w: Writing, a: Active) {
             );
             let mut data = cam.stamp(&info);
             data.insert("ok".into(), Value::Bool(true));
-            if let Err(e) = cam.events().publish(EventKind::Clip, &data).await {
-                tracing::error!("cannot record clip event: {e}");
+            match cam.events().publish(EventKind::Clip, &data).await {
+                Ok(event) => queue_upload(cam, &info.name, picture, event.data_with_kind()).await,
+                Err(e) => tracing::error!("cannot record clip event: {e}"),
             }
         }
         Err(e) => failed(cam, &a.name, &e.to_string()).await,
+    }
+}
+
+/// Queues the saved clip for upload, when clips are uploaded.
+async fn queue_upload(cam: &Cam, name: &str, picture: Arc<Frame>, event: Value) {
+    let Some(up) = cam.uploads().filter(|u| u.config().clips).cloned() else {
+        return;
+    };
+    let path = match cam.recorder().clips().path(name) {
+        Ok(p) => p,
+        Err(e) => return tracing::error!("cannot queue clip {name} for upload: {e}"),
+    };
+    let queued =
+        tokio::task::spawn_blocking(move || up.enqueue_clip(&path, &picture.jpeg, &event)).await;
+    match queued {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("cannot queue clip {name} for upload: {e}"),
+        Err(e) => tracing::error!("upload queue task failed: {e}"),
     }
 }
 

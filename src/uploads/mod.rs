@@ -80,6 +80,8 @@ pub struct UploadConfig {
     pub webhook_url: Option<String>,
     /// Also upload manual snapshots (and call the webhook for them).
     pub on_manual: bool,
+    /// Also upload each saved clip (field `clip`).
+    pub clips: bool,
     /// Items older than this are given up (dropped, counted as failed).
     pub max_age: Duration,
     /// Bound of `pending/`, in MiB; the oldest items go first.
@@ -106,6 +108,7 @@ impl Default for UploadConfig {
             ca_file: None,
             webhook_url: None,
             on_manual: false,
+            clips: false,
             max_age: Duration::from_secs(7 * 86_400),
             queue_mb: 256,
             queue_bytes: None,
@@ -311,6 +314,22 @@ impl Uploader {
         Ok(())
     }
 
+    /// Durably queues a clip upload: the clip file (linked into the queue,
+    /// so retention may delete the clip meanwhile), `jpeg` as the `image`
+    /// and the `clip` event. Blocking. Does nothing unless clips are
+    /// uploaded.
+    pub fn enqueue_clip(&self, clip: &Path, jpeg: &[u8], event: &Value) -> Result<(), UploadError> {
+        if !self.config.clips || self.config.url.is_none() {
+            return Ok(());
+        }
+        let Some(name) = clip.file_name().and_then(|n| n.to_str()) else {
+            return Ok(());
+        };
+        let now = unix_secs(SystemTime::now());
+        let file = name.replace(".mkv", ".jpg");
+        self.enqueue_with(Lane::Frame, Some(jpeg), event, &file, now, Some(clip))
+    }
+
     /// Durably queues a webhook-only event (e.g. `motion_end`). Blocking.
     /// Does nothing without a `webhook_url`.
     pub fn enqueue_event(&self, event: &Value) -> Result<(), UploadError> {
@@ -443,6 +462,19 @@ impl Uploader {
         file: &str,
         created: f64,
     ) -> Result<(), UploadError> {
+        self.enqueue_with(lane, jpeg, event, file, created, None)
+    }
+
+    /// [`Uploader::enqueue`], with a clip file to send beside the JPEG.
+    fn enqueue_with(
+        &self,
+        lane: Lane,
+        jpeg: Option<&[u8]>,
+        event: &Value,
+        file: &str,
+        created: f64,
+        clip: Option<&Path>,
+    ) -> Result<(), UploadError> {
         let _write = crate::sync::lock(&self.write_lock);
         let seq = {
             let mut st = self.lock();
@@ -450,10 +482,14 @@ impl Uploader {
             st.next_seq += 1;
             seq
         };
-        let meta = ItemMeta::new(lane, created, file, event);
+        let mut meta = ItemMeta::new(lane, created, file, event);
+        meta.clip = clip
+            .and_then(|c| c.file_name())
+            .and_then(|n| n.to_str())
+            .map(str::to_string);
         let bytes = self
             .queue
-            .write(seq, &meta, jpeg)
+            .write(seq, &meta, jpeg, clip)
             .map_err(|e| UploadError::io(format!("cannot queue upload {seq}"), e))?;
         let doomed = {
             let mut st = self.lock();
@@ -584,7 +620,13 @@ impl Uploader {
             },
             Lane::Event => None,
         };
-        self.sender.send(item.lane, &item.file, event, jpeg).await
+        let clip = meta
+            .clip
+            .as_deref()
+            .map(|name| (name, self.queue.clip_path(seq)));
+        self.sender
+            .send(item.lane, &item.file, event, jpeg, clip)
+            .await
     }
 
     /// Applies an outcome: delete, reschedule, or move to `failed/`. Blocking;

@@ -77,6 +77,9 @@ pub(crate) struct ItemMeta {
     /// The event JSON that is sent.
     #[serde(default)]
     pub event: Value,
+    /// The clip's name, when the item carries one (`<seq>-frame.mkv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<String>,
 }
 
 impl ItemMeta {
@@ -88,6 +91,7 @@ impl ItemMeta {
             created,
             file: file.to_string(),
             event: event.clone(),
+            clip: None,
         }
     }
 }
@@ -129,20 +133,59 @@ impl Queue {
         Ok(queue)
     }
 
-    /// Writes one item, JPEG first and JSON last; returns its bytes on disk.
-    /// On failure nothing of it is left under a final name. Blocking.
-    pub(crate) fn write(&self, seq: u64, meta: &ItemMeta, jpeg: Option<&[u8]>) -> io::Result<u64> {
+    /// Writes one item, clip and JPEG first and JSON last; returns its
+    /// bytes on disk. On failure nothing of it is left under a final name.
+    /// The clip (already synced, in the same data directory) is hard-linked,
+    /// not copied; another file system gets a synced copy. Blocking.
+    pub(crate) fn write(
+        &self,
+        seq: u64,
+        meta: &ItemMeta,
+        jpeg: Option<&[u8]>,
+        clip: Option<&Path>,
+    ) -> io::Result<u64> {
         let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
         let mut bytes = json.len() as u64;
+        let cleanup = |seq| {
+            for name in [jpg_name(seq), clip_name(seq)] {
+                let _ = fs::remove_file(self.pending.join(name));
+            }
+        };
+        if let Some(clip) = clip {
+            bytes += self.link_clip(seq, clip)?;
+        }
         if let Some(jpeg) = jpeg {
-            self.write_atomic(&jpg_name(seq), jpeg)?;
+            if let Err(e) = self.write_atomic(&jpg_name(seq), jpeg) {
+                cleanup(seq);
+                return Err(e);
+            }
             bytes += jpeg.len() as u64;
         }
         if let Err(e) = self.write_atomic(&json_name(seq, meta.kind), &json) {
-            let _ = fs::remove_file(self.pending.join(jpg_name(seq)));
+            cleanup(seq);
             return Err(e);
         }
         Ok(bytes)
+    }
+
+    /// Puts the clip at `pending/<seq>-frame.mkv`; returns its size.
+    fn link_clip(&self, seq: u64, clip: &Path) -> io::Result<u64> {
+        let to = self.pending.join(clip_name(seq));
+        if fs::hard_link(clip, &to).is_err() {
+            let data = fs::read(clip)?;
+            let tmp = self.tmp.write(&data)?;
+            if let Err(e) = fs::rename(&tmp, &to) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+        sync_dir(&self.pending)?;
+        Ok(fs::metadata(&to)?.len())
+    }
+
+    /// Where an item's clip is.
+    pub(crate) fn clip_path(&self, seq: u64) -> PathBuf {
+        self.pending.join(clip_name(seq))
     }
 
     /// The item's metadata. Async: the worker reads it before each attempt.
@@ -167,6 +210,7 @@ impl Queue {
         let _ = fs::remove_file(self.pending.join(json_name(seq, lane)));
         if lane == Lane::Frame {
             let _ = fs::remove_file(self.pending.join(jpg_name(seq)));
+            let _ = fs::remove_file(self.pending.join(clip_name(seq)));
         }
         let _ = sync_dir(&self.pending);
     }
@@ -178,6 +222,7 @@ impl Queue {
     pub(crate) fn move_to_failed(&self, seq: u64, lane: Lane) -> bool {
         let mut names = Vec::new();
         if lane == Lane::Frame {
+            names.push(clip_name(seq));
             names.push(jpg_name(seq));
         }
         names.push(json_name(seq, lane));
@@ -207,6 +252,7 @@ impl Queue {
             .map_err(|e| UploadError::io(format!("cannot list {}", pending.display()), e))?;
         let mut jsons = BTreeMap::new();
         let mut jpgs = BTreeMap::new();
+        let mut clips = BTreeMap::new();
         let mut max = 0;
         for entry in entries.flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -231,23 +277,31 @@ impl Queue {
                 (Lane::Frame, "jpg") => {
                     jpgs.insert(seq, size);
                 }
+                (Lane::Frame, "mkv") => {
+                    clips.insert(seq, size);
+                }
                 _ => {}
             }
         }
         let mut items = BTreeMap::new();
         for (seq, (lane, size)) in jsons {
             let jpg = jpgs.remove(&seq);
+            let clip = clips.remove(&seq);
             let path = pending.join(json_name(seq, lane));
             let meta = fs::read(&path)
                 .ok()
                 .and_then(|m| serde_json::from_slice::<ItemMeta>(&m).ok());
-            let complete = lane == Lane::Event || jpg.is_some();
-            let Some(meta) = meta.filter(|m| complete && m.kind == lane) else {
+            let complete = |m: &ItemMeta| {
+                m.kind == lane
+                    && (lane == Lane::Event || jpg.is_some())
+                    && (m.clip.is_none() || clip.is_some())
+            };
+            let Some(meta) = meta.filter(complete) else {
                 tracing::error!(
                     "queued upload {} is incomplete; moved to uploads/failed",
                     path.display()
                 );
-                for name in [json_name(seq, lane), jpg_name(seq)] {
+                for name in [json_name(seq, lane), jpg_name(seq), clip_name(seq)] {
                     let _ = fs::rename(pending.join(&name), self.failed.join(&name));
                 }
                 continue;
@@ -258,13 +312,17 @@ impl Queue {
                     lane,
                     created: meta.created,
                     file: meta.file,
-                    bytes: size + jpg.unwrap_or(0),
+                    bytes: size + jpg.unwrap_or(0) + clip.unwrap_or(0),
                 },
             );
         }
+        // A JPEG or clip whose JSON was never renamed in: enqueue had not
+        // returned.
         for seq in jpgs.keys() {
-            // A JPEG whose JSON was never renamed in: enqueue had not returned.
             let _ = fs::remove_file(pending.join(jpg_name(*seq)));
+        }
+        for seq in clips.keys() {
+            let _ = fs::remove_file(pending.join(clip_name(*seq)));
         }
         let _ = sync_dir(pending);
         Ok((items, max.max(max_seq_in(&self.failed))))
@@ -288,6 +346,10 @@ fn json_name(seq: u64, lane: Lane) -> String {
 
 fn jpg_name(seq: u64) -> String {
     format!("{seq:020}-frame.jpg")
+}
+
+fn clip_name(seq: u64) -> String {
+    format!("{seq:020}-frame.mkv")
 }
 
 /// Parses `<seq>-<kind>.<ext>`.

@@ -72,23 +72,31 @@ impl Sender {
         })
     }
 
-    /// Sends one item: `jpeg` for a frame, the event JSON for both lanes.
+    /// Sends one item: `jpeg` for a frame, the event JSON for both lanes,
+    /// and a clip (its name and where it is) when the item has one.
     pub(crate) async fn send(
         &self,
         lane: Lane,
         file: &str,
         event_json: Vec<u8>,
         jpeg: Option<Vec<u8>>,
+        clip: Option<(&str, std::path::PathBuf)>,
     ) -> Outcome {
         let request = match lane {
             Lane::Frame => {
                 let (Some(url), Some(jpeg)) = (&self.url, jpeg) else {
                     return Outcome::Permanent("no upload url configured".into());
                 };
-                let form = match multipart(file, jpeg, event_json) {
+                let mut form = match multipart(file, jpeg, event_json) {
                     Ok(form) => form,
                     Err(e) => return Outcome::Permanent(e),
                 };
+                if let Some((name, path)) = clip {
+                    match clip_part(name, &path).await {
+                        Ok(part) => form = form.part("clip", part),
+                        Err(e) => return Outcome::Permanent(e),
+                    }
+                }
                 let r = self.client.post(url).multipart(form);
                 match &self.token {
                     Some(token) => r.bearer_auth(token),
@@ -125,20 +133,41 @@ impl Sender {
 
 /// The frame's body: `image` (the JPEG) then `event` (the JSON).
 fn multipart(file: &str, jpeg: Vec<u8>, event_json: Vec<u8>) -> Result<Form, String> {
-    // The file name is ours (`frame-<digits>.jpg`), but strip quotes and line
-    // breaks anyway so an odd name cannot break the header.
-    let file: String = file
-        .chars()
-        .filter(|c| !matches!(c, '"' | '\r' | '\n' | '\\'))
-        .collect();
     let image = Part::bytes(jpeg)
-        .file_name(file)
+        .file_name(header_safe(file))
         .mime_str("image/jpeg")
         .map_err(|e| format!("cannot build the upload: {e}"))?;
     let event = Part::bytes(event_json)
         .mime_str("application/json")
         .map_err(|e| format!("cannot build the upload: {e}"))?;
     Ok(Form::new().part("image", image).part("event", event))
+}
+
+/// A file name for a part header. The names are ours (`frame-<digits>.jpg`,
+/// `motion-<ms>.mkv`), but quotes and line breaks are stripped anyway so an
+/// odd name cannot break the header.
+fn header_safe(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '"' | '\r' | '\n' | '\\'))
+        .collect()
+}
+
+/// The clip, streamed from its file (a clip may be tens of MB: it is never
+/// read into memory whole).
+async fn clip_part(name: &str, path: &std::path::Path) -> Result<Part, String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("queued clip unreadable: {e}"))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| format!("queued clip unreadable: {e}"))?
+        .len();
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    Part::stream_with_length(body, len)
+        .file_name(header_safe(name))
+        .mime_str("video/x-matroska")
+        .map_err(|e| format!("cannot build the upload: {e}"))
 }
 
 fn check_url(url: &str) -> Result<(), UploadError> {
