@@ -381,18 +381,19 @@ fn step(
     let Some(a) = active.as_mut() else {
         return (None, None);
     };
+    let now = Instant::now();
     if writing.is_none() {
         match start(&rec.clips, &a.name, ring, a.asked, p) {
             Ok(w) => {
                 a.first = Some(w.first);
                 *writing = Some(w);
             }
-            // Nothing to record yet: try again at the next frame.
-            Err(StartError::NoFrame) => return (None, None),
+            // No frame yet: try again at the next one, until the episode
+            // and its post-roll are over without any (a dead camera).
+            Err(StartError::NoFrame) if a.until.is_none_or(|u| now < u) => return (None, None),
             Err(e) => return (None, active.take().map(|a| (a.name, e))),
         }
     }
-    let now = Instant::now();
     let capped = a
         .first
         .is_some_and(|f| now.duration_since(f) >= Duration::from_secs(p.max_s.into()));
@@ -405,7 +406,7 @@ fn step(
 
 #[derive(Debug, thiserror::Error)]
 enum StartError {
-    #[error("no frame yet")]
+    #[error("no frame came from the camera")]
     NoFrame,
     #[error(transparent)]
     Clip(#[from] ClipError),
@@ -669,5 +670,32 @@ mod tests {
         assert!(rec
             .motion_started(ClipParams { record: false, ..p })
             .is_none());
+    }
+
+    #[test]
+    fn an_episode_without_any_frame_ends_its_clip_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
+        let rec = Recorder::new(clips);
+        let p = ClipParams {
+            record: true,
+            pre_s: 5,
+            post_s: 0,
+            fps: 10,
+            max_s: 120,
+        };
+        let url = rec.motion_started(p).unwrap();
+        let mut writing = None;
+        let ring = Ring::default();
+        // While the episode lasts, it waits for a frame.
+        assert!(matches!(step(&rec, &mut writing, &ring, p), (None, None)));
+        rec.motion_ended(p);
+        let (done, failed) = step(&rec, &mut writing, &ring, p);
+        assert!(done.is_none() && writing.is_none());
+        let (name, e) = failed.expect("failed");
+        assert!(url.ends_with(&name), "{url} {name}");
+        assert!(matches!(e, StartError::NoFrame));
+        // The next episode gets a clip of its own.
+        assert_ne!(rec.motion_started(p).unwrap(), url);
     }
 }
