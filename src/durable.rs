@@ -44,6 +44,30 @@ impl TempFiles {
         Ok(path)
     }
 
+    /// Removes the files with this prefix left in the folder by a crash
+    /// mid-write, at the owner's start (before its first write: a file being
+    /// written by this process has the same prefix). A file that cannot be
+    /// removed is left alone: its name is never listed nor served. A missing
+    /// folder has nothing to remove.
+    pub(crate) fn remove_stale(&self) -> io::Result<()> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        for entry in entries.flatten() {
+            let is_tmp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(self.prefix));
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_tmp && is_file {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
     fn create(&self) -> io::Result<(PathBuf, File)> {
         loop {
             let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -87,5 +111,24 @@ mod tests {
             0o600
         );
         sync_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn remove_stale_takes_only_its_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = TempFiles::new(dir.path(), ".tmp-");
+        fs::write(dir.path().join(".tmp-1-0"), b"partial").unwrap();
+        fs::write(dir.path().join("kept.jpg"), b"kept").unwrap();
+        fs::create_dir(dir.path().join(".tmp-dir")).unwrap();
+        tmp.remove_stale().unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".tmp-dir", "kept.jpg"]);
+        TempFiles::new(&dir.path().join("missing"), ".tmp-")
+            .remove_stale()
+            .unwrap();
     }
 }

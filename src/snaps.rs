@@ -350,18 +350,7 @@ impl Snaps {
     /// Removes `.tmp-*` files. A file that cannot be removed is left alone:
     /// it is never listed, so it does no harm beyond its size.
     fn remove_stale_tmp(&self) -> Result<(), SnapError> {
-        let entries = fs::read_dir(&self.dir).map_err(|err| self.list_error(err))?;
-        for entry in entries.flatten() {
-            let is_tmp = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(TMP_PREFIX));
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if is_tmp && is_file {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        Ok(())
+        self.tmp.remove_stale().map_err(|err| self.list_error(err))
     }
 
     /// Saves `jpeg` as a new snapshot taken at `at`, never replacing another
