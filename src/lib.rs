@@ -23,6 +23,7 @@
 //! - [`snaps`]: snapshot files, one folder per camera. [`store`]: SQLite
 //!   state and history. `durable`: the synced temp-file-then-link write both
 //!   use for files; `sync`: the one way to take a lock.
+//! - [`thumbs`]: small previews of snapshots (and clips) for the dashboard.
 //! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
 //! - [`settings`]: runtime settings and their validation.
@@ -53,6 +54,7 @@ pub mod snaps;
 pub mod source;
 pub mod store;
 mod sync;
+pub mod thumbs;
 pub mod uploads;
 pub mod web;
 pub mod zones;
