@@ -21,8 +21,14 @@
 //! Every function taking a name checks it with [`valid_name`] first, so a
 //! percent-decoded name from a URL can never reach outside the folder.
 //!
-//! All functions block (std::fs); async callers run them with
-//! `spawn_blocking`.
+//! # Thumbnails
+//! Every saved snapshot also gets a 320 px thumbnail in `.thumbs/` (see
+//! [`crate::thumbs`]), written after the snapshot; one that fails is only
+//! logged, and made on first request instead. Deleting a snapshot, by hand
+//! or by retention, deletes its thumbnail.
+//!
+//! All functions block (std::fs, and the thumbnail's decode); async callers
+//! run them with `spawn_blocking`.
 
 use std::cmp::Ordering;
 use std::fs;
@@ -32,6 +38,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::durable::TempFiles;
+use crate::thumbs::{ThumbError, Thumbs};
 
 /// Longest accepted snapshot name, in bytes.
 const MAX_NAME_LEN: usize = 128;
@@ -84,6 +91,8 @@ pub struct SnapInfo {
     pub name: String,
     /// Where the HTTP layer serves it: `/snaps/<name>`.
     pub url: String,
+    /// Where its thumbnail is served: `/snaps/<name>/thumb`.
+    pub thumb: String,
     /// Size of the file.
     pub bytes: u64,
     /// When it was taken, in unix seconds with milliseconds; for files lookout
@@ -121,6 +130,16 @@ pub enum SnapError {
     /// No snapshot has this name.
     #[error("snapshot {0} not found")]
     NotFound(String),
+    /// The snapshot exists, but no thumbnail can be made of it (e.g. a file
+    /// copied in by hand that is not a JPEG).
+    #[error("no thumbnail for snapshot {name}: {err}")]
+    Thumb {
+        /// The snapshot.
+        name: String,
+        /// Why.
+        #[source]
+        err: ThumbError,
+    },
     /// The file system refused.
     #[error("{what}: {err}")]
     Io {
@@ -237,6 +256,7 @@ impl Entry {
     fn into_info(self, url_prefix: &str) -> SnapInfo {
         SnapInfo {
             url: format!("{url_prefix}/{}", self.name),
+            thumb: format!("{url_prefix}/{}/thumb", self.name),
             ts: self.ms as f64 / 1000.0,
             name: self.name,
             bytes: self.bytes,
@@ -314,6 +334,8 @@ pub struct Snaps {
     tmp: TempFiles,
     /// Where the files are served (`/snaps`, or `/cams/NAME/snaps`).
     url_prefix: String,
+    /// Their thumbnails, in `.thumbs/`.
+    thumbs: Thumbs,
 }
 
 impl Snaps {
@@ -334,6 +356,7 @@ impl Snaps {
         })?;
         let snaps = Snaps {
             tmp: TempFiles::new(&dir, TMP_PREFIX),
+            thumbs: Thumbs::new(&dir),
             dir,
             lock: Mutex::new(()),
             url_prefix,
@@ -359,7 +382,8 @@ impl Snaps {
     /// Only [`Trigger::Manual`] and [`Trigger::Motion`] can be saved;
     /// [`Trigger::Other`] gives `InvalidName`. A failed retention pass does
     /// not fail the save: the snapshot is safely stored, and the next save or
-    /// [`Snaps::enforce`] tries again.
+    /// [`Snaps::enforce`] tries again. Nor does a failed thumbnail (logged):
+    /// [`Snaps::thumb`] makes it when first asked.
     pub fn save(
         &self,
         jpeg: &[u8],
@@ -373,6 +397,9 @@ impl Snaps {
             return Err(SnapError::InvalidName(first));
         }
         let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
+        // Made before taking the lock (it is CPU work), written after the
+        // snapshot so that a thumbnail never exists without its snapshot.
+        let thumb = crate::thumbs::make(jpeg);
         let _guard = crate::sync::lock(&self.lock);
         self.ensure_dir().map_err(write_error)?;
         let tmp = self.tmp.write(jpeg).map_err(write_error)?;
@@ -384,6 +411,14 @@ impl Snaps {
             }
         };
         sync_dir(&self.dir);
+        let stored = thumb.map_err(|e| e.to_string()).and_then(|thumb| {
+            self.thumbs
+                .save(&name, &thumb)
+                .map_err(|e| format!("cannot write it: {e}"))
+        });
+        if let Err(e) = stored {
+            tracing::warn!("no thumbnail for snapshot {name} yet (made when asked for): {e}");
+        }
         let _ = self.enforce_locked(retention, &name);
         Ok(Entry {
             name,
@@ -461,7 +496,29 @@ impl Snaps {
         })
     }
 
-    /// Deletes one snapshot.
+    /// The thumbnail of a snapshot, made and stored now if it has none yet
+    /// (snapshots from before thumbnails, or whose thumbnail failed).
+    pub fn thumb(&self, name: &str) -> Result<Vec<u8>, SnapError> {
+        check_name(name)?;
+        self.thumbs
+            .get_or_make(name, &self.dir.join(name))
+            .map_err(|err| match err {
+                ThumbError::NotFound(_) => SnapError::NotFound(name.to_string()),
+                ThumbError::InvalidName(_) => SnapError::InvalidName(name.to_string()),
+                ThumbError::Io { what, err } => SnapError::Io { what, err },
+                err => SnapError::Thumb {
+                    name: name.to_string(),
+                    err,
+                },
+            })
+    }
+
+    /// The thumbnails of this folder's snapshots.
+    pub fn thumbs(&self) -> &Thumbs {
+        &self.thumbs
+    }
+
+    /// Deletes one snapshot, and its thumbnail.
     pub fn delete(&self, name: &str) -> Result<(), SnapError> {
         check_name(name)?;
         fs::remove_file(self.dir.join(name)).map_err(|err| match err.kind() {
@@ -469,7 +526,16 @@ impl Snaps {
             _ => SnapError::io(format!("cannot delete snapshot {name}"), err),
         })?;
         sync_dir(&self.dir);
+        self.remove_thumb(name);
         Ok(())
+    }
+
+    /// Removes the thumbnail of a deleted snapshot. A failure is only logged:
+    /// the snapshot is gone, and a leftover thumbnail is never listed.
+    fn remove_thumb(&self, name: &str) {
+        if let Err(e) = self.thumbs.remove(name) {
+            tracing::warn!("cannot delete the thumbnail of snapshot {name}: {e}");
+        }
     }
 
     /// Deletes the oldest snapshots until both limits of `retention` hold,
@@ -499,7 +565,10 @@ impl Snaps {
                 continue;
             }
             match fs::remove_file(self.dir.join(&entry.name)) {
-                Ok(()) => deleted.push(entry.name.clone()),
+                Ok(()) => {
+                    self.remove_thumb(&entry.name);
+                    deleted.push(entry.name.clone());
+                }
                 Err(err) if err.kind() == ErrorKind::NotFound => {}
                 Err(err) => {
                     let what = format!("cannot delete old snapshot {}", entry.name);
@@ -1061,5 +1130,138 @@ mod tests {
             SnapError::NotFound("a.jpg".into()).to_string(),
             "snapshot a.jpg not found"
         );
+    }
+
+    /// A small real JPEG (a thumbnail is made of it).
+    fn jpeg(w: u16, h: u16) -> Vec<u8> {
+        let rgb: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+            .map(|i| (i % 199) as u8)
+            .collect();
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 80)
+            .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    fn thumb_size(jpeg: &[u8]) -> (usize, usize) {
+        let mut dec = zune_jpeg::JpegDecoder::new(jpeg);
+        dec.decode().unwrap();
+        dec.dimensions().unwrap()
+    }
+
+    #[test]
+    fn save_writes_a_thumbnail_and_delete_removes_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("yard");
+        let snaps = Snaps::open_in(dir.clone(), "/cams/yard/snaps".into()).unwrap();
+        let info = snaps
+            .save(
+                &jpeg(640, 480),
+                Trigger::Motion,
+                at_ms(7),
+                Retention::default(),
+            )
+            .unwrap();
+        assert_eq!(info.url, "/cams/yard/snaps/motion-7.jpg");
+        assert_eq!(info.thumb, "/cams/yard/snaps/motion-7.jpg/thumb");
+        let path = dir.join(".thumbs/motion-7.jpg");
+        let stored = fs::read(&path).unwrap();
+        assert_eq!(thumb_size(&stored), (320, 240));
+        assert_eq!(snaps.thumb(&info.name).unwrap(), stored);
+        // The thumbnail folder is never a snapshot.
+        assert_eq!(names(&snaps.list(10, None).unwrap()), ["motion-7.jpg"]);
+        assert_eq!(snaps.usage().unwrap().0, 1);
+        assert_eq!(snaps.list(10, None).unwrap()[0].thumb, info.thumb);
+
+        snaps.delete(&info.name).unwrap();
+        assert!(!path.exists());
+        assert!(matches!(
+            snaps.thumb(&info.name),
+            Err(SnapError::NotFound(_))
+        ));
+        assert!(!path.exists(), "no thumbnail made for a deleted snapshot");
+    }
+
+    #[test]
+    fn thumbnail_made_lazily_and_bad_names_refused() {
+        let (_tmp, snaps) = open();
+        // A snapshot from before thumbnails.
+        fs::write(snaps.dir().join("manual-5.jpg"), jpeg(200, 100)).unwrap();
+        let thumb = snaps.thumb("manual-5.jpg").unwrap();
+        assert_eq!(thumb_size(&thumb), (200, 100));
+        assert!(snaps.dir().join(".thumbs/manual-5.jpg").exists());
+        // Not a JPEG: no thumbnail, and a clear error.
+        fs::write(snaps.dir().join("foo.jpg"), b"hello").unwrap();
+        assert!(matches!(
+            snaps.thumb("foo.jpg"),
+            Err(SnapError::Thumb { .. })
+        ));
+        for bad in [
+            "../secret.jpg",
+            ".thumbs",
+            ".thumbs/manual-5.jpg",
+            "a/b.jpg",
+            "",
+        ] {
+            assert!(
+                matches!(snaps.thumb(bad), Err(SnapError::InvalidName(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failed_thumbnail_does_not_fail_the_save() {
+        let (_tmp, snaps) = open();
+        let info = save(&snaps, b"not a jpeg", 1);
+        assert_eq!(snaps.read(&info.name).unwrap(), b"not a jpeg");
+        assert!(!snaps.dir().join(".thumbs/manual-1.jpg").exists());
+        // The thumbnail folder in the way of a write: the snapshot is saved.
+        fs::write(snaps.dir().join(".thumbs"), b"a file").unwrap();
+        let info = snaps
+            .save(
+                &jpeg(64, 48),
+                Trigger::Manual,
+                at_ms(2),
+                Retention::default(),
+            )
+            .unwrap();
+        assert_eq!(snaps.read(&info.name).unwrap(), jpeg(64, 48));
+    }
+
+    #[test]
+    fn retention_removes_thumbnails() {
+        let (_tmp, snaps) = open();
+        let keep1 = Retention {
+            max_count: 1,
+            max_bytes: u64::MAX,
+        };
+        let old = snaps
+            .save(
+                &jpeg(64, 48),
+                Trigger::Manual,
+                at_ms(1),
+                Retention::default(),
+            )
+            .unwrap();
+        let thumbs = snaps.dir().join(".thumbs");
+        assert!(thumbs.join("manual-1.jpg").exists());
+        snaps
+            .save(&jpeg(64, 48), Trigger::Manual, at_ms(2), keep1)
+            .unwrap();
+        assert_eq!(names(&snaps.list(10, None).unwrap()), ["manual-2.jpg"]);
+        assert!(!thumbs.join(&old.name).exists());
+        assert_eq!(files_in(&thumbs), ["manual-2.jpg"]);
+        snaps
+            .save(
+                &jpeg(64, 48),
+                Trigger::Manual,
+                at_ms(3),
+                Retention::default(),
+            )
+            .unwrap();
+        assert_eq!(snaps.enforce(keep1).unwrap(), ["manual-2.jpg"]);
+        assert_eq!(files_in(&thumbs), ["manual-3.jpg"]);
     }
 }
