@@ -74,6 +74,7 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
         .route("/api/events", get(sse::history))
         .route("/snaps", get(snaps::list))
         .route("/snaps/{name}", get(snaps::get).delete(snaps::delete))
+        .route("/snaps/{name}/thumb", get(snaps::thumb))
         .route("/clips", get(clips::list))
         .route("/clips/{name}", get(clips::get).delete(clips::delete))
         .route("/clips/{name}/index", get(clips::index));

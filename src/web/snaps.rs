@@ -1,4 +1,5 @@
-//! `/snaps`: list, serve and delete snapshot files.
+//! `/snaps`: list, serve and delete snapshot files, and serve their
+//! thumbnails (`/snaps/{name}/thumb`) for the dashboard.
 //!
 //! Names come percent-decoded from the path and are validated by the `snaps`
 //! module before any file is touched, so `..`, slashes, backslashes or
@@ -45,7 +46,25 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let snaps = app.snaps().clone();
     let jpeg = blocking(move || snaps.read(&name)).await?;
-    Ok((
+    Ok(immutable_jpeg(jpeg))
+}
+
+/// `GET /snaps/{name}/thumb`: the snapshot's 320 px preview, made now if it
+/// has none yet (snapshots from before thumbnails). 404 when the snapshot
+/// does not exist, or is not a picture a thumbnail can be made of.
+pub async fn thumb(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let snaps = app.snaps().clone();
+    let jpeg = blocking(move || snaps.thumb(&name)).await?;
+    Ok(immutable_jpeg(jpeg))
+}
+
+/// A JPEG that never changes under its URL (a snapshot, or its thumbnail:
+/// both are made once, from the same picture).
+fn immutable_jpeg(jpeg: Vec<u8>) -> Response {
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
             // A snapshot never changes under its name.
@@ -60,7 +79,7 @@ pub async fn get(
         ],
         jpeg,
     )
-        .into_response())
+        .into_response()
 }
 
 /// `DELETE /snaps/{name}`.
@@ -88,6 +107,12 @@ where
             SnapError::NotFound(name) => ApiError::NotFound {
                 path: format!("/snaps/{name}"),
             },
+            SnapError::Thumb { name, err } => {
+                tracing::warn!("no thumbnail for snapshot {name}: {err}");
+                ApiError::NotFound {
+                    path: format!("/snaps/{name}/thumb"),
+                }
+            }
             other => ApiError::Internal(other.to_string()),
         })
 }
