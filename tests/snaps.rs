@@ -1,5 +1,5 @@
-//! /snaps over HTTP: listing, serving, deleting, retention, and paths that try
-//! to leave the folder.
+//! /snaps over HTTP: listing, serving, deleting, retention, thumbnails, and
+//! paths that try to leave the folder.
 
 mod common;
 
@@ -104,6 +104,8 @@ async fn paths_cannot_leave_the_folder() {
     snapshot(&server).await;
     // A file beside the data dir that an escape would reach.
     std::fs::write(server.data_dir().join("secret.jpg"), b"TOP-SECRET-4711").unwrap();
+    // A real picture there too: an escaping thumbnail request would succeed.
+    std::fs::write(server.data_dir().join("picture.jpg"), real_frame()).unwrap();
     let addr = server.addr;
     let attempts = [
         "/snaps/..%2fsecret.jpg",
@@ -118,13 +120,25 @@ async fn paths_cannot_leave_the_folder() {
         "/snaps/secret.jpg%00.jpg",
         "/snaps/../secret.jpg",
         "/snaps//etc/passwd",
+        "/snaps/..%2Fx/thumb",
+        "/snaps/..%2fpicture.jpg/thumb",
+        "/snaps/%2e%2e%2fpicture.jpg/thumb",
+        "/snaps/..%5cpicture.jpg/thumb",
+        "/snaps/%2e%2e/thumb",
+        "/snaps/../picture.jpg/thumb",
+        "/snaps/.thumbs/thumb",
+        "/snaps/.thumbs%2f..%2f..%2fpicture.jpg/thumb",
+        "/snaps/%2fetc%2fpasswd/thumb",
+        "/snaps/picture.jpg%00.jpg/thumb",
     ];
     for path in attempts {
         // Raw requests: an HTTP client library would normalise some of these.
         for method in ["GET", "DELETE"] {
             let (status, body) = raw(addr, method, path).await;
+            // Thumbnails are read-only: DELETE on one is not allowed.
+            let read_only = method == "DELETE" && path.ends_with("/thumb");
             assert!(
-                status == 400 || status == 404,
+                status == 400 || status == 404 || (read_only && status == 405),
                 "{method} {path} gave {status}: {body}"
             );
             assert!(
@@ -139,6 +153,122 @@ async fn paths_cannot_leave_the_folder() {
     }
     assert!(server.data_dir().join("secret.jpg").exists());
     assert!(server.data_dir().join("lookout.db").exists());
+    // No thumbnail folder anywhere but in a camera's snapshot folder.
+    assert!(!server.data_dir().join(".thumbs").exists());
+    assert!(!server.data_dir().join("snaps/.thumbs").exists());
+}
+
+/// A real 1280x720 camera frame (testdata/frames/README.md).
+fn real_frame() -> Vec<u8> {
+    std::fs::read(real_frame_path()).unwrap()
+}
+
+fn real_frame_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/frames/yard-720p.jpg")
+}
+
+/// Where the thumbnail of snapshot `name` is on disk (in the first camera's
+/// folder, whatever its name).
+fn thumb_file(server: &TestServer, name: &str) -> std::path::PathBuf {
+    let stem = name.strip_suffix(".jpg").unwrap();
+    let cams: Vec<_> = std::fs::read_dir(server.data_dir().join("snaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(cams.len(), 1, "one camera folder: {cams:?}");
+    cams[0].join(".thumbs").join(format!("{stem}.jpg"))
+}
+
+async fn get(server: &TestServer, path: &str) -> reqwest::Response {
+    reqwest::get(server.url(path)).await.unwrap()
+}
+
+#[tokio::test]
+async fn thumbnails_of_real_frames() {
+    let src = format!("file:{}?fps=10", real_frame_path().display());
+    let server = TestServer::start(&src).await;
+    server.wait_for_frame().await;
+    let name = snapshot(&server).await;
+
+    let listed = list(&server, "").await;
+    let item = &listed["snaps"][0];
+    assert_eq!(item["name"], name);
+    assert_eq!(item["thumb"], format!("/snaps/{name}/thumb"));
+
+    // Written with the snapshot, before the reply.
+    let on_disk = std::fs::read(thumb_file(&server, &name)).unwrap();
+    let full = get(&server, &format!("/snaps/{name}")).await;
+    let r = get(&server, &format!("/snaps/{name}/thumb")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        r.headers()["cache-control"],
+        full.headers()["cache-control"]
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let thumb = r.bytes().await.unwrap();
+    assert_eq!(thumb, on_disk);
+    assert_eq!(decode_jpeg(&thumb), (320, 180));
+    assert!(thumb.len() < 30 * 1024, "{} bytes", thumb.len());
+    let full = full.bytes().await.unwrap();
+    assert_eq!(decode_jpeg(&full), (1280, 720));
+    assert!(
+        thumb.len() * 5 < full.len(),
+        "{} vs {}",
+        thumb.len(),
+        full.len()
+    );
+
+    // A snapshot without its thumbnail (older data) gets one on request.
+    std::fs::remove_file(thumb_file(&server, &name)).unwrap();
+    let r = get(&server, &format!("/snaps/{name}/thumb")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(decode_jpeg(&r.bytes().await.unwrap()), (320, 180));
+    assert!(thumb_file(&server, &name).exists());
+
+    // Deleting the snapshot deletes its thumbnail.
+    let del = reqwest::Client::new()
+        .delete(server.url(&format!("/snaps/{name}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    assert!(!thumb_file(&server, &name).exists());
+    let r = get(&server, &format!("/snaps/{name}/thumb")).await;
+    assert_eq!(r.status(), 404);
+    assert!(!thumb_file(&server, &name).exists());
+    assert_eq!(
+        get(&server, "/snaps/manual-1.jpg/thumb").await.status(),
+        404
+    );
+    // The thumbnail folder is never listed.
+    assert!(list(&server, "").await["snaps"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn retention_deletes_thumbnails_too() {
+    let server = TestServer::start(SRC).await;
+    server.wait_for_frame().await;
+    let r = reqwest::Client::new()
+        .post(server.url("/config"))
+        .json(&json!({"max_snaps": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = snapshot(&server).await;
+    assert!(thumb_file(&server, &first).exists());
+    let second = snapshot(&server).await;
+    assert!(!thumb_file(&server, &first).exists());
+    assert!(thumb_file(&server, &second).exists());
+    let r = get(&server, &format!("/snaps/{second}/thumb")).await;
+    assert_eq!(r.status(), 200);
+    // 160x120 is narrower than a thumbnail: it keeps its size.
+    assert_eq!(decode_jpeg(&r.bytes().await.unwrap()), (160, 120));
 }
 
 /// Sends a request line exactly as written and returns (status, body).
