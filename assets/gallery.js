@@ -2,7 +2,7 @@
 // cursor, kept in sync with other dashboards by `snapshot` and
 // `snapshot_deleted` events.
 
-import { $, h, formatTime, formatBytes } from './util.js';
+import { $, h, formatTime, formatBytes, thumbnail } from './util.js';
 import { getJSON, del } from './api.js';
 import { toast } from './toast.js';
 
@@ -163,11 +163,13 @@ export class Gallery {
 
   card(snap) {
     const url = snap.url || `${this.base}/snaps/${encodeURIComponent(snap.name)}`;
+    // The tile shows the thumbnail; a tap opens the full picture.
+    const thumb = snap.thumb || `${url}/thumb`;
     const remove = h('button', { type: 'button', class: 'danger small-btn' }, 'Delete');
     remove.addEventListener('click', () => this.delete(snap.name));
     return h('li', { class: 'snap', dataset: { name: snap.name } },
       h('a', { href: url, target: '_blank', rel: 'noopener', class: 'snap-img' },
-        h('img', { src: url, alt: `${snap.trigger} snapshot ${formatTime(snap.ts)}`, loading: 'lazy', width: 320, height: 180 })),
+        thumbnail(thumb, url, { alt: `${snap.trigger} snapshot ${formatTime(snap.ts)}`, loading: 'lazy', width: 320, height: 180 })),
       h('div', { class: 'snap-meta' },
         h('time', { datetime: new Date(snap.ts * 1000).toISOString() }, formatTime(snap.ts)),
         h('span', { class: 'muted small' }, `${snap.trigger} · ${formatBytes(snap.bytes)}`)),

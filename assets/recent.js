@@ -4,7 +4,7 @@
 // name, not URL: the same file is /snaps/NAME at the root routes and
 // /cams/CAM/snaps/NAME under its camera's prefix.
 
-import { $, h, formatTime, formatPercent, formatBytes } from './util.js';
+import { $, h, formatTime, formatPercent, formatBytes, thumbnail } from './util.js';
 
 const KEEP = 20;
 
@@ -45,6 +45,16 @@ function snapshotUrl(kind, d) {
   if (kind === 'motion' && typeof d.snapshot === 'string') return d.snapshot;
   if (kind === 'snapshot' && typeof d.url === 'string') return d.url;
   return null;
+}
+
+/**
+ * The thumbnail of that snapshot: a `snapshot` event names it; a motion
+ * event (and history from before thumbnails) has only the picture's URL,
+ * whose thumbnail is served at URL/thumb.
+ */
+function thumbUrl(kind, d, url) {
+  if (kind === 'snapshot' && typeof d.thumb === 'string') return d.thumb;
+  return `${url}/thumb`;
 }
 
 export class RecentEvents {
@@ -105,7 +115,7 @@ export class RecentEvents {
     let thumb = null;
     if (url && !this.deleted.has(fileName(url))) {
       thumb = h('a', { href: url, target: '_blank', rel: 'noopener', class: 'thumb', title: 'open snapshot' },
-        h('img', { src: url, alt: `snapshot of ${e.kind} event`, loading: 'lazy', width: 96, height: 54 }));
+        thumbnail(thumbUrl(e.kind, e.data, url), url, { alt: `snapshot of ${e.kind} event`, loading: 'lazy', width: 96, height: 54 }));
     } else if (url) {
       thumb = h('span', { class: 'thumb thumb-gone muted small' }, 'deleted');
     }

@@ -88,6 +88,14 @@ test('save snapshot shows a toast and the file appears in the gallery', async ()
       const img = document.querySelector(`#gallery-list li[data-name="${n}"] img`);
       return img && img.complete && img.naturalWidth > 0;
     }, name);
+    // The tile loads the thumbnail (320 px wide), and opens the full picture.
+    const img = card.locator('img');
+    assert.equal(await img.getAttribute('src'), `/snaps/${name}/thumb`);
+    assert.equal(await img.evaluate((el) => el.naturalWidth), 320);
+    assert.equal(await card.locator('a.snap-img').getAttribute('href'), href);
+    // So does the snapshot's line in "recent events".
+    const recent = page.locator(`#events li[data-kind="snapshot"][data-snapshot="${href}"] img`);
+    assert.equal(await recent.getAttribute('src'), `/snaps/${name}/thumb`);
     // Live view paused while the gallery shows.
     await page.locator('#conn-stream[data-state="idle"]').waitFor();
     assert.deepEqual(page.problems, []);
