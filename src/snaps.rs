@@ -500,6 +500,12 @@ impl Snaps {
     /// (snapshots from before thumbnails, or whose thumbnail failed).
     pub fn thumb(&self, name: &str) -> Result<Vec<u8>, SnapError> {
         check_name(name)?;
+        // A thumbnail left behind by a crash between the two removals (or a
+        // removal that failed) is not served for a deleted snapshot.
+        let is_file = fs::metadata(self.dir.join(name)).is_ok_and(|m| m.is_file());
+        if !is_file {
+            return Err(SnapError::NotFound(name.to_string()));
+        }
         self.thumbs
             .get_or_make(name, &self.dir.join(name))
             .map_err(|err| match err {
@@ -1181,6 +1187,13 @@ mod tests {
             Err(SnapError::NotFound(_))
         ));
         assert!(!path.exists(), "no thumbnail made for a deleted snapshot");
+        // An orphaned thumbnail (a crash between the removals) is not served.
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"orphan").unwrap();
+        assert!(matches!(
+            snaps.thumb(&info.name),
+            Err(SnapError::NotFound(_))
+        ));
     }
 
     #[test]
