@@ -263,6 +263,20 @@ async fn a_clip_holds_the_episodes_with_pre_and_post_roll() {
         .iter()
         .any(|e| e["data"]["clip"] == url.as_str() || e["clip"] == url.as_str()));
 
+    // Its thumbnail: the best frame, small.
+    let thumb = reqwest::get(server.url(&format!("{url}/thumb")))
+        .await
+        .expect("thumb");
+    assert_eq!(thumb.status(), 200);
+    assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+    let thumb = thumb.bytes().await.expect("body");
+    assert!(thumb.len() < 30_000, "{} bytes", thumb.len());
+    assert_eq!(
+        common::decode_jpeg(&thumb).0,
+        160,
+        "a 160 px picture keeps its size"
+    );
+
     // Names are checked; a deleted clip is gone and every dashboard hears it.
     let bad = reqwest::get(server.url("/clips/..%2F..%2Fstore.db"))
         .await
@@ -274,8 +288,10 @@ async fn a_clip_holds_the_episodes_with_pre_and_post_roll() {
         .await
         .expect("delete");
     assert_eq!(deleted.status(), 200);
-    let gone = reqwest::get(server.url(&url)).await.expect("get");
-    assert_eq!(gone.status(), 404);
+    for path in [url.clone(), format!("{url}/thumb"), format!("{url}/index")] {
+        let gone = reqwest::get(server.url(&path)).await.expect("get");
+        assert_eq!(gone.status(), 404, "{path}");
+    }
     let notice = sse.next_of("clip_deleted", Duration::from_secs(10)).await;
     assert_eq!(notice.json()["name"], name.as_str());
 }

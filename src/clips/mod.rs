@@ -27,6 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use recorder::{ClipParams, Recorder};
 
+use crate::thumbs::Thumbs;
+
 /// Prefix of a clip being recorded.
 const REC_PREFIX: &str = ".rec-";
 /// Clips listed in one page at most.
@@ -82,6 +84,15 @@ pub enum ClipError {
         #[source]
         err: io::Error,
     },
+    /// No thumbnail could be made.
+    #[error("thumbnail of clip {name}: {err}")]
+    Thumb {
+        /// The clip.
+        name: String,
+        /// Why.
+        #[source]
+        err: crate::thumbs::ThumbError,
+    },
     /// The file is not a readable clip.
     #[error("clip {name}: {err}")]
     Unreadable {
@@ -121,6 +132,8 @@ pub struct Clips {
     last_ms: Mutex<u64>,
     /// What each listed clip holds (its file never changes under its name).
     summaries: Mutex<HashMap<String, Summary>>,
+    /// Their thumbnails, in `.thumbs/`.
+    thumbs: Thumbs,
 }
 
 impl Clips {
@@ -131,6 +144,7 @@ impl Clips {
             ClipError::io(format!("cannot create clip folder {}", dir.display()), err)
         })?;
         let clips = Clips {
+            thumbs: Thumbs::new(&dir),
             dir,
             url_prefix,
             last_ms: Mutex::new(0),
@@ -321,15 +335,55 @@ impl Clips {
         })
     }
 
-    /// Deletes one clip.
+    /// Deletes one clip, and its thumbnail.
     pub fn delete(&self, name: &str) -> Result<(), ClipError> {
         check_name(name)?;
         fs::remove_file(self.dir.join(name)).map_err(|err| match err.kind() {
             ErrorKind::NotFound => ClipError::NotFound(name.to_string()),
             _ => ClipError::io(format!("cannot delete clip {name}"), err),
         })?;
+        sync_dir(&self.dir);
         crate::sync::lock(&self.summaries).remove(name);
+        if let Err(e) = self.thumbs.remove(name) {
+            tracing::warn!("cannot remove the thumbnail of clip {name}: {e}");
+        }
         Ok(())
+    }
+
+    /// Makes and stores the thumbnail of clip `name` from `jpeg` (the frame
+    /// where the motion scored highest). A failure is only logged: the next
+    /// request makes one from the clip.
+    pub fn save_thumb(&self, name: &str, jpeg: &[u8]) {
+        if let Err(e) = self.thumbs.make_and_save(name, jpeg) {
+            tracing::warn!("no thumbnail for clip {name} yet: {e}");
+        }
+    }
+
+    /// The thumbnail of clip `name`; for a clip without one (recovered
+    /// after a crash, or whose thumbnail failed), made now from its middle
+    /// frame and stored.
+    pub fn thumb(&self, name: &str) -> Result<Vec<u8>, ClipError> {
+        let path = self.path(name)?;
+        let thumb_error = |err| ClipError::Thumb {
+            name: name.to_string(),
+            err,
+        };
+        let stored = self.thumbs.path(name).map_err(thumb_error)?;
+        if let Ok(jpeg) = fs::read(&stored) {
+            return Ok(jpeg);
+        }
+        let scanned = self.index(name)?;
+        let Some(frame) = scanned.frames.get(scanned.frames.len() / 2) else {
+            return Err(ClipError::NotFound(name.to_string()));
+        };
+        let read = || -> io::Result<Vec<u8>> {
+            let file = File::open(&path)?;
+            let mut jpeg = vec![0u8; frame.len as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut jpeg, frame.offset)?;
+            Ok(jpeg)
+        };
+        let jpeg = read().map_err(|err| ClipError::io(format!("cannot read clip {name}"), err))?;
+        self.thumbs.make_and_save(name, &jpeg).map_err(thumb_error)
     }
 
     /// Deletes the oldest clips until `retention` holds; returns their names.

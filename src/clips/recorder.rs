@@ -595,7 +595,8 @@ impl Job {
         }
         w.finish().map_err(io)?;
         let info = self.clips.publish(&self.name)?;
-        let _ = thumb;
+        let picture = thumb.unwrap_or_else(|| self.first.clone());
+        self.clips.save_thumb(&self.name, &picture.jpeg);
         Ok(info)
     }
 }

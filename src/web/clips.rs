@@ -104,6 +104,18 @@ pub async fn index(
         .into_response())
 }
 
+/// `GET /clips/{name}/thumb`: the clip's 320 px preview (the frame where
+/// the motion scored highest), made now from its middle frame when it has
+/// none.
+pub async fn thumb(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let clips = app.recorder().clips().clone();
+    let jpeg = blocking(move || clips.thumb(&name)).await?;
+    Ok(super::snaps::immutable_jpeg(jpeg))
+}
+
 /// `DELETE /clips/{name}`.
 pub async fn delete(
     State(app): State<AppState>,
@@ -129,6 +141,12 @@ where
             ClipError::NotFound(name) => ApiError::NotFound {
                 path: format!("/clips/{name}"),
             },
+            ClipError::Thumb { name, err } => {
+                tracing::warn!("no thumbnail for clip {name}: {err}");
+                ApiError::NotFound {
+                    path: format!("/clips/{name}/thumb"),
+                }
+            }
             other => ApiError::Internal(other.to_string()),
         })
 }

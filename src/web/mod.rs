@@ -77,7 +77,8 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
         .route("/snaps/{name}/thumb", get(snaps::thumb))
         .route("/clips", get(clips::list))
         .route("/clips/{name}", get(clips::get).delete(clips::delete))
-        .route("/clips/{name}/index", get(clips::index));
+        .route("/clips/{name}/index", get(clips::index))
+        .route("/clips/{name}/thumb", get(clips::thumb));
     let routes = if nested {
         routes
             .route("/status", get(api::status))

@@ -63,7 +63,7 @@ pub async fn thumb(
 
 /// A JPEG that never changes under its URL (a snapshot, or its thumbnail:
 /// both are made once, from the same picture).
-fn immutable_jpeg(jpeg: Vec<u8>) -> Response {
+pub(super) fn immutable_jpeg(jpeg: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
