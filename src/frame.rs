@@ -11,7 +11,12 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::source::mjpeg::jpeg_dimensions;
+use crate::source::mjpeg::{jpeg_dimensions, MAX_FRAME_BYTES};
+
+/// Largest picture side accepted from a source, in pixels. Cameras deliver at
+/// most 8K (7680); a header claiming more is garbage or an attack (65535x65535
+/// would make the motion detector allocate 4 GiB to decode it).
+pub const MAX_DIMENSION: u16 = 16384;
 
 /// One captured picture. Cloning the `Arc<Frame>` around it costs a refcount.
 #[derive(Debug)]
@@ -66,6 +71,50 @@ pub enum FrameError {
         /// Length of the rejected buffer.
         len: usize,
     },
+    /// The JPEG does not end with its EOI marker: it was cut short.
+    #[error("truncated JPEG ({len} bytes without an end marker)")]
+    Truncated {
+        /// Length of the rejected buffer.
+        len: usize,
+    },
+    /// The header claims a picture larger than [`MAX_DIMENSION`] on a side.
+    #[error("JPEG header claims {width}x{height}, over {MAX_DIMENSION} pixels on a side")]
+    TooWide {
+        /// Claimed width.
+        width: u16,
+        /// Claimed height.
+        height: u16,
+    },
+    /// The buffer is larger than [`MAX_FRAME_BYTES`].
+    #[error("JPEG of {len} bytes, over the {MAX_FRAME_BYTES}-byte cap")]
+    TooLarge {
+        /// Length of the rejected buffer.
+        len: usize,
+    },
+}
+
+/// Checks that `jpeg` is one whole picture of a sane size: SOI first, a frame
+/// header with both sides from 1 to [`MAX_DIMENSION`], EOI last, at most
+/// [`MAX_FRAME_BYTES`]. Returns its width and height. Cheap: the segment
+/// headers before the frame header and the last two bytes are read, never the
+/// image data (the sources' splitter has walked it already).
+pub fn check_jpeg(jpeg: &[u8]) -> Result<(u16, u16), FrameError> {
+    let len = jpeg.len();
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge { len });
+    }
+    let (width, height) = match jpeg.get(..2) {
+        Some([0xFF, 0xD8]) => jpeg_dimensions(jpeg),
+        _ => None,
+    }
+    .ok_or(FrameError::NotJpeg { len })?;
+    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(FrameError::TooWide { width, height });
+    }
+    if !jpeg.ends_with(&[0xFF, 0xD9]) {
+        return Err(FrameError::Truncated { len });
+    }
+    Ok((width, height))
 }
 
 impl FrameSink {
@@ -80,14 +129,11 @@ impl FrameSink {
     }
 
     /// Publishes a JPEG as the newest frame. Never blocks and never waits for
-    /// consumers; a buffer without a JPEG frame header is refused so viewers
-    /// never get garbage.
+    /// consumers; a buffer that fails [`check_jpeg`] (no frame header, cut
+    /// short, absurd size) is refused so viewers and the detector never get
+    /// garbage.
     pub fn publish(&self, jpeg: Bytes) -> Result<Arc<Frame>, FrameError> {
-        let (width, height) = match jpeg.get(..2) {
-            Some([0xFF, 0xD8]) => jpeg_dimensions(&jpeg),
-            _ => None,
-        }
-        .ok_or(FrameError::NotJpeg { len: jpeg.len() })?;
+        let (width, height) = check_jpeg(&jpeg)?;
         let captured_at = SystemTime::now();
         let part_head = Bytes::from(format!(
             "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",

@@ -210,6 +210,7 @@ impl Metrics {
 fn register_state(reg: &mut Registry, hub: &Hub) {
     let up = Family::<CameraLabel, Gauge>::default();
     let restarts = Family::<CameraLabel, Counter>::default();
+    let bad_frames = Family::<CameraLabel, Counter>::default();
     let frames = Family::<CameraLabel, Counter>::default();
     let fps = Family::<CameraLabel, FloatGauge>::default();
     let viewers = Family::<CameraLabel, Gauge>::default();
@@ -217,13 +218,14 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
         let label = CameraLabel {
             camera: cam.name.clone(),
         };
-        let (state, restarted, rate) = {
+        let (state, restarted, rate, bad) = {
             let s = crate::sync::lock(cam.source_status());
-            (s.state, s.restarts, s.fps)
+            (s.state, s.restarts, s.fps, s.bad_frames)
         };
         up.get_or_create(&label)
             .set(i64::from(state == SourceState::Running));
         restarts.get_or_create(&label).inc_by(restarted);
+        bad_frames.get_or_create(&label).inc_by(bad);
         frames.get_or_create(&label).inc_by(cam.frames().count());
         fps.get_or_create(&label).set(rate);
         let open = cam.viewers().load(std::sync::atomic::Ordering::Relaxed);
@@ -238,6 +240,12 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
         "source_restarts",
         "Restarts of the camera's source",
         restarts,
+    );
+    reg.register(
+        "source_bad_frames",
+        "Data from the camera refused instead of shown: not a whole JPEG, over the size cap, \
+         absurd dimensions, or a mebibyte of bytes outside any frame",
+        bad_frames,
     );
     reg.register("frames", "Frames received from the camera", frames);
     reg.register(

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use super::mjpeg::{FrameReader, SplitError};
+use super::mjpeg::FrameReader;
 use super::{Output, SourceError};
 
 /// Runs `command` with `sh -c` and publishes every frame of its stdout.
@@ -59,9 +59,7 @@ pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {
         match reader.next_frame().await {
             Ok(Some(jpeg)) => out.publish(jpeg),
             Ok(None) => break Ok(()),
-            Err(SplitError::TooLarge { limit }) => {
-                tracing::warn!("exec source sent a frame over {limit} bytes; skipped");
-            }
+            Err(e) if e.is_bad_data() => out.reject(&e),
             Err(e) => break Err(e),
         }
     };

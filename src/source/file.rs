@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::AsyncReadExt;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
-use super::mjpeg::{FrameReader, SplitError};
+use super::mjpeg::{FrameReader, MAX_FRAME_BYTES};
 use super::{Output, SourceError};
 
 /// Replays `path` at `fps` forever.
@@ -39,13 +40,28 @@ async fn run_folder(dir: &Path, ticker: &mut Interval, out: &Output) -> Result<(
         }
         for file in files {
             ticker.tick().await;
-            match tokio::fs::read(&file).await {
-                Ok(jpeg) => out.publish(Bytes::from(jpeg)),
+            match read_capped(&file).await {
+                Ok(Some(data)) => out.publish_one(data),
+                Ok(None) => out.reject(&format_args!(
+                    "{}: larger than {MAX_FRAME_BYTES} bytes",
+                    file.display()
+                )),
                 // A file removed while we replay is skipped, not fatal.
                 Err(e) => tracing::warn!("cannot read {}: {e}", file.display()),
             }
         }
     }
+}
+
+/// The file's bytes, or `None` when it is larger than [`MAX_FRAME_BYTES`]
+/// (only that much plus one byte is read, whatever its size).
+async fn read_capped(path: &Path) -> std::io::Result<Option<Bytes>> {
+    let file = tokio::fs::File::open(path).await?;
+    let mut data = Vec::new();
+    file.take(MAX_FRAME_BYTES as u64 + 1)
+        .read_to_end(&mut data)
+        .await?;
+    Ok((data.len() <= MAX_FRAME_BYTES).then(|| Bytes::from(data)))
 }
 
 /// The folder's `.jpg`/`.jpeg` files in name order (re-read each loop, so new
@@ -83,8 +99,8 @@ async fn replay_mjpeg(path: &Path, ticker: &mut Interval, out: &Output) -> Resul
                 frames += 1;
             }
             Ok(None) => break,
-            Err(SplitError::TooLarge { limit }) => {
-                tracing::warn!("{}: frame over {limit} bytes skipped", path.display());
+            Err(e) if e.is_bad_data() => {
+                out.reject(&format_args!("{}: {e}", path.display()));
             }
             Err(e) => {
                 return Err(SourceError::File(format!(

@@ -12,7 +12,9 @@ use futures_util::TryStreamExt;
 use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::io::StreamReader;
 
-use super::mjpeg::{FrameReader, SplitError};
+use bytes::{Bytes, BytesMut};
+
+use super::mjpeg::{FrameReader, SplitError, MAX_FRAME_BYTES};
 use super::{Output, SourceError};
 
 /// How long connecting to the upstream may take.
@@ -74,12 +76,32 @@ async fn read_stream(resp: reqwest::Response, out: &Output) -> Result<(), String
         match reader.next_frame().await {
             Ok(Some(jpeg)) => out.publish(jpeg),
             Ok(None) => return Err("stream ended".into()),
-            Err(SplitError::TooLarge { limit }) => {
-                tracing::warn!("upstream frame over {limit} bytes skipped");
-            }
+            Err(e) if e.is_bad_data() => out.reject(&e),
             Err(e) => return Err(format!("stream broke: {e}")),
         }
     }
+}
+
+/// The body of one snapshot answer, or `TooLarge` as soon as it passes
+/// [`MAX_FRAME_BYTES`] (the rest is not read: the connection is dropped).
+async fn read_capped(mut resp: reqwest::Response) -> Result<Result<Bytes, SplitError>, String> {
+    let too_large = SplitError::TooLarge {
+        limit: MAX_FRAME_BYTES,
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_FRAME_BYTES as u64)
+    {
+        return Ok(Err(too_large));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > MAX_FRAME_BYTES {
+            return Ok(Err(too_large));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body.freeze()))
 }
 
 async fn poll(
@@ -94,11 +116,13 @@ async fn poll(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut resp = first;
     loop {
-        let jpeg = tokio::time::timeout(POLL_TIMEOUT, resp.bytes())
+        let body = tokio::time::timeout(POLL_TIMEOUT, read_capped(resp))
             .await
-            .map_err(|_| "snapshot request timed out".to_string())?
-            .map_err(describe)?;
-        out.publish(jpeg);
+            .map_err(|_| "snapshot request timed out".to_string())??;
+        match body {
+            Ok(data) => out.publish_one(data),
+            Err(e) => out.reject(&e),
+        }
         ticker.tick().await;
         resp = tokio::time::timeout(POLL_TIMEOUT, get(client, url))
             .await

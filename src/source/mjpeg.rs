@@ -22,6 +22,13 @@
 //! matter how the stream is chunked. Frames larger than the configured cap
 //! are dropped (reported once as [`SplitError::TooLarge`]) while the parser
 //! keeps walking them without buffering, so memory stays bounded.
+//!
+//! Everything dropped is reported, so a source can count it as a bad frame:
+//! a frame that breaks JPEG syntax ([`SplitError::Corrupt`]), one cut short
+//! by the next frame or the end of the stream ([`SplitError::Truncated`]),
+//! and every [`GARBAGE_REPORT`] bytes of data outside any frame (random
+//! bytes, a part header that never ends: [`SplitError::Garbage`]). None of
+//! these is buffered beyond the frame cap.
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -29,6 +36,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Default upper bound for one JPEG frame. Far above any sane camera frame,
 /// but small enough that a broken stream cannot exhaust memory.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes outside any frame after which [`SplitError::Garbage`] is reported
+/// (and again after as many more). Multipart boundaries and part headers
+/// between frames are some tens of bytes; a mebibyte of them is not a camera.
+pub const GARBAGE_REPORT: usize = 1024 * 1024;
 
 /// How much [`FrameReader`] asks the underlying reader for at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -54,9 +66,31 @@ pub enum SplitError {
         /// The cap that was exceeded.
         limit: usize,
     },
+    /// A frame broke JPEG syntax (a byte where a marker must be, an
+    /// impossible segment length). It is skipped up to the next SOI.
+    #[error("JPEG frame with broken structure; dropped")]
+    Corrupt,
+    /// A frame was cut short: the next frame's SOI, or the end of the
+    /// stream, came before its EOI.
+    #[error("JPEG frame cut short (no end marker); dropped")]
+    Truncated,
+    /// This many bytes arrived outside any frame (no SOI in them).
+    #[error("{bytes} bytes that are not JPEG; skipped")]
+    Garbage {
+        /// How many bytes were skipped since the last report.
+        bytes: usize,
+    },
     /// The underlying reader failed (only from [`FrameReader`]).
     #[error("read error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl SplitError {
+    /// Whether this is data the source sent that was refused (count it as a
+    /// bad frame and go on) rather than a failure to read.
+    pub fn is_bad_data(&self) -> bool {
+        !matches!(self, SplitError::Io(_))
+    }
 }
 
 /// Where the parser is in the byte stream.
@@ -102,6 +136,8 @@ pub struct MjpegSplitter {
     state: State,
     discarding: bool,
     max: usize,
+    /// Bytes skipped outside any frame since the last report or good frame.
+    garbage: usize,
 }
 
 impl Default for MjpegSplitter {
@@ -124,6 +160,7 @@ impl MjpegSplitter {
             state: State::Seek,
             discarding: false,
             max,
+            garbage: 0,
         }
     }
 
@@ -150,8 +187,10 @@ impl MjpegSplitter {
     }
 
     /// Next complete frame (SOI..=EOI) as `Bytes`, `Ok(None)` when more data
-    /// is needed, `Err(TooLarge)` once per oversized frame (it is skipped;
-    /// calling again continues).
+    /// is needed. Data that is dropped is reported as an error, once per
+    /// dropped frame (`TooLarge`, `Corrupt`, `Truncated`) or per
+    /// [`GARBAGE_REPORT`] bytes between frames (`Garbage`); the splitter
+    /// stays usable, so calling again continues.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, SplitError> {
         loop {
             if self.discarding {
@@ -161,25 +200,51 @@ impl MjpegSplitter {
                 Step::Continue => {}
                 Step::NeedMore => {
                     self.check_cap()?;
+                    self.check_garbage()?;
                     return Ok(None);
                 }
                 Step::Complete { end } => {
                     if let Some(frame) = self.finish(end)? {
+                        self.garbage = 0;
                         return Ok(Some(frame));
                     }
                 }
                 Step::Restart => {
+                    let reported = self.discarding;
                     self.drop_parsed();
                     self.begin_frame();
+                    if !reported {
+                        return Err(SplitError::Truncated);
+                    }
                 }
                 Step::Corrupt => {
+                    let reported = self.discarding;
                     self.drop_parsed();
                     self.discarding = false;
                     self.state = State::Seek;
+                    if !reported {
+                        return Err(SplitError::Corrupt);
+                    }
                 }
             }
             self.check_cap()?;
+            self.check_garbage()?;
         }
+    }
+
+    /// Reports the garbage skipped between frames once it reaches
+    /// [`GARBAGE_REPORT`] bytes.
+    fn check_garbage(&mut self) -> Result<(), SplitError> {
+        if self.garbage >= GARBAGE_REPORT {
+            let bytes = std::mem::take(&mut self.garbage);
+            return Err(SplitError::Garbage { bytes });
+        }
+        Ok(())
+    }
+
+    /// Whether an oversized frame is being skipped (already reported).
+    fn reported_too_large(&self) -> bool {
+        self.discarding
     }
 
     /// Run one state transition.
@@ -239,13 +304,16 @@ impl MjpegSplitter {
     fn seek(&mut self) -> Step {
         match find_soi(&self.buf) {
             Some(at) => {
+                self.garbage += at;
                 self.buf.advance(at);
                 self.begin_frame();
                 Step::Continue
             }
             None => {
                 let keep = usize::from(self.buf.last() == Some(&MARKER));
-                self.buf.advance(self.buf.len() - keep);
+                let skipped = self.buf.len() - keep;
+                self.garbage += skipped;
+                self.buf.advance(skipped);
                 self.pos = 0;
                 Step::NeedMore
             }
@@ -344,6 +412,29 @@ impl MjpegSplitter {
     }
 }
 
+/// The picture in `data`, a buffer meant to hold exactly one (a snapshot
+/// URL's answer, a `.jpg` file, a V4L2 buffer). A buffer from SOI to EOI is
+/// returned as it is; otherwise the splitter looks for the first whole frame,
+/// so padding around it is ignored (some cameras fill their buffers with
+/// zeros), and a picture cut short is `Truncated`.
+pub fn one_frame(data: Bytes) -> Result<Bytes, SplitError> {
+    if data.len() > MAX_FRAME_BYTES {
+        return Err(SplitError::TooLarge {
+            limit: MAX_FRAME_BYTES,
+        });
+    }
+    if data.starts_with(&[MARKER, SOI]) && data.ends_with(&[MARKER, EOI]) {
+        return Ok(data);
+    }
+    let mut splitter = MjpegSplitter::new();
+    splitter.push(&data);
+    match splitter.next_frame()? {
+        Some(frame) => Ok(frame),
+        None if splitter.in_frame() => Err(SplitError::Truncated),
+        None => Err(SplitError::Garbage { bytes: data.len() }),
+    }
+}
+
 /// Position of the first `FF D8` in `data`.
 fn find_soi(data: &[u8]) -> Option<usize> {
     data.windows(2).position(|w| w == [MARKER, SOI])
@@ -366,6 +457,8 @@ pub struct FrameReader<R> {
     reader: R,
     splitter: MjpegSplitter,
     eof: bool,
+    /// The frame cut short by the end of the stream was reported.
+    tail_reported: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -380,18 +473,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             reader,
             splitter: MjpegSplitter::with_max_frame(max),
             eof: false,
+            tail_reported: false,
         }
     }
 
-    /// `Ok(Some(frame))`, or `Ok(None)` at EOF (a truncated final frame is
-    /// discarded), or `Err`. `TooLarge` is returned as an error so the caller
-    /// can log it; the reader stays usable.
+    /// `Ok(Some(frame))`, or `Ok(None)` at EOF, or `Err`. Dropped data
+    /// (see [`MjpegSplitter::next_frame`], and a final frame cut short by the
+    /// end of the stream: `Truncated`) is returned as an error so the caller
+    /// can count it ([`SplitError::is_bad_data`]); the reader stays usable.
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, SplitError> {
         loop {
             if let Some(frame) = self.splitter.next_frame()? {
                 return Ok(Some(frame));
             }
             if self.eof {
+                let cut = self.splitter.in_frame() && !self.splitter.reported_too_large();
+                if cut && !self.tail_reported {
+                    self.tail_reported = true;
+                    return Err(SplitError::Truncated);
+                }
                 return Ok(None);
             }
             self.fill().await?;
@@ -579,6 +679,20 @@ mod tests {
         frames
     }
 
+    /// The frames and the errors (as text) of a stream pushed in one piece.
+    fn split_reporting(stream: &[u8]) -> (Vec<Bytes>, Vec<String>) {
+        let mut splitter = MjpegSplitter::new();
+        splitter.push(stream);
+        let (mut frames, mut errors) = (Vec::new(), Vec::new());
+        loop {
+            match splitter.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => return (frames, errors),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+
     fn split_all(chunks: &[&[u8]]) -> Vec<Bytes> {
         let mut splitter = MjpegSplitter::new();
         let mut frames = Vec::new();
@@ -710,7 +824,9 @@ mod tests {
         // Cut in entropy data: the next frame's SOI is then seen as a marker.
         let mut stream = full[..full.len() - 6].to_vec();
         stream.extend_from_slice(&full);
-        assert_eq!(split_all(&[&stream]), vec![Bytes::from(full)]);
+        let (frames, errors) = split_reporting(&stream);
+        assert_eq!(frames, vec![Bytes::from(full)]);
+        assert_eq!(errors, [SplitError::Truncated.to_string()]);
     }
 
     #[test]
@@ -722,8 +838,53 @@ mod tests {
         // Non-marker byte where a marker is required.
         stream.extend_from_slice(&[0xFF, 0xD8, 0x12, 0x34]);
         stream.extend_from_slice(&good);
-        let got = split_all(&[&stream]);
-        assert_eq!(got, vec![Bytes::from(good.clone()), Bytes::from(good)]);
+        let (frames, errors) = split_reporting(&stream);
+        assert_eq!(frames, vec![Bytes::from(good.clone()), Bytes::from(good)]);
+        let corrupt = SplitError::Corrupt.to_string();
+        assert_eq!(errors, [corrupt.clone(), corrupt]);
+    }
+
+    #[test]
+    fn garbage_is_reported_per_mebibyte_and_not_kept() {
+        let mut splitter = MjpegSplitter::new();
+        let chunk = [b'x'; 4096];
+        let mut reports = 0;
+        for _ in 0..(3 * GARBAGE_REPORT / chunk.len()) {
+            splitter.push(&chunk);
+            loop {
+                match splitter.next_frame() {
+                    Ok(Some(_)) => panic!("no frame in garbage"),
+                    Ok(None) => break,
+                    Err(SplitError::Garbage { bytes }) => {
+                        assert_eq!(bytes, GARBAGE_REPORT);
+                        reports += 1;
+                    }
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            assert!(splitter.buffered() <= 1);
+        }
+        assert_eq!(reports, 3);
+        // A good frame afterwards comes out, and the count starts over.
+        splitter.push(&jpeg(4, 4));
+        assert!(splitter.next_frame().unwrap().is_some());
+    }
+
+    #[test]
+    fn one_frame_takes_the_picture_out_of_a_buffer() {
+        let good = jpeg(8, 6);
+        assert_eq!(one_frame(Bytes::from(good.clone())).unwrap(), good);
+        let mut padded = good.clone();
+        padded.extend([0; 100]);
+        assert_eq!(one_frame(Bytes::from(padded)).unwrap(), good);
+        let cut = Bytes::copy_from_slice(&good[..good.len() - 5]);
+        assert!(matches!(one_frame(cut), Err(SplitError::Truncated)));
+        assert!(matches!(
+            one_frame(Bytes::from_static(b"<html>no</html>")),
+            Err(SplitError::Garbage { bytes: 15 })
+        ));
+        let huge = Bytes::from(vec![0; MAX_FRAME_BYTES + 1]);
+        assert!(matches!(one_frame(huge), Err(SplitError::TooLarge { .. })));
     }
 
     #[test]
@@ -862,6 +1023,10 @@ mod tests {
         stream.extend_from_slice(&frame[..frame.len() - 3]);
         let mut reader = FrameReader::new(&stream[..]);
         assert_eq!(reader.next_frame().await.unwrap().unwrap(), frame);
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(SplitError::Truncated)
+        ));
         assert!(reader.next_frame().await.unwrap().is_none());
         assert_eq!(reader.buffered(), frame.len() - 3);
     }

@@ -37,6 +37,10 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// A running source that sends nothing for this long is restarted (a hung
 /// ffmpeg or a stalled network stream otherwise freezes the picture forever).
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most one log line per this interval about refused frames, per source:
+/// a camera sending nothing but garbage must not fill the SD card with logs.
+/// `bad_frames` on `/status` and `/metrics` counts every one.
+const BAD_FRAME_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a source stopped. The text is shown on `/status`, so it says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +99,10 @@ pub struct SourceStatus {
     pub width: u16,
     /// Size of the latest frame.
     pub height: u16,
-    /// Frames rejected as not JPEG.
+    /// Data refused instead of shown: buffers that are not a whole JPEG
+    /// (random bytes, cut short, broken), frames over the size cap, headers
+    /// claiming more than 16384 pixels on a side, and every mebibyte of
+    /// bytes outside any frame (a part header that never ends).
     pub bad_frames: u64,
     /// Process id of an `exec:` child, for operators (and tests) that need it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +111,8 @@ pub struct SourceStatus {
     fps_window: Option<(Instant, u32)>,
     #[serde(skip)]
     last_frame: Option<Instant>,
+    #[serde(skip)]
+    bad_frame_logged: Option<Instant>,
 }
 
 impl SourceStatus {
@@ -120,6 +129,7 @@ impl SourceStatus {
             pid: None,
             fps_window: None,
             last_frame: None,
+            bad_frame_logged: None,
         }
     }
 
@@ -150,7 +160,8 @@ impl Output {
         self.redactor.apply(text)
     }
 
-    /// Publishes one JPEG; a buffer that is not a JPEG is counted and dropped.
+    /// Publishes one JPEG; a buffer that is not a whole JPEG of a sane size
+    /// ([`crate::frame::check_jpeg`]) is counted and dropped.
     pub fn publish(&self, jpeg: Bytes) {
         let frame = self.sink.publish(jpeg);
         let mut st = lock(&self.status);
@@ -174,11 +185,38 @@ impl Output {
                 }
             }
             Err(e) => {
-                st.bad_frames += 1;
-                if st.bad_frames.is_power_of_two() {
-                    tracing::warn!(bad_frames = st.bad_frames, "dropped a frame: {e}");
-                }
+                drop(st);
+                self.reject(&e);
             }
+        }
+    }
+
+    /// Publishes the picture in a buffer meant to hold one (a snapshot URL's
+    /// answer, a `.jpg` file, a V4L2 buffer): see [`mjpeg::one_frame`].
+    pub fn publish_one(&self, data: Bytes) {
+        match mjpeg::one_frame(data) {
+            Ok(jpeg) => self.publish(jpeg),
+            Err(e) => self.reject(&e),
+        }
+    }
+
+    /// Counts data the source sent that was refused, and says why in the log
+    /// (at most once per [`BAD_FRAME_LOG_EVERY`]).
+    pub fn reject(&self, why: &dyn std::fmt::Display) {
+        let mut st = lock(&self.status);
+        st.bad_frames += 1;
+        let now = Instant::now();
+        let quiet = st
+            .bad_frame_logged
+            .is_none_or(|t| now.duration_since(t) >= BAD_FRAME_LOG_EVERY);
+        if quiet {
+            st.bad_frame_logged = Some(now);
+            tracing::warn!(
+                bad_frames = st.bad_frames,
+                "source {} sent a bad frame, not shown: {why} ({} so far)",
+                st.uri,
+                st.bad_frames
+            );
         }
     }
 
@@ -318,7 +356,7 @@ async fn run_v4l2(
     let _guard = cancel.drop_guard();
     let task = tokio::task::spawn_blocking(move || {
         v4l2::capture(&opts, &mut |jpeg| {
-            out.publish(Bytes::from(jpeg));
+            out.publish_one(Bytes::from(jpeg));
             !stop.is_cancelled()
         })
     });
