@@ -4,6 +4,17 @@
 //! settings changed at run time and the event history. Every call runs on the
 //! blocking pool, never on the async executor; writes are few (one per command
 //! or motion episode), so one connection behind a mutex is plenty.
+//!
+//! # A damaged database
+//! An SD card that wears out, a power cut during a write on a card that lies
+//! about syncing, or a file edited by hand can leave `lookout.db` unreadable.
+//! lookout then does not refuse to start (a camera left dark is worse than a
+//! lost history): [`Store::open`] checks the file (`PRAGMA quick_check`), and
+//! when SQLite calls it corrupt or not a database, moves it aside with its
+//! `-wal` and `-shm` files (`lookout.db.corrupt-<unix time>`), says so in the
+//! log, and starts a fresh store. Snapshots are plain files and stay.
+//! Other failures (permissions, a full disk, I/O errors) are not damage and
+//! stop the start as before: moving a sound database aside would lose it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -34,9 +45,80 @@ pub enum StoreError {
         /// Why.
         err: std::io::Error,
     },
+    /// The database is damaged and could not be moved aside.
+    #[error(
+        "database {path} is damaged ({why}) and cannot be moved aside: {err}; \
+         move it away by hand (see \"Recovering from a damaged database\" in the README)"
+    )]
+    SetAside {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said about it.
+        why: String,
+        /// Why it could not be renamed.
+        err: std::io::Error,
+    },
     /// The blocking task died.
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+/// Whether SQLite says the file itself is damaged (as opposed to an error of
+/// access, space or I/O, after which the file may well be sound).
+fn is_damage(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Why [`Store::open_file`] failed: damage, or anything else.
+enum OpenError {
+    Damaged(String),
+    Other(StoreError),
+}
+
+/// Moves the damaged database `path` and its `-wal` and `-shm` files aside
+/// as `<name>.corrupt-<unix secs>` (plus `-2`, `-3`... if that exists), and
+/// returns the new name of the database. The `-wal` and `-shm` files go
+/// first: a fresh database must never meet the old write-ahead log.
+fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let with_suffix = |p: &Path, suffix: &str| {
+        let mut name = p.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut n = 1;
+    let aside = loop {
+        let tag = if n == 1 {
+            format!(".corrupt-{secs}")
+        } else {
+            format!(".corrupt-{secs}-{n}")
+        };
+        let aside = with_suffix(path, &tag);
+        let taken = ["", "-wal", "-shm"]
+            .iter()
+            .any(|s| with_suffix(&aside, s).symlink_metadata().is_ok());
+        if !taken {
+            break aside;
+        }
+        n += 1;
+    };
+    for suffix in ["-wal", "-shm"] {
+        match std::fs::rename(with_suffix(path, suffix), with_suffix(&aside, suffix)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, &aside)?;
+    if let Some(dir) = path.parent() {
+        let _ = crate::durable::sync_dir(dir);
+    }
+    Ok(aside)
 }
 
 /// One stored event.
@@ -61,20 +143,79 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating when missing) the database in `data_dir`. Blocking: call
-    /// it at start-up.
+    /// it at start-up. A damaged database is moved aside and replaced by a
+    /// fresh one (see the module's documentation).
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let err = |err| StoreError::Sqlite {
+        let why = match Store::open_file(&path) {
+            Ok(store) => return Ok(store),
+            Err(OpenError::Other(e)) => return Err(e),
+            Err(OpenError::Damaged(why)) => why,
+        };
+        let aside = set_aside(&path).map_err(|err| StoreError::SetAside {
             path: path.clone(),
+            why: why.clone(),
             err,
+        })?;
+        tracing::error!(
+            "database {} is damaged ({why}): moved it to {} (with its -wal and -shm files) \
+             and starting with a fresh one. Snapshots are kept; the event history, the \
+             trigger count, settings changed at run time, the stored password, sessions \
+             and API tokens start over. See \"Recovering from a damaged database\" in the README",
+            path.display(),
+            aside.display()
+        );
+        match Store::open_file(&path) {
+            Ok(store) => Ok(store),
+            Err(OpenError::Other(e)) => Err(e),
+            Err(OpenError::Damaged(why)) => Err(StoreError::Sqlite {
+                path,
+                err: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(format!("the fresh database is damaged too: {why}")),
+                ),
+            }),
+        }
+    }
+
+    /// Opens `path` and checks it; SQLite's verdict "corrupt" or "not a
+    /// database" is [`OpenError::Damaged`].
+    fn open_file(path: &Path) -> Result<Store, OpenError> {
+        let err = |err: rusqlite::Error| {
+            if is_damage(&err) {
+                OpenError::Damaged(err.to_string())
+            } else {
+                OpenError::Other(StoreError::Sqlite {
+                    path: path.to_path_buf(),
+                    err,
+                })
+            }
         };
         // Created 0600 first: SQLite would make it 0644, and gives the
         // -wal and -shm files the database's mode.
-        crate::datadir::create_file(&path).map_err(|err| StoreError::Create {
-            path: path.clone(),
-            err,
+        crate::datadir::create_file(path).map_err(|err| {
+            OpenError::Other(StoreError::Create {
+                path: path.to_path_buf(),
+                err,
+            })
         })?;
-        let conn = Connection::open(&path).map_err(err)?;
+        let conn = Connection::open(path).map_err(err)?;
+        // Until the file is known to be sound, closing must not checkpoint:
+        // that would write the old WAL into a damaged file, then delete it,
+        // and the files set aside would no longer be what was found.
+        let no_checkpoint = rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE;
+        conn.set_db_config(no_checkpoint, true).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        // Reads every page once (milliseconds for the default history of
+        // 10 000 events): damage is found now, not by a write at 3 am.
+        let check: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(err)?;
+        if check != "ok" {
+            return Err(OpenError::Damaged(check));
+        }
+        conn.set_db_config(no_checkpoint, false).map_err(err)?;
         // WAL: readers never block the writer. synchronous=NORMAL: a commit
         // is in the WAL (the OS has it) when the call returns, so it survives
         // `kill -9` and crashes of lookout; only a power cut can lose the last
@@ -82,8 +223,6 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -117,7 +256,7 @@ impl Store {
             .map_err(err)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
-            path: Arc::new(path),
+            path: Arc::new(path.to_path_buf()),
         })
     }
 
@@ -495,6 +634,91 @@ mod tests {
             .await;
         assert!(failed.is_err());
         assert_eq!(store.get("count").await.unwrap().as_deref(), Some("5"));
+    }
+
+    /// The files in `dir` whose names start with `prefix`, sorted.
+    fn names_starting(dir: &Path, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_damaged_database_is_moved_aside_with_its_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(DB_FILE);
+        let garbage = b"this is not a database, it is a shopping list".repeat(200);
+        std::fs::write(&db, &garbage).unwrap();
+        std::fs::write(dir.path().join("lookout.db-wal"), b"old wal").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.set("k", "v".into()).await.unwrap();
+        assert_eq!(store.get("k").await.unwrap().as_deref(), Some("v"));
+        let aside = names_starting(dir.path(), "lookout.db.corrupt-");
+        // The -shm file SQLite made while looking goes along.
+        assert!((2..=3).contains(&aside.len()), "{aside:?}");
+        let main = &aside[0];
+        let wal = format!("{main}-wal");
+        assert!(aside.contains(&wal), "{aside:?}");
+        assert_eq!(std::fs::read(dir.path().join(main)).unwrap(), garbage);
+        assert_eq!(std::fs::read(dir.path().join(wal)).unwrap(), b"old wal");
+        drop(store);
+        // A second damage in the same second gets its own name.
+        std::fs::write(&db, &garbage).unwrap();
+        std::fs::remove_file(dir.path().join("lookout.db-wal")).ok();
+        std::fs::remove_file(dir.path().join("lookout.db-shm")).ok();
+        Store::open(dir.path()).unwrap();
+        let aside = names_starting(dir.path(), "lookout.db.corrupt-");
+        let mains = aside
+            .iter()
+            .filter(|n| !n.ends_with("-shm") && !n.ends_with("-wal"));
+        assert_eq!(mains.count(), 2, "{aside:?}");
+    }
+
+    #[tokio::test]
+    async fn a_truncated_database_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..200 {
+            store
+                .append_event(
+                    f64::from(i),
+                    "motion",
+                    None,
+                    &json!({"pad": "x".repeat(200)}),
+                )
+                .await
+                .unwrap();
+        }
+        drop(store);
+        let db = dir.path().join(DB_FILE);
+        let len = std::fs::metadata(&db).unwrap().len();
+        assert!(len > 16 * 1024, "{len}: checkpointed at close");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.last_event_id().await.unwrap(), 0, "a fresh store");
+        let aside = names_starting(dir.path(), "lookout.db.corrupt-");
+        assert!(!aside.is_empty());
+        assert!(
+            aside.iter().all(|n| n.starts_with(&aside[0])),
+            "one set: {aside:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sound_database_is_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path()).unwrap();
+        Store::open(dir.path()).unwrap();
+        assert!(names_starting(dir.path(), "lookout.db.corrupt-").is_empty());
     }
 
     #[tokio::test]

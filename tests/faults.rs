@@ -1,11 +1,12 @@
 //! Faults a home server meets over months, each against the real binary:
-//! a camera that sends garbage.
+//! a camera that sends garbage, a damaged database.
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
-use common::{decode_jpeg, Binary};
+use common::{decode_jpeg, wait_until, Binary};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -292,4 +293,143 @@ async fn a_source_sending_garbage_is_refused_counted_and_the_camera_recovers() {
     eprintln!("{now} bad frames; peak memory grew by {grew} KiB");
     assert!(grew < 40 * 1024, "peak memory grew by {grew} KiB");
     drop(child);
+}
+
+/// Stops the binary with SIGTERM, as systemd does, and waits for it.
+async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(sent.success());
+    tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("lookout stops after SIGTERM")
+        .expect("exit status");
+}
+
+/// Takes a snapshot through `/control` and returns its name.
+async fn snapshot(client: &reqwest::Client, base: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let reply: Value = client
+            .post(format!("{base}/control"))
+            .body(r#"{"cmd": "snapshot_now"}"#)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON reply");
+        if reply["ok"] == true {
+            let url = reply["url"].as_str().expect("url");
+            return url.trim_start_matches("/snaps/").to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The names in `/snaps`.
+async fn listed(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let list = get_json(client, &format!("{base}/snaps")).await;
+    let items = list["snaps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {list}"));
+    items
+        .iter()
+        .map(|i| i["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+fn names_starting(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("data dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+const SYNTHETIC: &str = "synthetic:?size=160x120&fps=10&motion=never";
+
+#[tokio::test]
+async fn a_damaged_database_is_set_aside_and_snapshots_stay() {
+    lookout::install_crypto_provider();
+    let data = tempfile::tempdir().expect("temp dir");
+    let args = ["--listen", "127.0.0.1:0", "--source", SYNTHETIC];
+    let client = reqwest::Client::new();
+
+    let mut bin = Binary::spawn(&args, data.path());
+    let base = bin.wait_for_url("http").await;
+    let child = bin.drain();
+    let first = snapshot(&client, &base).await;
+    stop(child).await;
+
+    // The SD card ate the database.
+    let db = data.path().join("lookout.db");
+    let garbage = b"\x00\x13 not SQLite any more \xFF".repeat(1000);
+    std::fs::write(&db, &garbage).expect("overwrite");
+    let had_wal = data.path().join("lookout.db-wal").exists();
+
+    let mut bin = Binary::spawn(&args, data.path());
+    let said = bin
+        .wait_for("the damage in the log", |line| {
+            line.contains("is damaged").then(|| line.to_string())
+        })
+        .await;
+    assert!(said.contains("lookout.db"), "{said}");
+    assert!(said.contains(".corrupt-"), "{said}");
+    let base = bin.wait_for_url("http").await;
+    let child = bin.drain();
+
+    // The damaged file is kept, byte for byte, with its write-ahead log.
+    let aside = names_starting(data.path(), "lookout.db.corrupt-");
+    let main = aside
+        .iter()
+        .find(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+        .unwrap_or_else(|| panic!("set aside: {aside:?}"));
+    assert_eq!(
+        std::fs::read(data.path().join(main)).expect("kept"),
+        garbage
+    );
+    if had_wal {
+        assert!(aside.contains(&format!("{main}-wal")), "{aside:?}");
+    }
+
+    // The server runs on a fresh store, and the old snapshot is still there.
+    let names = listed(&client, &base).await;
+    assert!(names.contains(&first), "{first} in {names:?}");
+    let old = client
+        .get(format!("{base}/snaps/{first}"))
+        .send()
+        .await
+        .expect("snapshot");
+    assert_eq!(old.status(), 200);
+    decode_jpeg(&old.bytes().await.expect("body"));
+    let second = snapshot(&client, &base).await;
+    let names = listed(&client, &base).await;
+    assert!(
+        names.contains(&first) && names.contains(&second),
+        "{names:?}"
+    );
+    stop(child).await;
+
+    // The next start finds a sound database and leaves it alone.
+    let mut bin = Binary::spawn(&args, data.path());
+    let base = bin.wait_for_url("http").await;
+    let child = bin.drain();
+    wait_until(WAIT, || async {
+        listed(&client, &base).await.contains(&second)
+    })
+    .await;
+    assert_eq!(
+        names_starting(data.path(), "lookout.db.corrupt-"),
+        aside,
+        "nothing more set aside"
+    );
+    stop(child).await;
 }
