@@ -44,6 +44,26 @@ pub fn create_file(path: &Path) -> io::Result<()> {
         .map(drop)
 }
 
+/// Name of the file [`check_writable`] creates and removes.
+const WRITE_PROBE: &str = ".lookout-write-test";
+
+/// Checks that lookout can create, sync and remove a file in `dir`: a
+/// read-only mount, or a folder owned by another user, is found at start
+/// rather than by the first snapshot or database write.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(WRITE_PROBE);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&probe)?;
+    let synced = file.sync_all();
+    drop(file);
+    fs::remove_file(&probe)?;
+    synced
+}
+
 /// Removes group and other access from `root` and what lookout keeps in it
 /// (folders 0700, files 0600), without following symbolic links. Returns how
 /// many entries were changed.
@@ -77,6 +97,16 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn writable_folder_passes_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        check_writable(tmp.path()).unwrap();
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+        let file = tmp.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        assert!(check_writable(&file.join("sub")).is_err());
     }
 
     #[test]

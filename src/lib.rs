@@ -78,6 +78,18 @@ pub enum RunError {
         /// Why.
         err: std::io::Error,
     },
+    /// The data directory exists but lookout cannot write in it.
+    #[error(
+        "cannot write in data directory {path}: {err}; lookout keeps its database and \
+         snapshots there: make it writable by the user lookout runs as (and check the disk \
+         is not mounted read-only), or choose another with --data-dir"
+    )]
+    DataDirNotWritable {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -120,6 +132,10 @@ pub async fn run(
         err,
     };
     datadir::create_dir(&config.data_dir).map_err(data_dir_err)?;
+    datadir::check_writable(&config.data_dir).map_err(|err| RunError::DataDirNotWritable {
+        path: config.data_dir.clone(),
+        err,
+    })?;
     match datadir::tighten(&config.data_dir) {
         Ok(0) => {}
         Ok(n) => tracing::info!(

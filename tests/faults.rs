@@ -1,5 +1,6 @@
 //! Faults a home server meets over months, each against the real binary:
-//! a camera that sends garbage, a damaged database.
+//! a camera that sends garbage, a damaged database, a data directory lookout
+//! cannot write in.
 
 mod common;
 
@@ -432,4 +433,59 @@ async fn a_damaged_database_is_set_aside_and_snapshots_stay() {
         "nothing more set aside"
     );
     stop(child).await;
+}
+
+/// Runs the binary until it exits and returns its status and stderr.
+async fn run_to_exit(data_dir: &Path) -> (std::process::ExitStatus, String) {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+            .args(["--listen", "127.0.0.1:0", "--source", SYNTHETIC])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("lookout exits by itself")
+    .expect("lookout runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_data_directory_that_cannot_be_written_stops_the_start_and_says_where() {
+    // A path under a regular file: no user, root included, can create it.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"not a folder").expect("file");
+    let under = file.join("data");
+    let (status, stderr) = run_to_exit(&under).await;
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains(&under.display().to_string()), "{stderr}");
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+
+    // A folder without write permission. Root writes anyway (CI runs the
+    // tests as root), so this half only runs as another user.
+    if rustix::process::geteuid().is_root() {
+        eprintln!("running as root: the read-only folder case is skipped");
+        return;
+    }
+    let ro = tmp.path().join("read-only");
+    std::fs::create_dir(&ro).expect("folder");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+    let (status, stderr) = run_to_exit(&ro).await;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).expect("chmod back");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains(&ro.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("cannot write in data directory"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&ro).expect("list").count(), 0);
 }
