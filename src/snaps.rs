@@ -11,6 +11,12 @@
 //! the final step is [`std::fs::hard_link`], which fails instead of replacing
 //! a file that appeared in the meantime (for example one copied in by hand).
 //!
+//! # Ordered when the clock goes back
+//! A name never sorts before the newest one already given in the folder: when
+//! the wall clock goes back (NTP correcting a Raspberry Pi's clock after
+//! boot), the next snapshot takes the newest name's time with the next suffix,
+//! so the listing stays in the order the snapshots were taken.
+//!
 //! # Atomic
 //! A snapshot is written to a `.tmp-*` file in the same folder, synced, and
 //! only then linked under its real name, so a crash or a full disk never
@@ -336,6 +342,9 @@ pub struct Snaps {
     url_prefix: String,
     /// Their thumbnails, in `.thumbs/`.
     thumbs: Thumbs,
+    /// Time and suffix of the newest name in the folder (found at open, then
+    /// the last one given): no later save gets an earlier name.
+    newest: Mutex<(u64, u64)>,
 }
 
 impl Snaps {
@@ -360,8 +369,12 @@ impl Snaps {
             dir,
             lock: Mutex::new(()),
             url_prefix,
+            newest: Mutex::new((0, 0)),
         };
         snaps.remove_stale_tmp()?;
+        if let Some(e) = snaps.scan()?.iter().find(|e| e.trigger != Trigger::Other) {
+            *crate::sync::lock(&snaps.newest) = (e.ms, e.n);
+        }
         Ok(snaps)
     }
 
@@ -391,25 +404,31 @@ impl Snaps {
         at: SystemTime,
         retention: Retention,
     ) -> Result<SnapInfo, SnapError> {
-        let ms = unix_ms(at);
-        let first = snap_name(trigger, ms, 0);
         if trigger == Trigger::Other {
-            return Err(SnapError::InvalidName(first));
+            return Err(SnapError::InvalidName(snap_name(trigger, unix_ms(at), 0)));
         }
-        let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
         // Made before taking the lock (it is CPU work), written after the
         // snapshot so that a thumbnail never exists without its snapshot.
         let thumb = crate::thumbs::make(jpeg);
         let _guard = crate::sync::lock(&self.lock);
+        let newest = *crate::sync::lock(&self.newest);
+        let (ms, from) = if unix_ms(at) > newest.0 {
+            (unix_ms(at), 0)
+        } else {
+            (newest.0, newest.1 + 1)
+        };
+        let first = snap_name(trigger, ms, from);
+        let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
         self.ensure_dir().map_err(write_error)?;
         let tmp = self.tmp.write(jpeg).map_err(write_error)?;
-        let name = match self.link_new_name(&tmp, trigger, ms) {
-            Ok(name) => name,
+        let (name, n) = match self.link_new_name(&tmp, trigger, ms, from) {
+            Ok(named) => named,
             Err(err) => {
                 let _ = fs::remove_file(&tmp);
                 return Err(write_error(err));
             }
         };
+        *crate::sync::lock(&self.newest) = (ms, n);
         sync_dir(&self.dir);
         let stored = thumb.map_err(|e| e.to_string()).and_then(|thumb| {
             self.thumbs
@@ -423,7 +442,7 @@ impl Snaps {
         Ok(Entry {
             name,
             ms,
-            n: 0,
+            n,
             bytes: jpeg.len() as u64,
             trigger,
         }
@@ -441,18 +460,25 @@ impl Snaps {
     }
 
     /// Gives the temporary file the first free name for `trigger` and `ms`
-    /// and removes the temporary name. Returns the final name.
-    fn link_new_name(&self, tmp: &Path, trigger: Trigger, ms: u64) -> io::Result<String> {
-        for n in 0..MAX_SUFFIX {
+    /// with a suffix from `from` on, and removes the temporary name. Returns
+    /// the final name and its suffix.
+    fn link_new_name(
+        &self,
+        tmp: &Path,
+        trigger: Trigger,
+        ms: u64,
+        from: u64,
+    ) -> io::Result<(String, u64)> {
+        for n in from..from.saturating_add(MAX_SUFFIX) {
             let name = snap_name(trigger, ms, n);
             match place(tmp, &self.dir.join(&name)) {
                 Ok(Placed::Linked) => {
                     // The snapshot is safe under its name; a temporary file
                     // that cannot be removed goes at the next open.
                     let _ = fs::remove_file(tmp);
-                    return Ok(name);
+                    return Ok((name, n));
                 }
-                Ok(Placed::Renamed) => return Ok(name),
+                Ok(Placed::Renamed) => return Ok((name, n)),
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => continue,
                 Err(err) => return Err(err),
             }
@@ -749,6 +775,33 @@ mod tests {
     }
 
     #[test]
+    fn clock_going_back_keeps_names_unique_and_ordered() {
+        let (tmp, snaps) = open();
+        let hour = 3_600_000;
+        let t = 1_764_033_000_123;
+        let a = save(&snaps, b"a", t);
+        let b = snaps
+            .save(b"b", Trigger::Motion, at_ms(t - hour), Retention::default())
+            .unwrap();
+        let c = save(&snaps, b"c", t - hour + 5);
+        assert_eq!(a.name, format!("manual-{t}.jpg"));
+        assert_eq!(b.name, format!("motion-{t}-1.jpg"));
+        assert_eq!(c.name, format!("manual-{t}-2.jpg"));
+        let listed = snaps.list(10, None).unwrap();
+        assert_eq!(names(&listed), [&c.name, &b.name, &a.name]);
+        // After a restart the folder's newest name still bounds the next.
+        drop(snaps);
+        let snaps = Snaps::open(tmp.path()).unwrap();
+        let d = save(&snaps, b"d", t - 2 * hour);
+        assert_eq!(d.name, format!("manual-{t}-3.jpg"));
+        assert_eq!(snaps.list(1, None).unwrap()[0].name, d.name);
+        // Once the clock passes the newest name again, names follow it.
+        let e = save(&snaps, b"e", t + 1);
+        assert_eq!(e.name, format!("manual-{}.jpg", t + 1));
+        assert_eq!(snaps.read(&b.name).unwrap(), b"b");
+    }
+
+    #[test]
     fn never_overwrites_a_foreign_file() {
         let (_tmp, snaps) = open();
         fs::write(snaps.dir().join("motion-5.jpg"), b"mine").unwrap();
@@ -829,13 +882,16 @@ mod tests {
     #[test]
     fn lists_newest_first_and_pages() {
         let (_tmp, snaps) = open();
-        save(&snaps, b"a", 100);
-        save(&snaps, b"b", 300);
-        save(&snaps, b"c", 200);
-        save(&snaps, b"d", 300);
-        snaps
-            .save(b"e", Trigger::Motion, at_ms(250), Retention::default())
-            .unwrap();
+        // Written out of time order (saving would keep names ordered).
+        for name in [
+            "manual-100.jpg",
+            "manual-300.jpg",
+            "manual-200.jpg",
+            "manual-300-1.jpg",
+            "motion-250.jpg",
+        ] {
+            fs::write(snaps.dir().join(name), name).unwrap();
+        }
         let all = snaps.list(100, None).unwrap();
         assert_eq!(
             names(&all),

@@ -722,6 +722,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn event_ids_increase_when_the_clock_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = 1_764_033_000.0;
+        let mut ids = Vec::new();
+        for ts in [t, t - 3600.0, t - 3599.0, t - 7200.0] {
+            ids.push(
+                store
+                    .append_event(ts, "motion", Some("cam"), &json!({}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let replay = store.events_after(ids[0], 10, None).await.unwrap();
+        assert_eq!(replay.iter().map(|e| e.id).collect::<Vec<_>>(), ids[1..]);
+    }
+
+    #[tokio::test]
     async fn state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

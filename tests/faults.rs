@@ -1,6 +1,7 @@
 //! Faults a home server meets over months, each against the real binary:
 //! a camera that sends garbage, a damaged database, a data directory lookout
-//! cannot write in.
+//! cannot write in. (The wall clock going back is tested beside the code that
+//! names snapshots and numbers events: src/snaps.rs, src/store.rs.)
 
 mod common;
 
