@@ -302,8 +302,9 @@ def clips_section(rows, a):
       f'{" ".join(open("/proc/loadavg").read().split()[:3])}.')
     p(f'- Command: `{a.command}` (' + ('1 run' if runs == 1 else f'median of {runs} runs') +
       f'; wall time {fmt(a.wall, 0)} s, build included). Each row is a fresh lookout on '
-      '`synthetic:?size=1280x720&fps=30&motion=always` (the ball always rolling, so one clip is '
-      f'recorded all along), measured for {fmt(a.window, 0)} s with no viewer after a 25 s '
+      'a `file:` replay of 20 s of ffmpeg\'s `testsrc2` at 1280x720, 30 fps, as MJPEG (always '
+      'moving, so one clip is recorded all along; each frame read anew, as from a camera), '
+      f'measured for {fmt(a.window, 0)} s with no viewer after a 25 s '
       'warm-up, with `record_clips` on (the default: 5 s pre-roll at 10 fps) and off.')
     p('- CPU is lookout\'s utime+stime per wall second; RSS the highest VmRSS in the window.')
     p('')
