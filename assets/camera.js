@@ -14,6 +14,8 @@ import { LiveStream } from './stream.js';
 import { LevelGraph } from './graph.js';
 import { RecentEvents } from './recent.js';
 import { Gallery } from './gallery.js';
+import { Clips } from './clips.js';
+import { player } from './player.js';
 import { Overlay } from './overlay.js';
 import { Zones } from './zones.js';
 import { ZoneEditor } from './zone-editor.js';
@@ -65,6 +67,7 @@ export class CameraView {
     this.recent = new RecentEvents();
     this.recent.render();
     this.gallery = new Gallery({ base });
+    this.clips = new Clips({ base });
     // Mask and zone outlines, their editor and the tuner's boxes share one
     // overlay on the picture; each redraws when the picture changes size.
     this.overlay = new Overlay($('zones-overlay'), $('stream'), {
@@ -109,7 +112,10 @@ export class CameraView {
     $('gallery-view').hidden = !gal;
     this.view = view;
     this.visibility();
-    if (gal) this.gallery.show();
+    if (gal) {
+      this.clips.show();
+      this.gallery.show();
+    }
   }
 
   /**
@@ -132,6 +138,8 @@ export class CameraView {
     this.feed.close();
     this.graph.destroy();
     this.gallery.destroy();
+    this.clips.destroy();
+    player().close();
     this.editor.destroy();
     this.zones.destroy();
     this.tuner.destroy();
@@ -233,6 +241,7 @@ export class CameraView {
     }
     if (history.status === 'fulfilled') this.recent.load(history.value.events);
     if (withGallery && this.gallery.loaded) this.gallery.reload();
+    if (withGallery && this.clips.loaded) this.clips.reload();
   }
 
   // ---- commands ---------------------------------------------------------------
@@ -284,6 +293,11 @@ export class CameraView {
     slider.addEventListener('pointerup', () => { this.sliding = false; }, { signal });
     slider.addEventListener('pointercancel', () => { this.sliding = false; }, { signal });
     slider.addEventListener('input', () => this.showThreshold(slider.value), { signal });
+    // "Play clip" in Recent events (recent.js draws the buttons).
+    $('events').addEventListener('click', (e) => {
+      const b = e.target.closest('button.play-clip');
+      if (b) player().open({ url: b.dataset.clip, pending: b.dataset.pending === 'true' });
+    }, { signal });
     slider.addEventListener('change', () => {
       this.sliding = false;
       this.sendThreshold(Number(slider.value));
@@ -318,13 +332,15 @@ export class CameraView {
   // ---- events from the server ------------------------------------------------
 
   bindFeed() {
-    const { recent, gallery, graph } = this;
+    const { recent, gallery, clips, graph } = this;
     this.feed
       .on('motion', (d, id) => { this.setCount(d.count); recent.add(id, 'motion', d); })
       .on('motion_end', (d, id) => { this.setCount(d.count); recent.add(id, 'motion_end', d); })
       .on('reset', (d, id) => { this.setCount(0); recent.add(id, 'reset', d); })
       .on('snapshot', (d, id) => { gallery.added(d); recent.add(id, 'snapshot', d); })
       .on('snapshot_deleted', (d, id) => { gallery.removed(d.name); recent.add(id, 'snapshot_deleted', d); })
+      .on('clip', (d, id) => { clips.added(d); player().saved(d); recent.add(id, 'clip', d); })
+      .on('clip_deleted', (d, id) => { clips.removed(d.name); player().removed(d.name); recent.add(id, 'clip_deleted', d); })
       .on('config', (d, id) => { this.applyConfig(d); recent.add(id, 'config', d); })
       .on('source', (d, id) => {
         this.setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');

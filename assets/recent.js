@@ -5,6 +5,7 @@
 // /cams/CAM/snaps/NAME under its camera's prefix.
 
 import { $, h, formatTime, formatPercent, formatBytes, thumbnail } from './util.js';
+import { playClipButton } from './clips.js';
 
 const KEEP = 20;
 
@@ -21,6 +22,10 @@ function describe(kind, d) {
       return `${d.trigger === 'motion' ? 'motion' : 'manual'} snapshot saved (${formatBytes(d.bytes)})`;
     case 'snapshot_deleted':
       return `snapshot ${d.name} deleted`;
+    case 'clip':
+      return d.ok === false ? `clip failed: ${d.error || 'unknown error'}` : `clip saved, ${Number(d.duration_s ?? 0).toFixed(1)} s`;
+    case 'clip_deleted':
+      return `clip ${d.name} deleted`;
     case 'config':
       return `settings changed: threshold ${d.threshold}`;
     case 'source':
@@ -123,6 +128,7 @@ export class RecentEvents {
       h('time', { datetime: new Date(e.ts * 1000).toISOString() }, formatTime(e.ts)),
       h('span', { class: 'kind' }, e.kind.replace('_', ' ')),
       h('span', { class: 'detail' }, describe(e.kind, e.data)),
-      thumb);
+      thumb,
+      playClipButton(e.kind, e.data));
   }
 }
