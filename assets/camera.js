@@ -15,7 +15,7 @@ import { LevelGraph } from './graph.js';
 import { RecentEvents } from './recent.js';
 import { Gallery } from './gallery.js';
 import { Clips } from './clips.js';
-import { player } from './player.js';
+import { player, closePlayer } from './player.js';
 import { Overlay } from './overlay.js';
 import { Zones } from './zones.js';
 import { ZoneEditor } from './zone-editor.js';
@@ -139,7 +139,7 @@ export class CameraView {
     this.graph.destroy();
     this.gallery.destroy();
     this.clips.destroy();
-    player().close();
+    closePlayer();
     this.editor.destroy();
     this.zones.destroy();
     this.tuner.destroy();

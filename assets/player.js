@@ -52,6 +52,16 @@ export function player() {
   return instance;
 }
 
+/**
+ * The camera view goes (another camera is shown): the player closes, and
+ * forgets which clips were deleted (names are per camera).
+ */
+export function closePlayer() {
+  if (!instance) return;
+  instance.close();
+  instance.deleted.clear();
+}
+
 export class ClipPlayer {
   constructor() {
     this.build();
