@@ -293,14 +293,15 @@ export class CameraView {
     slider.addEventListener('pointerup', () => { this.sliding = false; }, { signal });
     slider.addEventListener('pointercancel', () => { this.sliding = false; }, { signal });
     slider.addEventListener('input', () => this.showThreshold(slider.value), { signal });
+    slider.addEventListener('change', () => {
+      this.sliding = false;
+      this.sendThreshold(Number(slider.value));
+    }, { signal });
+
     // "Play clip" in Recent events (recent.js draws the buttons).
     $('events').addEventListener('click', (e) => {
       const b = e.target.closest('button.play-clip');
       if (b) player().open({ url: b.dataset.clip, pending: b.dataset.pending === 'true' });
-    }, { signal });
-    slider.addEventListener('change', () => {
-      this.sliding = false;
-      this.sendThreshold(Number(slider.value));
     }, { signal });
   }
 

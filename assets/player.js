@@ -132,6 +132,7 @@ export class ClipPlayer {
       run: 0, // bumped to stop a playback loop
       shownUrl: null,
       waiting: false, // for the clip to be saved
+      saved: false, // its `clip` event came
     };
     this.session = s;
     this.title.textContent = title || name;
@@ -173,9 +174,13 @@ export class ClipPlayer {
       index = await res.json();
     } catch (e) {
       if (s !== this.session) return;
-      if (e.status === 404 && s.pending) {
+      if (e.status === 404 && s.pending && s.saved) {
+        // Saved while this answer was on its way: once more, for good.
+        s.pending = false;
+        this.load(s);
+      } else if (e.status === 404 && s.pending) {
         s.waiting = true;
-        this.say('Clip still recording: it opens here once it is saved.');
+        this.say('Clip not saved yet (still recording), or no longer kept. It opens here once it is saved.');
       } else if (e.status === 404) {
         this.say('Clip not found (it may have been deleted).', 'error');
       } else {
@@ -201,13 +206,19 @@ export class ClipPlayer {
   /** A `clip` event: the clip a pending session waits for may be here. */
   saved(d) {
     const s = this.session;
-    if (!s || !s.waiting || d?.name !== s.name) return;
-    s.waiting = false;
+    if (!s || !s.pending || d?.name !== s.name) return;
     if (d.ok === false) {
+      s.waiting = false;
+      s.pending = false;
       this.say(`The clip could not be saved: ${d.error || 'unknown error'}`, 'error');
       return;
     }
-    this.load(s);
+    // Also remembered when the index is still being asked for (see load()).
+    s.saved = true;
+    if (s.waiting) {
+      s.waiting = false;
+      this.load(s);
+    }
   }
 
   /** A `clip_deleted` event. */
