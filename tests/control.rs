@@ -225,10 +225,17 @@ async fn two_snapshots_in_one_second_are_two_files() {
     for n in &names {
         decode_jpeg(&std::fs::read(server.data_dir().join(n)).unwrap());
     }
-    let files = std::fs::read_dir(server.data_dir().join("snaps/cam"))
+    // Five snapshots and their thumbnails' folder, nothing else.
+    let mut left: Vec<String> = std::fs::read_dir(server.data_dir().join("snaps/cam"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.retain(|n| n != ".thumbs");
+    assert_eq!(left.len(), 5, "no temp files left behind: {left:?}");
+    let thumbs = std::fs::read_dir(server.data_dir().join("snaps/cam/.thumbs"))
         .unwrap()
         .count();
-    assert_eq!(files, 5, "no temp files left behind");
+    assert_eq!(thumbs, 5, "one thumbnail each, no temp files");
 }
 
 #[tokio::test]
