@@ -8,7 +8,8 @@
 //! - **Recording.** When the motion runner reports a start, the clip begins
 //!   with the ring and goes on at `clip_fps` while the episode lasts and
 //!   `clip_post_s` after it; a new episode in that time extends the same
-//!   clip; `clip_max_s` caps it.
+//!   clip; `clip_max_s` caps it, and motion that goes on past the cap goes
+//!   on in a new clip.
 //! - **Writing** happens on a thread of its own, fed through a bounded
 //!   channel: a slow disk drops clip frames (counted), never delays the
 //!   camera, the viewers or the detector.
@@ -156,23 +157,29 @@ impl Recorder {
                 a.url.clone()
             }
             None => {
-                let name = self.clips.allocate(SystemTime::now());
-                let url = self.clips.url(&name);
-                *active = Some(Active {
-                    name,
-                    url: url.clone(),
-                    asked: Instant::now(),
-                    motion: true,
-                    until: None,
-                    first: None,
-                    best: None,
-                });
+                let a = self.new_active();
+                let url = a.url.clone();
+                *active = Some(a);
                 url
             }
         };
         drop(active);
         self.wake.notify_one();
         Some(url)
+    }
+
+    /// A clip for motion under way from now on, with a new name.
+    fn new_active(&self) -> Active {
+        let name = self.clips.allocate(SystemTime::now());
+        Active {
+            url: self.clips.url(&name),
+            name,
+            asked: Instant::now(),
+            motion: true,
+            until: None,
+            first: None,
+            best: None,
+        }
     }
 
     /// Motion ended: the post-roll starts. Returns the clip's URL and its
@@ -398,8 +405,17 @@ fn step(
         .first
         .is_some_and(|f| now.duration_since(f) >= Duration::from_secs(p.max_s.into()));
     let post_over = a.until.is_some_and(|u| now >= u);
-    if capped || post_over {
+    if post_over {
         return (active.take(), None);
+    }
+    if capped {
+        // Motion that outlasts the cap goes on in a new clip (with its own
+        // pre-roll, so the two overlap rather than leave a gap); its `clip`
+        // event announces it.
+        let next = a.motion.then(|| rec.new_active());
+        let done = active.take();
+        *active = next;
+        return (done, None);
     }
     (None, None)
 }
@@ -671,6 +687,38 @@ mod tests {
         assert!(rec
             .motion_started(ClipParams { record: false, ..p })
             .is_none());
+    }
+
+    #[test]
+    fn motion_past_the_cap_goes_on_in_a_new_clip() {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
+        let rec = Recorder::new(clips);
+        let p = ClipParams {
+            record: true,
+            pre_s: 0,
+            post_s: 5,
+            fps: 10,
+            max_s: 0,
+        };
+        let url = rec.motion_started(p).unwrap();
+        let mut ring = Ring::default();
+        ring.push(frame(Instant::now(), 100), Duration::from_secs(1));
+        let mut writing = None;
+        let (done, failed) = step(&rec, &mut writing, &ring, p);
+        assert!(failed.is_none());
+        assert!(url.ends_with(&done.expect("capped").name));
+        let next = rec.status().recording.expect("a new clip");
+        assert_ne!(next, url);
+        assert!(
+            writing.is_some(),
+            "the capped clip's writer, for the caller to finish"
+        );
+        // Once the motion has ended, a capped clip is not followed by another.
+        rec.motion_ended(p);
+        let (done, _) = step(&rec, &mut None, &ring, p);
+        assert!(done.is_some());
+        assert!(rec.status().recording.is_none());
     }
 
     #[test]
