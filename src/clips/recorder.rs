@@ -633,6 +633,23 @@ mod tests {
         })
     }
 
+    /// A recorder on a fresh folder (kept while the folder lives).
+    fn recorder() -> (tempfile::TempDir, Recorder) {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
+        (dir, Recorder::new(clips))
+    }
+
+    fn params(pre_s: u32, post_s: u32, max_s: u32) -> ClipParams {
+        ClipParams {
+            record: true,
+            pre_s,
+            post_s,
+            fps: 10,
+            max_s,
+        }
+    }
+
     #[test]
     fn the_ring_keeps_its_seconds_and_its_bytes() {
         let t0 = Instant::now();
@@ -668,16 +685,8 @@ mod tests {
 
     #[test]
     fn an_episode_in_the_post_roll_extends_the_clip() {
-        let dir = tempfile::tempdir().unwrap();
-        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
-        let rec = Recorder::new(clips);
-        let p = ClipParams {
-            record: true,
-            pre_s: 5,
-            post_s: 5,
-            fps: 10,
-            max_s: 120,
-        };
+        let (_dir, rec) = recorder();
+        let p = params(5, 5, 120);
         let url = rec.motion_started(p).unwrap();
         assert!(url.starts_with("/clips/motion-"));
         let (ended, expected) = rec.motion_ended(p).unwrap();
@@ -691,16 +700,8 @@ mod tests {
 
     #[test]
     fn motion_past_the_cap_goes_on_in_a_new_clip() {
-        let dir = tempfile::tempdir().unwrap();
-        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
-        let rec = Recorder::new(clips);
-        let p = ClipParams {
-            record: true,
-            pre_s: 0,
-            post_s: 5,
-            fps: 10,
-            max_s: 0,
-        };
+        let (_dir, rec) = recorder();
+        let p = params(0, 5, 0);
         let url = rec.motion_started(p).unwrap();
         let mut ring = Ring::default();
         ring.push(frame(Instant::now(), 100), Duration::from_secs(1));
@@ -723,16 +724,8 @@ mod tests {
 
     #[test]
     fn an_episode_without_any_frame_ends_its_clip_as_failed() {
-        let dir = tempfile::tempdir().unwrap();
-        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
-        let rec = Recorder::new(clips);
-        let p = ClipParams {
-            record: true,
-            pre_s: 5,
-            post_s: 0,
-            fps: 10,
-            max_s: 120,
-        };
+        let (_dir, rec) = recorder();
+        let p = params(5, 0, 120);
         let url = rec.motion_started(p).unwrap();
         let mut writing = None;
         let ring = Ring::default();
