@@ -515,10 +515,10 @@ async fn queue_upload(cam: &Cam, name: &str, picture: Arc<Frame>, event: Value) 
     let Some(up) = cam.uploads().filter(|u| u.config().clips).cloned() else {
         return;
     };
-    let path = match cam.recorder().clips().path(name) {
-        Ok(p) => p,
-        Err(e) => return tracing::error!("cannot queue clip {name} for upload: {e}"),
-    };
+    // Its name was checked when it was allocated; the queue's link fails
+    // clearly should the file be gone. No file system call here: this runs
+    // on the async executor.
+    let path = cam.recorder().clips().dir().join(name);
     let queued =
         tokio::task::spawn_blocking(move || up.enqueue_clip(&path, &picture.jpeg, &event)).await;
     match queued {
