@@ -149,10 +149,13 @@ test('a clip shows in the list and plays, pauses, scrubs, steps and downloads', 
     const total = Number(/\/ (\d+)/.exec(await page.locator('#player-frame').textContent())[1]);
     assert.equal(total, clip.frames);
     await waitFrame(page, '>=', 4, 20000);
-    const img = await page.evaluate(() => {
+    // A new frame's blob is set before the browser has decoded it: read the
+    // picture once one is decoded, in the same step (the next frame may come).
+    const decoded = await page.waitForFunction(() => {
       const el = document.getElementById('player-img');
-      return { src: el.src, w: el.naturalWidth };
+      return el.complete && el.naturalWidth > 0 ? { src: el.src, w: el.naturalWidth } : null;
     });
+    const img = await decoded.jsonValue();
     assert.match(img.src, /^blob:/);
     assert.equal(img.w, 640);
 
