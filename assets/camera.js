@@ -65,8 +65,9 @@ export class CameraView {
 
     this.graph = new LevelGraph($('level-graph'));
     this.recent = new RecentEvents();
+    this.recent.peopleOnly = $('events-people').checked;
     this.recent.render();
-    this.gallery = new Gallery({ base });
+    this.gallery = new Gallery({ base, trigger: $('gallery-people').checked ? 'person' : '' });
     this.clips = new Clips({ base });
     // Mask and zone outlines, their editor and the tuner's boxes share one
     // overlay on the picture; each redraws when the picture changes size.
@@ -179,6 +180,10 @@ export class CameraView {
 
   applyStatus(st) {
     this.setCount(st.trigger_count);
+    // The filters mean something only where the person check runs.
+    const people = Boolean(st.person?.available);
+    $('events-people-label').hidden = !people;
+    $('gallery-people-label').hidden = !people;
     const src = st.source || {};
     if (src.state === 'running') {
       const age = src.last_frame_age_ms;
@@ -231,7 +236,7 @@ export class CameraView {
     const [cfg, status, history] = await Promise.allSettled([
       getJSON(`${this.base}/config`),
       getJSON(`${this.base}/status`),
-      getJSON(`${this.base}/api/events?limit=20`),
+      getJSON(`${this.base}/api/events?${this.historyQuery()}`),
     ]);
     if (this.closed) return;
     if (cfg.status === 'fulfilled') this.applyConfig(cfg.value);
@@ -242,6 +247,24 @@ export class CameraView {
     if (history.status === 'fulfilled') this.recent.load(history.value.events);
     if (withGallery && this.gallery.loaded) this.gallery.reload();
     if (withGallery && this.clips.loaded) this.clips.reload();
+  }
+
+  /** The query of the recent events' history: all kinds, or person events only. */
+  historyQuery() {
+    const q = new URLSearchParams({ limit: '20' });
+    if (this.recent.peopleOnly) q.set('kind', 'person');
+    return q;
+  }
+
+  /** "People only" in Recent events: filter now, then fetch older person events. */
+  async setPeopleOnly(on) {
+    this.recent.setPeopleOnly(on);
+    try {
+      const page = await getJSON(`${this.base}/api/events?${this.historyQuery()}`);
+      if (!this.closed && this.recent.peopleOnly === on) this.recent.load(page.events);
+    } catch (e) {
+      if (!this.closed) toast(`Could not load events: ${e.message}`, { kind: 'error' });
+    }
   }
 
   // ---- commands ---------------------------------------------------------------
@@ -298,6 +321,9 @@ export class CameraView {
       this.sendThreshold(Number(slider.value));
     }, { signal });
 
+    $('events-people').addEventListener('change', (e) => this.setPeopleOnly(e.target.checked), { signal });
+    $('gallery-people').addEventListener('change', (e) => this.gallery.setTrigger(e.target.checked ? 'person' : ''), { signal });
+
     // "Play clip" in Recent events (recent.js draws the buttons).
     $('events').addEventListener('click', (e) => {
       const b = e.target.closest('button.play-clip');
@@ -337,6 +363,7 @@ export class CameraView {
     this.feed
       .on('motion', (d, id) => { this.setCount(d.count); recent.add(id, 'motion', d); })
       .on('motion_end', (d, id) => { this.setCount(d.count); recent.add(id, 'motion_end', d); })
+      .on('person', (d, id) => { recent.add(id, 'person', d); })
       .on('reset', (d, id) => { this.setCount(0); recent.add(id, 'reset', d); })
       .on('snapshot', (d, id) => { gallery.added(d); recent.add(id, 'snapshot', d); })
       .on('snapshot_deleted', (d, id) => { gallery.removed(d.name); recent.add(id, 'snapshot_deleted', d); })

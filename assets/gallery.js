@@ -25,8 +25,10 @@ export class Gallery {
    * `/cams/garage`). The page's list belongs to one camera at a time: it
    * starts empty, and destroy() hands it over to the next.
    */
-  constructor({ base = '' } = {}) {
+  constructor({ base = '', trigger = '' } = {}) {
     this.base = base;
+    // '' for every snapshot, 'person' for "People only".
+    this.trigger = trigger;
     this.list = $('gallery-list');
     this.empty = $('gallery-empty');
     this.more = $('gallery-more');
@@ -56,6 +58,24 @@ export class Gallery {
     this.listening.abort();
   }
 
+  /** Lists only snapshots of `trigger` ('' for all), from the newest. */
+  setTrigger(trigger) {
+    if (trigger === this.trigger) return;
+    this.trigger = trigger;
+    // The cards of the other filter must not be kept while the page loads.
+    this.cards = new Map();
+    this.list.replaceChildren();
+    this.nextBefore = null;
+    if (this.loaded) this.reload();
+  }
+
+  /** The list query: a page size, and the filter. */
+  query() {
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (this.trigger) q.set('trigger', this.trigger);
+    return q;
+  }
+
   /** Loads the first page once, when the gallery is first shown. */
   show() {
     if (!this.loaded) this.reload();
@@ -75,7 +95,7 @@ export class Gallery {
     this.refresh();
     let page;
     try {
-      page = await getJSON(`${this.base}/snaps?${new URLSearchParams({ limit: String(PAGE) })}`);
+      page = await getJSON(`${this.base}/snaps?${this.query()}`);
     } catch (e) {
       if (gen === this.generation) toast(`Could not list snapshots: ${e.message}`, { kind: 'error' });
     }
@@ -106,7 +126,7 @@ export class Gallery {
     this.more.disabled = true;
     const gen = this.generation;
     try {
-      const q = new URLSearchParams({ limit: String(PAGE) });
+      const q = this.query();
       if (this.nextBefore) q.set('before', this.nextBefore);
       const page = await getJSON(`${this.base}/snaps?${q}`);
       if (gen !== this.generation) return;
@@ -139,6 +159,7 @@ export class Gallery {
   /** A snapshot saved anywhere (this page, another one, motion). */
   added(snap) {
     if (!this.loaded || this.closed) return;
+    if (this.trigger && snap.trigger !== this.trigger) return;
     this.pending?.added.set(snap.name, snap);
     if (this.cards.has(snap.name)) return;
     const card = this.card(snap);

@@ -15,11 +15,15 @@ function describe(kind, d) {
     case 'motion':
       return `motion, ${formatPercent(d.change)} changed (trigger ${d.count})`;
     case 'motion_end':
-      return `motion ended after ${Number(d.duration_s ?? 0).toFixed(1)} s, peak ${formatPercent(d.peak)}`;
+      return `motion ended after ${Number(d.duration_s ?? 0).toFixed(1)} s, peak ${formatPercent(d.peak)}${d.person === false ? ', no person' : ''}`;
+    case 'person': {
+      const n = Number(d.people ?? 1);
+      return `${n > 1 ? `${n} people` : 'a person'} seen, score ${Math.round(Number(d.score ?? 0) * 100)}% (episode ${d.count})`;
+    }
     case 'reset':
       return 'counter reset';
     case 'snapshot':
-      return `${d.trigger === 'motion' ? 'motion' : 'manual'} snapshot saved (${formatBytes(d.bytes)})`;
+      return `${['motion', 'person'].includes(d.trigger) ? d.trigger : 'manual'} snapshot saved (${formatBytes(d.bytes)})`;
     case 'snapshot_deleted':
       return `snapshot ${d.name} deleted`;
     case 'clip':
@@ -47,7 +51,7 @@ function fileName(url) {
 
 /** The snapshot an event points at, if any. */
 function snapshotUrl(kind, d) {
-  if (kind === 'motion' && typeof d.snapshot === 'string') return d.snapshot;
+  if ((kind === 'motion' || kind === 'person') && typeof d.snapshot === 'string') return d.snapshot;
   if (kind === 'snapshot' && typeof d.url === 'string') return d.url;
   return null;
 }
@@ -62,10 +66,28 @@ function thumbUrl(kind, d, url) {
   return `${url}/thumb`;
 }
 
+/** Whether an event gets the person badge. */
+function aboutPerson(kind, d) {
+  return kind === 'person' || (kind === 'motion_end' && d.person === true);
+}
+
+/** The detector's box, as a rectangle over the thumbnail (percentages of the picture). */
+function personBox(d) {
+  const b = d.box;
+  if (!Array.isArray(b) || b.length !== 4 || !b.every(Number.isFinite)) return null;
+  const pct = (v) => `${(Math.min(1, Math.max(0, v)) * 100).toFixed(2)}%`;
+  // Set through the CSSOM: the page's CSP refuses inline style attributes.
+  const el = h('span', { class: 'person-box' });
+  Object.assign(el.style, { left: pct(b[0]), top: pct(b[1]), width: pct(b[2]), height: pct(b[3]) });
+  return el;
+}
+
 export class RecentEvents {
   constructor(list = $('events'), empty = $('events-empty')) {
     this.list = list;
     this.empty = empty;
+    // "People only": just the person events.
+    this.peopleOnly = false;
     this.byId = new Map();
     this.deleted = new Set();
     // Rendered items by id, reused so thumbnails are not fetched again on each event.
@@ -85,15 +107,26 @@ export class RecentEvents {
     this.render();
   }
 
+  /** Shows only person events (`events`: a history page of them), or all again. */
+  setPeopleOnly(on) {
+    this.peopleOnly = on;
+    this.render();
+  }
+
   add(id, kind, data) {
     if (id === null || this.byId.has(id)) return;
+    if (this.peopleOnly && kind !== 'person') {
+      if (kind === 'snapshot_deleted') this.forget(data.name);
+      return;
+    }
     this.byId.set(id, { id, kind, ts: data.ts, data });
     if (kind === 'snapshot_deleted') this.forget(data.name);
     this.render();
   }
 
   render() {
-    const newest = [...this.byId.values()].sort((a, b) => b.id - a.id).slice(0, KEEP);
+    const shown = [...this.byId.values()].filter((e) => !this.peopleOnly || e.kind === 'person');
+    const newest = shown.sort((a, b) => b.id - a.id).slice(0, KEEP);
     // Forget what scrolled off so the map stays small on a busy camera.
     this.byId = new Map(newest.map((e) => [e.id, e]));
     for (const e of newest) {
@@ -118,15 +151,18 @@ export class RecentEvents {
   item(e) {
     const url = snapshotUrl(e.kind, e.data);
     let thumb = null;
+    const box = e.kind === 'person' ? personBox(e.data) : null;
     if (url && !this.deleted.has(fileName(url))) {
-      thumb = h('a', { href: url, target: '_blank', rel: 'noopener', class: 'thumb', title: 'open snapshot' },
-        thumbnail(thumbUrl(e.kind, e.data, url), url, { alt: `snapshot of ${e.kind} event`, loading: 'lazy', width: 96, height: 54 }));
+      const img = thumbnail(thumbUrl(e.kind, e.data, url), url, { alt: `snapshot of ${e.kind} event`, loading: 'lazy', width: 96, height: 54 });
+      thumb = h('a', { href: url, target: '_blank', rel: 'noopener', class: box ? 'thumb boxed' : 'thumb', title: 'open snapshot' },
+        img, box);
     } else if (url) {
       thumb = h('span', { class: 'thumb thumb-gone muted small' }, 'deleted');
     }
     return h('li', { class: `event event-${e.kind}`, dataset: { kind: e.kind, id: String(e.id), snapshot: url || '' } },
       h('time', { datetime: new Date(e.ts * 1000).toISOString() }, formatTime(e.ts)),
-      h('span', { class: 'kind' }, e.kind.replace('_', ' ')),
+      h('span', { class: 'kind' }, e.kind.replace('_', ' '),
+        aboutPerson(e.kind, e.data) ? h('span', { class: 'badge badge-person', title: 'the person check saw a person' }, 'person') : null),
       h('span', { class: 'detail' }, describe(e.kind, e.data)),
       thumb,
       playClipButton(e.kind, e.data));

@@ -17,9 +17,12 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::clips::{ClipParams, Clips, Recorder};
-use crate::events::{ClipDeleted, EventBus, EventKind, PublishError, Reset, SnapshotDeleted};
-use crate::frame::FrameSink;
+use crate::events::{
+    ClipDeleted, Event, EventBus, EventKind, PersonSeen, PublishError, Reset, SnapshotDeleted,
+};
+use crate::frame::{Frame, FrameSink};
 use crate::metrics::CamMetrics;
+use crate::motion::person::{LazyDetector, PersonCheck};
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
 use crate::source::StatusCell;
@@ -31,6 +34,8 @@ use crate::uploads::Uploader;
 const KEY_TRIGGERS: &str = "trigger_count";
 /// Store key of the settings changed at run time (likewise).
 const KEY_SETTINGS: &str = "settings";
+/// Store key of the person count (per camera, see [`Cam::key`]).
+const KEY_PERSONS: &str = "person_count";
 
 /// Why a settings change failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +85,8 @@ pub struct Cam {
     snaps: Arc<Snaps>,
     /// Clips of motion episodes, and their recording.
     recorder: Arc<Recorder>,
+    /// Whether what moved is a person.
+    person: PersonCheck,
     /// Upload queue, when uploads or a webhook are configured.
     uploads: Option<Arc<Uploader>>,
     /// Its Prometheus counters (episodes, analysis time, snapshots).
@@ -113,6 +120,7 @@ impl Cam {
         events: EventBus,
         snaps: Snaps,
         clips: Clips,
+        person: Option<LazyDetector>,
         uploads: Option<Arc<Uploader>>,
         metrics: CamMetrics,
         cancel: CancellationToken,
@@ -123,6 +131,11 @@ impl Cam {
         }
         let triggers = store
             .get(&key(name, KEY_TRIGGERS))
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let persons = store
+            .get(&key(name, KEY_PERSONS))
             .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
@@ -151,6 +164,7 @@ impl Cam {
             store,
             snaps: Arc::new(snaps),
             recorder: Arc::new(Recorder::new(clips)),
+            person: PersonCheck::new(person, persons),
             uploads,
             metrics,
             started: Instant::now(),
@@ -189,13 +203,19 @@ impl Cam {
         // Set first, so whoever the event wakes reads 0; put back on failure
         // (no other change can come between: the lock is held).
         let before = self.triggers.swap(0, Ordering::Relaxed);
-        let state = Some((key(&self.name, KEY_TRIGGERS), "0".to_string()));
+        let persons_before = self.person.count();
+        self.person.set_count(0);
+        let state = vec![
+            (key(&self.name, KEY_TRIGGERS), "0".to_string()),
+            (key(&self.name, KEY_PERSONS), "0".to_string()),
+        ];
         let published = self
             .events
             .publish_with_state(EventKind::Reset, &self.stamp(&Reset { count: 0 }), state)
             .await;
         if let Err(e) = published {
             self.triggers.store(before, Ordering::Relaxed);
+            self.person.set_count(persons_before);
             return Err(e);
         }
         Ok(())
@@ -228,6 +248,30 @@ impl Cam {
     /// Saves the latest frame as a snapshot and announces it.
     pub async fn save_snapshot(&self, trigger: Trigger) -> Result<SnapInfo, SnapshotError> {
         let frame = self.frames.latest().ok_or(SnapshotError::NoFrame)?;
+        self.save_snapshot_of(&frame, trigger).await
+    }
+
+    /// Counts an episode with a person and records its `person` event, in
+    /// one transaction; `body.count` is set here.
+    pub async fn person_seen(&self, mut body: PersonSeen) -> Result<Arc<Event>, PublishError> {
+        let _lock = self.trigger_lock.lock().await;
+        let n = self.person.count() + 1;
+        body.count = n;
+        let state = vec![(key(&self.name, KEY_PERSONS), n.to_string())];
+        let event = self
+            .events
+            .publish_with_state(EventKind::Person, &self.stamp(&body), state)
+            .await?;
+        self.person.set_count(n);
+        Ok(event)
+    }
+
+    /// Saves `frame` as a snapshot and announces it.
+    pub async fn save_snapshot_of(
+        &self,
+        frame: &Arc<Frame>,
+        trigger: Trigger,
+    ) -> Result<SnapInfo, SnapshotError> {
         let snaps = self.snaps.clone();
         let retention = self.settings.get().retention();
         let jpeg = frame.jpeg.clone();
@@ -303,6 +347,7 @@ impl Cam {
     pub fn config_body(&self) -> ConfigBody {
         ConfigBody {
             settings: (*self.settings.get()).clone(),
+            person_count: self.person.count(),
             trigger_count: self.trigger_count(),
             frame_count: self.frames.count(),
         }
@@ -323,6 +368,8 @@ impl Cam {
             event_subscribers: self.events.subscribers(),
             mqtt: None,
             frames: self.frames.count(),
+            person: self.person.status(&self.settings.get()),
+            person_count: self.person.count(),
             source: SourceReport {
                 last_frame_age_ms: source.last_frame_age_ms(),
                 status: source,
@@ -344,6 +391,8 @@ pub struct ConfigBody {
     /// Every runtime setting.
     #[serde(flatten)]
     settings: Settings,
+    /// Motion episodes with a person since the last reset (read-only).
+    pub person_count: u64,
     /// Motion episodes since the last reset (read-only).
     pub trigger_count: u64,
     /// Frames received since start (read-only).
@@ -365,6 +414,10 @@ pub struct Status {
     pub mqtt: Option<crate::mqtt::MqttReport>,
     /// The seed's frame counter.
     pub frames: u64,
+    /// The person check: available, enabled, counts.
+    pub person: crate::motion::person::PersonStatus,
+    /// Motion episodes with a person since the last reset.
+    pub person_count: u64,
     /// The camera's source.
     pub source: SourceReport,
     /// The motion threshold.
@@ -432,6 +485,11 @@ impl Cam {
     /// This camera's clip recorder (and through it, its clip folder).
     pub fn recorder(&self) -> &Arc<Recorder> {
         &self.recorder
+    }
+
+    /// Its person check.
+    pub fn person(&self) -> &PersonCheck {
+        &self.person
     }
 
     /// The clip settings now.

@@ -27,6 +27,8 @@ pub enum EventKind {
     Motion,
     /// A motion episode ended ([`MotionEnd`]).
     MotionEnd,
+    /// The person check first saw a person in an episode ([`PersonSeen`]).
+    Person,
     /// The trigger counter was reset ([`Reset`]).
     Reset,
     /// Settings changed (the whole config).
@@ -54,6 +56,7 @@ impl EventKind {
         match self {
             EventKind::Motion => "motion",
             EventKind::MotionEnd => "motion_end",
+            EventKind::Person => "person",
             EventKind::Reset => "reset",
             EventKind::Config => "config",
             EventKind::Snapshot => "snapshot",
@@ -113,6 +116,31 @@ pub struct MotionEnd {
     /// `clip` event has the final figure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_duration_s: Option<f64>,
+    /// Whether the person check saw a person in it (absent when no check
+    /// ran: the check is off, or not in this build).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<bool>,
+    /// The best person score of its checks (likewise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_max_score: Option<f64>,
+}
+
+/// `person`: the first person seen in a motion episode.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonSeen {
+    /// Episodes with a person since the last reset, this one included.
+    pub count: u64,
+    /// People found in the checked frame.
+    pub people: usize,
+    /// The best person's score (0-1).
+    pub score: f64,
+    /// The best person's normalized `[x, y, w, h]`.
+    #[serde(rename = "box")]
+    pub r#box: [f64; 4],
+    /// `/snaps/<name>` of the checked frame, when snapshots are saved on
+    /// motion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// `reset`.
@@ -296,17 +324,17 @@ impl EventBus {
         kind: EventKind,
         data: &impl Serialize,
     ) -> Result<Arc<Event>, PublishError> {
-        self.publish_with_state(kind, data, None).await
+        self.publish_with_state(kind, data, Vec::new()).await
     }
 
-    /// Stores an event together with a state value (`state` as key and
-    /// value) in one transaction, then broadcasts it: the change and its
+    /// Stores an event together with state values (`state`: keys and
+    /// values) in one transaction, then broadcasts it: the change and its
     /// event are both kept or neither.
     pub async fn publish_with_state(
         &self,
         kind: EventKind,
         data: &impl Serialize,
-        state: Option<(String, String)>,
+        state: Vec<(String, String)>,
     ) -> Result<Arc<Event>, PublishError> {
         let data = with_ts(object(kind, data)?);
         let ts = data.get("ts").and_then(Value::as_f64).unwrap_or(0.0);

@@ -48,6 +48,7 @@ pub mod hub;
 pub mod metrics;
 pub mod motion;
 pub mod mqtt;
+pub mod person;
 pub mod redact;
 pub mod settings;
 pub mod snaps;
@@ -170,6 +171,8 @@ pub async fn run(
     let metrics = Arc::new(metrics::Metrics::new());
     let snaps_root = config.data_dir.join("snaps");
     let mut cams = Vec::new();
+    // One detector for every camera, loaded when a check first needs it.
+    let person = person::AVAILABLE.then(motion::person::LazyDetector::default);
     for (i, camera) in config.cameras.iter().enumerate() {
         let first = i == 0;
         let (frames, _) = frame::FrameSink::new();
@@ -211,6 +214,7 @@ pub async fn run(
                 bus.clone(),
                 snaps,
                 clips,
+                person.clone(),
                 uploader.clone(),
                 metrics.camera(&camera.name),
                 shutdown.clone(),

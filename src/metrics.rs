@@ -131,7 +131,7 @@ impl Metrics {
         };
         // Created now, so a camera's series show (at 0) before its first
         // episode: `rate()` and `increase()` need the zero to see the first.
-        for trigger in [Trigger::Manual, Trigger::Motion] {
+        for trigger in [Trigger::Manual, Trigger::Motion, Trigger::Person] {
             let _created = self.snapshots.get_or_create(&SnapshotLabels {
                 camera: name.to_string(),
                 trigger: trigger.as_str(),

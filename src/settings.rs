@@ -16,7 +16,7 @@ use crate::zones::{self, Polygon, Zone, ZoneError};
 pub const DEFAULT_THRESHOLD: u8 = 12;
 
 /// Keys that `GET /config` shows but that no client may set.
-const READ_ONLY: &[&str] = &["trigger_count", "frame_count", "ok"];
+const READ_ONLY: &[&str] = &["trigger_count", "person_count", "frame_count", "ok"];
 
 /// The runtime-changeable settings. (`PartialEq` only: the polygons hold
 /// floats.)
@@ -71,6 +71,26 @@ pub struct Settings {
     pub max_clips_mb: u32,
     /// Days a clip is kept.
     pub clips_max_age_days: u32,
+    /// Check whether what moved is a person (when the build has the check).
+    pub person_check: bool,
+    /// The score (0-1) from which the check counts a detection as a person.
+    pub person_min_score: f64,
+    /// Most person checks per second during a motion episode (each costs
+    /// tens of milliseconds of one core).
+    pub person_checks_per_s: u32,
+    /// What uploads, the webhook and MQTT notifications treat as an alert.
+    pub alert_on: AlertOn,
+}
+
+/// What counts as an alert: any motion episode, or only one in which the
+/// person check saw a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertOn {
+    /// Every motion episode (the seed's behaviour).
+    Motion,
+    /// Only episodes with a person in them.
+    Person,
 }
 
 impl Default for Settings {
@@ -98,6 +118,10 @@ impl Default for Settings {
             max_clips: 500,
             max_clips_mb: 4096,
             clips_max_age_days: 30,
+            person_check: crate::person::AVAILABLE,
+            person_min_score: 0.5,
+            person_checks_per_s: 2,
+            alert_on: AlertOn::Motion,
         }
     }
 }
@@ -162,6 +186,28 @@ impl Settings {
             "events_max_age_days" => {
                 self.events_max_age_days = int_in_range(key, value, 1, 3650)? as u32
             }
+            "person_check" => {
+                self.person_check = boolean(key, value)?;
+                if self.person_check && !crate::person::AVAILABLE {
+                    return Err(SettingsError(NO_PERSON_CHECK.into()));
+                }
+            }
+            "person_min_score" => self.person_min_score = float_in_range(key, value, 0.05, 0.99)?,
+            "person_checks_per_s" => {
+                self.person_checks_per_s = int_in_range(key, value, 1, 10)? as u32
+            }
+            "alert_on" => {
+                self.alert_on = match value.as_str() {
+                    Some("motion") => AlertOn::Motion,
+                    Some("person") if crate::person::AVAILABLE => AlertOn::Person,
+                    Some("person") => return Err(SettingsError(NO_PERSON_CHECK.into())),
+                    _ => {
+                        return Err(SettingsError(format!(
+                            "{key} must be \"motion\" or \"person\""
+                        )))
+                    }
+                }
+            }
             "mask" => self.mask = zones::parse_mask(value)?,
             "zones" => self.zones = zones::parse_zones(value)?,
             "required_zones" => self.required_zones = zones::parse_required(value)?,
@@ -218,6 +264,20 @@ impl Settings {
             _ => Map::new(),
         }
     }
+}
+
+/// Why a person setting is refused by a build without the check.
+const NO_PERSON_CHECK: &str = "this build has no person check";
+
+/// Reads a number setting (an integer is a number too), rounded to 1/100.
+fn float_in_range(key: &str, value: &Value, min: f64, max: f64) -> Result<f64, SettingsError> {
+    let n = value
+        .as_f64()
+        .ok_or_else(|| SettingsError(format!("{key} must be a number")))?;
+    if !(min..=max).contains(&n) {
+        return Err(SettingsError(format!("{key} out of range")));
+    }
+    Ok((n * 100.0).round() / 100.0)
 }
 
 /// Reads a boolean setting.
@@ -331,6 +391,38 @@ mod tests {
             (s.cooldown_s, s.save_on_motion, s.max_snaps_mb),
             (0, false, 5)
         );
+    }
+
+    #[test]
+    fn person_settings_are_validated() {
+        assert_eq!(
+            err(json!({"person_min_score": 1.5})),
+            "person_min_score out of range"
+        );
+        assert_eq!(
+            err(json!({"person_min_score": "high"})),
+            "person_min_score must be a number"
+        );
+        assert_eq!(
+            err(json!({"person_checks_per_s": 0})),
+            "person_checks_per_s out of range"
+        );
+        assert_eq!(
+            err(json!({"alert_on": "cat"})),
+            "alert_on must be \"motion\" or \"person\""
+        );
+        let s = Settings::default()
+            .patched(&json!({"person_min_score": 0.7, "alert_on": "motion"}))
+            .unwrap();
+        assert_eq!((s.person_min_score, s.alert_on), (0.7, AlertOn::Motion));
+        assert_eq!(s.to_json()["alert_on"], "motion");
+        if crate::person::AVAILABLE {
+            let s = s.patched(&json!({"alert_on": "person"})).unwrap();
+            assert_eq!(s.alert_on, AlertOn::Person);
+        } else {
+            assert_eq!(err(json!({"alert_on": "person"})), NO_PERSON_CHECK);
+            assert_eq!(err(json!({"person_check": true})), NO_PERSON_CHECK);
+        }
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub enum Trigger {
     Manual,
     /// Taken when motion started.
     Motion,
+    /// Taken when the person check first saw a person in an episode.
+    Person,
     /// A file in the folder that lookout did not name (e.g. copied by hand).
     Other,
 }
@@ -75,16 +77,18 @@ impl Trigger {
         match self {
             Trigger::Manual => "manual",
             Trigger::Motion => "motion",
+            Trigger::Person => "person",
             Trigger::Other => "other",
         }
     }
 
-    /// The trigger named by the first part of a file name; `other` is not a
-    /// name lookout writes, so it does not parse.
-    fn from_name_part(part: &str) -> Option<Trigger> {
+    /// The trigger named by the first part of a file name (or a query);
+    /// `other` is not a name lookout writes, so it does not parse.
+    pub fn from_name_part(part: &str) -> Option<Trigger> {
         match part {
             "manual" => Some(Trigger::Manual),
             "motion" => Some(Trigger::Motion),
+            "person" => Some(Trigger::Person),
             _ => None,
         }
     }
@@ -392,10 +396,10 @@ impl Snaps {
     /// Saves `jpeg` as a new snapshot taken at `at`, never replacing another
     /// file, then enforces `retention` (never deleting this snapshot).
     ///
-    /// Only [`Trigger::Manual`] and [`Trigger::Motion`] can be saved;
-    /// [`Trigger::Other`] gives `InvalidName`. A failed retention pass does
-    /// not fail the save: the snapshot is safely stored, and the next save or
-    /// [`Snaps::enforce`] tries again. Nor does a failed thumbnail (logged):
+    /// Only [`Trigger::Manual`], [`Trigger::Motion`] and [`Trigger::Person`]
+    /// can be saved; [`Trigger::Other`] gives `InvalidName`. A failed
+    /// retention pass does not fail the save: the snapshot is safely stored,
+    /// and the next save or [`Snaps::enforce`] tries again. Nor does a failed thumbnail (logged):
     /// [`Snaps::thumb`] makes it when first asked.
     pub fn save(
         &self,
@@ -496,6 +500,17 @@ impl Snaps {
     /// time. A file name lookout did not write gives `NotFound` when the file
     /// is gone, since its place in the order came from the file.
     pub fn list(&self, limit: usize, before: Option<&str>) -> Result<Vec<SnapInfo>, SnapError> {
+        self.list_of(limit, before, None)
+    }
+
+    /// [`Snaps::list`] of the snapshots with `trigger` only (all when
+    /// `None`), e.g. the person snapshots for "people only".
+    pub fn list_of(
+        &self,
+        limit: usize,
+        before: Option<&str>,
+        trigger: Option<Trigger>,
+    ) -> Result<Vec<SnapInfo>, SnapError> {
         let entries = self.scan()?;
         let start = match before {
             None => 0,
@@ -508,6 +523,7 @@ impl Snaps {
         Ok(entries
             .into_iter()
             .skip(start)
+            .filter(|e| trigger.is_none_or(|t| e.trigger == t))
             .take(limit)
             .map(|e| e.into_info(&self.url_prefix))
             .collect())

@@ -324,12 +324,12 @@ impl Store {
         camera: Option<&str>,
         data: &Value,
     ) -> Result<i64, StoreError> {
-        self.append_event_with_state(ts, kind, camera, data, None)
+        self.append_event_with_state(ts, kind, camera, data, Vec::new())
             .await
     }
 
-    /// Appends an event and, in the same transaction, writes a state value
-    /// (`state` as key and value): both are stored or neither, in one trip
+    /// Appends an event and, in the same transaction, writes state values
+    /// (`state`: keys and values): all are stored or none, in one trip
     /// to the blocking pool (a `reset` and its event).
     pub async fn append_event_with_state(
         &self,
@@ -337,14 +337,14 @@ impl Store {
         kind: &str,
         camera: Option<&str>,
         data: &Value,
-        state: Option<(String, String)>,
+        state: Vec<(String, String)>,
     ) -> Result<i64, StoreError> {
         let kind = kind.to_string();
         let camera = camera.map(str::to_string);
         let payload = data.to_string();
         self.with(move |c| {
             let tx = c.transaction()?;
-            if let Some((key, value)) = state {
+            for (key, value) in state {
                 tx.execute(
                     "INSERT INTO state (key, value) VALUES (?1, ?2)
                      ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -617,15 +617,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.set("count", "3".into()).await.unwrap();
-        let state = || Some(("count".to_string(), "0".to_string()));
+        let state = || {
+            vec![
+                ("count".to_string(), "0".to_string()),
+                ("other".to_string(), "0".to_string()),
+            ]
+        };
         let id = store
             .append_event_with_state(1.0, "reset", Some("cam"), &json!({"count": 0}), state())
             .await
             .unwrap();
         assert_eq!(store.get("count").await.unwrap().as_deref(), Some("0"));
+        assert_eq!(store.get("other").await.unwrap().as_deref(), Some("0"));
         assert_eq!(store.last_event_id().await.unwrap(), id);
         // The event cannot be stored: the state change is rolled back.
         store.set("count", "5".into()).await.unwrap();
+        store.set("other", "5".into()).await.unwrap();
         crate::sync::lock(&store.conn)
             .execute_batch("DROP TABLE events;")
             .unwrap();
@@ -634,6 +641,7 @@ mod tests {
             .await;
         assert!(failed.is_err());
         assert_eq!(store.get("count").await.unwrap().as_deref(), Some("5"));
+        assert_eq!(store.get("other").await.unwrap().as_deref(), Some("5"));
     }
 
     /// The files in `dir` whose names start with `prefix`, sorted.

@@ -13,6 +13,7 @@
 pub mod blobs;
 pub mod detector;
 pub mod image;
+pub mod person;
 pub mod replay;
 
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ pub use detector::{Analysis, Detector, MotionParams, Transition};
 
 use crate::cam::{Cam, SnapshotError};
 use crate::events::{EventKind, Level, Motion, MotionEnd};
-use crate::settings::Settings;
+use crate::settings::{AlertOn, Settings};
 use crate::snaps::Trigger;
 
 /// Most `level` events per second (a graph needs no more; SSE clients on
@@ -113,6 +114,7 @@ pub async fn run(cam: Arc<Cam>) {
                 }
                 if a.active {
                     cam.recorder().offer(&frame, a.change);
+                    person::offer(&cam, &frame, &a.boxes, &settings);
                 }
             }
             Ok((Err(e), _)) => tracing::debug!("motion: {e}"),
@@ -139,6 +141,7 @@ async fn on_transition(
 ) {
     match t {
         Transition::Started { change: c } => {
+            cam.person().episode_started();
             let count = match cam.add_trigger().await {
                 Ok(n) => n,
                 Err(e) => {
@@ -169,18 +172,25 @@ async fn on_transition(
                 .publish(EventKind::Motion, &cam.stamp(&data))
                 .await
             {
-                Ok(event) => {
+                // With alerts on people, the `person` event uploads the
+                // frame that shows one instead.
+                Ok(event) if alerts_on_motion(cam) => {
                     if let Some(frame) = frame {
                         let payload = event.data_with_kind();
                         cam.queue_upload(frame.jpeg.clone(), payload, false).await;
                     }
                 }
+                Ok(_) => {}
                 Err(e) => tracing::error!("cannot record motion event: {e}"),
             }
         }
         Transition::Ended { duration, peak } => {
             let clip = cam.recorder().motion_ended(cam.clip_params());
+            let verdict = cam.person().episode_ended();
             let data = MotionEnd {
+                person: verdict.map(|v| v.person),
+                person_max_score: verdict
+                    .map(|v| (f64::from(v.max_score) * 1000.0).round() / 1000.0),
                 count: cam.trigger_count(),
                 duration_s: round1(duration.as_secs_f32()),
                 peak: round1(peak),
@@ -192,15 +202,23 @@ async fn on_transition(
                 .publish(EventKind::MotionEnd, &cam.stamp(&data))
                 .await
             {
-                Ok(event) => {
-                    // The webhook gets what was stored (with its `ts`) and
-                    // the kind, as for `motion`.
+                // The webhook gets what was stored (with its `ts`) and the
+                // kind, as for `motion`; with alerts on people, only the end
+                // of an episode that had one.
+                Ok(event) if alerts_on_motion(cam) || verdict.is_some_and(|v| v.person) => {
                     cam.queue_webhook(event.data_with_kind()).await;
                 }
+                Ok(_) => {}
                 Err(e) => tracing::error!("cannot record motion_end event: {e}"),
             }
         }
     }
+}
+
+/// Whether uploads and the webhook alert on every episode (else only on
+/// those with a person, which the person check confirms).
+fn alerts_on_motion(cam: &Cam) -> bool {
+    cam.settings().get().alert_on == AlertOn::Motion || !cam.person().available()
 }
 
 /// Boxes for events: 4 decimals, not the 17 digits an `f32` widened to JSON

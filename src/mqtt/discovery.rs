@@ -12,8 +12,15 @@ use super::Topics;
 const ORIGIN: &str = "lookout";
 
 /// The discovery payload of camera `cam`. `dashboard` is the dashboard's URL
-/// (the device's "visit" link); `commands` adds the slider and buttons.
-pub(super) fn device(topics: &Topics, cam: &str, dashboard: &str, commands: bool) -> Value {
+/// (the device's "visit" link); `commands` adds the slider and buttons;
+/// `person` the person sensor and count (when the build has the check).
+pub(super) fn device(
+    topics: &Topics,
+    cam: &str,
+    dashboard: &str,
+    commands: bool,
+    person: bool,
+) -> Value {
     let id = topics.device_id(cam);
     let state = topics.cam(cam, "state");
     let uid = |what: &str| format!("{id}_{what}");
@@ -76,6 +83,37 @@ pub(super) fn device(topics: &Topics, cam: &str, dashboard: &str, commands: bool
             "unique_id": uid("source"),
         }),
     );
+    if person {
+        cmps.insert(
+            "person".into(),
+            json!({
+                "p": "binary_sensor",
+                "name": "Person",
+                "device_class": "occupancy",
+                "state_topic": topics.cam(cam, "person"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "icon": "mdi:walk",
+                "unique_id": uid("person"),
+            }),
+        );
+        cmps.insert(
+            "person_count".into(),
+            json!({
+                "p": "sensor",
+                "name": "Person episodes",
+                "state_topic": state,
+                "value_template": "{{ value_json.person_count }}",
+                "state_class": "total_increasing",
+                "icon": "mdi:account-multiple",
+                "unique_id": uid("person_count"),
+            }),
+        );
+    } else {
+        // Removed, as below, if an earlier build had them.
+        cmps.insert("person".into(), json!({ "p": "binary_sensor" }));
+        cmps.insert("person_count".into(), json!({ "p": "sensor" }));
+    }
     if !commands {
         // A component left out of the payload would stay in Home Assistant,
         // dead; one with only its platform is removed.
@@ -163,7 +201,7 @@ mod tests {
 
     #[test]
     fn every_component_has_a_unique_id_and_our_topics() {
-        let d = device(&topics(), "yard", "http://pi:8080/#cam/yard", true);
+        let d = device(&topics(), "yard", "http://pi:8080/#cam/yard", true, true);
         assert_eq!(d["dev"]["identifiers"][0], "lookout_pi_yard");
         assert_eq!(d["dev"]["manufacturer"], "lookout");
         assert_eq!(d["dev"]["configuration_url"], "http://pi:8080/#cam/yard");
@@ -176,10 +214,12 @@ mod tests {
             [
                 "binary_sensor",
                 "binary_sensor",
+                "binary_sensor",
                 "button",
                 "button",
                 "image",
                 "number",
+                "sensor",
                 "sensor",
                 "sensor"
             ]
@@ -192,6 +232,8 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), cmps.len());
         assert_eq!(cmps["motion"]["device_class"], "motion");
+        assert_eq!(cmps["person"]["device_class"], "occupancy");
+        assert_eq!(cmps["person"]["state_topic"], "lookout/yard/person");
         assert_eq!(cmps["trigger_count"]["state_class"], "total_increasing");
         assert_eq!(
             cmps["threshold"]["command_topic"],
@@ -205,9 +247,10 @@ mod tests {
 
     #[test]
     fn without_commands_there_is_nothing_to_press() {
-        let d = device(&topics(), "yard", "http://pi/", false);
+        let d = device(&topics(), "yard", "http://pi/", false, false);
         let cmps = d["cmps"].as_object().unwrap();
         assert!(cmps.values().all(|c| c.get("command_topic").is_none()));
+        assert_eq!(cmps["person"], json!({"p": "binary_sensor"}));
         // Removed from Home Assistant: only their platform.
         assert_eq!(cmps["threshold"], json!({"p": "number"}));
         assert_eq!(cmps["reset"], json!({"p": "button"}));

@@ -39,6 +39,8 @@ const KEY_RETAINED: &str = "mqtt_retained_topics";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct State {
     trigger_count: u64,
+    person_count: u64,
+    person: bool,
     threshold: u8,
     change: f64,
     motion: bool,
@@ -53,6 +55,8 @@ struct Published {
     /// The latest score (from `level` events).
     change: f64,
     motion: bool,
+    /// Whether the episode under way holds a person.
+    person: bool,
 }
 
 /// Follows the bus until the server stops.
@@ -177,6 +181,23 @@ impl Feed {
             "motion_end" => {
                 p.motion = false;
                 self.publish_motion(cam, false);
+                if p.person {
+                    p.person = false;
+                    self.publish_person(cam, false);
+                }
+            }
+            "person" => {
+                p.person = true;
+                self.publish_person(cam, true);
+                // The frame that shows the person is the better picture.
+                if let Some(name) = event
+                    .data
+                    .get("snapshot")
+                    .and_then(Value::as_str)
+                    .and_then(|url| url.rsplit('/').next())
+                {
+                    self.publish_snapshot(cam, name.to_string()).await;
+                }
             }
             "level" => {
                 if let Some(change) = event.data.get("change").and_then(Value::as_f64) {
@@ -186,6 +207,12 @@ impl Feed {
             _ => {}
         }
         self.publish_state(cam, p, false);
+    }
+
+    fn publish_person(&self, cam: &Cam, on: bool) {
+        let payload = if on { "ON" } else { "OFF" };
+        let topic = self.topics.cam(&cam.name, "person");
+        self.outbox.push(Message::new(Kind::Edge, topic, payload));
     }
 
     fn publish_motion(&self, cam: &Cam, on: bool) {
@@ -200,6 +227,8 @@ impl Feed {
         let source = crate::sync::lock(cam.source_status()).state;
         let state = State {
             trigger_count: cam.trigger_count(),
+            person_count: cam.person().count(),
+            person: p.person,
             threshold: cam.settings().get().threshold,
             change: p.change,
             motion: p.motion,
@@ -254,7 +283,7 @@ impl Feed {
         let mut now = vec![self.topics.availability()];
         for cam in self.hub.cams() {
             now.push(self.topics.device_config(&cam.name));
-            for leaf in ["motion", "state", "snapshot"] {
+            for leaf in ["motion", "person", "state", "snapshot"] {
                 now.push(self.topics.cam(&cam.name, leaf));
             }
         }
@@ -281,7 +310,13 @@ impl Feed {
     /// the newest motion snapshot.
     async fn publish_all(&self, cam: &Arc<Cam>, p: &mut Published) {
         let dashboard = format!("{}#cam/{}", self.dashboard, cam.name);
-        let config = discovery::device(&self.topics, &cam.name, &dashboard, self.commands);
+        let config = discovery::device(
+            &self.topics,
+            &cam.name,
+            &dashboard,
+            self.commands,
+            cam.person().available(),
+        );
         self.outbox.push(Message::new(
             Kind::Keep,
             self.topics.device_config(&cam.name),
@@ -289,12 +324,16 @@ impl Feed {
         ));
         p.motion = cam.motion_active();
         self.publish_motion(cam, p.motion);
+        if cam.person().available() {
+            p.person = cam.person().episode_person().unwrap_or(false);
+            self.publish_person(cam, p.person);
+        }
         self.publish_state(cam, p, true);
         let snaps = cam.snaps().clone();
         let newest = tokio::task::spawn_blocking(move || {
             snaps.list(64, None).map(|list| {
                 list.into_iter()
-                    .find(|s| s.trigger == Trigger::Motion)
+                    .find(|s| matches!(s.trigger, Trigger::Motion | Trigger::Person))
                     .map(|s| s.name)
             })
         })

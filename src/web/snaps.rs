@@ -14,23 +14,32 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::snaps::SnapError;
+use crate::snaps::{SnapError, Trigger};
 
 /// Query of `GET /snaps`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     limit: Option<usize>,
     before: Option<String>,
+    /// Only snapshots of this trigger (`manual`, `motion`, `person`).
+    trigger: Option<String>,
 }
 
-/// `GET /snaps?limit=&before=`: newest first.
+/// `GET /snaps?limit=&before=&trigger=`: newest first.
 pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let trigger = match q.trigger.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(
+            Trigger::from_name_part(name)
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown trigger {name:?}")))?,
+        ),
+    };
     let snaps = app.snaps().clone();
-    let items = blocking(move || snaps.list(limit, q.before.as_deref())).await?;
+    let items = blocking(move || snaps.list_of(limit, q.before.as_deref(), trigger)).await?;
     let next_before = if items.len() == limit {
         items.last().map(|s| s.name.clone())
     } else {

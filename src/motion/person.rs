@@ -1,0 +1,502 @@
+//! The person check: whether what moved in a motion episode is a person.
+//!
+//! Pixel motion also fires on clouds, shadows, trees, rain and cats. During
+//! an episode the analysed frame goes to the [`PersonDetector`] at most
+//! `person_checks_per_s` times a second, one check at a time per camera, on
+//! the blocking pool. When a check is still running the next one is dropped,
+//! never queued: a slow check makes checks rarer, it never makes them late
+//! or slows the stream. The first person found confirms the episode: that
+//! very frame is saved as a snapshot and a `person` event goes out. Checks
+//! stop for the rest of a confirmed episode (a Raspberry Pi has no CPU to
+//! spare for answers already known).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cam::Cam;
+use crate::events::PersonSeen;
+use crate::frame::Frame;
+use crate::person::{Person, PersonDetector};
+use crate::settings::{AlertOn, Settings};
+use crate::snaps::Trigger;
+
+/// Margin around the motion boxes, as a fraction of their size: a blob is
+/// often a moving arm or legs, and the detector needs the whole body.
+const MARGIN: f32 = 0.5;
+/// The detector's input side: a crop smaller than this gains nothing.
+const INPUT: f32 = 416.0;
+/// When the boxes' region covers more than this fraction of the frame, the
+/// whole frame is checked.
+const LARGE: f32 = 0.4;
+
+/// The detector, shared by every camera and loaded on first use: loading
+/// optimizes the model, a moment that a server start should not pay before
+/// anything moves.
+#[derive(Clone, Default)]
+pub struct LazyDetector(Arc<OnceLock<Option<PersonDetector>>>);
+
+impl LazyDetector {
+    /// The detector, loading it now if needed (blocking: call it off the
+    /// async executor); `None` when it failed to load (logged once).
+    fn get(&self) -> Option<&PersonDetector> {
+        self.0
+            .get_or_init(|| match PersonDetector::load() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!("the person check is unavailable: {e}");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Whether loading was tried and failed.
+    fn failed(&self) -> bool {
+        matches!(self.0.get(), Some(None))
+    }
+}
+
+/// One camera's person check state.
+pub struct PersonCheck {
+    /// `None` when this build has no check.
+    detector: Option<LazyDetector>,
+    /// Whether checks are taken (a detector is there; tests of the timing
+    /// rules set it without one).
+    available: bool,
+    /// A check is running (at most one per camera).
+    busy: Arc<AtomicBool>,
+    episode: Mutex<Episode>,
+    /// Episodes confirmed to hold a person since the last reset (persisted
+    /// by the camera with each `person` event).
+    count: AtomicU64,
+    checks: AtomicU64,
+    dropped: AtomicU64,
+    /// How long the last check took, microseconds.
+    last_us: AtomicU64,
+}
+
+/// The current (or last) motion episode, as the check sees it.
+#[derive(Debug, Default)]
+struct Episode {
+    /// Increases with each episode, so a check that outlives its episode
+    /// cannot confirm the next one.
+    seq: u64,
+    active: bool,
+    /// Whether any check ran in it.
+    checked: bool,
+    confirmed: bool,
+    max_score: f32,
+    last_check: Option<Instant>,
+}
+
+/// The check's part of `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonStatus {
+    /// Whether this build has the check and its model loaded.
+    pub available: bool,
+    /// The `person_check` setting (false when not available).
+    pub enabled: bool,
+    /// Episodes with a person since the last reset.
+    pub person_count: u64,
+    /// Checks run since start.
+    pub checks: u64,
+    /// Checks skipped because the previous one was still running.
+    pub dropped: u64,
+    /// How long the last check took, milliseconds.
+    pub last_check_ms: Option<f64>,
+    /// Whether the episode under way holds a person (`None`: no episode).
+    pub episode_person: Option<bool>,
+}
+
+/// What an episode's end says of people in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeVerdict {
+    /// A person was confirmed.
+    pub person: bool,
+    /// The best person score of its checks.
+    pub max_score: f32,
+}
+
+/// A check that is due: run it with [`run_check`].
+pub struct Due {
+    seq: u64,
+    _busy: BusyGuard,
+}
+
+/// Clears the busy flag however the check ends (a panic in the detector
+/// included), so a camera's checks can never stop for good.
+struct BusyGuard(Arc<AtomicBool>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl PersonCheck {
+    /// A check with `detector` (none: not available), `count` persons so far.
+    pub fn new(detector: Option<LazyDetector>, count: u64) -> Self {
+        PersonCheck {
+            available: detector.is_some(),
+            detector,
+            busy: Arc::new(AtomicBool::new(false)),
+            episode: Mutex::new(Episode::default()),
+            count: AtomicU64::new(count),
+            checks: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether checks can run.
+    pub fn available(&self) -> bool {
+        self.available && !self.detector.as_ref().is_some_and(LazyDetector::failed)
+    }
+
+    /// Person episodes since the last reset.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Sets the count (after a reset or a confirmed episode, once stored).
+    pub fn set_count(&self, n: u64) {
+        self.count.store(n, Ordering::Relaxed);
+    }
+
+    /// A motion episode started.
+    pub fn episode_started(&self) {
+        let mut e = crate::sync::lock(&self.episode);
+        *e = Episode {
+            seq: e.seq + 1,
+            active: true,
+            ..Episode::default()
+        };
+    }
+
+    /// A motion episode ended: what the checks found, when any ran.
+    pub fn episode_ended(&self) -> Option<EpisodeVerdict> {
+        let mut e = crate::sync::lock(&self.episode);
+        e.active = false;
+        e.checked.then_some(EpisodeVerdict {
+            person: e.confirmed,
+            max_score: e.max_score,
+        })
+    }
+
+    /// Whether the episode under way has a confirmed person.
+    pub fn episode_person(&self) -> Option<bool> {
+        let e = crate::sync::lock(&self.episode);
+        e.active.then_some(e.confirmed)
+    }
+
+    /// Takes the slot for a check when one is due now: an episode is under
+    /// way and not yet confirmed, the rate allows it, and no check runs.
+    pub fn due(&self, settings: &Settings, now: Instant) -> Option<Due> {
+        if !self.available() || !settings.person_check {
+            return None;
+        }
+        let mut e = crate::sync::lock(&self.episode);
+        if !e.active || e.confirmed {
+            return None;
+        }
+        let every = Duration::from_secs_f64(1.0 / f64::from(settings.person_checks_per_s.max(1)));
+        if e.last_check.is_some_and(|t| now.duration_since(t) < every) {
+            return None;
+        }
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        e.last_check = Some(now);
+        e.checked = true;
+        Some(Due {
+            seq: e.seq,
+            _busy: BusyGuard(self.busy.clone()),
+        })
+    }
+
+    /// Records a finished check; true when it confirms its episode (the
+    /// first person of the episode, which is still under way).
+    fn finished(&self, seq: u64, best: Option<f32>, took: Duration, found: bool) -> bool {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        self.last_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+        let mut e = crate::sync::lock(&self.episode);
+        if e.seq != seq {
+            return false;
+        }
+        if let Some(score) = best {
+            e.max_score = e.max_score.max(score);
+        }
+        if found && !e.confirmed {
+            e.confirmed = true;
+            return true;
+        }
+        false
+    }
+
+    /// The `/status` part.
+    pub fn status(&self, settings: &Settings) -> PersonStatus {
+        let last = self.last_us.load(Ordering::Relaxed);
+        PersonStatus {
+            available: self.available(),
+            enabled: self.available() && settings.person_check,
+            person_count: self.count(),
+            checks: self.checks.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            last_check_ms: (last > 0).then(|| (last as f64 / 100.0).round() / 10.0),
+            episode_person: self.episode_person(),
+        }
+    }
+}
+
+/// Offers an analysed frame of an episode to the check: when one is due, it
+/// runs in the background and this returns at once.
+pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &Arc<Settings>) {
+    let check = cam.person();
+    let Some(due) = check.due(settings, Instant::now()) else {
+        return;
+    };
+    let Some(detector) = check.detector.clone() else {
+        return;
+    };
+    let region = region(boxes, frame.width, frame.height);
+    let cam = cam.clone();
+    let frame = frame.clone();
+    let min_score = settings.person_min_score as f32;
+    tokio::spawn(async move {
+        let jpeg = frame.jpeg.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            let detector = detector.get()?;
+            let started = Instant::now();
+            // Anything with a score worth remembering as the episode's best,
+            // not only what passes `min_score`.
+            let found = detector.detect_jpeg(&jpeg, region, min_score.min(0.3));
+            Some((found, started.elapsed()))
+        })
+        .await;
+        let (people, took) = match ran {
+            Ok(Some((Ok(people), took))) => (people, took),
+            Ok(None) => return,
+            Ok(Some((Err(e), _))) => {
+                tracing::debug!("person check: {e}");
+                drop(due);
+                return;
+            }
+            Err(e) => {
+                tracing::error!("person check task failed: {e}");
+                drop(due);
+                return;
+            }
+        };
+        let best = people.first().map(|p| p.score);
+        let confirmed: Vec<Person> = people
+            .into_iter()
+            .filter(|p| p.score >= min_score)
+            .collect();
+        let seq = due.seq;
+        drop(due);
+        if cam
+            .person()
+            .finished(seq, best, took, !confirmed.is_empty())
+        {
+            confirm(&cam, &frame, &confirmed).await;
+        }
+    });
+}
+
+/// The first person of an episode: snapshot of that frame, `person` event
+/// (with the count, in one transaction), and the alert when alerts are on
+/// people.
+async fn confirm(cam: &Arc<Cam>, frame: &Arc<Frame>, people: &[Person]) {
+    let Some(best) = people.first() else { return };
+    let settings = cam.settings().get();
+    let snapshot = if settings.save_on_motion {
+        match cam.save_snapshot_of(frame, Trigger::Person).await {
+            Ok(info) => Some(info.url),
+            Err(e) => {
+                tracing::warn!("person snapshot failed: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let body = PersonSeen {
+        count: 0,
+        people: people.len(),
+        score: round3(best.score),
+        r#box: best
+            .bbox
+            .map(|v| (f64::from(v) * 10_000.0).round() / 10_000.0),
+        snapshot,
+    };
+    tracing::info!(
+        "person seen on camera {} (score {:.2})",
+        cam.name,
+        best.score
+    );
+    match cam.person_seen(body).await {
+        Ok(event) => {
+            if settings.alert_on == AlertOn::Person {
+                cam.queue_upload(frame.jpeg.clone(), event.data_with_kind(), false)
+                    .await;
+            }
+        }
+        Err(e) => tracing::error!("cannot record person event: {e}"),
+    }
+}
+
+/// The part of the frame to check, normalized `[x, y, w, h]`: the motion
+/// boxes with a margin, made square in pixels (the detector's input is
+/// square) and at least the detector's input size. `None` (the whole frame)
+/// when there are no boxes, when they cover much of the frame, or when the
+/// frame is small enough that a crop would gain little.
+pub fn region(boxes: &[[f32; 4]], width: u16, height: u16) -> Option<[f32; 4]> {
+    let (fw, fh) = (f32::from(width), f32::from(height));
+    if boxes.is_empty() || fw <= 2.0 * INPUT || fh <= 0.0 {
+        return None;
+    }
+    let x0 = boxes.iter().map(|b| b[0]).fold(f32::MAX, f32::min) * fw;
+    let y0 = boxes.iter().map(|b| b[1]).fold(f32::MAX, f32::min) * fh;
+    let x1 = boxes.iter().map(|b| b[0] + b[2]).fold(f32::MIN, f32::max) * fw;
+    let y1 = boxes.iter().map(|b| b[1] + b[3]).fold(f32::MIN, f32::max) * fh;
+    let (w, h) = (x1 - x0, y1 - y0);
+    let side = (w.max(h) * (1.0 + 2.0 * MARGIN)).max(INPUT);
+    if side * side > LARGE * fw * fh || side >= fw.min(fh) {
+        return None;
+    }
+    // Centred on the boxes, moved back inside the frame.
+    let cx = ((x0 + x1) / 2.0 - side / 2.0).clamp(0.0, fw - side);
+    let cy = ((y0 + y1) / 2.0 - side / 2.0).clamp(0.0, fh - side);
+    Some([cx / fw, cy / fh, side / fw, side / fh])
+}
+
+fn round3(x: f32) -> f64 {
+    (f64::from(x) * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_frames_and_large_boxes_are_checked_whole() {
+        assert_eq!(region(&[[0.1, 0.1, 0.05, 0.1]], 768, 576), None);
+        assert_eq!(region(&[], 1920, 1080), None);
+        assert_eq!(region(&[[0.1, 0.1, 0.6, 0.6]], 1920, 1080), None);
+    }
+
+    #[test]
+    fn a_small_blob_gets_a_square_region_around_it_inside_the_frame() {
+        // A 60x120 px blob at (1800, 900) of a 1920x1080 frame.
+        let b = [
+            1800.0 / 1920.0,
+            900.0 / 1080.0,
+            60.0 / 1920.0,
+            120.0 / 1080.0,
+        ];
+        let r = region(&[b], 1920, 1080).unwrap();
+        let px = [r[0] * 1920.0, r[1] * 1080.0, r[2] * 1920.0, r[3] * 1080.0];
+        // At least the detector's input, square in pixels.
+        assert!(
+            (px[2] - 416.0).abs() < 0.5 && (px[3] - 416.0).abs() < 0.5,
+            "{px:?}"
+        );
+        // Pushed back inside the frame, still holding the blob.
+        assert!(px[0] + px[2] <= 1920.5 && px[1] + px[3] <= 1080.5, "{px:?}");
+        assert!(px[0] <= 1800.0 && px[1] <= 900.0, "{px:?}");
+    }
+
+    #[test]
+    fn boxes_are_joined_with_a_margin() {
+        let r = region(
+            &[[0.30, 0.30, 0.05, 0.05], [0.40, 0.35, 0.05, 0.05]],
+            3840,
+            2160,
+        )
+        .unwrap();
+        // Union 0.30..0.45 wide = 576 px; with the margin, 1152 px.
+        assert!((r[2] * 3840.0 - 1152.0).abs() < 1.0, "{r:?}");
+        assert!(
+            r[0] * 3840.0 < 0.30 * 3840.0 && (r[0] + r[2]) > 0.45,
+            "{r:?}"
+        );
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            person_check: true,
+            person_checks_per_s: 2,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn without_a_detector_nothing_is_due() {
+        let check = PersonCheck::new(None, 0);
+        check.episode_started();
+        assert!(check.due(&settings(), Instant::now()).is_none());
+        assert_eq!(check.episode_ended(), None);
+    }
+
+    #[test]
+    fn one_check_at_a_time_rate_capped_and_only_in_an_episode() {
+        let check = PersonCheck {
+            available: true,
+            ..PersonCheck::new(None, 0)
+        };
+        let s = settings();
+        let t0 = Instant::now();
+        assert!(check.due(&s, t0).is_none(), "no episode");
+        check.episode_started();
+        let first = check.due(&s, t0).expect("due at the start");
+        // Busy: the next is dropped, not queued.
+        assert!(check.due(&s, t0 + Duration::from_secs(1)).is_none());
+        assert_eq!(check.dropped.load(Ordering::Relaxed), 1);
+        assert!(!check.finished(first.seq, Some(0.2), Duration::from_millis(40), false));
+        drop(first);
+        // Free again, but within 1/2 s of the last check.
+        assert!(check.due(&s, t0 + Duration::from_millis(300)).is_none());
+        let second = check.due(&s, t0 + Duration::from_millis(600)).expect("due");
+        assert!(check.finished(second.seq, Some(0.8), Duration::from_millis(40), true));
+        drop(second);
+        // Confirmed: no more checks in this episode.
+        assert!(check.due(&s, t0 + Duration::from_secs(5)).is_none());
+        assert_eq!(check.episode_person(), Some(true));
+        let verdict = check.episode_ended().unwrap();
+        assert!(verdict.person && (verdict.max_score - 0.8).abs() < 1e-6);
+        // A check that outlives its episode confirms nothing.
+        check.episode_started();
+        let late = check.due(&s, t0 + Duration::from_secs(6)).expect("due");
+        check.episode_started();
+        assert!(!check.finished(late.seq, Some(0.9), Duration::ZERO, true));
+        drop(late);
+        assert_eq!(check.episode_person(), Some(false));
+    }
+
+    #[test]
+    fn a_panicking_check_frees_the_slot() {
+        let check = PersonCheck {
+            available: true,
+            ..PersonCheck::new(None, 0)
+        };
+        check.episode_started();
+        let t0 = Instant::now();
+        let due = check.due(&settings(), t0).unwrap();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = due;
+            panic!("detector failed");
+        }));
+        assert!(check
+            .due(&settings(), t0 + Duration::from_secs(1))
+            .is_some());
+    }
+}
