@@ -356,12 +356,13 @@ async fn confirm(cam: &Arc<Cam>, frame: &Arc<Frame>, people: &[Person]) {
 
 /// The part of the frame to check, normalized `[x, y, w, h]`: the motion
 /// boxes with a margin, made square in pixels (the detector's input is
-/// square) and at least the detector's input size. `None` (the whole frame)
-/// when there are no boxes, when they cover much of the frame, or when the
-/// frame is small enough that a crop would gain little.
+/// square) and at least the detector's input size, so a far person is seen
+/// at the camera's full resolution. `None` (the whole frame) when there are
+/// no boxes, or when the region would cover much of the frame anyway (large
+/// boxes, or a small camera such as 640x480).
 pub fn region(boxes: &[[f32; 4]], width: u16, height: u16) -> Option<[f32; 4]> {
     let (fw, fh) = (f32::from(width), f32::from(height));
-    if boxes.is_empty() || fw <= 2.0 * INPUT || fh <= 0.0 {
+    if boxes.is_empty() || fw <= 0.0 || fh <= 0.0 {
         return None;
     }
     let x0 = boxes.iter().map(|b| b[0]).fold(f32::MAX, f32::min) * fw;
@@ -389,7 +390,8 @@ mod tests {
 
     #[test]
     fn small_frames_and_large_boxes_are_checked_whole() {
-        assert_eq!(region(&[[0.1, 0.1, 0.05, 0.1]], 768, 576), None);
+        assert_eq!(region(&[[0.1, 0.1, 0.05, 0.1]], 640, 480), None);
+        assert!(region(&[[0.1, 0.1, 0.05, 0.1]], 768, 576).is_some());
         assert_eq!(region(&[], 1920, 1080), None);
         assert_eq!(region(&[[0.1, 0.1, 0.6, 0.6]], 1920, 1080), None);
     }
