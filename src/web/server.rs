@@ -7,9 +7,9 @@ use std::future::{ready, Ready};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum_server::accept::Accept;
@@ -36,21 +36,58 @@ pub struct ConnLimits {
 /// After shutdown, open connections get this long to finish.
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// Refused connections are logged at most this often, with their count: a
+/// flood refuses thousands a second, and a line for each would fill the log
+/// (on a Raspberry Pi, its SD card) while telling nothing more.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Admits connections for one server: every listener it serves (the main
 /// one and the HTTP-to-HTTPS redirect) draws from the same permits, since
 /// they draw from the same file descriptors.
 #[derive(Clone)]
 pub struct Door {
     permits: Arc<Semaphore>,
+    max_connections: usize,
     deadlines: Deadlines,
+    refusals: Arc<Mutex<Refusals>>,
+}
+
+/// Connections refused since the last log line about them.
+#[derive(Debug, Default)]
+struct Refusals {
+    unlogged: u64,
+    logged_at: Option<Instant>,
 }
 
 impl Door {
     /// A door admitting at most `limits.max_connections` at once.
     pub fn new(limits: ConnLimits) -> Door {
+        let max_connections = limits.max_connections.max(1);
         Door {
-            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            permits: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
             deadlines: limits.deadlines,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// Counts a refused connection and logs the count now and then.
+    fn refused(&self) {
+        let mut r = crate::sync::lock(&self.refusals);
+        r.unlogged += 1;
+        let now = Instant::now();
+        if r.logged_at
+            .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY)
+        {
+            tracing::warn!(
+                "connection limit reached ({} open); refused {} connection(s) since the last \
+                 report (reported at most every {} s)",
+                self.max_connections,
+                r.unlogged,
+                REFUSAL_LOG_EVERY.as_secs()
+            );
+            r.unlogged = 0;
+            r.logged_at = Some(now);
         }
     }
 }
@@ -133,7 +170,7 @@ impl<S> Accept<TcpStream, S> for Door {
                 )))
             }
             Err(_) => {
-                tracing::warn!("connection limit reached; refusing a connection");
+                self.refused();
                 ready(Err(io::Error::other("too many connections")))
             }
         }
