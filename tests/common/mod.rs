@@ -2,6 +2,7 @@
 //! directory, and a small MJPEG client that parses parts off the wire.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod receiver;
 pub mod sse;
 
 use std::net::SocketAddr;
@@ -226,12 +227,65 @@ impl Binary {
         .await
     }
 
+    /// Keeps reading the log in the background into a [`Log`] the test can
+    /// search later, and hands back the process.
+    pub fn collect(self) -> (tokio::process::Child, Log) {
+        let mut lines = self.lines;
+        let log = Log::default();
+        let into = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                into.0.lock().expect("log lock").push(line);
+            }
+        });
+        (self.child, log)
+    }
+
     /// Keeps draining the log in the background (so the process never blocks
     /// on a full pipe) and hands back the process.
     pub fn drain(self) -> tokio::process::Child {
         let mut lines = self.lines;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child
+    }
+}
+
+/// The log lines of a [`Binary`] so far (see [`Binary::collect`]).
+#[derive(Clone, Default)]
+pub struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Log {
+    /// The first line from the `from`-th on that contains `text`.
+    pub fn find(&self, from: usize, text: &str) -> Option<String> {
+        let lines = self.0.lock().expect("log lock");
+        lines.iter().skip(from).find(|l| l.contains(text)).cloned()
+    }
+
+    /// How many lines so far contain `text`.
+    pub fn count(&self, text: &str) -> usize {
+        let lines = self.0.lock().expect("log lock");
+        lines.iter().filter(|l| l.contains(text)).count()
+    }
+
+    /// How many lines have been read.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("log lock").len()
+    }
+
+    /// Waits (bounded by `limit`) for a line from the `from`-th on that
+    /// contains `text`, and returns it.
+    pub async fn wait_for(&self, from: usize, text: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(line) = self.find(from, text) {
+                return line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {text:?} within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -389,6 +443,21 @@ pub fn square_jpeg(square_x: Option<usize>) -> Vec<u8> {
         .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
         .expect("encode");
     out
+}
+
+/// Fills `dir` with a 2 s loop of 10 fps frames for a `file:` source: 0.5 s
+/// of a square crossing, then 1.5 s still. With a threshold of 5 and a
+/// cooldown of 0 or 1 s that is a motion episode (and a clip) every 2 s: the
+/// durable writes of motion, many times a minute.
+pub fn motion_scene(dir: &Path) {
+    let still = square_jpeg(None);
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("a{i:02}.jpg")), square_jpeg(Some(i * 20)))
+            .expect("write frame");
+    }
+    for i in 0..15 {
+        std::fs::write(dir.join(format!("b{i:02}.jpg")), &still).expect("write frame");
+    }
 }
 
 /// Writes `n` small JPEG frames made by ffmpeg (testsrc2) into `dir` as

@@ -55,37 +55,44 @@ impl SseClient {
 
     /// The next message (comments included), within `limit`.
     pub async fn next(&mut self, limit: Duration) -> Msg {
-        tokio::time::timeout(limit, async {
-            loop {
-                if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                    let block = self.buf.split_to(end + 2);
-                    let text = String::from_utf8(block.to_vec()).expect("utf8");
-                    let mut msg = Msg {
-                        event: "message".into(),
-                        ..Msg::default()
-                    };
-                    for line in text.lines() {
-                        if line.starts_with(':') {
-                            msg.comment = true;
-                        } else if let Some((k, v)) = line.split_once(':') {
-                            let v = v.strip_prefix(' ').unwrap_or(v).to_string();
-                            match k {
-                                "event" => msg.event = v,
-                                "id" => msg.id = Some(v),
-                                "data" => msg.data.push_str(&v),
-                                "retry" => msg.retry = Some(v),
-                                _ => {}
-                            }
+        tokio::time::timeout(limit, self.try_next())
+            .await
+            .expect("an SSE message in time")
+            .expect("stream open")
+    }
+
+    /// The next message (comments included), or `None` once the stream
+    /// ended (the server went away).
+    pub async fn try_next(&mut self) -> Option<Msg> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block = self.buf.split_to(end + 2);
+                let text = String::from_utf8(block.to_vec()).expect("utf8");
+                let mut msg = Msg {
+                    event: "message".into(),
+                    ..Msg::default()
+                };
+                for line in text.lines() {
+                    if line.starts_with(':') {
+                        msg.comment = true;
+                    } else if let Some((k, v)) = line.split_once(':') {
+                        let v = v.strip_prefix(' ').unwrap_or(v).to_string();
+                        match k {
+                            "event" => msg.event = v,
+                            "id" => msg.id = Some(v),
+                            "data" => msg.data.push_str(&v),
+                            "retry" => msg.retry = Some(v),
+                            _ => {}
                         }
                     }
-                    return msg;
                 }
-                let chunk = self.body.next().await.expect("stream open").expect("chunk");
-                self.buf.extend_from_slice(&chunk);
+                return Some(msg);
             }
-        })
-        .await
-        .expect("an SSE message in time")
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                _ => return None,
+            }
+        }
     }
 
     /// The next message of `kind`, skipping others (comments, level, ...).
