@@ -148,16 +148,22 @@ fn decode_rgb(jpeg: &[u8]) -> Result<(Vec<u8>, usize, usize), ThumbError> {
     let size = decoder
         .output_buffer_size()
         .ok_or_else(|| ThumbError::Decode("no output size".into()))?;
-    if size != w * h * 3 {
+    // A grayscale JPEG (one component: a camera's night mode, a simple
+    // encoder) stays grey in zune-jpeg whatever colourspace is asked for.
+    let grey = size == w * h;
+    if size != w * h * 3 && !grey {
         return Err(ThumbError::Decode(format!(
             "unexpected RGB size {size} for {w}x{h}"
         )));
     }
-    let mut rgb = vec![0; size];
+    let mut pixels = vec![0; size];
     decoder
-        .decode_into(&mut rgb)
+        .decode_into(&mut pixels)
         .map_err(|e| ThumbError::Decode(e.to_string()))?;
-    Ok((rgb, w, h))
+    if grey {
+        pixels = pixels.iter().flat_map(|&y| [y, y, y]).collect();
+    }
+    Ok((pixels, w, h))
 }
 
 /// The thumbnail size of a `w`x`h` picture: [`WIDTH`] wide (never wider
@@ -395,6 +401,16 @@ mod tests {
             .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn grayscale_jpeg_gets_a_thumbnail() {
+        let luma: Vec<u8> = (0..640 * 360).map(|i| (i % 251) as u8).collect();
+        let mut grey = Vec::new();
+        jpeg_encoder::Encoder::new(&mut grey, 90)
+            .encode(&luma, 640, 360, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        assert_eq!(size_of(&make(&grey).unwrap()), (320, 180));
     }
 
     /// A valid JPEG whose frame header (SOF) claims `w`x`h`.
