@@ -256,16 +256,16 @@ impl Tally {
 }
 
 /// How an upload is known: uploads carry no id of their own, and the event
-/// JSON in them has no event id, so it is the event's kind, its camera and
-/// what it names (the snapshot of a motion or a manual snapshot, the clip's
-/// file), else its time.
-fn upload_key(kind: &str, data: &Value) -> String {
+/// JSON in them has no event id, so it is the event's camera and what it
+/// names (the snapshot of a motion or a manual snapshot, the clip's file),
+/// else its time; not its kind, which a manual snapshot's upload lacks.
+fn upload_key(data: &Value) -> String {
     let camera = data.get("camera").and_then(Value::as_str).unwrap_or("-");
     let what = ["snapshot", "url", "name"]
         .iter()
         .find_map(|k| data.get(*k).and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| data.get("ts").map_or_else(String::new, Value::to_string));
-    format!("{kind}|{camera}|{what}")
+    format!("{camera}|{what}")
 }
 
 /// Whether lookout queues an upload for this stored event (with
@@ -367,7 +367,7 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes
     if kind == "clip" && !parts.iter().any(|p| p.0 == "clip" && !p.2.is_empty()) {
         r.note_bad("clip upload without its clip".into());
     }
-    let key = upload_key(kind, &event);
+    let key = upload_key(&event);
     let mut rng = Rng::new(Tally::get(&r.requests));
     if !r.drain.load(Ordering::SeqCst) {
         if r.long_hangs {
@@ -398,7 +398,11 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes
             Tally::add(&r.failed);
             return match roll {
                 0..=14 => (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
-                15..=19 => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down")
+                15..=19 => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    "slow down",
+                )
                     .into_response(),
                 20..=24 => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
                 _ => {
@@ -476,7 +480,12 @@ impl Ctx {
     }
 
     /// [`Ctx::expect`] for a JSON answer.
-    async fn expect_json(&self, req: reqwest::RequestBuilder, what: &str, status: u16) -> Option<Value> {
+    async fn expect_json(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+        status: u16,
+    ) -> Option<Value> {
         let (_, body) = self.expect(req, what, status).await?;
         match serde_json::from_slice(&body) {
             Ok(v) => Some(v),
@@ -652,11 +661,15 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         .stdin(Stdio::null())
         // The log goes to stdout; stderr has only what bypasses it.
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(work.join("lookout.stderr"))?))
+        .stderr(Stdio::from(std::fs::File::create(
+            work.join("lookout.stderr"),
+        )?))
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("start {}", a.bin.display()))?;
-    let pid = child.id().ok_or_else(|| anyhow!("lookout exited at once"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow!("lookout exited at once"))?;
     std::fs::write(work.join("lookout.pid"), pid.to_string())?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
@@ -741,7 +754,10 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             break;
         }
         if Instant::now() > ready {
-            bail!("both cameras were not running within 90 s (see {})", log_path.display());
+            bail!(
+                "both cameras were not running within 90 s (see {})",
+                log_path.display()
+            );
         }
         if let Ok(Some(status)) = child.try_wait() {
             bail!("lookout exited: {status} (see {})", log_path.display());
@@ -796,27 +812,42 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             s.data_mb,
             Tally::get(&tally.requests) + Tally::get(&tally.ws_commands),
             Tally::get(&tally.sse_events),
-            receiver.delivered.lock().map_or(0, |d| d.values().sum::<u32>()),
+            receiver
+                .delivered
+                .lock()
+                .map_or(0, |d| d.values().sum::<u32>()),
             Tally::get(&receiver.failed),
         );
         if start.elapsed() >= churn_for {
             break;
         }
         let next = start + every.mul_f64(samples.len() as f64);
-        sleep(next.min(start + churn_for).saturating_duration_since(Instant::now())).await;
+        sleep(
+            next.min(start + churn_for)
+                .saturating_duration_since(Instant::now()),
+        )
+        .await;
     }
     let churn_s = start.elapsed().as_secs_f64();
 
     // Stop the churn; the monitor stays subscribed through the drain.
     stop.cancel();
     let wind_down = Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(r)) = timeout(wind_down.saturating_duration_since(Instant::now()), tasks.join_next()).await {
+    while let Ok(Some(r)) = timeout(
+        wind_down.saturating_duration_since(Instant::now()),
+        tasks.join_next(),
+    )
+    .await
+    {
         if let Err(e) = r {
             tally.fail(format!("a churn task panicked: {e}"));
         }
     }
     if !tasks.is_empty() {
-        tally.fail(format!("{} churn task(s) did not stop within 60 s", tasks.len()));
+        tally.fail(format!(
+            "{} churn task(s) did not stop within 60 s",
+            tasks.len()
+        ));
         tasks.abort_all();
     }
 
@@ -834,8 +865,16 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             .send()
             .await;
         missing = {
-            let d = receiver.delivered.lock().map(|d| d.clone()).unwrap_or_default();
-            expected.iter().filter(|k| !d.contains_key(*k)).cloned().collect()
+            let d = receiver
+                .delivered
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_default();
+            expected
+                .iter()
+                .filter(|k| !d.contains_key(*k))
+                .cloned()
+                .collect()
         };
         if missing.is_empty() || Instant::now() > drain_deadline {
             break;
@@ -856,7 +895,11 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             &missing[..missing.len().min(5)]
         ));
     }
-    let delivered = receiver.delivered.lock().map(|d| d.clone()).unwrap_or_default();
+    let delivered = receiver
+        .delivered
+        .lock()
+        .map(|d| d.clone())
+        .unwrap_or_default();
     let twice: Vec<(&String, &u32)> = delivered.iter().filter(|(_, n)| **n > 1).collect();
     if !twice.is_empty() {
         tally.fail(format!(
@@ -865,11 +908,25 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
             &twice[..twice.len().min(5)]
         ));
     }
-    let unexpected: Vec<&String> = delivered.keys().filter(|k| !expected.contains(*k)).collect();
+    let unexpected: Vec<&String> = delivered
+        .keys()
+        .filter(|k| !expected.contains(*k))
+        .collect();
     if !missing.is_empty() {
-        println!("soak: e.g. missing {:?}; delivered but not seen as queued: {:?}", &missing[..missing.len().min(3)], &unexpected[..unexpected.len().min(3)]);
+        println!(
+            "soak: e.g. missing {:?}; delivered but not seen as queued: {:?}",
+            &missing[..missing.len().min(3)],
+            &unexpected[..unexpected.len().min(3)]
+        );
     }
-    for bad in receiver.bad.lock().map(|b| b.clone()).unwrap_or_default().iter().take(5) {
+    for bad in receiver
+        .bad
+        .lock()
+        .map(|b| b.clone())
+        .unwrap_or_default()
+        .iter()
+        .take(5)
+    {
         tally.fail(format!("receiver: {bad}"));
     }
     for k in ["failed", "dropped"] {
@@ -886,10 +943,7 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
 
     // A clean stop.
     stop_server(&mut child, pid, &tally).await;
-    let (warns, errors, error_lines) = log_counts
-        .lock()
-        .map(|c| c.clone())
-        .unwrap_or_default();
+    let (warns, errors, error_lines) = log_counts.lock().map(|c| c.clone()).unwrap_or_default();
 
     // Growth after the warm-up: a fifth of the run, at least 30 s (the
     // pre-roll fills, SQLite's cache warms, the thread pool grows to what the
@@ -900,13 +954,23 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         (Some(f), Some(l)) => (l.t_s - f.t_s) / 60.0,
         _ => 0.0,
     };
-    let fit = |f: fn(&Sample) -> f64| slope(&after.iter().map(|s| (s.t_s / 60.0, f(s))).collect::<Vec<_>>());
+    let fit = |f: fn(&Sample) -> f64| {
+        slope(
+            &after
+                .iter()
+                .map(|s| (s.t_s / 60.0, f(s)))
+                .collect::<Vec<_>>(),
+        )
+    };
     let rss_slope = fit(|s| s.rss_mb);
     let fd_slope = fit(|s| s.fds);
     let thr_slope = fit(|s| s.threads);
     let data_slope = fit(|s| s.data_mb);
     if after.len() < 3 {
-        tally.fail(format!("only {} sample(s) after the {warm:.0} s warm-up: run longer", after.len()));
+        tally.fail(format!(
+            "only {} sample(s) after the {warm:.0} s warm-up: run longer",
+            after.len()
+        ));
     }
     if rss_slope * window_min > RSS_NOISE_MB {
         tally.fail(format!(
@@ -925,7 +989,11 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
     // The summary.
     let (first, last) = (samples.first().copied(), samples.last().copied());
     let kinds = tally.kinds.lock().map(|k| k.clone()).unwrap_or_default();
-    println!("soak: ---- summary ({:.1} min of churn, warm-up {warm:.0} s, {} samples after it)", churn_s / 60.0, after.len());
+    println!(
+        "soak: ---- summary ({:.1} min of churn, warm-up {warm:.0} s, {} samples after it)",
+        churn_s / 60.0,
+        after.len()
+    );
     if let (Some(f), Some(l)) = (first, last) {
         println!(
             "soak: RSS {:.1} -> {:.1} MB, fitted {rss_slope:+.3} MB/min after warm-up (limit {:.1} MB over the window)",
@@ -951,7 +1019,11 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
     println!(
         "soak: events {} stored ({}), {} received by all subscribers",
         kinds.values().sum::<u64>(),
-        kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "),
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         Tally::get(&tally.sse_events),
     );
     println!(
@@ -973,7 +1045,10 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         Tally::get(&tally.clips_read),
         Tally::get(&tally.config_changes),
     );
-    println!("soak: server log {warns} warnings, {errors} errors ({})", log_path.display());
+    println!(
+        "soak: server log {warns} warnings, {errors} errors ({})",
+        log_path.display()
+    );
     for l in &error_lines {
         println!("soak:   {l}");
     }
@@ -982,7 +1057,10 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         println!("soak: PASS");
         Ok(true)
     } else {
-        println!("soak: FAILED ({} failure(s)):", Tally::get(&tally.failure_count));
+        println!(
+            "soak: FAILED ({} failure(s)):",
+            Tally::get(&tally.failure_count)
+        );
         for f in &failures {
             println!("soak:   {f}");
         }
@@ -1007,7 +1085,12 @@ fn toml_string(s: &str) -> String {
 async fn ctx_snap_count(ctx: &Ctx) -> usize {
     let mut n = 0;
     for base in ["", "/cams/gate"] {
-        if let Ok(r) = ctx.http.get(ctx.url(&format!("{base}/snaps?limit=1000"))).send().await {
+        if let Ok(r) = ctx
+            .http
+            .get(ctx.url(&format!("{base}/snaps?limit=1000")))
+            .send()
+            .await
+        {
             if let Ok(v) = r.json::<Value>().await {
                 n += v["snaps"].as_array().map_or(0, Vec::len);
             }
@@ -1146,7 +1229,7 @@ async fn sse(ctx: Arc<Ctx>, i: u64, role: SseRole, done: CancellationToken) {
                             }
                             if queues_upload(&name, &v) {
                                 if let Ok(mut e) = ctx.tally.expected.lock() {
-                                    e.insert(upload_key(&name, &v));
+                                    e.insert(upload_key(&v));
                                 }
                             }
                         }
@@ -1203,7 +1286,8 @@ async fn viewer(ctx: Arc<Ctx>, i: u64) {
             .unwrap_or("")
             .to_string();
         if resp.status() != 200 || !ct.starts_with("multipart/x-mixed-replace") {
-            ctx.tally.fail(format!("GET {path}: HTTP {} {ct}", resp.status()));
+            ctx.tally
+                .fail(format!("GET {path}: HTTP {} {ct}", resp.status()));
             if !ctx.pause(Duration::from_secs(1)).await {
                 return;
             }
@@ -1223,7 +1307,11 @@ async fn viewer(ctx: Arc<Ctx>, i: u64) {
         let mut frames = 0u64;
         let mut tail: Vec<u8> = Vec::new();
         loop {
-            let wait_until = if frames == 0 { first_by.max(until) } else { until };
+            let wait_until = if frames == 0 {
+                first_by.max(until)
+            } else {
+                until
+            };
             let chunk = tokio::select! {
                 c = body.next() => c,
                 _ = sleep(wait_until.saturating_duration_since(Instant::now())) => break,
@@ -1239,11 +1327,13 @@ async fn viewer(ctx: Arc<Ctx>, i: u64) {
                     tail.drain(..keep);
                 }
                 Some(Err(e)) => {
-                    ctx.tally.fail(format!("{path}: stream broke: {}", chain(&e)));
+                    ctx.tally
+                        .fail(format!("{path}: stream broke: {}", chain(&e)));
                     break;
                 }
                 None => {
-                    ctx.tally.fail(format!("{path}: stream ended by the server"));
+                    ctx.tally
+                        .fail(format!("{path}: stream ended by the server"));
                     break;
                 }
             }
@@ -1291,36 +1381,85 @@ fn command(rng: &mut Rng, camera: &str) -> (String, u16, Check) {
     let cam = camera.to_string();
     match rng.range(0, 12) {
         0 => ("{not json".into(), 400, error_is("bad json")),
-        1 => (json!({"cmd": "ping"}).to_string(), 200, Box::new(|v: &Value| {
-            (v["ok"] != true || !v["pong"].is_number()).then(|| format!("ping: {v}"))
-        }) as Check),
-        2 => (json!({"cmd": "status"}).to_string(), 200, Box::new(|v: &Value| {
-            (v["ok"] != true || !v["status"]["frames"].is_number()).then(|| format!("status: {v}"))
-        }) as Check),
-        3 => (json!({"cmd": "reset"}).to_string(), 200, Box::new(|v: &Value| {
-            (v["ok"] != true || v["counters"] != "reset").then(|| format!("reset: {v}"))
-        }) as Check),
+        1 => (
+            json!({"cmd": "ping"}).to_string(),
+            200,
+            Box::new(|v: &Value| {
+                (v["ok"] != true || !v["pong"].is_number()).then(|| format!("ping: {v}"))
+            }) as Check,
+        ),
+        2 => (
+            json!({"cmd": "status"}).to_string(),
+            200,
+            Box::new(|v: &Value| {
+                (v["ok"] != true || !v["status"]["frames"].is_number())
+                    .then(|| format!("status: {v}"))
+            }) as Check,
+        ),
+        3 => (
+            json!({"cmd": "reset"}).to_string(),
+            200,
+            Box::new(|v: &Value| {
+                (v["ok"] != true || v["counters"] != "reset").then(|| format!("reset: {v}"))
+            }) as Check,
+        ),
         4 => {
             let t = rng.range(10, 17);
-            (json!({"cmd": "set", "threshold": t}).to_string(), 200, Box::new(move |v: &Value| {
-                (v["ok"] != true || v["threshold"] != t).then(|| format!("set threshold {t}: {v}"))
-            }) as Check)
+            (
+                json!({"cmd": "set", "threshold": t}).to_string(),
+                200,
+                Box::new(move |v: &Value| {
+                    (v["ok"] != true || v["threshold"] != t)
+                        .then(|| format!("set threshold {t}: {v}"))
+                }) as Check,
+            )
         }
-        5 => (json!({"cmd": "set", "threshold": 1000}).to_string(), 400, Box::new(|v: &Value| {
-            (v["ok"] != false || v["error"] != "threshold out of range").then(|| format!("set 1000: {v}"))
-        }) as Check),
-        6 => (json!({"cmd": "set", "bogus": 1}).to_string(), 400, Box::new(|v: &Value| {
-            (v["ok"] != false || v["error"] != "unknown setting: bogus").then(|| format!("set bogus: {v}"))
-        }) as Check),
-        7 => (json!({"cmd": "snapshot_now", "camera": cam}).to_string(), 200, Box::new(|v: &Value| {
-            (v["ok"] != true || !v["url"].is_string()).then(|| format!("snapshot_now: {v}"))
-        }) as Check),
-        8 => (json!({"cmd": "flush_uploads"}).to_string(), 200, Box::new(|v: &Value| {
-            (v["ok"] != true || !v["uploads"].is_object()).then(|| format!("flush_uploads: {v}"))
-        }) as Check),
-        9 => (json!({"cmd": "dance"}).to_string(), 400, error_is("unknown command")),
-        10 => (json!({"cmd": "ping", "camera": "nope"}).to_string(), 404, error_is("unknown camera")),
-        _ => (json!({"cmd": "status", "camera": cam}).to_string(), 200, Box::new(ok_true) as Check),
+        5 => (
+            json!({"cmd": "set", "threshold": 1000}).to_string(),
+            400,
+            Box::new(|v: &Value| {
+                (v["ok"] != false || v["error"] != "threshold out of range")
+                    .then(|| format!("set 1000: {v}"))
+            }) as Check,
+        ),
+        6 => (
+            json!({"cmd": "set", "bogus": 1}).to_string(),
+            400,
+            Box::new(|v: &Value| {
+                (v["ok"] != false || v["error"] != "unknown setting: bogus")
+                    .then(|| format!("set bogus: {v}"))
+            }) as Check,
+        ),
+        7 => (
+            json!({"cmd": "snapshot_now", "camera": cam}).to_string(),
+            200,
+            Box::new(|v: &Value| {
+                (v["ok"] != true || !v["url"].is_string()).then(|| format!("snapshot_now: {v}"))
+            }) as Check,
+        ),
+        8 => (
+            json!({"cmd": "flush_uploads"}).to_string(),
+            200,
+            Box::new(|v: &Value| {
+                (v["ok"] != true || !v["uploads"].is_object())
+                    .then(|| format!("flush_uploads: {v}"))
+            }) as Check,
+        ),
+        9 => (
+            json!({"cmd": "dance"}).to_string(),
+            400,
+            error_is("unknown command"),
+        ),
+        10 => (
+            json!({"cmd": "ping", "camera": "nope"}).to_string(),
+            404,
+            error_is("unknown camera"),
+        ),
+        _ => (
+            json!({"cmd": "status", "camera": cam}).to_string(),
+            200,
+            Box::new(ok_true) as Check,
+        ),
     }
 }
 
@@ -1329,7 +1468,11 @@ fn note_snapshot(ctx: &Ctx, camera: &str, v: &Value) {
     if let Some(url) = v["url"].as_str() {
         if let Some(name) = url.rsplit('/').next() {
             Tally::add(&ctx.tally.snaps_made);
-            let list = if camera == "yard" { String::new() } else { format!("/cams/{camera}") };
+            let list = if camera == "yard" {
+                String::new()
+            } else {
+                format!("/cams/{camera}")
+            };
             if let Ok(mut m) = ctx.tally.made.lock() {
                 m.push((list, name.to_string()));
             }
@@ -1344,17 +1487,25 @@ async fn ws(ctx: Arc<Ctx>, i: u64) {
         let base = *rng.pick(&BASES);
         let url = format!("{ws_base}{base}/control");
         Tally::add(&ctx.tally.requests);
-        let mut sock = match timeout(Duration::from_secs(20), tokio_tungstenite::connect_async(url.as_str())).await {
+        let mut sock = match timeout(
+            Duration::from_secs(20),
+            tokio_tungstenite::connect_async(url.as_str()),
+        )
+        .await
+        {
             Ok(Ok((s, _))) => s,
             Ok(Err(e)) => {
-                ctx.tally.fail(format!("WebSocket {base}/control: {}", chain(&e)));
+                ctx.tally
+                    .fail(format!("WebSocket {base}/control: {}", chain(&e)));
                 if !ctx.pause(Duration::from_secs(1)).await {
                     return;
                 }
                 continue;
             }
             Err(_) => {
-                ctx.tally.fail(format!("WebSocket {base}/control: no handshake within 20 s"));
+                ctx.tally.fail(format!(
+                    "WebSocket {base}/control: no handshake within 20 s"
+                ));
                 continue;
             }
         };
@@ -1364,7 +1515,10 @@ async fn ws(ctx: Arc<Ctx>, i: u64) {
             let (mut text, _, check) = command(&mut rng, camera);
             // An id is echoed; the bad-JSON reply has none to echo.
             let id = k as i64;
-            let with_id = text.starts_with('{') && text.ends_with('}') && text.len() > 2 && text != "{not json";
+            let with_id = text.starts_with('{')
+                && text.ends_with('}')
+                && text.len() > 2
+                && text != "{not json";
             if with_id {
                 text = format!("{},\"id\":{id}}}", &text[..text.len() - 1]);
             }
@@ -1382,7 +1536,9 @@ async fn ws(ctx: Arc<Ctx>, i: u64) {
                 loop {
                     match sock.next().await {
                         Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_string()),
-                        Some(Ok(Message::Binary(b))) => return Ok(String::from_utf8_lossy(&b).into_owned()),
+                        Some(Ok(Message::Binary(b))) => {
+                            return Ok(String::from_utf8_lossy(&b).into_owned())
+                        }
                         Some(Ok(Message::Close(c))) => return Err(format!("closed: {c:?}")),
                         Some(Ok(_)) => continue,
                         Some(Err(e)) => return Err(e.to_string()),
@@ -1394,20 +1550,26 @@ async fn ws(ctx: Arc<Ctx>, i: u64) {
             let reply = match reply {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
-                    ctx.tally.fail(format!("WebSocket {base}/control after {text}: {e} (the socket must stay open)"));
+                    ctx.tally.fail(format!(
+                        "WebSocket {base}/control after {text}: {e} (the socket must stay open)"
+                    ));
                     break;
                 }
                 Err(_) => {
-                    ctx.tally.fail(format!("WebSocket {base}/control: no reply to {text} within 30 s"));
+                    ctx.tally.fail(format!(
+                        "WebSocket {base}/control: no reply to {text} within 30 s"
+                    ));
                     break;
                 }
             };
             let v: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
             if let Some(why) = check(&v) {
-                ctx.tally.fail(format!("WebSocket {base}/control {text}: {why}"));
+                ctx.tally
+                    .fail(format!("WebSocket {base}/control {text}: {why}"));
             }
             if with_id && v["id"] != id {
-                ctx.tally.fail(format!("WebSocket {text}: id not echoed: {v}"));
+                ctx.tally
+                    .fail(format!("WebSocket {text}: id not echoed: {v}"));
             }
             if text.contains("snapshot_now") {
                 note_snapshot(&ctx, camera, &v);
@@ -1433,8 +1595,14 @@ async fn oversized(ctx: Arc<Ctx>) {
     let url = format!("{}/control", ctx.base.replacen("http://", "ws://", 1));
     while ctx.pause(rng.ms(10_000, 30_000)).await {
         Tally::add(&ctx.tally.requests);
-        let Ok(Ok((mut sock, _))) = timeout(Duration::from_secs(20), tokio_tungstenite::connect_async(url.as_str())).await else {
-            ctx.tally.fail("WebSocket /control: cannot connect for the oversized message");
+        let Ok(Ok((mut sock, _))) = timeout(
+            Duration::from_secs(20),
+            tokio_tungstenite::connect_async(url.as_str()),
+        )
+        .await
+        else {
+            ctx.tally
+                .fail("WebSocket /control: cannot connect for the oversized message");
             continue;
         };
         let big = format!("{{\"cmd\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
@@ -1450,7 +1618,9 @@ async fn oversized(ctx: Arc<Ctx>) {
         })
         .await;
         if code != Ok(Some(1009)) {
-            ctx.tally.fail(format!("a 70 KiB WebSocket message: expected close 1009, got {code:?}"));
+            ctx.tally.fail(format!(
+                "a 70 KiB WebSocket message: expected close 1009, got {code:?}"
+            ));
         }
     }
 }
@@ -1466,7 +1636,10 @@ async fn http_commands(ctx: Arc<Ctx>, i: u64) {
             0..=2 => {
                 let (body, status, check) = command(&mut rng, camera);
                 let what = format!("POST {base}/control {body}");
-                let req = ctx.http.post(ctx.url(&format!("{base}/control"))).body(body.clone());
+                let req = ctx
+                    .http
+                    .post(ctx.url(&format!("{base}/control")))
+                    .body(body.clone());
                 if let Some(v) = ctx.expect_json(req, &what, status).await {
                     if let Some(why) = check(&v) {
                         ctx.tally.fail(format!("{what}: {why}"));
@@ -1500,15 +1673,31 @@ async fn http_commands(ctx: Arc<Ctx>, i: u64) {
                 } else {
                     format!("{base}{path}")
                 };
-                let path = if path.starts_with("/cams/yard/nope") { "/nope".to_string() } else { path };
+                let path = if path.starts_with("/cams/yard/nope") {
+                    "/nope".to_string()
+                } else {
+                    path
+                };
                 let what = format!("GET {path}");
-                if let Some((h, body)) = ctx.expect(ctx.http.get(ctx.url(&path)), &what, status).await {
-                    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    if path.ends_with("snapshot.jpg") && (!ct.starts_with("image/jpeg") || !body.starts_with(&[0xFF, 0xD8])) {
+                if let Some((h, body)) = ctx
+                    .expect(ctx.http.get(ctx.url(&path)), &what, status)
+                    .await
+                {
+                    let ct = h
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if path.ends_with("snapshot.jpg")
+                        && (!ct.starts_with("image/jpeg") || !body.starts_with(&[0xFF, 0xD8]))
+                    {
                         ctx.tally.fail(format!("{what}: not a JPEG ({ct})"));
                     }
-                    if status == 404 && serde_json::from_slice::<Value>(&body).map_or(true, |v| v["error"] != "not found") {
-                        ctx.tally.fail(format!("{what}: 404 without {{\"error\": \"not found\"}}"));
+                    if status == 404
+                        && serde_json::from_slice::<Value>(&body)
+                            .map_or(true, |v| v["error"] != "not found")
+                    {
+                        ctx.tally
+                            .fail(format!("{what}: 404 without {{\"error\": \"not found\"}}"));
                     }
                 }
             }
@@ -1523,14 +1712,33 @@ async fn config_change(ctx: &Ctx, rng: &mut Rng, base: &str) {
     let (body, status, want): (String, u16, &str) = match rng.range(0, 8) {
         0 | 1 => (json!({"threshold": t}).to_string(), 200, ""),
         2 => (json!({"cooldown_s": rng.range(3, 7)}).to_string(), 200, ""),
-        3 => (json!({"threshold": "x"}).to_string(), 400, "threshold must be an integer"),
-        4 => (json!({"threshold": 1000}).to_string(), 400, "threshold out of range"),
-        5 => (json!({"bogus": 1}).to_string(), 400, "unknown setting: bogus"),
-        6 => (json!({"trigger_count": 1}).to_string(), 400, "trigger_count is read-only"),
+        3 => (
+            json!({"threshold": "x"}).to_string(),
+            400,
+            "threshold must be an integer",
+        ),
+        4 => (
+            json!({"threshold": 1000}).to_string(),
+            400,
+            "threshold out of range",
+        ),
+        5 => (
+            json!({"bogus": 1}).to_string(),
+            400,
+            "unknown setting: bogus",
+        ),
+        6 => (
+            json!({"trigger_count": 1}).to_string(),
+            400,
+            "trigger_count is read-only",
+        ),
         _ => ("{threshold".to_string(), 400, "bad json"),
     };
     let what = format!("POST {base}/config {body}");
-    let req = ctx.http.post(ctx.url(&format!("{base}/config"))).body(body.clone());
+    let req = ctx
+        .http
+        .post(ctx.url(&format!("{base}/config")))
+        .body(body.clone());
     let Some(v) = ctx.expect_json(req, &what, status).await else {
         return;
     };
@@ -1540,7 +1748,8 @@ async fn config_change(ctx: &Ctx, rng: &mut Rng, base: &str) {
             ctx.tally.fail(format!("{what}: {v}"));
         }
     } else if v["error"] != want {
-        ctx.tally.fail(format!("{what}: expected {{\"error\": {want:?}}}, got {v}"));
+        ctx.tally
+            .fail(format!("{what}: expected {{\"error\": {want:?}}}, got {v}"));
     }
 }
 
@@ -1553,7 +1762,14 @@ async fn snapshots(ctx: Arc<Ctx>) {
     while ctx.pause(rng.ms(500, 2_500)).await {
         let list = *rng.pick(&["", "/cams/gate"]);
         let what = format!("GET {list}/snaps");
-        let Some(v) = ctx.expect_json(ctx.http.get(ctx.url(&format!("{list}/snaps?limit=30"))), &what, 200).await else {
+        let Some(v) = ctx
+            .expect_json(
+                ctx.http.get(ctx.url(&format!("{list}/snaps?limit=30"))),
+                &what,
+                200,
+            )
+            .await
+        else {
             continue;
         };
         // Each entry as listed: name, url, thumbnail url.
@@ -1598,12 +1814,17 @@ async fn snapshots(ctx: Arc<Ctx>) {
                 .ok();
             let listed = match still {
                 Some(r) => r.json::<Value>().await.ok().is_some_and(|v| {
-                    v["snaps"].as_array().is_some_and(|a| a.iter().any(|s| s["name"] == name.as_str()))
+                    v["snaps"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|s| s["name"] == name.as_str()))
                 }),
                 None => true,
             };
             if listed {
-                ctx.tally.fail(format!("listed snapshot {path} cannot be read: HTTP {}", got.0));
+                ctx.tally.fail(format!(
+                    "listed snapshot {path} cannot be read: HTTP {}",
+                    got.0
+                ));
             }
         }
         // Delete some of what the commands made, and now and then a motion
@@ -1627,11 +1848,19 @@ async fn snapshots(ctx: Arc<Ctx>) {
             match ctx.http.delete(ctx.url(&path)).send().await {
                 Ok(r) if r.status().is_success() => {
                     Tally::add(&ctx.tally.snaps_deleted);
-                    let _ = ctx.expect(ctx.http.get(ctx.url(&path)), &format!("GET {path} after DELETE"), 404).await;
+                    let _ = ctx
+                        .expect(
+                            ctx.http.get(ctx.url(&path)),
+                            &format!("GET {path} after DELETE"),
+                            404,
+                        )
+                        .await;
                 }
                 // Retention got there first.
                 Ok(r) if r.status() == 404 => {}
-                Ok(r) => ctx.tally.fail(format!("DELETE {path}: HTTP {}", r.status())),
+                Ok(r) => ctx
+                    .tally
+                    .fail(format!("DELETE {path}: HTTP {}", r.status())),
                 Err(e) => ctx.tally.fail(format!("DELETE {path}: {}", chain(&e))),
             }
         }
@@ -1644,15 +1873,31 @@ async fn snapshots(ctx: Arc<Ctx>) {
 /// Reads one listed clip's index and its first bytes by `Range`.
 async fn clip(ctx: &Ctx, rng: &mut Rng) {
     let list = *rng.pick(&["", "/cams/gate"]);
-    let Some(v) = ctx.expect_json(ctx.http.get(ctx.url(&format!("{list}/clips?limit=5"))), "GET /clips", 200).await else {
+    let Some(v) = ctx
+        .expect_json(
+            ctx.http.get(ctx.url(&format!("{list}/clips?limit=5"))),
+            "GET /clips",
+            200,
+        )
+        .await
+    else {
         return;
     };
-    let Some(name) = v["clips"].as_array().and_then(|a| a.first()).and_then(|c| c["name"].as_str()) else {
+    let Some(name) = v["clips"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|c| c["name"].as_str())
+    else {
         return;
     };
     let path = format!("{list}/clips/{name}");
     Tally::add(&ctx.tally.requests);
-    let resp = ctx.http.get(ctx.url(&path)).header("range", "bytes=0-99").send().await;
+    let resp = ctx
+        .http
+        .get(ctx.url(&path))
+        .header("range", "bytes=0-99")
+        .send()
+        .await;
     match resp {
         Ok(r) if r.status() == 206 => {
             Tally::add(&ctx.tally.clips_read);
@@ -1661,7 +1906,9 @@ async fn clip(ctx: &Ctx, rng: &mut Rng) {
         // Retention removes the oldest clips; the newest can only be gone if
         // retention outran us by a whole clip.
         Ok(r) if r.status() == 404 => {}
-        Ok(r) => ctx.tally.fail(format!("GET {path} with Range: HTTP {}", r.status())),
+        Ok(r) => ctx
+            .tally
+            .fail(format!("GET {path} with Range: HTTP {}", r.status())),
         Err(e) => ctx.tally.fail(format!("GET {path}: {}", chain(&e))),
     }
     Tally::add(&ctx.tally.requests);
@@ -1669,7 +1916,9 @@ async fn clip(ctx: &Ctx, rng: &mut Rng) {
         Ok(r) if r.status() == 200 || r.status() == 404 => {
             let _ = r.bytes().await;
         }
-        Ok(r) => ctx.tally.fail(format!("GET {path}/index: HTTP {}", r.status())),
+        Ok(r) => ctx
+            .tally
+            .fail(format!("GET {path}/index: HTTP {}", r.status())),
         Err(e) => ctx.tally.fail(format!("GET {path}/index: {}", chain(&e))),
     }
 }
