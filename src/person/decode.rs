@@ -280,7 +280,7 @@ mod tests {
         decode_stride(stride, &scores, &dists, 0.95, &mut out).unwrap();
         assert!(out.is_empty());
         scores[cell * CLASSES] = f32::NAN;
-        decode_stride(stride, &scores, &dists, 0.0, &mut out).unwrap();
+        decode_stride(stride, &scores, &dists, 0.1, &mut out).unwrap();
         assert!(out.is_empty());
     }
 
