@@ -104,8 +104,8 @@ pub(crate) fn decode_stride(
     let s = stride as f32;
     for cell in 0..cells {
         let score = scores[cell * CLASSES + PERSON];
-        // `!(a >= b)` also drops a NaN score.
-        if !(score >= min_score) {
+        // A NaN score is not `>=` anything: dropped too.
+        if score.partial_cmp(&min_score).is_none_or(|o| o.is_lt()) {
             continue;
         }
         let cx = ((cell % side) as f32 + 0.5) * s;
@@ -206,7 +206,7 @@ impl Letterbox {
 
     /// A box in input pixels as x, y, w, h normalized to the whole frame,
     /// clipped to the crop (the padding holds nothing).
-    pub(crate) fn to_frame(&self, c: &Candidate) -> [f32; 4] {
+    pub(crate) fn frame_box(&self, c: &Candidate) -> [f32; 4] {
         let [cx, cy, cw, ch] = self.crop.map(|v| v as f32);
         let (fw, fh) = (self.frame.0 as f32, self.frame.1 as f32);
         let (ox, oy) = (self.placed[0] as f32, self.placed[1] as f32);
@@ -332,12 +332,12 @@ mod tests {
         assert_eq!(lb.crop, [0, 0, 1280, 720]);
         assert_eq!(lb.placed, [0, 91, 416, 234]);
         let whole = cand(1.0, 0.0, 91.0, 416.0, 325.0);
-        let b = lb.to_frame(&whole);
+        let b = lb.frame_box(&whole);
         for (got, want) in b.into_iter().zip([0.0, 0.0, 1.0, 1.0]) {
             assert!((got - want).abs() < 1e-3, "{b:?}");
         }
         // A box in the padding is clipped to the picture.
-        let b = lb.to_frame(&cand(1.0, 100.0, 0.0, 200.0, 50.0));
+        let b = lb.frame_box(&cand(1.0, 100.0, 0.0, 200.0, 50.0));
         assert_eq!(b[1], 0.0);
         assert_eq!(b[3], 0.0);
     }
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(lb.crop, [400, 0, 400, 300]);
         assert_eq!(lb.placed, [0, 52, 416, 312]);
         // The middle of the input is the middle of the crop: (600, 150).
-        let b = lb.to_frame(&cand(
+        let b = lb.frame_box(&cand(
             1.0,
             208.0 - 10.4,
             208.0 - 20.8,

@@ -149,7 +149,7 @@ impl PersonDetector {
             .iter()
             .map(|c| Person {
                 score: c.score,
-                bbox: lb.to_frame(c),
+                bbox: lb.frame_box(c),
             })
             .collect())
     }
