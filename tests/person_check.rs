@@ -48,10 +48,17 @@ async fn each_walk_of_real_people_gives_a_person_event() {
         }
     }
     for end in &ends {
-        assert_eq!(end["person"], true, "a walk's episode without a person: {end}");
+        assert_eq!(
+            end["person"], true,
+            "a walk's episode without a person: {end}"
+        );
         assert!(end["person_max_score"].as_f64().unwrap() >= 0.5, "{end}");
     }
-    assert_eq!(persons.len(), 2, "one person event per episode: {persons:?}");
+    assert_eq!(
+        persons.len(),
+        2,
+        "one person event per episode: {persons:?}"
+    );
     for (i, p) in persons.iter().enumerate() {
         assert_eq!(p["count"], i as u64 + 1, "{p}");
         assert!(p["score"].as_f64().unwrap() >= 0.5, "{p}");
@@ -73,7 +80,10 @@ async fn each_walk_of_real_people_gives_a_person_event() {
     let config = server.get_json("/config").await;
     assert!(config["person_count"].as_u64().unwrap() >= 2, "{config}");
     let history = server.get_json("/api/events?kind=person").await;
-    assert!(history["events"].as_array().unwrap().len() >= 2, "{history}");
+    assert!(
+        history["events"].as_array().unwrap().len() >= 2,
+        "{history}"
+    );
     let people = server.get_json("/snaps?trigger=person").await;
     assert!(people["snaps"].as_array().unwrap().len() >= 2, "{people}");
     // `reset` clears both counters, in one go.
@@ -95,7 +105,10 @@ async fn the_synthetic_ball_is_not_a_person() {
     assert!(end["person_max_score"].as_f64().unwrap() < 0.5, "{end}");
     assert!(msgs.iter().all(|m| m.event != "person"), "{msgs:?}");
     let status = server.status().await;
-    assert!(status["person"]["checks"].as_u64().unwrap() >= 1, "{status}");
+    assert!(
+        status["person"]["checks"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
     assert_eq!(status["person_count"], 0, "{status}");
     let history = server.get_json("/api/events?kind=person").await;
     assert_eq!(history["events"], serde_json::json!([]), "{history}");
@@ -114,7 +127,10 @@ async fn checks_on_every_analysed_frame_never_slow_the_stream() {
     }
     // Checks are running.
     wait_until(Duration::from_secs(60), || async {
-        server.status().await["person"]["checks"].as_u64().unwrap_or(0) >= 2
+        server.status().await["person"]["checks"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
     })
     .await;
     let before = server.status().await;
@@ -140,8 +156,8 @@ async fn checks_on_every_analysed_frame_never_slow_the_stream() {
     }
     let after = server.status().await;
     let frames = after["frames"].as_u64().unwrap() - before["frames"].as_u64().unwrap();
-    let checks = after["person"]["checks"].as_u64().unwrap()
-        - before["person"]["checks"].as_u64().unwrap();
+    let checks =
+        after["person"]["checks"].as_u64().unwrap() - before["person"]["checks"].as_u64().unwrap();
     assert!(checks >= 3, "checks ran meanwhile: {checks}");
     assert!(frames >= 30, "the camera kept its rate: {frames} frames");
     // Every viewer got (nearly) every frame the camera made meanwhile; the
