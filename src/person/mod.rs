@@ -19,8 +19,9 @@
 //!    and come back in whole-frame coordinates, best first.
 //!
 //! # Cost and threads
-//! About 40 ms a check for one core of a laptop-class x86 CPU (see
-//! `scripts/bench --person`); `detect_jpeg` blocks for that long, so async
+//! Tens of ms a check on one x86 core: 42 ms in the trial on an idle
+//! machine, about 90 ms measured on a busy shared one (`scripts/bench
+//! --person` prints it); `detect_jpeg` blocks for that long, so async
 //! callers run it with `spawn_blocking`. tract computes on the calling
 //! thread unless it is given a thread pool: [`PersonDetector::load`] gives it
 //! none, so a check takes one core and never competes with streaming for the
