@@ -9,7 +9,10 @@
 //! - [`source`]: camera sources (synthetic, exec, http, file, v4l2), the MJPEG
 //!   splitter and the supervisor that restarts them with backoff.
 //! - [`frame`]: the latest frame, shared by reference, newest wins.
-//! - [`motion`]: the detector and the runner that feeds it frames.
+//! - [`motion`]: the detector and the runner that feeds it frames, and the
+//!   person check that follows a motion episode ([`motion::person`]).
+//! - [`person`]: the person detector itself (NanoDet-g on tract; the
+//!   `person` feature).
 //! - [`events`]: the event bus (stored, numbered, broadcast).
 //! - [`control`]: the commands and their one executor.
 //! - [`cam`]: one camera's core and the actions every transport uses.
