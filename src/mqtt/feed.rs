@@ -169,14 +169,7 @@ impl Feed {
             "motion" => {
                 p.motion = true;
                 self.publish_motion(cam, true);
-                if let Some(name) = event
-                    .data
-                    .get("snapshot")
-                    .and_then(Value::as_str)
-                    .and_then(|url| url.rsplit('/').next())
-                {
-                    self.publish_snapshot(cam, name.to_string()).await;
-                }
+                self.publish_event_snapshot(cam, event).await;
             }
             "motion_end" => {
                 p.motion = false;
@@ -190,14 +183,7 @@ impl Feed {
                 p.person = true;
                 self.publish_person(cam, true);
                 // The frame that shows the person is the better picture.
-                if let Some(name) = event
-                    .data
-                    .get("snapshot")
-                    .and_then(Value::as_str)
-                    .and_then(|url| url.rsplit('/').next())
-                {
-                    self.publish_snapshot(cam, name.to_string()).await;
-                }
+                self.publish_event_snapshot(cam, event).await;
             }
             "level" => {
                 if let Some(change) = event.data.get("change").and_then(Value::as_f64) {
@@ -257,6 +243,18 @@ impl Feed {
         }
         p.state = Some(state);
         p.at = Some(Instant::now());
+    }
+
+    /// The snapshot an event names (`/snaps/NAME`), if any, as the picture.
+    async fn publish_event_snapshot(&self, cam: &Arc<Cam>, event: &Event) {
+        let name = event
+            .data
+            .get("snapshot")
+            .and_then(Value::as_str)
+            .and_then(|url| url.rsplit('/').next());
+        if let Some(name) = name {
+            self.publish_snapshot(cam, name.to_string()).await;
+        }
     }
 
     /// A snapshot file, retained as the camera's picture.
