@@ -358,6 +358,17 @@ impl Cam {
         obj(serde_json::to_value(self.config_body()).unwrap_or(Value::Null))
     }
 
+    /// [`Cam::config_json`] with `settings`: those a change just produced.
+    /// Its reply shows that change, not one another client made right
+    /// after it (the live settings may already be newer).
+    pub fn config_json_with(&self, settings: Settings) -> Map<String, Value> {
+        let body = ConfigBody {
+            settings,
+            ..self.config_body()
+        };
+        obj(serde_json::to_value(body).unwrap_or(Value::Null))
+    }
+
     /// The `/status` body (also the WebSocket `status` reply).
     pub fn status(&self) -> Status {
         let source = crate::sync::lock(&self.source_status).clone();

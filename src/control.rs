@@ -246,7 +246,7 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
             }
         },
         Command::Set(patch) => match cam.apply_settings(&Value::Object(patch)).await {
-            Ok(_) => Ok(Reply::Config(cam.config_json())),
+            Ok(applied) => Ok(Reply::Config(cam.config_json_with(applied))),
             Err(ApplyError::Invalid(e)) => Err(CommandError::Invalid(e.0)),
             Err(e) => {
                 tracing::error!("{e}");

@@ -53,13 +53,13 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
     } else {
         serde_json::from_slice(&bytes).map_err(|_| ApiError::BadRequest("bad json".into()))?
     };
-    app.apply_settings(&patch).await.map_err(|e| match e {
+    let applied = app.apply_settings(&patch).await.map_err(|e| match e {
         ApplyError::Invalid(e) => ApiError::BadRequest(e.0),
         other => ApiError::Internal(other.to_string()),
     })?;
     let mut body = Map::new();
     body.insert("ok".into(), Value::Bool(true));
-    body.extend(app.config_json());
+    body.extend(app.config_json_with(applied));
     Ok(Json(Value::Object(body)))
 }
 
