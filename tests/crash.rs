@@ -270,11 +270,12 @@ async fn kill_9_during_durable_writes_loses_nothing_acknowledged_and_shows_nothi
     let config = tmp.path().join("lookout.toml");
     std::fs::write(
         &config,
-        // The writers make thousands of events a round: the history must
-        // keep them all for the count of resets to be checked (by default
-        // the oldest beyond 10 000 are pruned at each start).
+        // The writers make thousands of events and over a thousand
+        // snapshots on a fast machine: the history and the snapshot folder
+        // must keep them all for every acknowledged one to be checked (by
+        // default the oldest beyond 10 000 events and 1 000 snapshots go).
         "[settings]\ncooldown_s = 0\nthreshold = 5\nclip_pre_s = 1\nclip_post_s = 0\n\
-         save_on_motion = true\nevents_max = 10000000\n",
+         save_on_motion = true\nevents_max = 10000000\nmax_snaps = 1000000\n",
     )
     .expect("config");
     let data = tmp.path().join("data");
