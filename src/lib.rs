@@ -48,6 +48,7 @@ mod durable;
 pub mod events;
 pub mod frame;
 pub mod hub;
+pub mod jpeg;
 pub mod metrics;
 pub mod motion;
 pub mod mqtt;
@@ -175,7 +176,7 @@ pub async fn run(
     let snaps_root = config.data_dir.join("snaps");
     let mut cams = Vec::new();
     // One detector for every camera, loaded when a check first needs it.
-    let person = person::AVAILABLE.then(motion::person::LazyDetector::default);
+    let person = person::AVAILABLE.then(motion::person::PersonWorker::default);
     for (i, camera) in config.cameras.iter().enumerate() {
         let first = i == 0;
         let (frames, _) = frame::FrameSink::new();

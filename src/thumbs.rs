@@ -34,11 +34,8 @@ use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
-
 use crate::durable::{self, TempFiles};
+use crate::jpeg::JpegError;
 
 /// Width of a thumbnail: the gallery's tile, sharp on most phones at 2x for
 /// the 96 px "recent events" preview too. Narrower pictures keep their size.
@@ -48,13 +45,7 @@ pub const WIDTH: usize = 320;
 /// and no visible blocking at that size.
 const QUALITY: u8 = 70;
 
-/// Largest side accepted. A JPEG header may claim up to 65535x65535, which
-/// would ask for 12 GB; nothing lookout stores is that large.
-pub const MAX_SIDE: usize = 8192;
-
-/// Most pixels accepted (an 8K UHD frame, 7680x4320, fits): bounds the
-/// decoded picture to about 120 MB, even for an 8192x8192 claim.
-pub const MAX_PIXELS: usize = 40_000_000;
+pub use crate::jpeg::{MAX_PIXELS, MAX_SIDE};
 
 /// The hidden subfolder holding the thumbnails of a folder of originals.
 pub const FOLDER: &str = ".thumbs";
@@ -123,47 +114,11 @@ pub fn make(jpeg: &[u8]) -> Result<Vec<u8>, ThumbError> {
 /// Decodes `jpeg` to interleaved RGB, refusing pictures over the limits.
 /// Returns (pixels, width, height).
 fn decode_rgb(jpeg: &[u8]) -> Result<(Vec<u8>, usize, usize), ThumbError> {
-    // zune-jpeg's own limits are set to the format's maximum so that the
-    // check below, with its clearer error, is the one that refuses.
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(usize::from(u16::MAX))
-        .set_max_height(usize::from(u16::MAX));
-    let mut decoder = JpegDecoder::new_with_options(jpeg, options);
-    decoder
-        .decode_headers()
-        .map_err(|e| ThumbError::Decode(e.to_string()))?;
-    let (w, h) = decoder
-        .dimensions()
-        .ok_or_else(|| ThumbError::Decode("no picture size in the header".into()))?;
-    if w == 0 || h == 0 {
-        return Err(ThumbError::Decode(format!("empty picture {w}x{h}")));
+    match crate::jpeg::decode_rgb(jpeg) {
+        Ok(img) => Ok((img.pixels, img.width, img.height)),
+        Err(JpegError::Decode(e)) => Err(ThumbError::Decode(e)),
+        Err(JpegError::TooLarge { width, height }) => Err(ThumbError::TooLarge { width, height }),
     }
-    if w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS {
-        return Err(ThumbError::TooLarge {
-            width: w,
-            height: h,
-        });
-    }
-    let size = decoder
-        .output_buffer_size()
-        .ok_or_else(|| ThumbError::Decode("no output size".into()))?;
-    // A grayscale JPEG (one component: a camera's night mode, a simple
-    // encoder) stays grey in zune-jpeg whatever colourspace is asked for.
-    let grey = size == w * h;
-    if size != w * h * 3 && !grey {
-        return Err(ThumbError::Decode(format!(
-            "unexpected RGB size {size} for {w}x{h}"
-        )));
-    }
-    let mut pixels = vec![0; size];
-    decoder
-        .decode_into(&mut pixels)
-        .map_err(|e| ThumbError::Decode(e.to_string()))?;
-    if grey {
-        pixels = pixels.iter().flat_map(|&y| [y, y, y]).collect();
-    }
-    Ok((pixels, w, h))
 }
 
 /// The thumbnail size of a `w`x`h` picture: [`WIDTH`] wide (never wider
@@ -387,9 +342,8 @@ mod tests {
     }
 
     fn size_of(jpeg: &[u8]) -> (usize, usize) {
-        let mut dec = JpegDecoder::new(jpeg);
-        dec.decode().unwrap();
-        dec.dimensions().unwrap()
+        let img = crate::jpeg::decode_rgb(jpeg).unwrap();
+        (img.width, img.height)
     }
 
     fn rgb_jpeg(w: u16, h: u16) -> Vec<u8> {

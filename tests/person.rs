@@ -142,6 +142,45 @@ fn finds_at_least_90_percent_of_the_labelled_people() {
     );
 }
 
+/// A camera's night mode (IR) sends grayscale JPEGs, one component: the
+/// check must take them, and still find the people in them.
+#[cfg(feature = "person")]
+#[test]
+fn grayscale_frames_are_checked_too() {
+    let labels = labels();
+    let (mut total, mut hits) = (0, 0);
+    for frame in &labels.frame {
+        let rgb = lookout::jpeg::decode_rgb(&testdata(&frame.file)).expect("decodes");
+        let luma: Vec<u8> = rgb
+            .pixels
+            .chunks(3)
+            .map(|p| {
+                let y = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+                y.round() as u8
+            })
+            .collect();
+        let mut grey = Vec::new();
+        jpeg_encoder::Encoder::new(&mut grey, 85)
+            .encode(
+                &luma,
+                rgb.width as u16,
+                rgb.height as u16,
+                jpeg_encoder::ColorType::Luma,
+            )
+            .expect("encodes");
+        let found = detector()
+            .detect_jpeg(&grey, None, person::DEFAULT_MIN_SCORE)
+            .expect("a grayscale frame is checked");
+        let (n, _) = score_frame(&frame.people, &found);
+        eprintln!("{} in grey: {n} of {}", frame.file, frame.people.len());
+        total += frame.people.len();
+        hits += n;
+    }
+    eprintln!("recall in grey: {hits} of {total}");
+    // Colour helps the model a little; most people must still be found.
+    assert!(hits * 4 >= total * 3, "recall in grey {hits} of {total}");
+}
+
 #[cfg(feature = "person")]
 #[test]
 fn no_person_on_the_empty_yard() {

@@ -4,21 +4,12 @@
 //!
 //! Pure code on byte slices, compiled and tested in every build.
 
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
+use crate::jpeg::JpegError;
 
 use super::decode::{Letterbox, INPUT};
 use super::PersonError;
 
-/// Largest side accepted. A JPEG header may claim up to 65535x65535, which
-/// would ask for 12 GB; the header is read, and this checked, before any
-/// pixel is decoded. The same bound as thumbnails.
-pub const MAX_SIDE: usize = 8192;
-
-/// Most pixels accepted (an 8K UHD frame, 7680x4320, fits): bounds the
-/// decoded picture to about 120 MB, even for an 8192x8192 claim.
-pub const MAX_PIXELS: usize = 40_000_000;
+pub use crate::jpeg::{MAX_PIXELS, MAX_SIDE};
 
 /// NanoDet's per-channel mean and standard deviation, in its BGR order (the
 /// OpenCV convention it was trained with). Plain RGB scaled to 0..1 lost two
@@ -26,52 +17,14 @@ pub const MAX_PIXELS: usize = 40_000_000;
 const MEAN_BGR: [f32; 3] = [103.53, 116.28, 123.675];
 const STD_BGR: [f32; 3] = [57.375, 57.12, 58.395];
 
-/// A decoded picture: RGB, 3 bytes a pixel, row-major.
-pub(crate) struct Rgb {
-    pub(crate) pixels: Vec<u8>,
-    pub(crate) width: usize,
-    pub(crate) height: usize,
-}
+pub(crate) use crate::jpeg::Rgb;
 
-/// Decodes a JPEG to RGB after checking the size its header claims.
+/// Decodes a JPEG to RGB after checking the size its header claims (a
+/// grayscale one, from a camera's night mode, as three equal channels).
 pub(crate) fn decode_jpeg(jpeg: &[u8]) -> Result<Rgb, PersonError> {
-    // zune-jpeg's own limits are set to the format's maximum so that the
-    // check below, with its clearer error, is the one that refuses.
-    let options = DecoderOptions::default()
-        .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(usize::from(u16::MAX))
-        .set_max_height(usize::from(u16::MAX));
-    let mut decoder = JpegDecoder::new_with_options(jpeg, options);
-    decoder
-        .decode_headers()
-        .map_err(|e| PersonError::Decode(e.to_string()))?;
-    let (width, height) = decoder
-        .dimensions()
-        .ok_or_else(|| PersonError::Decode("no picture size in the header".into()))?;
-    if width == 0 || height == 0 {
-        return Err(PersonError::Decode(format!(
-            "empty picture {width}x{height}"
-        )));
-    }
-    if width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS {
-        return Err(PersonError::TooLarge { width, height });
-    }
-    let size = decoder
-        .output_buffer_size()
-        .ok_or_else(|| PersonError::Decode("no output size".into()))?;
-    if size != width * height * 3 {
-        return Err(PersonError::Decode(format!(
-            "unexpected RGB size {size} for {width}x{height}"
-        )));
-    }
-    let mut pixels = vec![0; size];
-    decoder
-        .decode_into(&mut pixels)
-        .map_err(|e| PersonError::Decode(e.to_string()))?;
-    Ok(Rgb {
-        pixels,
-        width,
-        height,
+    crate::jpeg::decode_rgb(jpeg).map_err(|e| match e {
+        JpegError::Decode(e) => PersonError::Decode(e),
+        JpegError::TooLarge { width, height } => PersonError::TooLarge { width, height },
     })
 }
 
