@@ -22,7 +22,7 @@ use crate::events::{
 };
 use crate::frame::{Frame, FrameSink};
 use crate::metrics::CamMetrics;
-use crate::motion::person::{LazyDetector, PersonCheck};
+use crate::motion::person::{PersonCheck, PersonWorker};
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
 use crate::source::StatusCell;
@@ -120,7 +120,7 @@ impl Cam {
         events: EventBus,
         snaps: Snaps,
         clips: Clips,
-        person: Option<LazyDetector>,
+        person: Option<PersonWorker>,
         uploads: Option<Arc<Uploader>>,
         metrics: CamMetrics,
         cancel: CancellationToken,

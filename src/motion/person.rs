@@ -3,23 +3,26 @@
 //! Pixel motion also fires on clouds, shadows, trees, rain and cats. During
 //! an episode the analysed frame goes to the [`PersonDetector`] at most
 //! `person_checks_per_s` times a second, one check at a time per camera, on
-//! the blocking pool. When a check is still running the next one is dropped,
-//! never queued: a slow check makes checks rarer, it never makes them late
+//! the checks' own thread ([`PersonWorker`]). When a check is still running
+//! the next one is dropped, never queued: a slow check makes checks rarer, it never makes them late
 //! or slows the stream. The first person found confirms the episode: that
 //! very frame is saved as a snapshot and a `person` event goes out. Checks
 //! stop for the rest of a confirmed episode (a Raspberry Pi has no CPU to
 //! spare for answers already known).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
+use tokio::sync::oneshot;
 
 use crate::cam::Cam;
 use crate::events::PersonSeen;
 use crate::frame::Frame;
-use crate::person::{Person, PersonDetector};
+use crate::person::{Person, PersonDetector, PersonError};
 use crate::settings::{AlertOn, Settings};
 use crate::snaps::Trigger;
 
@@ -32,37 +35,124 @@ const INPUT: f32 = 416.0;
 /// whole frame is checked.
 const LARGE: f32 = 0.4;
 
-/// The detector, shared by every camera and loaded on first use: loading
-/// optimizes the model, a moment that a server start should not pay before
-/// anything moves.
-#[derive(Clone, Default)]
-pub struct LazyDetector(Arc<OnceLock<Option<PersonDetector>>>);
+/// How many checks may wait for the worker: one per camera at most (a
+/// camera has one check in flight), so this bounds the wait behind other
+/// cameras' checks. A check offered when it is full is dropped.
+const QUEUE: usize = 4;
 
-impl LazyDetector {
-    /// The detector, loading it now if needed (blocking: call it off the
-    /// async executor); `None` when it failed to load (logged once).
-    fn get(&self) -> Option<&PersonDetector> {
-        self.0
-            .get_or_init(|| match PersonDetector::load() {
-                Ok(d) => Some(d),
+/// The person checks' own thread, shared by every camera.
+///
+/// Every check runs on this one thread, one after another, with the model
+/// loaded there when the first check comes (loading optimizes the model, a
+/// moment a server start should not pay before anything moves). One thread
+/// because a check's working memory (tens of MB of activations) then stays
+/// in one allocator arena: spread over the blocking pool's changing threads
+/// it held one arena each and the resident size grew by hundreds of MB in
+/// a soak. It also leaves the other cores to the streams.
+#[derive(Clone, Default)]
+pub struct PersonWorker(Arc<WorkerInner>);
+
+#[derive(Default)]
+struct WorkerInner {
+    /// The way to the thread, started on first use; `None` if it could not
+    /// start.
+    queue: OnceLock<Option<SyncSender<Job>>>,
+    /// The model failed to load (logged once): the check is unavailable.
+    failed: AtomicBool,
+}
+
+/// One check for the worker.
+struct Job {
+    jpeg: Bytes,
+    region: Option<[f32; 4]>,
+    min_score: f32,
+    reply: oneshot::Sender<Result<(Vec<Person>, Duration), PersonError>>,
+}
+
+/// Why a check did not run.
+enum NotRun {
+    /// The queue is full: dropped like any check that finds the camera busy.
+    Full,
+    /// No worker: it could not start, or the model did not load.
+    Unavailable,
+}
+
+impl PersonWorker {
+    /// Hands a check to the worker, starting it if needed.
+    fn submit(&self, job: Job) -> Result<(), NotRun> {
+        let queue = self.0.queue.get_or_init(|| {
+            let (tx, rx) = sync_channel(QUEUE);
+            let inner = self.0.clone();
+            match std::thread::Builder::new()
+                .name("person".into())
+                .spawn(move || work(&inner, &rx))
+            {
+                Ok(_) => Some(tx),
                 Err(e) => {
-                    tracing::error!("the person check is unavailable: {e}");
+                    tracing::error!(
+                        "the person check is unavailable: cannot start its thread: {e}"
+                    );
+                    self.0.failed.store(true, Ordering::Relaxed);
                     None
                 }
-            })
-            .as_ref()
+            }
+        });
+        let Some(queue) = queue else {
+            return Err(NotRun::Unavailable);
+        };
+        match queue.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(NotRun::Full),
+            Err(TrySendError::Disconnected(_)) => Err(NotRun::Unavailable),
+        }
     }
 
-    /// Whether loading was tried and failed.
+    /// Whether the check turned out to be unavailable (the model did not
+    /// load).
     fn failed(&self) -> bool {
-        matches!(self.0.get(), Some(None))
+        self.0.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// The worker thread: loads the model, then runs checks until every camera
+/// is gone. A panic in a check fails that check (its reply is dropped), not
+/// the thread.
+fn work(inner: &WorkerInner, jobs: &Receiver<Job>) {
+    let detector = match PersonDetector::load() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("the person check is unavailable: {e}");
+            inner.failed.store(true, Ordering::Relaxed);
+            return;
+        }
+    };
+    while let Ok(job) = jobs.recv() {
+        let Job {
+            jpeg,
+            region,
+            min_score,
+            reply,
+        } = job;
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let started = Instant::now();
+            detector
+                .detect_jpeg(&jpeg, region, min_score)
+                .map(|found| (found, started.elapsed()))
+        }));
+        match ran {
+            Ok(result) => {
+                // The camera may be gone; nothing to do then.
+                let _ = reply.send(result);
+            }
+            Err(_) => tracing::error!("a person check panicked"),
+        }
     }
 }
 
 /// One camera's person check state.
 pub struct PersonCheck {
     /// `None` when this build has no check.
-    detector: Option<LazyDetector>,
+    worker: Option<PersonWorker>,
     /// Whether checks are taken (a detector is there; tests of the timing
     /// rules set it without one).
     available: bool,
@@ -120,7 +210,7 @@ pub struct EpisodeVerdict {
     pub max_score: f32,
 }
 
-/// A check that is due: run it with [`run_check`].
+/// A check that is due: the slot is held until it is dropped.
 pub struct Due {
     seq: u64,
     _busy: BusyGuard,
@@ -138,10 +228,10 @@ impl Drop for BusyGuard {
 
 impl PersonCheck {
     /// A check with `detector` (none: not available), `count` persons so far.
-    pub fn new(detector: Option<LazyDetector>, count: u64) -> Self {
+    pub fn new(worker: Option<PersonWorker>, count: u64) -> Self {
         PersonCheck {
-            available: detector.is_some(),
-            detector,
+            available: worker.is_some(),
+            worker,
             busy: Arc::new(AtomicBool::new(false)),
             episode: Mutex::new(Episode::default()),
             count: AtomicU64::new(count),
@@ -153,7 +243,7 @@ impl PersonCheck {
 
     /// Whether checks can run.
     pub fn available(&self) -> bool {
-        self.available && !self.detector.as_ref().is_some_and(LazyDetector::failed)
+        self.available && !self.worker.as_ref().is_some_and(PersonWorker::failed)
     }
 
     /// Person episodes since the last reset.
@@ -264,37 +354,38 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
     let Some(due) = check.due(settings, Instant::now()) else {
         return;
     };
-    let Some(detector) = check.detector.clone() else {
+    let Some(worker) = check.worker.clone() else {
         return;
     };
-    let region = region(boxes, frame.width, frame.height);
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        jpeg: frame.jpeg.clone(),
+        region: region(boxes, frame.width, frame.height),
+        // Anything with a score worth remembering as the episode's best,
+        // not only what passes `min_score`.
+        min_score: (settings.person_min_score as f32).min(0.3),
+        reply,
+    };
+    match worker.submit(job) {
+        Ok(()) => {}
+        Err(NotRun::Full) => {
+            check.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Err(NotRun::Unavailable) => return,
+    }
     let cam = cam.clone();
     let frame = frame.clone();
     let min_score = settings.person_min_score as f32;
     tokio::spawn(async move {
-        let jpeg = frame.jpeg.clone();
-        let ran = tokio::task::spawn_blocking(move || {
-            let detector = detector.get()?;
-            let started = Instant::now();
-            // Anything with a score worth remembering as the episode's best,
-            // not only what passes `min_score`.
-            let found = detector.detect_jpeg(&jpeg, region, min_score.min(0.3));
-            Some((found, started.elapsed()))
-        })
-        .await;
-        let (people, took) = match ran {
-            Ok(Some((Ok(people), took))) => (people, took),
-            Ok(None) => return,
-            Ok(Some((Err(e), _))) => {
+        let (people, took) = match answer.await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
                 tracing::debug!("person check: {e}");
-                drop(due);
                 return;
             }
-            Err(e) => {
-                tracing::error!("person check task failed: {e}");
-                drop(due);
-                return;
-            }
+            // The check panicked (logged by the worker) or the worker is gone.
+            Err(_) => return,
         };
         let best = people.first().map(|p| p.score);
         let confirmed: Vec<Person> = people
