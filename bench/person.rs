@@ -6,9 +6,20 @@
 //! 768x576 real frames in testdata/person, whole and on a region around one
 //! walker, with one thread and with a pool of every core. Best of 10 runs
 //! after one warm-up; a Markdown table on stdout.
+//!
+//! With `--scenes DIR --truth FILE` (the scenes `scripts/scenes` built, and
+//! testdata/footage/scenes.toml) it then prints what the check makes of
+//! each motion episode of the regression scenes (`person_scenes.rs`).
 
-use std::path::Path;
+mod person_scenes;
+// Only its scene list and median are used here; the rest is `footage`'s.
+#[allow(dead_code)]
+mod truth;
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 use lookout::person::{PersonDetector, DEFAULT_MIN_SCORE};
 use lookout::source::scene::{MotionMode, Scene};
@@ -32,7 +43,20 @@ fn best_ms(d: &PersonDetector, jpeg: &[u8], region: Option<[f32; 4]>) -> (f64, u
     (best.as_secs_f64() * 1e3, found)
 }
 
+/// The cost of a person check, and what it makes of the regression scenes.
+#[derive(Debug, Parser)]
+#[command(name = "person")]
+struct Cli {
+    /// Folder with the scenes `scripts/scenes` built (`NAME.mjpeg`).
+    #[arg(long, requires = "truth")]
+    scenes: Option<PathBuf>,
+    /// The scenes' truth (`testdata/footage/scenes.toml`).
+    #[arg(long, requires = "scenes")]
+    truth: Option<PathBuf>,
+}
+
 fn main() {
+    let cli = Cli::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = Instant::now();
     let one = PersonDetector::load().expect("load the model");
@@ -75,5 +99,13 @@ fn main() {
         let (ms1, n) = best_ms(&one, jpeg, *region);
         let (msn, _) = best_ms(&all, jpeg, *region);
         println!("| {what} | {n} | {ms1:.1} | {msn:.1} |");
+    }
+
+    if let (Some(scenes), Some(truth)) = (&cli.scenes, &cli.truth) {
+        println!();
+        if let Err(e) = person_scenes::table(&one, truth, scenes) {
+            eprintln!("person: {e}");
+            std::process::exit(1);
+        }
     }
 }

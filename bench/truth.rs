@@ -27,6 +27,12 @@ pub(crate) struct Scene {
     /// Whether the regression test asserts it (false: a known limit).
     #[serde(default = "yes")]
     pub(crate) strict: bool,
+    /// Whether what moves is people (the person check must mark its
+    /// episodes; in the other scenes a marked episode is a false alarm).
+    /// (Read by the person bench; `footage` shares this file.)
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(crate) people: bool,
 }
 
 fn yes() -> bool {
