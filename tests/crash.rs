@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::receiver::Receiver;
 use common::sse::SseClient;
-use common::{decode_jpeg, motion_scene, wait_until, Binary};
+use common::{decode_jpeg, fetch_json, motion_scene, wait_until, Binary};
 use serde_json::Value;
 
 /// A deadline for each state waited for; generous for a slow, busy machine.
@@ -67,17 +67,6 @@ async fn post(client: &reqwest::Client, base: &str, body: String) -> Option<Valu
         .await
         .ok()?;
     r.json().await.ok()
-}
-
-async fn json(client: &reqwest::Client, url: &str) -> Value {
-    client
-        .get(url)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON")
 }
 
 /// Takes snapshots one after the other, recording each acknowledged name.
@@ -159,7 +148,7 @@ async fn follow(mut sse: SseClient, acked: Shared) {
 async fn check(client: &reqwest::Client, base: &str, acked: &Acked) {
     // Snapshots: every listed one reads and decodes; none acknowledged is
     // missing.
-    let list = json(client, &format!("{base}/snaps?limit=1000")).await;
+    let list = fetch_json(client, &format!("{base}/snaps?limit=1000")).await;
     let listed: HashSet<String> = list["snaps"]
         .as_array()
         .unwrap_or_else(|| panic!("snapshots: {list}"))
@@ -181,14 +170,14 @@ async fn check(client: &reqwest::Client, base: &str, acked: &Acked) {
 
     // Clips: every listed one has an index whose first and last frames
     // read (by Range, as the player does) and decode.
-    let list = json(client, &format!("{base}/clips?limit=1000")).await;
+    let list = fetch_json(client, &format!("{base}/clips?limit=1000")).await;
     let clips = list["clips"]
         .as_array()
         .unwrap_or_else(|| panic!("clips: {list}"));
     let clip_names: HashSet<&str> = clips.iter().filter_map(|c| c["name"].as_str()).collect();
     for c in clips {
         let name = c["name"].as_str().expect("name");
-        let index = json(client, &format!("{base}/clips/{name}/index")).await;
+        let index = fetch_json(client, &format!("{base}/clips/{name}/index")).await;
         let frames = index["frames"]
             .as_array()
             .unwrap_or_else(|| panic!("index of {name}: {index}"));
@@ -212,7 +201,7 @@ async fn check(client: &reqwest::Client, base: &str, acked: &Acked) {
 
     // Settings: whole, and the last acknowledged value (or the one that was
     // on its way when the process died).
-    let config = json(client, &format!("{base}/config")).await;
+    let config = fetch_json(client, &format!("{base}/config")).await;
     let threshold = config["threshold"].as_u64().expect("threshold");
     if let Some(last) = acked.threshold {
         assert!(
@@ -232,7 +221,7 @@ async fn check(client: &reqwest::Client, base: &str, acked: &Acked) {
             acked.count_floor
         );
     }
-    let resets = json(client, &format!("{base}/api/events?kind=reset&limit=1000")).await;
+    let resets = fetch_json(client, &format!("{base}/api/events?kind=reset&limit=1000")).await;
     let stored = resets["events"].as_array().map_or(0, Vec::len) as u64;
     assert!(
         stored >= acked.resets,

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{decode_jpeg, wait_until, Binary};
+use common::{decode_jpeg, fetch_json, wait_until, Binary};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -129,19 +129,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    client
-        .get(url)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON")
-}
-
 async fn bad_frames(client: &reqwest::Client, base: &str) -> u64 {
-    get_json(client, &format!("{base}/status")).await["source"]["bad_frames"]
+    fetch_json(client, &format!("{base}/status")).await["source"]["bad_frames"]
         .as_u64()
         .expect("bad_frames on /status")
 }
@@ -153,7 +142,7 @@ async fn recovers_with(cam: &mut Camera, client: &reqwest::Client, base: &str, w
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         cam.send(&good).await;
-        let st = get_json(client, &format!("{base}/status")).await;
+        let st = fetch_json(client, &format!("{base}/status")).await;
         if st["source"]["width"] == w && st["source"]["height"] == h {
             break;
         }
@@ -260,7 +249,7 @@ async fn a_source_sending_garbage_is_refused_counted_and_the_camera_recovers() {
     let now = bad_frames(&client, &base).await;
     assert!(now > seen, "65535x65535: {seen} -> {now}");
     seen = now;
-    let st = get_json(&client, &format!("{base}/status")).await;
+    let st = fetch_json(&client, &format!("{base}/status")).await;
     assert_eq!(st["source"]["width"], 128, "{st}");
 
     // A part header that never ends: skipped without being kept.
@@ -336,7 +325,7 @@ async fn snapshot(client: &reqwest::Client, base: &str) -> String {
 
 /// The names in `/snaps`.
 async fn listed(client: &reqwest::Client, base: &str) -> Vec<String> {
-    let list = get_json(client, &format!("{base}/snaps")).await;
+    let list = fetch_json(client, &format!("{base}/snaps")).await;
     let items = list["snaps"]
         .as_array()
         .unwrap_or_else(|| panic!("a list: {list}"));

@@ -531,3 +531,16 @@ pub async fn ask(ws: &mut Ws, text: &str) -> serde_json::Value {
     ws.send(Message::text(text)).await.expect("send");
     recv_json(ws).await
 }
+
+/// GETs `url` and parses the JSON answer (the test fails otherwise): for
+/// servers the tests start as a separate process ([`Binary`]).
+pub async fn fetch_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON")
+}
