@@ -143,15 +143,36 @@ async fn follow(mut sse: SseClient, acked: Shared) {
     }
 }
 
+/// Every item of `/snaps` or `/clips` (`what`), all pages: a fast machine
+/// makes more than one page of snapshots over the rounds, and the oldest
+/// would look lost on the first.
+async fn list_all(client: &reqwest::Client, base: &str, what: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let url = match &before {
+            Some(b) => format!("{base}/{what}?limit=1000&before={b}"),
+            None => format!("{base}/{what}?limit=1000"),
+        };
+        let page = fetch_json(client, &url).await;
+        let items = page[what]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: {page}"));
+        all.extend(items.iter().cloned());
+        match page["next_before"].as_str() {
+            Some(b) if !items.is_empty() => before = Some(b.to_string()),
+            _ => return all,
+        }
+    }
+}
+
 /// Everything a fresh start shows is whole, and everything acknowledged is
 /// there.
 async fn check(client: &reqwest::Client, base: &str, acked: &Acked) {
     // Snapshots: every listed one reads and decodes; none acknowledged is
     // missing.
-    let list = fetch_json(client, &format!("{base}/snaps?limit=1000")).await;
-    let listed: HashSet<String> = list["snaps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("snapshots: {list}"))
+    let listed: HashSet<String> = list_all(client, base, "snaps")
+        .await
         .iter()
         .map(|s| s["name"].as_str().expect("name").to_string())
         .collect();
@@ -170,10 +191,7 @@ async fn check(client: &reqwest::Client, base: &str, acked: &Acked) {
 
     // Clips: every listed one has an index whose first and last frames
     // read (by Range, as the player does) and decode.
-    let list = fetch_json(client, &format!("{base}/clips?limit=1000")).await;
-    let clips = list["clips"]
-        .as_array()
-        .unwrap_or_else(|| panic!("clips: {list}"));
+    let clips = &list_all(client, base, "clips").await;
     let clip_names: HashSet<&str> = clips.iter().filter_map(|c| c["name"].as_str()).collect();
     for c in clips {
         let name = c["name"].as_str().expect("name");
