@@ -58,7 +58,10 @@ struct WorkerInner {
     /// start.
     queue: OnceLock<Option<SyncSender<Job>>>,
     /// The model failed to load (logged once): the check is unavailable.
-    failed: AtomicBool,
+    /// Shared with the thread alone, not the queue: the thread holding its
+    /// own sender would never see the channel close, and would outlive the
+    /// server with the model.
+    failed: Arc<AtomicBool>,
 }
 
 /// One check for the worker.
@@ -82,10 +85,10 @@ impl PersonWorker {
     fn submit(&self, job: Job) -> Result<(), NotRun> {
         let queue = self.0.queue.get_or_init(|| {
             let (tx, rx) = sync_channel(QUEUE);
-            let inner = self.0.clone();
+            let failed = self.0.failed.clone();
             match std::thread::Builder::new()
                 .name("person".into())
-                .spawn(move || work(&inner, &rx))
+                .spawn(move || work(&failed, &rx))
             {
                 Ok(_) => Some(tx),
                 Err(e) => {
@@ -117,12 +120,12 @@ impl PersonWorker {
 /// The worker thread: loads the model, then runs checks until every camera
 /// is gone. A panic in a check fails that check (its reply is dropped), not
 /// the thread.
-fn work(inner: &WorkerInner, jobs: &Receiver<Job>) {
+fn work(failed: &AtomicBool, jobs: &Receiver<Job>) {
     let detector = match PersonDetector::load() {
         Ok(d) => d,
         Err(e) => {
             tracing::error!("the person check is unavailable: {e}");
-            inner.failed.store(true, Ordering::Relaxed);
+            failed.store(true, Ordering::Relaxed);
             return;
         }
     };
