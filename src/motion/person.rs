@@ -4,8 +4,8 @@
 //! an episode the analysed frame goes to the [`PersonDetector`] at most
 //! `person_checks_per_s` times a second, one check at a time per camera, on
 //! the checks' own thread ([`PersonWorker`]). When a check is still running
-//! the next one is dropped, never queued: a slow check makes checks rarer, it never makes them late
-//! or slows the stream. The first person found confirms the episode: that
+//! the next one is dropped, never queued: a slow check makes checks rarer,
+//! it never makes them late or slows the stream. The first person found confirms the episode: that
 //! very frame is saved as a snapshot and a `person` event goes out. Checks
 //! stop for the rest of a confirmed episode (a Raspberry Pi has no CPU to
 //! spare for answers already known).
