@@ -629,7 +629,7 @@ mod tests {
             captured_mono: at,
             width: 16,
             height: 16,
-            part_head: bytes::Bytes::new(),
+            part: bytes::Bytes::new(),
         })
     }
 

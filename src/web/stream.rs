@@ -21,17 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::frame::{Frame, LatestFrame};
+use crate::frame::{Frame, LatestFrame, BOUNDARY};
 
-/// The multipart boundary (the seed's).
-const BOUNDARY: &str = "frame";
-/// Opening boundary, sent once.
+/// Opening boundary, sent once; each frame's part ends with the next one
+/// (see [`Frame::part`]).
 const FIRST: &[u8] = b"--frame\r\n";
-/// Sent right after each JPEG: the next part's boundary. Chrome draws a part
-/// only when it sees the boundary that ends it, so sending the boundary with
-/// the frame (not before the next one) shows each frame when it arrives rather
-/// than one frame late.
-const AFTER_FRAME: &[u8] = b"\r\n--frame\r\n";
 
 /// Slowest `?fps=`: a frame every 10 s. Bounded so that the gap between
 /// frames is a sane `Duration` (a tiny fps such as `1e-20` overflowed it and
@@ -92,12 +86,12 @@ pub async fn stream(
         last_sent: None,
         _count: ViewerCount::enter(app.viewers()),
     };
-    let parts = stream::once(async { vec![Bytes::from_static(FIRST)] })
+    let parts = stream::once(async { Bytes::from_static(FIRST) })
         .chain(stream::unfold(viewer, |mut v| async move {
             let frame = v.next_frame().await?;
-            Some((part(&frame), v))
+            Some((frame.part.clone(), v))
         }))
-        .flat_map(|chunks| stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>)));
+        .map(Ok::<_, std::io::Error>);
     Ok((
         [
             (
@@ -115,16 +109,6 @@ pub async fn stream(
         Body::from_stream(parts),
     )
         .into_response())
-}
-
-/// One part: headers and JPEG shared with every viewer (no copy, no
-/// formatting per viewer), and the next boundary.
-fn part(frame: &Frame) -> Vec<Bytes> {
-    vec![
-        frame.part_head.clone(),
-        frame.jpeg.clone(),
-        Bytes::from_static(AFTER_FRAME),
-    ]
 }
 
 /// One viewer's position in the frame channel.
