@@ -11,6 +11,7 @@
 //! | `mjpeg` | N MJPEG viewers (+ an optional stalled one): fps per viewer, MB/s, latency or jitter |
 //! | `ws` | sequential WebSocket command round trips on `/control` |
 //! | `sse` | one event to N SSE subscribers, time to the last receipt |
+//! | `tcp` | the loopback ceiling: one writer thread, N raw TCP readers, MB/s |
 //! | `frames` | records a stream's distinct JPEGs and their order (the seed peer replays them) |
 //!
 //! `--pid` makes a subcommand also report the server's CPU seconds per second
@@ -21,6 +22,7 @@ mod mjpeg;
 mod procstat;
 mod sse;
 mod stats;
+mod tcp;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +58,8 @@ enum Cmd {
     Ws(ws::Args),
     /// One event to many SSE subscribers.
     Sse(sse::Args),
+    /// The loopback ceiling: one writer, N raw TCP readers.
+    Tcp(tcp::Args),
     /// Save the distinct JPEGs of a stream and their order.
     Frames(mjpeg::FramesArgs),
 }
@@ -78,6 +82,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Mjpeg(a) => mjpeg::run(a).await,
             Cmd::Ws(a) => ws::run(a).await,
             Cmd::Sse(a) => sse::run(a).await,
+            Cmd::Tcp(a) => tcp::run(a).await,
             Cmd::Frames(a) => mjpeg::frames(a).await,
         }
     });

@@ -69,7 +69,8 @@ def main():
     for name in ('input', 'command', 'mode', 'seed-state', 'microdot', 'python',
                  'motion-state', 'motion-version', 'viewers', 'load-start', 'camera-counts'):
         ap.add_argument('--' + name, default='')
-    for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall', 'idle-window'):
+    for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall', 'idle-window',
+                 'ws-load-at', 'motion-max', 'frame-count', 'frame-kb'):
         ap.add_argument('--' + name, type=float, default=0)
     ap.add_argument('--cameras', action='store_true',
                     help='only the several-cameras section (scripts/bench --cameras)')
@@ -108,14 +109,11 @@ def main():
     p(f'- Command: `{a.command}` ({a.mode}: '
       + ('1 run' if runs == 1 else f'median of {runs} runs') +
       f'; {fmt(a.window, 0)} s per MJPEG window; wall time {fmt(a.wall, 0)} s, build included).')
-    frames = sel('lookout', 'frames')
-    if frames and frames[0].get('frames'):
-        f0 = frames[0]
-        p(f'- Scene: lookout\'s `synthetic:?size=1280x720&fps=30&motion=periodic`, '
-          f'{f0.get("fps")} fps measured in the warm-up, mean JPEG {fmt(f0.get("mean_kb"), 0)} KB. '
-          f'The seed replays the same JPEGs, recorded from lookout\'s `/stream.jpg` during the '
-          f'warm-up ({f0.get("distinct")} distinct pictures, {f0.get("frames")} frames in order), at 30 fps; '
-          f'motion reads lookout\'s `/stream.jpg` over `netcam_url` and re-encodes.')
+    if a.frame_count:
+        p(f'- Camera: real footage, {int(a.frame_count)} JPEGs of 1280x720 (mean {fmt(a.frame_kb, 0)} KB; '
+          'the walkers of `testdata/footage/vtest.avi` scaled, with sensor noise, played forward then back) '
+          'at 30 fps: lookout reads the folder with its `file:` source, the seed replays the same files; '
+          'motion reads lookout\'s `/stream.jpg` over `netcam_url` and re-encodes.')
     seed_desc = (f'microdot {a.microdot} on CPython {a.python}, `bench/peers/seed_cam.py`'
                  if a.seed_state == 'ok' else a.seed_state)
     motion_desc = (f'motion {a.motion_version}, `stream_maxrate 30`, `framerate 30`'
@@ -124,9 +122,11 @@ def main():
     p('- CPU is the server\'s utime+stime per wall second over the window; RSS is the highest '
       'VmRSS polled every 100 ms in the window. Latency is arrival minus the part\'s '
       '`X-Timestamp` (lookout only); jitter is the standard deviation of inter-arrival gaps.')
-    p('- Work differs: lookout decodes and scores every frame for motion and stores commands\' '
-      'effects (`reset` writes the counter and an event to SQLite); the seed\'s `compute_change` is a '
-      'stand-in and its reset only changes a dict; motion decodes, analyses and re-encodes every frame.')
+    p('- Detection is on in both: lookout decodes and scores every frame (its person check is off: '
+      'the seed has none); the seed\'s `compute_change` decodes each frame it analyses at 1/8 scale '
+      '(Pillow) and counts changed pixels, about 13 frames a second (the tutorial\'s 50 ms sleep). '
+      'lookout stores commands\' effects (`reset` writes the counter and an event to SQLite); the '
+      'seed\'s reset only changes a dict. motion decodes, analyses and re-encodes every frame.')
     p('')
 
     # MJPEG
@@ -136,9 +136,12 @@ def main():
     p('| viewers | server | fps min / median | MB/s | latency p50 / p99 ms | jitter / gap p99 ms '
       '| stalled viewer | CPU s/s | RSS MB |')
     p('|---:|---|---|---:|---|---|---|---:|---:|')
+    motion_max = int(a.motion_max) if a.motion_max else None
     for n in viewers:
         for key, label in SERVERS:
             why = unavailable(key)
+            if key == 'motion' and not why and motion_max is not None and n > motion_max:
+                continue
             if why:
                 p(f'| {n} | {label} | {why} | | | | | | |')
                 continue
@@ -161,6 +164,16 @@ def main():
               f'| {ms(median_of(good, "jitter_ms"))} / {ms(median_of(good, "gap_ms_p99"))} '
               f'| {stalled} | {fmt(median_of(good, "cpu_s_per_s"), 2)} '
               f'| {fmt(median_of(good, "rss_window_peak_mb"))} |')
+    ceiling = [r for r in rows if r.get('server') == 'loopback' and r.get('test') == 'tcp'
+               and 'error' not in r]
+    if ceiling:
+        c = ceiling[0]
+        p(f'Loopback ceiling, same run: one writer thread sending {c.get("frame_kb")} KB buffers as fast as '
+          f'the sockets take them to {c.get("readers")} raw TCP readers (`loadgen tcp`): '
+          f'{fmt(median_of(ceiling, "mb_per_s"), 0)} MB/s in all, reader min / median '
+          f'{fmt(median_of(ceiling, "reader_mb_per_s_min"))} / {fmt(median_of(ceiling, "reader_mb_per_s_median"))} MB/s.')
+        p('')
+    p(ratio_section(viewers, sel, unavailable))
     p('')
 
     # WebSocket
@@ -168,7 +181,8 @@ def main():
     p('')
     p('| when | server | all p50 / p99 / max ms | reset p50 / p99 ms | ping p50 / p99 ms | CPU s/s |')
     p('|---|---|---|---|---|---:|')
-    for test, when in (('ws_idle', 'idle'), ('ws_load', f'during {viewers[-1]} viewers')):
+    ws_at = int(a.ws_load_at) if a.ws_load_at else viewers[-1]
+    for test, when in (('ws_idle', 'idle'), ('ws_load', f'during {ws_at} viewers')):
         for key, label in SERVERS:
             why = unavailable(key)
             if key == 'motion' and not why:
@@ -232,7 +246,7 @@ def main():
         else:
             p(f'| {name} | {value}{note} | {"yes" if ok else "**no**"} |')
 
-    big = viewers[-1]
+    big = 100 if 100 in viewers else viewers[-1]
     lk = [r for r in sel('lookout', f'mjpeg{big}') if 'error' not in r]
     fmin = median_of(lk, 'fps_min')
     note = '' if big >= 100 else f' (at {big} viewers; the target is for 100: run the full mode)'
@@ -281,6 +295,48 @@ def main():
             p(f'- {x}')
         p('')
     print('\n'.join(out))
+
+
+def ratio_section(viewers, sel, unavailable):
+    """lookout against the seed, per viewer count: CPU, delivered bytes,
+    slowest viewer and memory, and issue 17's targets for each."""
+    out = ['## lookout / seed', '',
+           'Ratios of the medians above. Targets: CPU at most half the seed\'s from 50 to 200 '
+           'viewers and at most the seed\'s beyond; at 400 viewers and more, every lookout viewer '
+           'at least the seed\'s slowest, total bytes at least the seed\'s and RSS at most 64 MB.', '',
+           '| viewers | CPU lookout / seed | MB/s lookout / seed | slowest viewer fps, lookout vs seed '
+           '| RSS MB, lookout vs seed | targets met |',
+           '|---:|---:|---:|---|---|---|']
+    if unavailable('seed'):
+        return '\n'.join(out[:2] + [f'Seed not measured: {unavailable("seed")}.'])
+    for n in viewers:
+        lk = [r for r in sel('lookout', f'mjpeg{n}') if 'error' not in r]
+        sd = [r for r in sel('seed', f'mjpeg{n}') if 'error' not in r]
+        if not lk or not sd:
+            continue
+        cpu_l, cpu_s = median_of(lk, 'cpu_s_per_s'), median_of(sd, 'cpu_s_per_s')
+        mb_l, mb_s = median_of(lk, 'mb_per_s'), median_of(sd, 'mb_per_s')
+        fps_l, fps_s = median_of(lk, 'fps_min'), median_of(sd, 'fps_min')
+        rss_l, rss_s = median_of(lk, 'rss_window_peak_mb'), median_of(sd, 'rss_window_peak_mb')
+
+        def ratio(x, y):
+            return x / y if x is not None and y else None
+        cpu_r, mb_r = ratio(cpu_l, cpu_s), ratio(mb_l, mb_s)
+        met = []
+        if cpu_r is not None and 50 <= n <= 200:
+            met.append(f'CPU <= 0.5: {"yes" if cpu_r <= 0.5 else "**no**"}')
+        if n >= 400:
+            if cpu_r is not None:
+                met.append(f'CPU <= 1: {"yes" if cpu_r <= 1 else "**no**"}')
+            if fps_l is not None and fps_s is not None:
+                met.append(f'min fps: {"yes" if fps_l >= fps_s else "**no**"}')
+            if mb_r is not None:
+                met.append(f'bytes: {"yes" if mb_r >= 1 else "**no**"}')
+            if rss_l is not None:
+                met.append(f'RSS <= 64: {"yes" if rss_l <= 64 else "**no**"}')
+        out.append(f'| {n} | {fmt(cpu_r, 2)} | {fmt(mb_r, 2)} | {fmt(fps_l)} vs {fmt(fps_s)} '
+                   f'| {fmt(rss_l)} vs {fmt(rss_s)} | {"; ".join(met) or "-"} |')
+    return '\n'.join(out)
 
 
 def clips_section(rows, a):
