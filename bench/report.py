@@ -79,6 +79,8 @@ def main():
     ap.add_argument('--status', help='--clips: a /status of lookout recording, for its buffer')
     a = ap.parse_args()
     rows = load(a.input)
+    if any(r.get('server') == 'lookout-before' for r in rows):
+        SERVERS.insert(1, ('lookout-before', 'lookout before'))
     if a.clips:
         print('\n'.join(clips_section(rows, a)))
         return
@@ -94,6 +96,8 @@ def main():
             return a.seed_state
         if server == 'motion' and a.motion_state != 'ok':
             return a.motion_state
+        if server == 'lookout-before':
+            return None
         return None
 
     out = []
@@ -211,6 +215,8 @@ def main():
       '| missed receipts | CPU s/s | RSS MB |')
     p('|---|---|---:|---|---:|---|---:|---:|---:|')
     for key, label in SERVERS:
+        if key == 'lookout-before':
+            continue
         why = unavailable(key)
         if key == 'motion' and not why:
             why = 'n/a (no event stream)'
