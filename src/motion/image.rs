@@ -29,10 +29,7 @@ pub fn decode_small_luma(
 
 /// Decodes `jpeg` to full-size luma into `out` (reused to avoid a megabyte
 /// allocation per frame). Returns (width, height).
-pub(crate) fn decode_luma_into(
-    jpeg: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(usize, usize), MotionError> {
+pub fn decode_luma_into(jpeg: &[u8], out: &mut Vec<u8>) -> Result<(usize, usize), MotionError> {
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::Luma)
         .set_max_width(MAX_DECODE_SIDE)
