@@ -357,9 +357,18 @@ pub(crate) async fn run(a: Args) -> anyhow::Result<Map<String, Value>> {
         .collect();
     tokio::time::sleep_until(start).await;
     let sample = a.server.start();
+    // The load generator's own CPU over the window: at high viewer counts it
+    // needs most of the machine, and what it cannot read stays queued.
+    let me = std::process::id();
+    let my_start = crate::procstat::cpu_ticks(me);
     tokio::time::sleep_until(end).await;
+    let my_end = crate::procstat::cpu_ticks(me);
     let mut out = Map::new();
     a.server.finish(sample, &mut out);
+    if let (Some(t0), Some(t1)) = (my_start, my_end) {
+        let per_s = t1.saturating_sub(t0) as f64 / a.server.clk_tck.max(1) as f64 / a.seconds;
+        out.insert("client_cpu_s_per_s".into(), num(Some(per_s)));
+    }
     let mut stats: Vec<Vec<ViewerStats>> = Vec::new();
     for ts in tasks {
         let mut one = Vec::new();

@@ -22,7 +22,7 @@ pub(crate) struct Sample {
 /// How often RSS is read during a window (VmHWM only says "since start").
 const RSS_POLL: Duration = Duration::from_millis(100);
 
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; fields restart after its ')'.
     let rest = &stat[stat.rfind(')')? + 1..];

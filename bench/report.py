@@ -138,8 +138,8 @@ def main():
     p('## MJPEG viewers (+ 1 stalled viewer that reads nothing)')
     p('')
     p('| viewers | server | fps min / median | MB/s | latency p50 / p99 ms | jitter / gap p99 ms '
-      '| stalled viewer | CPU s/s | RSS MB |')
-    p('|---:|---|---|---:|---|---|---|---:|---:|')
+      '| stalled viewer | CPU s/s | RSS MB | load generator CPU s/s |')
+    p('|---:|---|---|---:|---|---|---|---:|---:|---:|')
     motion_max = int(a.motion_max) if a.motion_max else None
     for n in viewers:
         for key, label in SERVERS:
@@ -147,13 +147,13 @@ def main():
             if key == 'motion' and not why and motion_max is not None and n > motion_max:
                 continue
             if why:
-                p(f'| {n} | {label} | {why} | | | | | | |')
+                p(f'| {n} | {label} | {why} | | | | | | | |')
                 continue
             rs = sel(key, f'mjpeg{n}')
             good = [r for r in rs if 'error' not in r]
             if not good:
                 err = rs[0].get('error', 'no result') if rs else 'no result'
-                p(f'| {n} | {label} | failed: {err} | | | | | | |')
+                p(f'| {n} | {label} | failed: {err} | | | | | | | |')
                 continue
             lat50, lat99 = median_of(good, 'latency_ms_p50'), median_of(good, 'latency_ms_p99')
             lat = f'{ms(lat50)} / {ms(lat99)}' if lat50 is not None else 'n/a (no timestamp)'
@@ -167,7 +167,9 @@ def main():
             p(f'| {n} | {label} | {fps} | {fmt(median_of(good, "mb_per_s"))} | {lat} '
               f'| {ms(median_of(good, "jitter_ms"))} / {ms(median_of(good, "gap_ms_p99"))} '
               f'| {stalled} | {fmt(median_of(good, "cpu_s_per_s"), 2)} '
-              f'| {fmt(median_of(good, "rss_window_peak_mb"))} |')
+              f'| {fmt(median_of(good, "rss_window_peak_mb"))} '
+              f'| {fmt(median_of(good, "client_cpu_s_per_s"), 2)} |')
+    p('')
     ceiling = [r for r in rows if r.get('server') == 'loopback' and r.get('test') == 'tcp'
                and 'error' not in r]
     if ceiling:
