@@ -21,6 +21,9 @@ pub const MAX_DIMENSION: u16 = 16384;
 /// The MJPEG multipart boundary of `/stream.jpg` (the seed's).
 pub const BOUNDARY: &str = "frame";
 
+/// What opens an MJPEG stream, sent once before the first part.
+pub const FIRST_BOUNDARY: &[u8] = b"--frame\r\n";
+
 /// What ends every MJPEG part: the next part's boundary. Chrome draws a part
 /// only when it sees the boundary that ends it, so sending the boundary with
 /// the frame (not before the next one) shows each frame when it arrives

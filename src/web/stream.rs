@@ -21,11 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::frame::{Frame, LatestFrame, BOUNDARY};
-
-/// Opening boundary, sent once; each frame's part ends with the next one
-/// (see [`Frame::part`]).
-const FIRST: &[u8] = b"--frame\r\n";
+use crate::frame::{Frame, LatestFrame, BOUNDARY, FIRST_BOUNDARY};
 
 /// Slowest `?fps=`: a frame every 10 s. Bounded so that the gap between
 /// frames is a sane `Duration` (a tiny fps such as `1e-20` overflowed it and
@@ -86,7 +82,7 @@ pub async fn stream(
         last_sent: None,
         _count: ViewerCount::enter(app.viewers()),
     };
-    let parts = stream::once(async { Bytes::from_static(FIRST) })
+    let parts = stream::once(async { Bytes::from_static(FIRST_BOUNDARY) })
         .chain(stream::unfold(viewer, |mut v| async move {
             let frame = v.next_frame().await?;
             Some((frame.part.clone(), v))
