@@ -133,6 +133,20 @@ pub async fn serve(
     }
 }
 
+/// hyper's per-connection read buffer limit, at hyper's smallest: 8 KiB.
+///
+/// Why not the default (about 400 KiB): hyper-util reads a connection's first
+/// 24 bytes to tell HTTP/1.1 from HTTP/2 and hands them back as a first,
+/// short read. With room to grow, hyper then doubled its 8 KiB read buffer to
+/// 16 KiB on every connection, for nothing: a viewer only ever sends one small
+/// request. At 1,000 viewers that was 8 MB of the server's memory (measured
+/// with heaptrack, see the README's Performance section). The cost: a request
+/// head (request line and headers) over 8 KiB is refused, as nginx and Apache
+/// refuse theirs by default; request bodies are read in 8 KiB steps. Writes
+/// are not copied into this buffer: a frame is queued as it is, and the next
+/// is only asked for once it is sent, which is what a viewer wants anyway.
+const HTTP1_BUF: usize = 8 * 1024;
+
 fn tune(
     builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     deadlines: Deadlines,
@@ -140,7 +154,8 @@ fn tune(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(deadlines.header);
+        .header_read_timeout(deadlines.header)
+        .max_buf_size(HTTP1_BUF);
     builder
         .http2()
         .timer(TokioTimer::new())
