@@ -4,12 +4,15 @@
 //! Two kinds, on purpose:
 //! - What already exists as state (a source's state, restarts and rate, the
 //!   frame counter, viewers, subscribers, the upload queue and its sent,
-//!   failed and dropped counts) is read when Prometheus scrapes, in
+//!   failed and dropped counts, the clip recorder's counts and pre-roll, the
+//!   person check's availability and skipped checks) is read when Prometheus
+//!   scrapes, in
 //!   [`Metrics::render`]. Nothing is counted twice, and the per-frame path
 //!   pays nothing: the frame counter is the sequence number frames already
 //!   carry.
 //! - What happens and leaves no state behind (motion episodes, the time each
-//!   analysis takes, snapshots saved, HTTP requests) is counted where it
+//!   analysis and each person check takes, person episodes, snapshots saved,
+//!   HTTP requests) is counted where it
 //!   happens, through the families kept here. Each camera holds its own
 //!   children ([`CamMetrics`]), so counting is an atomic add, never a lookup.
 //!
@@ -75,6 +78,13 @@ struct ResultLabel {
     result: &'static str,
 }
 
+/// One outcome of a camera's clips.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CameraResultLabels {
+    camera: String,
+    result: &'static str,
+}
+
 /// The build, as a constant series carrying the version.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
@@ -94,6 +104,14 @@ fn analysis_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 8))
 }
 
+/// Buckets of `lookout_person_check_seconds`: 10 ms doubling to 2.56 s. A
+/// check takes about 0.1 s on a desktop core and most of a second on a
+/// Raspberry Pi; a check slower than the rate of checks asked for is what an
+/// operator needs to see.
+fn person_check_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 9))
+}
+
 /// The counted metrics of the whole server, shared by every camera and the
 /// router.
 pub struct Metrics {
@@ -101,6 +119,8 @@ pub struct Metrics {
     analysis: AnalysisFamily,
     motion_active: Family<CameraLabel, Gauge>,
     motion_score: Family<CameraLabel, FloatGauge>,
+    person_checks: AnalysisFamily,
+    person_episodes: Family<CameraLabel, Counter>,
     snapshots: Family<SnapshotLabels, Counter>,
     http: Family<HttpLabels, Counter>,
 }
@@ -119,6 +139,8 @@ impl Metrics {
             analysis: Family::new_with_constructor(analysis_histogram),
             motion_active: Family::default(),
             motion_score: Family::default(),
+            person_checks: Family::new_with_constructor(person_check_histogram),
+            person_episodes: Family::default(),
             snapshots: Family::default(),
             http: Family::default(),
         }
@@ -142,6 +164,8 @@ impl Metrics {
             analysis: self.analysis.get_or_create(&label).clone(),
             active: self.motion_active.get_or_create(&label).clone(),
             score: self.motion_score.get_or_create(&label).clone(),
+            person_check: self.person_checks.get_or_create(&label).clone(),
+            person_episodes: self.person_episodes.get_or_create(&label).clone(),
             snapshots: self.snapshots.clone(),
             name: name.to_string(),
         }
@@ -191,6 +215,17 @@ impl Metrics {
             self.analysis.clone(),
         );
         reg.register(
+            "person_check_seconds",
+            "Time of one person check (the detector on a motion frame's region), \
+             queueing excluded",
+            self.person_checks.clone(),
+        );
+        reg.register(
+            "person_episodes",
+            "Motion episodes in which the person check saw a person",
+            self.person_episodes.clone(),
+        );
+        reg.register(
             "snapshots",
             "Snapshots saved, by what caused them",
             self.snapshots.clone(),
@@ -214,6 +249,12 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
     let frames = Family::<CameraLabel, Counter>::default();
     let fps = Family::<CameraLabel, FloatGauge>::default();
     let viewers = Family::<CameraLabel, Gauge>::default();
+    let person_available = Family::<CameraLabel, Gauge>::default();
+    let person_skipped = Family::<CameraLabel, Counter>::default();
+    let clip_recording = Family::<CameraLabel, Gauge>::default();
+    let clips = Family::<CameraResultLabels, Counter>::default();
+    let clip_dropped = Family::<CameraLabel, Counter>::default();
+    let clip_buffer = Family::<CameraLabel, Gauge>::default();
     for cam in hub.cams() {
         let label = CameraLabel {
             camera: cam.name.clone(),
@@ -230,6 +271,31 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
         fps.get_or_create(&label).set(rate);
         let open = cam.viewers().load(std::sync::atomic::Ordering::Relaxed);
         viewers.get_or_create(&label).set(gauge(open));
+        let person = cam.person();
+        person_available
+            .get_or_create(&label)
+            .set(i64::from(person.available()));
+        person_skipped
+            .get_or_create(&label)
+            .inc_by(person.skipped());
+        let clip = cam.recorder().status();
+        clip_recording
+            .get_or_create(&label)
+            .set(i64::from(clip.recording.is_some()));
+        for (result, n) in [("saved", clip.saved), ("failed", clip.failed)] {
+            clips
+                .get_or_create(&CameraResultLabels {
+                    camera: cam.name.clone(),
+                    result,
+                })
+                .inc_by(n);
+        }
+        clip_dropped
+            .get_or_create(&label)
+            .inc_by(clip.dropped_frames);
+        clip_buffer
+            .get_or_create(&label)
+            .set(i64::try_from(clip.buffer_bytes).unwrap_or(i64::MAX));
     }
     reg.register(
         "source_up",
@@ -254,6 +320,37 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
         fps,
     );
     reg.register("stream_viewers", "Open MJPEG stream viewers", viewers);
+    reg.register(
+        "person_check_available",
+        "Whether the person check can run on the camera (1: the model is loaded) or not (0)",
+        person_available,
+    );
+    reg.register(
+        "clip_recording",
+        "Whether a clip is being recorded (1) or not (0)",
+        clip_recording,
+    );
+    reg.register(
+        "clips",
+        "Clips that ended, by result: saved, or failed (the disk refused them)",
+        clips,
+    );
+    reg.register(
+        "clip_dropped_frames",
+        "Frames left out of clips because the disk could not keep up",
+        clip_dropped,
+    );
+    reg.register(
+        "clip_buffer_bytes",
+        "Bytes of frames held in memory for the next clip's pre-roll",
+        clip_buffer,
+    );
+    reg.register(
+        "person_checks_skipped",
+        "Person checks due but not run because the camera's previous check was still running \
+         or the checker's queue was full",
+        person_skipped,
+    );
     let subscribers = Gauge::<i64>::default();
     subscribers.set(gauge(hub.events().subscribers()));
     reg.register(
@@ -307,6 +404,8 @@ pub struct CamMetrics {
     analysis: Histogram,
     active: Gauge,
     score: FloatGauge,
+    person_check: Histogram,
+    person_episodes: Counter,
     snapshots: Family<SnapshotLabels, Counter>,
 }
 
@@ -332,6 +431,16 @@ impl CamMetrics {
     /// The episode ended without a frame (the camera went quiet).
     pub fn motion_ended(&self) {
         self.active.set(0);
+    }
+
+    /// One person check done in `seconds`.
+    pub fn person_checked(&self, seconds: f64) {
+        self.person_check.observe(seconds);
+    }
+
+    /// One motion episode confirmed as a person.
+    pub fn person_seen(&self) {
+        self.person_episodes.inc();
     }
 
     /// One snapshot saved.

@@ -49,8 +49,18 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 /// Scrapes until `series` is at least `min` (20 s at most).
 async fn wait_for_value(server: &TestServer, series: &str, min: f64) -> String {
+    wait_for_value_within(server, series, min, Duration::from_secs(20)).await
+}
+
+/// Scrapes until `series` is at least `min` (`limit` at most).
+async fn wait_for_value_within(
+    server: &TestServer,
+    series: &str,
+    min: f64,
+    limit: Duration,
+) -> String {
     let mut last = String::new();
-    let found = tokio::time::timeout(Duration::from_secs(20), async {
+    let found = tokio::time::timeout(limit, async {
         loop {
             last = scrape(server).await;
             if value(&last, series).is_some_and(|v| v >= min) {
@@ -62,6 +72,84 @@ async fn wait_for_value(server: &TestServer, series: &str, min: f64) -> String {
     .await;
     assert!(found.is_ok(), "{series} never reached {min}:\n{last}");
     last
+}
+
+/// The clip recorder's series, per camera: the moving camera fills its
+/// pre-roll, records its episode and saves the clip; the still one records
+/// nothing.
+#[tokio::test]
+async fn clips_show_their_recording_buffer_and_results_per_camera() {
+    let server = two_cameras().await;
+    let text = scrape(&server).await;
+    for cam in ["yard", "door"] {
+        for result in ["saved", "failed"] {
+            let series = format!(r#"lookout_clips_total{{camera="{cam}",result="{result}"}}"#);
+            assert_eq!(value(&text, &series), Some(0.0), "{series}: {text}");
+        }
+        let dropped = format!(r#"lookout_clip_dropped_frames_total{{camera="{cam}"}}"#);
+        assert_eq!(value(&text, &dropped), Some(0.0), "{text}");
+    }
+    wait_for_value(&server, r#"lookout_clip_buffer_bytes{camera="yard"}"#, 1.0).await;
+    wait_for_value(&server, r#"lookout_clip_recording{camera="yard"}"#, 1.0).await;
+    // The episode ends (5 s cooldown, then the post-roll) and its clip is saved.
+    let text = wait_for_value_within(
+        &server,
+        r#"lookout_clips_total{camera="yard",result="saved"}"#,
+        1.0,
+        Duration::from_secs(120),
+    )
+    .await;
+    for series in [
+        r#"lookout_clip_recording{camera="door"}"#,
+        r#"lookout_clips_total{camera="door",result="saved"}"#,
+        r#"lookout_clips_total{camera="yard",result="failed"}"#,
+    ] {
+        assert_eq!(value(&text, series), Some(0.0), "{series}: {text}");
+    }
+    // What the metric says is what the clip list holds.
+    let listed = server.get_json("/cams/yard/clips").await;
+    assert!(
+        !listed["clips"].as_array().expect("clips").is_empty(),
+        "{listed}"
+    );
+}
+
+/// The person check's series, per camera: available, each check timed,
+/// person episodes counted. The synthetic ball is checked and is not a
+/// person; the still camera is never checked.
+#[cfg(feature = "person")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn person_checks_are_timed_and_counted_per_camera() {
+    let server = two_cameras().await;
+    let text = scrape(&server).await;
+    for cam in ["yard", "door"] {
+        for (series, want) in [
+            ("lookout_person_check_available", 1.0),
+            ("lookout_person_episodes_total", 0.0),
+            ("lookout_person_checks_skipped_total", 0.0),
+            ("lookout_person_check_seconds_count", 0.0),
+        ] {
+            let series = format!(r#"{series}{{camera="{cam}"}}"#);
+            assert_eq!(value(&text, &series), Some(want), "{series}: {text}");
+        }
+    }
+    let text = wait_for_value_within(
+        &server,
+        r#"lookout_person_check_seconds_count{camera="yard"}"#,
+        1.0,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(
+        value(&text, r#"lookout_person_check_seconds_sum{camera="yard"}"#) > Some(0.0),
+        "{text}"
+    );
+    for series in [
+        r#"lookout_person_check_seconds_count{camera="door"}"#,
+        r#"lookout_person_episodes_total{camera="yard"}"#,
+    ] {
+        assert_eq!(value(&text, series), Some(0.0), "{series}: {text}");
+    }
 }
 
 #[tokio::test]

@@ -335,6 +335,12 @@ impl PersonCheck {
         false
     }
 
+    /// Checks that were due but not run (one still running, or the queue
+    /// full).
+    pub fn skipped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// The `/status` part.
     pub fn status(&self, settings: &Settings) -> PersonStatus {
         let last = self.last_us.load(Ordering::Relaxed);
@@ -390,6 +396,7 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
             // The check panicked (logged by the worker) or the worker is gone.
             Err(_) => return,
         };
+        cam.metrics().person_checked(took.as_secs_f64());
         let best = people.first().map(|p| p.score);
         let confirmed: Vec<Person> = people
             .into_iter()
@@ -401,6 +408,7 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
             .person()
             .finished(seq, best, took, !confirmed.is_empty())
         {
+            cam.metrics().person_seen();
             confirm(&cam, &frame, &confirmed).await;
         }
     });
