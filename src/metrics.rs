@@ -6,15 +6,14 @@
 //!   frame counter, viewers, subscribers, the upload queue and its sent,
 //!   failed and dropped counts, the clip recorder's counts and pre-roll, the
 //!   person check's availability and skipped checks) is read when Prometheus
-//!   scrapes, in
-//!   [`Metrics::render`]. Nothing is counted twice, and the per-frame path
-//!   pays nothing: the frame counter is the sequence number frames already
-//!   carry.
+//!   scrapes, in [`Metrics::render`]. Nothing is counted twice, and the
+//!   per-frame path pays nothing: the frame counter is the sequence number
+//!   frames already carry.
 //! - What happens and leaves no state behind (motion episodes, the time each
 //!   analysis and each person check takes, person episodes, snapshots saved,
-//!   HTTP requests) is counted where it
-//!   happens, through the families kept here. Each camera holds its own
-//!   children ([`CamMetrics`]), so counting is an atomic add, never a lookup.
+//!   HTTP requests) is counted where it happens, through the families kept
+//!   here. Each camera holds its own children ([`CamMetrics`]), so counting
+//!   is an atomic add, never a lookup.
 //!
 //! Names follow Prometheus' conventions: the `lookout_` prefix, base units
 //! (seconds), `_total` on counters, and a `camera` label on everything that
@@ -94,8 +93,8 @@ struct VersionLabel {
 /// A gauge holding a float (the motion score, frames per second).
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// The analysis-time histogram's type (its constructor sets the buckets).
-type AnalysisFamily = Family<CameraLabel, Histogram, fn() -> Histogram>;
+/// A per-camera histogram family's type (its constructor sets the buckets).
+type HistogramFamily = Family<CameraLabel, Histogram, fn() -> Histogram>;
 
 /// Buckets of `lookout_motion_analysis_seconds`: 0.5 ms doubling to 64 ms.
 /// One analysis of a frame takes 1-3 ms at 720p on a desktop and some tens
@@ -116,10 +115,10 @@ fn person_check_histogram() -> Histogram {
 /// router.
 pub struct Metrics {
     episodes: Family<CameraLabel, Counter>,
-    analysis: AnalysisFamily,
+    analysis: HistogramFamily,
     motion_active: Family<CameraLabel, Gauge>,
     motion_score: Family<CameraLabel, FloatGauge>,
-    person_checks: AnalysisFamily,
+    person_checks: HistogramFamily,
     person_episodes: Family<CameraLabel, Counter>,
     snapshots: Family<SnapshotLabels, Counter>,
     http: Family<HttpLabels, Counter>,
