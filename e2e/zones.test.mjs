@@ -75,6 +75,16 @@ function near(got, want, tolerance = 0.02) {
     && got.every(([x, y], i) => Math.abs(x - want[i][0]) <= tolerance && Math.abs(y - want[i][1]) <= tolerance);
 }
 
+/**
+ * Waits until the overlay polygon `locator` outlines `want`. The overlay is
+ * redrawn when settings or events arrive, so a polygon found a moment ago
+ * may already be detached (no `ownerSVGElement`) when it is read: read again
+ * until the state holds, never once.
+ */
+async function outlines(locator, want, what) {
+  await until(async () => near(await polygonPoints(locator), want), { what });
+}
+
 const MASK = [[0.1, 0.15], [0.4, 0.1], [0.45, 0.5], [0.12, 0.45]];
 const ZONE = [[0.55, 0.55], [0.9, 0.55], [0.9, 0.9], [0.55, 0.9]];
 
@@ -125,7 +135,7 @@ test('a mask drawn by clicks is saved, shown after a reload and on another dashb
     const drawn = page.locator('#zones-overlay polygon[data-kind="mask"]');
     await drawn.waitFor();
     await page.locator('#zones-overlay polyline[data-kind="drawing"]').waitFor({ state: 'detached' });
-    assert.ok(near(await polygonPoints(drawn), MASK), 'the outline is where the clicks were');
+    await outlines(drawn, MASK, 'the outline where the clicks were');
 
     await page.click('#zones-save');
     await page.locator('#zones-editor').waitFor({ state: 'hidden' });
@@ -137,11 +147,11 @@ test('a mask drawn by clicks is saved, shown after a reload and on another dashb
 
     // The other dashboard got it from the event feed.
     await watcher.locator('#zones-overlay polygon[data-kind="mask"]').waitFor();
-    assert.ok(near(await polygonPoints(watcher.locator('#zones-overlay polygon[data-kind="mask"]')), MASK));
+    await outlines(watcher.locator('#zones-overlay polygon[data-kind="mask"]'), MASK, 'the mask on the other dashboard');
 
     await page.reload();
     await page.locator('#zones-overlay polygon[data-kind="mask"]').waitFor();
-    assert.ok(near(await polygonPoints(page.locator('#zones-overlay polygon[data-kind="mask"]')), MASK));
+    await outlines(page.locator('#zones-overlay polygon[data-kind="mask"]'), MASK, 'the mask after a reload');
     assert.deepEqual(page.problems, []);
     assert.deepEqual(watcher.problems, []);
   } finally {
