@@ -141,8 +141,9 @@ pub async fn serve(
 /// 16 KiB on every connection, for nothing: a viewer only ever sends one small
 /// request. At 1,000 viewers that was 8 MB of the server's memory (measured
 /// with heaptrack, see the README's Performance section). The cost: a request
-/// head (request line and headers) over 8 KiB is refused, as nginx and Apache
-/// refuse theirs by default; request bodies are read in 8 KiB steps.
+/// head (request line and headers) over 8 KiB gets 431, Tomcat's and Jetty's
+/// default bound (nginx and Apache bound each header line at about 8 KiB);
+/// request bodies are read in 8 KiB steps.
 ///
 /// The same limit bounds what hyper queues for writing: a frame is queued as
 /// it is (never copied), and the next is only taken once it is sent, so a
