@@ -7,11 +7,17 @@
 //! argon2 is slow on purpose and Home Assistant sends Basic auth with every
 //! request.
 //!
-//! Every check from the web goes through [`Auth::verify`]: the per-address
-//! [`throttle`] first, then the check, then the outcome is recorded. argon2
-//! needs about 19 MiB per check, so at most [`PASSWORD_CHECKS`] run at once,
-//! always on the same threads ([`pool`]); more are answered "busy" at once
-//! (48 parallel wrong passwords used to take the server to 1.6 GB).
+//! Every check from the web goes through [`Auth::verify`]. Sessions and
+//! tokens are checked at once; failures of any kind are recorded against the
+//! client's address, and only password checks wait for that address's slot
+//! in the [`throttle`], so a valid token is never refused for someone else's
+//! guesses. argon2 needs about 19 MiB per check, so at most
+//! [`PASSWORD_CHECKS`] run at once, always on the same threads ([`pool`]),
+//! one per address, the others waiting their turn in a short line; beyond
+//! that line they are answered "busy" (48 parallel wrong passwords used to
+//! take the server to 1.6 GB), and a busy answer counts against its address
+//! like a wrong password, so a flood from many addresses slows itself down
+//! and the owner gets a turn.
 //!
 //! Changing the password ends every browser session and one-hour API token
 //! (long-lived tokens stay: they are revoked by name). The argon2 hash of the
@@ -23,7 +29,7 @@ mod secrets;
 mod sessions;
 mod throttle;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -129,6 +135,35 @@ pub struct Auth {
     throttle: throttle::Throttle,
     /// The threads argon2 runs on; see [`PASSWORD_CHECKS`].
     pool: pool::CheckPool,
+    /// Addresses ([`crate::peers::key`]) with a password check under way.
+    checking: Mutex<HashSet<IpAddr>>,
+}
+
+/// An address's one password check under way; ends when dropped.
+struct Turn<'a> {
+    checking: &'a Mutex<HashSet<IpAddr>>,
+    key: IpAddr,
+}
+
+impl<'a> Turn<'a> {
+    /// The turn of `ip`'s address, unless it has one already.
+    fn take(checking: &'a Mutex<HashSet<IpAddr>>, ip: IpAddr) -> Option<Turn<'a>> {
+        let key = crate::peers::key(ip);
+        // Not `then_some(Turn { .. })`: that builds (and drops, which locks)
+        // a Turn even when the address has one, under this very lock.
+        let free = crate::sync::lock(checking).insert(key);
+        if free {
+            Some(Turn { checking, key })
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        crate::sync::lock(self.checking).remove(&self.key);
+    }
 }
 
 /// Credentials a request presents.
@@ -174,7 +209,8 @@ pub enum Verdict {
     Denied,
     /// Too many recent failures from this address: try again later.
     Throttled(Throttled),
-    /// Too many password checks running at once: try again in a moment.
+    /// Too many password checks running or waiting, or another one from this
+    /// address under way: try again in a moment.
     Busy,
 }
 
@@ -253,6 +289,7 @@ impl Auth {
             basic_cache: Mutex::new(HashMap::new()),
             throttle: throttle::Throttle::default(),
             pool,
+            checking: Mutex::new(HashSet::new()),
         };
         Ok((auth, generated))
     }
@@ -274,24 +311,87 @@ impl Auth {
         }
     }
 
-    /// Checks credentials from `ip` the way every web route must: waits for
-    /// the address's slot (or refuses when it is too far out), checks, and
-    /// records the outcome.
+    /// Checks credentials from `ip` the way every web route must.
+    ///
+    /// A session, a token, or a Basic password verified in the last few
+    /// minutes is cheap to check and is checked at once: other people's
+    /// failures from the same address never refuse it. A password that needs
+    /// argon2 waits for the address's slot (or is refused when that is too
+    /// far out), runs at most one at a time per address, and waits its turn
+    /// for a check thread in arrival order. Every failure, and every check
+    /// refused as busy, counts against the address.
     pub async fn verify(&self, ip: IpAddr, credential: Credential<'_>) -> Verdict {
+        match credential {
+            Credential::Password { user, pass } => {
+                return self.verify_password(ip, user, pass).await
+            }
+            Credential::Token { secret, kinds, .. } => {
+                if self.check_token(secret, kinds).await {
+                    // Not recorded as a success: a valid token must not wipe
+                    // out the failures of someone else at the same address.
+                    return Verdict::Granted;
+                }
+            }
+            Credential::Malformed => {}
+        }
+        self.throttle.record(ip, false, credential.describe());
+        Verdict::Denied
+    }
+
+    async fn verify_password(&self, ip: IpAddr, user: &str, pass: &str) -> Verdict {
+        let hash = match self.password_hash().await {
+            Ok(Some(hash)) => hash,
+            Ok(None) => {
+                self.throttle.record(ip, false, "password");
+                return Verdict::Denied;
+            }
+            Err(e) => {
+                tracing::error!("cannot read the password hash: {e}");
+                return Verdict::Busy;
+            }
+        };
+        let user_ok: bool = user.as_bytes().ct_eq(self.user.as_bytes()).into();
+        let key = sha256(format!("{user}:{pass}").as_bytes());
+        if user_ok && self.recently_verified(&key, &hash) {
+            return Verdict::Granted;
+        }
         match self.throttle.admit(ip) {
             Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
             Ok(_) => {}
             Err(throttled) => return Verdict::Throttled(throttled),
         }
-        let ok = match credential {
-            Credential::Password { user, pass } => match self.check_password(user, pass).await {
-                Some(ok) => ok,
-                None => return Verdict::Busy,
-            },
-            Credential::Token { secret, kinds, .. } => self.check_token(secret, kinds).await,
-            Credential::Malformed => false,
+        // One check per address at a time: a second one from there would
+        // only take a thread from everyone else. Busy, and counted like every
+        // busy answer (a person signing in from two devices at the same
+        // instant pays a 250 ms delay; a flood from one address pays more).
+        let Some(_turn) = Turn::take(&self.checking, ip) else {
+            self.throttle.record(
+                ip,
+                false,
+                "password, refused: another check from there under way",
+            );
+            return Verdict::Busy;
         };
-        self.throttle.record(ip, ok, credential.describe());
+        let pass_owned = pass.to_string();
+        let checked = hash.clone();
+        let ok = self
+            .pool
+            .run_queued(move |memory| verify_with(&checked, &pass_owned, memory))
+            .await;
+        let Some(ok) = ok else {
+            // Counted, so an address that keeps the threads busy is slowed
+            // like one that guesses, and the queue drains for the others.
+            self.throttle
+                .record(ip, false, "password, refused: too many checks waiting");
+            return Verdict::Busy;
+        };
+        let ok = ok && user_ok;
+        if ok {
+            let mut cache = crate::sync::lock(&self.basic_cache);
+            cache.retain(|_, (_, at)| at.elapsed() < BASIC_CACHE_TTL);
+            cache.insert(key, (hash, Instant::now()));
+        }
+        self.throttle.record(ip, ok, "password");
         if ok {
             Verdict::Granted
         } else {
@@ -299,20 +399,27 @@ impl Auth {
         }
     }
 
+    /// Whether `user:pass` (as its hash `key`) passed argon2 against `hash`
+    /// within [`BASIC_CACHE_TTL`].
+    fn recently_verified(&self, key: &[u8; 32], hash: &str) -> bool {
+        crate::sync::lock(&self.basic_cache)
+            .get(key)
+            .is_some_and(|(h, at)| h == hash && at.elapsed() < BASIC_CACHE_TTL)
+    }
+
     /// Checks a user name and password (constant-time on the name; argon2 on
     /// the password, off the async executor). `None` when [`PASSWORD_CHECKS`]
     /// checks are running already. Not throttled: web routes use
     /// [`Auth::verify`].
+    #[cfg(test)]
     async fn check_password(&self, user: &str, pass: &str) -> Option<bool> {
         let user_ok: bool = user.as_bytes().ct_eq(self.user.as_bytes()).into();
         let Ok(Some(hash)) = self.password_hash().await else {
             return Some(false);
         };
         let key = sha256(format!("{user}:{pass}").as_bytes());
-        if let Some((h, at)) = crate::sync::lock(&self.basic_cache).get(&key) {
-            if *h == hash && at.elapsed() < BASIC_CACHE_TTL {
-                return Some(user_ok);
-            }
+        if self.recently_verified(&key, &hash) {
+            return Some(user_ok);
         }
         let pass = pass.to_string();
         let checked = hash.clone();
@@ -321,9 +428,7 @@ impl Auth {
             .try_run(move |memory| verify_with(&checked, &pass, memory))
             .await?;
         if ok && user_ok {
-            let mut cache = crate::sync::lock(&self.basic_cache);
-            cache.retain(|_, (_, at)| at.elapsed() < BASIC_CACHE_TTL);
-            cache.insert(key, (hash, Instant::now()));
+            crate::sync::lock(&self.basic_cache).insert(key, (hash, Instant::now()));
         }
         Some(ok && user_ok)
     }
@@ -539,49 +644,125 @@ mod tests {
         assert!(!a.check_token(&long, &["api", "long"]).await);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn failures_of_any_kind_slow_the_next_check() {
-        let (a, _, _dir) = auth(true, Some("correct horse")).await;
-        let start = tokio::time::Instant::now();
-        let bearer = Credential::Token {
-            secret: "nope",
+    fn bearer(secret: &str) -> Credential<'_> {
+        Credential::Token {
+            secret,
             kinds: &["api", "long"],
             via: "bearer",
-        };
-        assert_eq!(a.verify(IP, bearer).await, Verdict::Denied);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_of_any_kind_slow_the_next_password_check() {
+        let (a, _, _dir) = auth(true, Some("correct horse")).await;
+        let start = tokio::time::Instant::now();
+        assert_eq!(a.verify(IP, bearer("nope")).await, Verdict::Denied);
         assert_eq!(a.verify(IP, Credential::Malformed).await, Verdict::Denied);
+        assert_eq!(start.elapsed(), Duration::ZERO, "tokens are never held");
         assert_eq!(
             a.verify(IP, password("owner", "correct horse")).await,
             Verdict::Granted
         );
         assert_eq!(
             start.elapsed(),
-            Duration::from_millis(750),
-            "0, then 250, then 500"
+            Duration::from_millis(500),
+            "two failures: the password waits 500 ms"
         );
         let start = tokio::time::Instant::now();
         assert_eq!(
-            a.verify(IP, password("owner", "correct horse")).await,
-            Verdict::Granted
+            a.verify(IP, password("owner", "wrong horse")).await,
+            Verdict::Denied
         );
         assert_eq!(start.elapsed(), Duration::ZERO, "a success clears");
     }
 
-    #[tokio::test]
-    async fn password_checks_beyond_the_limit_are_busy() {
+    #[tokio::test(start_paused = true)]
+    async fn a_valid_token_is_never_refused_for_other_peoples_failures() {
+        let (a, _, _dir) = auth(true, Some("correct horse")).await;
+        let long = create_long_token(&a.store, "prometheus").await.unwrap();
+        let (session, _) = a.new_session(false).await.unwrap();
+        // Someone at the same address guesses until passwords are refused.
+        for _ in 0..40 {
+            assert_eq!(a.verify(IP, bearer("nope")).await, Verdict::Denied);
+        }
+        // A guess already holds the next password slot, 10 s away.
+        assert!(a.throttle.admit(IP).is_ok());
+        assert!(matches!(
+            a.verify(IP, password("owner", "guess")).await,
+            Verdict::Throttled(_)
+        ));
+        let start = tokio::time::Instant::now();
+        assert_eq!(a.verify(IP, bearer(&long)).await, Verdict::Granted);
+        let cookie = Credential::Token {
+            secret: &session,
+            kinds: &["session"],
+            via: "cookie",
+        };
+        assert_eq!(a.verify(IP, cookie).await, Verdict::Granted);
+        assert_eq!(start.elapsed(), Duration::ZERO, "checked at once");
+        // And granting them did not wipe the guesser's record.
+        assert!(matches!(
+            a.verify(IP, password("owner", "guess")).await,
+            Verdict::Throttled(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_recently_verified_password_skips_the_throttle() {
+        let (a, _, _dir) = auth(true, Some("correct horse")).await;
+        assert_eq!(
+            a.verify(IP, password("owner", "correct horse")).await,
+            Verdict::Granted
+        );
+        for _ in 0..40 {
+            a.verify(IP, Credential::Malformed).await;
+        }
+        assert!(a.throttle.admit(IP).is_ok(), "a guess holds the next slot");
+        assert_eq!(
+            a.verify(IP, password("owner", "correct horse")).await,
+            Verdict::Granted,
+            "Home Assistant's Basic auth, cached"
+        );
+        assert!(matches!(
+            a.verify(IP, password("owner", "correct horsf")).await,
+            Verdict::Throttled(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_password_checks_count_against_their_address() {
         let (a, _, _dir) = auth(true, Some("correct horse")).await;
         let held: Vec<_> = (0..PASSWORD_CHECKS)
             .map(|_| a.pool.hold().unwrap())
             .collect();
+        // Waits its turn (the clock is paused: at once), then is refused.
         assert_eq!(
             a.verify(IP, password("owner", "guess")).await,
             Verdict::Busy
         );
         drop(held);
+        let start = tokio::time::Instant::now();
         assert_eq!(
             a.verify(IP, password("owner", "guess")).await,
             Verdict::Denied
         );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(250),
+            "the busy answer was a failure"
+        );
+    }
+
+    #[test]
+    fn an_address_has_one_turn_at_a_time() {
+        let checking = Mutex::new(HashSet::new());
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8::2".parse().unwrap();
+        let turn = Turn::take(&checking, a).expect("a free address");
+        assert!(Turn::take(&checking, same_64).is_none(), "one per /64");
+        assert!(Turn::take(&checking, IP).is_some(), "another address");
+        drop(turn);
+        assert!(Turn::take(&checking, a).is_some(), "given back");
     }
 
     #[tokio::test]

@@ -392,6 +392,7 @@ impl Cam {
             uptime_s: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION"),
             viewers: self.viewers.load(Ordering::Relaxed),
+            websockets: None,
         }
     }
 }
@@ -445,6 +446,9 @@ pub struct Status {
     pub version: &'static str,
     /// Open stream viewers of this camera.
     pub viewers: usize,
+    /// Open `/control` WebSockets of the whole server (root `/status` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websockets: Option<usize>,
 }
 
 /// The source's state with the age of its last frame.

@@ -178,6 +178,27 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Most open connections from one client address (an IPv4 address or an
+    /// IPv6 /64); more are closed at once. A --trusted-proxy's own connections
+    /// are exempt; behind it, each forwarded client may have this many
+    /// requests and streams under way [default: an eighth of the
+    /// connections, at least 64].
+    #[arg(long, env = "LOOKOUT_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// A reverse proxy whose forwarded client address (`Forwarded: for=` or
+    /// `X-Forwarded-For`) is believed, as an address or a CIDR block, e.g.
+    /// `--trusted-proxy 127.0.0.1`; repeat for more. The sign-in throttle,
+    /// the logs and the per-client caps then count the client, not the
+    /// proxy. From other addresses those headers are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "LOOKOUT_TRUSTED_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
+
     /// Most /stream.jpg viewers at once; more get 503 [default: 256, or half
     /// the connections when those are fewer than 512].
     #[arg(long, env = "LOOKOUT_MAX_VIEWERS", value_name = "N")]
@@ -211,6 +232,11 @@ pub struct Cli {
     /// Largest WebSocket message in KiB [default: 64].
     #[arg(long, env = "LOOKOUT_MAX_WS_KB", value_name = "KIB")]
     pub max_ws_kb: Option<usize>,
+
+    /// Most /control WebSockets at once; more get 503 [default: 256, or half
+    /// the connections when those are fewer than 512].
+    #[arg(long, env = "LOOKOUT_MAX_WS", value_name = "N")]
+    pub max_ws: Option<usize>,
 
     /// Upload every motion frame to this URL (multipart field `image`), e.g.
     /// `--upload-url https://archive.example/frames`; the bearer token comes from
@@ -431,8 +457,9 @@ impl Cli {
         lay_over_file! {
             listen, data_dir, source, camera, tls_cert, tls_key, tls_self_signed,
             redirect_http, require_auth, user, password_file, allow_origins, allow_host,
-            max_connections, max_viewers, max_sse, header_timeout, idle_timeout,
-            body_timeout, max_body_kb, max_ws_kb, upload_url, upload_token,
+            max_connections, max_connections_per_ip, trusted_proxy, max_viewers, max_sse,
+            header_timeout, idle_timeout, body_timeout, max_body_kb, max_ws_kb, max_ws,
+            upload_url, upload_token,
             upload_ca_file, webhook_url, upload_on_manual, upload_clips, upload_max_age_days,
             upload_queue_mb, mqtt, settings,
         }
@@ -632,6 +659,8 @@ pub struct Config {
     /// Extra host names answered on loopback without sign-in (lowercase, no
     /// port).
     pub allow_hosts: Vec<String>,
+    /// Reverse proxies whose forwarded client address is believed.
+    pub trusted_proxies: crate::peers::TrustedProxies,
     /// Limits.
     pub limits: Limits,
     /// Uploads of triggered frames and webhook calls.
@@ -645,6 +674,9 @@ pub struct Config {
 pub struct Limits {
     /// Open connections.
     pub max_connections: usize,
+    /// Open connections per client address (and requests under way per
+    /// client behind a trusted proxy).
+    pub max_connections_per_ip: usize,
     /// Stream viewers.
     pub max_viewers: usize,
     /// SSE subscribers.
@@ -660,6 +692,8 @@ pub struct Limits {
     pub max_body: usize,
     /// WebSocket message bytes.
     pub max_ws_message: usize,
+    /// Open `/control` WebSockets.
+    pub max_ws: usize,
 }
 
 /// Most connections when the open-file limit allows more.
@@ -668,6 +702,12 @@ const MAX_CONNECTIONS: usize = 4096;
 const MAX_VIEWERS: usize = 256;
 /// Most event subscribers.
 const MAX_SSE: usize = 2048;
+/// Most command WebSockets: a dashboard tab holds one.
+const MAX_WS: usize = 256;
+/// The fewest connections one address may hold: a household behind one
+/// address, with a few dashboards over HTTP/1.1 (six connections each),
+/// Home Assistant and a few streams.
+const MIN_PER_IP: usize = 64;
 
 impl Default for Limits {
     /// The limits for this process's open-file limit (see
@@ -687,6 +727,9 @@ impl Limits {
         let half = (max_connections / 2).max(1);
         Limits {
             max_connections,
+            // An eighth: one address cannot take more, so it takes eight to
+            // fill the server, and silent ones are closed first then.
+            max_connections_per_ip: (max_connections / 8).max(MIN_PER_IP).min(max_connections),
             max_viewers: MAX_VIEWERS.min(half),
             max_sse: MAX_SSE.min(half),
             header_timeout_s: DEFAULT_TIMEOUT_S,
@@ -694,6 +737,7 @@ impl Limits {
             body_timeout_s: DEFAULT_TIMEOUT_S,
             max_body: crate::web::api::MAX_BODY,
             max_ws_message: crate::web::ws::MAX_MESSAGE,
+            max_ws: MAX_WS.min(half),
         }
     }
 
@@ -751,6 +795,9 @@ pub enum ConfigError {
     /// An MQTT option is wrong.
     #[error(transparent)]
     Mqtt(#[from] MqttConfigError),
+    /// A `--trusted-proxy` is not an address or a block.
+    #[error(transparent)]
+    TrustedProxy(#[from] crate::peers::BadProxy),
 }
 
 impl Config {
@@ -785,6 +832,7 @@ impl Config {
         let d = Limits::default();
         let limits = Limits {
             max_connections: o.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: o.max_connections_per_ip.unwrap_or(d.max_connections_per_ip),
             max_viewers: o.max_viewers.unwrap_or(d.max_viewers),
             max_sse: o.max_sse.unwrap_or(d.max_sse),
             header_timeout_s: o.header_timeout.unwrap_or(d.header_timeout_s),
@@ -792,9 +840,12 @@ impl Config {
             body_timeout_s: o.body_timeout.unwrap_or(d.body_timeout_s),
             max_body: o.max_body_kb.map_or(d.max_body, |k| k * 1024),
             max_ws_message: o.max_ws_kb.map_or(d.max_ws_message, |k| k * 1024),
+            max_ws: o.max_ws.unwrap_or(d.max_ws),
         };
         for (name, v) in [
             ("max_connections", limits.max_connections),
+            ("max_connections_per_ip", limits.max_connections_per_ip),
+            ("max_ws", limits.max_ws),
             ("max_viewers", limits.max_viewers),
             ("max_sse", limits.max_sse),
             ("header_timeout", limits.header_timeout_s as usize),
@@ -849,6 +900,7 @@ impl Config {
                 .map(|h| crate::web::auth::host_name(h))
                 .filter(|h| !h.is_empty())
                 .collect(),
+            trusted_proxies: crate::peers::TrustedProxies::parse(&o.trusted_proxy)?,
             limits,
             listen: address(o.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?,
             data_dir: o
@@ -874,6 +926,7 @@ impl Config {
             password_file: None,
             allow_origins: Vec::new(),
             allow_hosts: Vec::new(),
+            trusted_proxies: Default::default(),
             limits: Limits::default(),
             uploads: UploadConfig::default(),
             mqtt: None,

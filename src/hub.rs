@@ -2,6 +2,7 @@
 //! queue, the clock of the server's life, and the list of cameras, in their
 //! configured order (the first also answers at the seed's root routes).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +22,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     mqtt: Option<Arc<MqttStatus>>,
     started: Instant,
+    /// Open `/control` WebSockets (each holds a place in it).
+    websockets: Arc<AtomicUsize>,
 }
 
 /// `GET /cams`.
@@ -46,6 +49,7 @@ impl Hub {
             metrics,
             mqtt,
             started: Instant::now(),
+            websockets: Arc::default(),
         }
     }
 
@@ -79,6 +83,11 @@ impl Hub {
         self.mqtt.as_ref()
     }
 
+    /// Open `/control` WebSockets (a counter each socket holds a place in).
+    pub fn websockets(&self) -> &Arc<AtomicUsize> {
+        &self.websockets
+    }
+
     /// When the server started.
     pub fn started(&self) -> Instant {
         self.started
@@ -106,6 +115,7 @@ impl Hub {
         Status {
             cameras: Some(self.list().cameras),
             mqtt: self.mqtt.as_ref().map(|m| m.report()),
+            websockets: Some(self.websockets.load(Ordering::Relaxed)),
             ..first.status()
         }
     }

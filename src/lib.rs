@@ -20,6 +20,8 @@
 //! - [`metrics`]: the Prometheus counters and the `/metrics` text.
 //! - [`mqtt`]: motion, state and events to an MQTT broker, Home Assistant
 //!   discovery, commands in.
+//! - [`peers`]: who a request comes from: the unit client addresses are
+//!   counted by, and the address a trusted reverse proxy forwards.
 //! - [`redact`]: secrets out of everything a source or an upload reports.
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
@@ -52,6 +54,7 @@ pub mod jpeg;
 pub mod metrics;
 pub mod motion;
 pub mod mqtt;
+pub mod peers;
 pub mod person;
 pub mod redact;
 pub mod settings;
@@ -329,11 +332,17 @@ pub async fn run(
         max_sse: limits.max_sse,
         max_body: limits.max_body,
         max_ws_message: limits.max_ws_message,
+        max_ws: limits.max_ws,
+        trusted_proxies: config.trusted_proxies.clone(),
+        max_per_client: limits.max_connections_per_ip,
+        forwarded: Arc::default(),
     };
     let app = web::router(hub, Arc::new(policy));
     // One door for every listener: they share the process's descriptors.
     let door = web::server::Door::new(web::server::ConnLimits {
         max_connections: limits.max_connections,
+        max_per_address: limits.max_connections_per_ip,
+        trusted_proxies: config.trusted_proxies.clone(),
         deadlines: limits.deadlines(),
     });
     if let (Some(redirect), true) = (config.redirect_http, tls.is_some()) {
@@ -373,12 +382,17 @@ fn fit_limits(mut limits: config::Limits) -> config::Limits {
     }
     limits.max_viewers = limits.max_viewers.min(limits.max_connections);
     limits.max_sse = limits.max_sse.min(limits.max_connections);
+    limits.max_ws = limits.max_ws.min(limits.max_connections);
+    limits.max_connections_per_ip = limits.max_connections_per_ip.min(limits.max_connections);
     tracing::info!(
-        "open-file limit {shown}: up to {} connections, {} stream viewers, {} event \
-         subscribers ({} descriptors kept for the store, snapshots, sources and uploads)",
+        "open-file limit {shown}: up to {} connections ({} per client address), {} stream \
+         viewers, {} event subscribers, {} WebSockets ({} descriptors kept for the store, \
+         snapshots, sources and uploads)",
         limits.max_connections,
+        limits.max_connections_per_ip,
         limits.max_viewers,
         limits.max_sse,
+        limits.max_ws,
         budget.reserve
     );
     limits

@@ -354,8 +354,17 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
     subscribers.set(gauge(hub.events().subscribers()));
     reg.register(
         "event_subscribers",
-        "Open event streams (SSE and WebSocket) of the whole server",
+        "Open event subscriptions (SSE streams and the server's own subscribers)",
         subscribers,
+    );
+    let websockets = Gauge::<i64>::default();
+    websockets.set(gauge(
+        hub.websockets().load(std::sync::atomic::Ordering::Relaxed),
+    ));
+    reg.register(
+        "websockets",
+        "Open /control WebSockets of the whole server",
+        websockets,
     );
     if let Some(mqtt) = hub.mqtt() {
         let connected = Gauge::<i64>::default();

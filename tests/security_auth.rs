@@ -109,10 +109,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Resident memory of a process in MiB (Linux).
 fn rss_mib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+    common::rss_kib(pid).map(|kib| kib / 1024)
 }
 
 /// Sends `n` wrong Basic requests to `/status` at once; returns their statuses
@@ -349,6 +346,290 @@ async fn a_correct_basic_client_is_served_while_another_address_guesses() {
         } else {
             t.abort();
         }
+    }
+}
+
+// Round three: other people's failures never lock out a valid token; a
+// trusted proxy's clients are told apart; busy answers slow their address.
+
+/// A TLS server with sign-in required; `tweak` changes the rest.
+async fn secured_tls(tweak: impl FnOnce(&mut lookout::Config)) -> (TestServer, Vec<u8>) {
+    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+        c.require_auth = true;
+        c.password = Some(PASSWORD.into());
+        c.tls = Some(lookout::web::tls::TlsSource::SelfSigned);
+        tweak(c);
+    })
+    .await;
+    let cert = server.data_dir().join("tls/cert.pem");
+    common::wait_until(Duration::from_secs(10), || async {
+        std::fs::read(&cert).is_ok_and(|p| !p.is_empty())
+    })
+    .await;
+    let pem = std::fs::read(&cert).unwrap();
+    let client = tls_client_from(&pem, "127.0.0.1");
+    common::wait_until(Duration::from_secs(20), || async {
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    (server, pem)
+}
+
+/// A TLS client trusting `pem`, from `local`, without redirects.
+fn tls_client_from(pem: &[u8], local: &str) -> reqwest::Client {
+    lookout::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local.parse::<IpAddr>().unwrap())
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_valid_token_is_never_locked_out_by_failures_from_its_address() {
+    let (server, pem) = secured_tls(|_| {}).await;
+    let owner = tls_client_from(&pem, "127.0.0.1");
+    let token = api_token(&server, &owner).await;
+    let cookie = sign_in(&server, &owner).await;
+    // Eight clients at the same address send a bad bearer token over and
+    // over, one at a time each.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, stop) = (
+                tls_client_from(&pem, "127.0.0.1"),
+                server.url("/status"),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut refused = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let r = client.get(&url).bearer_auth("nope").send().await.unwrap();
+                    assert!([401, 429].contains(&r.status().as_u16()), "{}", r.status());
+                    refused += 1;
+                }
+                refused
+            })
+        })
+        .collect();
+    // Meanwhile the owner's token and session, from the same address, are
+    // served every time, at once.
+    let bearer = format!("Bearer {token}");
+    for _ in 0..12 {
+        assert_eq!(
+            status_with(&server, &owner, ("authorization", &bearer)).await,
+            200
+        );
+        assert_eq!(status_with(&server, &owner, ("cookie", &cookie)).await, 200);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut refused = 0;
+    for t in flood {
+        refused += t.await.unwrap();
+    }
+    assert!(refused > 8, "the flood ran ({refused} bad tokens)");
+    // Passwords from that address are slowed: the flood's failures count.
+    let start = Instant::now();
+    let r = owner
+        .get(server.url("/status"))
+        .basic_auth("owner", Some("a wrong guess"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() == 429 || start.elapsed() >= Duration::from_secs(2),
+        "{} after {:?}",
+        r.status(),
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() {
+    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+        c.require_auth = true;
+        c.password = Some(PASSWORD.into());
+        c.trusted_proxies = lookout::peers::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let proxy = client();
+    let login = |forwarded_for: &'static str, pass: &'static str| {
+        proxy
+            .post(server.url("/api/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .body(format!(r#"{{"user": "owner", "pass": "{pass}"}}"#))
+            .send()
+    };
+    // Someone on the internet guesses three times through the proxy.
+    for _ in 0..3 {
+        assert_eq!(
+            login("198.51.100.9, 203.0.113.5", "guess")
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+    }
+    // The owner, another client of the same proxy, signs in at once...
+    let start = Instant::now();
+    assert_eq!(login("203.0.113.6", PASSWORD).await.unwrap().status(), 200);
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    // ...while the guesser's next guess waits its 1 s, and what it wrote left
+    // of the proxy's own entry is not believed.
+    let start = Instant::now();
+    assert_eq!(
+        login("203.0.113.6, 203.0.113.5", "guess")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    // From an address that is not a trusted proxy the header means nothing.
+    let other = client_from("127.0.0.31");
+    for _ in 0..2 {
+        let r = other
+            .post(server.url("/api/login"))
+            .header("x-forwarded-for", "203.0.113.77")
+            .body(r#"{"user": "owner", "pass": "guess"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let start = Instant::now();
+    let r = other
+        .post(server.url("/api/login"))
+        .header("x-forwarded-for", "203.0.113.78")
+        .body(r#"{"user": "owner", "pass": "guess"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "spoofed: {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_cap() {
+    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+        c.trusted_proxies = lookout::peers::TrustedProxies::parse(&["127.0.0.0/8"]).unwrap();
+        c.limits.max_connections_per_ip = 3;
+    })
+    .await;
+    server.wait_for_frame().await;
+    let stream = |forwarded_for: &'static str| {
+        reqwest::Client::new()
+            .get(server.url("/stream.jpg"))
+            .header("forwarded", format!("for={forwarded_for};proto=https"))
+            .send()
+    };
+    // The proxy itself is exempt from the per-address connection cap: it
+    // holds more than three connections for its clients.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let r = stream("203.0.113.5").await.unwrap();
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    assert_eq!(stream("203.0.113.5").await.unwrap().status(), 503);
+    let other = stream("\"[2001:db8::5]:4711\"").await.unwrap();
+    assert_eq!(other.status(), 200, "another forwarded client");
+    drop(open.pop());
+    common::wait_until(Duration::from_secs(10), || async {
+        stream("203.0.113.5").await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_owner_gets_a_turn_while_two_hundred_addresses_guess() {
+    let server = secured().await;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let busy = std::sync::Arc::new(AtomicU32::new(0));
+    // 200 addresses (127.0.0.10 to .209), each guessing Basic passwords one
+    // at a time, as fast as they are answered.
+    let guessers: Vec<_> = (10..210)
+        .map(|i| {
+            let client = client_from(&format!("127.0.0.{i}"));
+            let (url, stop, busy) = (server.url("/status"), stop.clone(), busy.clone());
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    let r = client
+                        .get(&url)
+                        .basic_auth("owner", Some(format!("guess{n}")))
+                        .send()
+                        .await;
+                    if let Ok(r) = r {
+                        assert_ne!(r.status(), 200);
+                        if r.status() == 503 {
+                            busy.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    // The flood is on once the password checks are saturated.
+    common::wait_until(Duration::from_secs(30), || async {
+        busy.load(Ordering::SeqCst) >= 100
+    })
+    .await;
+    // The owner signs in as a person would: on 503 or 429, again after
+    // Retry-After. It must get in while the flood goes on.
+    let owner = client_from("127.0.0.2");
+    let start = Instant::now();
+    let mut tries = Vec::new();
+    let signed_in = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the owner never got a turn: {tries:?}"
+        );
+        let r = owner
+            .post(server.url("/api/login"))
+            .body(format!(r#"{{"user": "owner", "pass": "{PASSWORD}"}}"#))
+            .send()
+            .await
+            .unwrap();
+        tries.push(r.status().as_u16());
+        if r.status() == 200 {
+            break start.elapsed();
+        }
+        let retry: u64 = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(retry)).await;
+    };
+    stop.store(true, Ordering::SeqCst);
+    println!(
+        "the owner got in after {signed_in:?} ({} busy answers to the flood): {tries:?}",
+        busy.load(Ordering::SeqCst)
+    );
+    for g in guessers {
+        g.abort();
     }
 }
 

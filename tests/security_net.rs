@@ -271,6 +271,7 @@ async fn long_lived_responses_outlive_the_deadlines() {
 
 #[tokio::test]
 async fn the_open_file_limit_sets_the_caps_and_snapshots_still_work() {
+    lookout::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let mut bin = common::Binary::spawn_with_nofile(
         200,
@@ -291,9 +292,13 @@ async fn the_open_file_limit_sets_the_caps_and_snapshots_still_work() {
                 .then(|| line.to_string())
         })
         .await;
-    // 200 less the reserve of 64: 136 connections, half each for streams.
+    // 200 less the reserve of 64: 136 connections, half each for streams,
+    // and at least 64 per address.
     assert!(
-        caps.contains("up to 136 connections, 68 stream viewers, 68 event subscribers"),
+        caps.contains(
+            "up to 136 connections (64 per client address), 68 stream viewers, \
+             68 event subscribers, 68 WebSockets"
+        ),
         "{caps}"
     );
     let _child = bin.drain();
@@ -307,11 +312,18 @@ async fn the_open_file_limit_sets_the_caps_and_snapshots_still_work() {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/control"))
         .await
         .unwrap();
-    // More sockets than the limit: the cap turns the extra ones away before
+    // More sockets than the limit, from four addresses (one address alone
+    // would stop at its own cap): the cap turns the extra ones away before
     // the process runs out of descriptors.
     let mut flood = Vec::new();
-    for _ in 0..250 {
-        if let Ok(conn) = TcpStream::connect(&addr).await {
+    let to: std::net::SocketAddr = addr.parse().unwrap();
+    for i in 0..250 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        let from = format!("127.0.0.{}", 41 + i % 4);
+        socket
+            .bind(std::net::SocketAddr::new(from.parse().unwrap(), 0))
+            .unwrap();
+        if let Ok(conn) = socket.connect(to).await {
             flood.push(conn);
         }
     }
@@ -640,4 +652,191 @@ async fn fragmented_websocket_message_over_the_limit_is_closed_with_1009() {
         .unwrap()
         .unwrap();
     assert_eq!(reply.to_text().unwrap(), r#"{"error":"bad json"}"#);
+}
+
+// Round three: per-address caps, silent connections closed first, and
+// WebSockets capped, counted and kept small.
+
+/// Connects from `local` (any address of 127.0.0.0/8 is loopback on Linux:
+/// another client address).
+async fn connect_from(local: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(local.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the server closed `conn` within `limit` (a read returns EOF or an
+/// error) rather than keeping it open.
+async fn closed_within(conn: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(limit, conn.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+async fn healthz_from(local: &str, server: &TestServer) -> String {
+    let mut conn = connect_from(local, server.addr).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, _) = read_until_closed(&mut conn, Duration::from_secs(10)).await;
+    String::from_utf8_lossy(&got).to_string()
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let server = with_limits(|l| {
+        l.max_connections = 64;
+        l.max_connections_per_ip = 4;
+        // Long enough that only the caps can close anything here.
+        l.header_timeout_s = 60;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from("127.0.0.21", server.addr).await);
+    }
+    // The fifth from the same address is closed at once...
+    let mut fifth = connect_from("127.0.0.21", server.addr).await;
+    assert!(
+        closed_within(&mut fifth, Duration::from_secs(5)).await,
+        "a fifth connection from one address stays open"
+    );
+    // ...while the four stay open and another address is served.
+    assert!(healthz_from("127.0.0.22", &server)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    for conn in &mut held {
+        assert!(!closed_within(conn, Duration::from_millis(100)).await);
+    }
+    // Closing one gives its place back.
+    held.pop();
+    common::wait_until(Duration::from_secs(10), || async {
+        healthz_from("127.0.0.21", &server)
+            .await
+            .starts_with("HTTP/1.1 200")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn when_every_place_is_taken_the_oldest_silent_connection_makes_room() {
+    for tls in [false, true] {
+        let limits = |l: &mut lookout::config::Limits| {
+            l.max_connections = 8;
+            l.max_connections_per_ip = 8;
+            l.header_timeout_s = 60;
+        };
+        let (server, pem) = if tls {
+            let (s, pem) = tls_with_limits(limits).await;
+            (s, Some(pem))
+        } else {
+            (with_limits(limits).await, None)
+        };
+        // An attacker takes every place with sockets that say nothing.
+        let mut silent = Vec::new();
+        for _ in 0..8 {
+            silent.push(connect_from("127.0.0.23", server.addr).await);
+        }
+        // A real client still gets in, every time.
+        let client = match &pem {
+            Some(pem) => tls_client(pem),
+            None => reqwest::Client::new(),
+        };
+        for i in 0..3 {
+            let r = client.get(server.url("/healthz")).send().await;
+            assert!(
+                r.as_ref().is_ok_and(|r| r.status() == 200),
+                "tls {tls}, request {i}: {r:?}"
+            );
+        }
+        // The oldest silent ones were closed for it.
+        assert!(
+            closed_within(&mut silent[0], Duration::from_secs(5)).await,
+            "tls {tls}: the oldest silent socket is still open"
+        );
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn websockets_are_capped_and_counted() {
+    let server = with_limits(|l| l.max_ws = 2).await;
+    server.wait_for_frame().await;
+    let mut a = common::ws_connect(&server, "/control").await;
+    let mut b = common::ws_connect(&server, "/cams/cam/control").await;
+    assert_eq!(common::ask(&mut a, r#"{"cmd": "ping"}"#).await["ok"], true);
+    let third = tokio_tungstenite::connect_async(format!("ws://{}/control", server.addr)).await;
+    match third {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503)
+        }
+        other => panic!("a third WebSocket: {other:?}"),
+    }
+    assert_eq!(server.status().await["websockets"], 2);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l == "lookout_websockets 2"),
+        "{metrics}"
+    );
+    // The open ones still work, and a closed one gives its place back.
+    assert_eq!(common::ask(&mut b, r#"{"cmd": "ping"}"#).await["ok"], true);
+    a.close(None).await.unwrap();
+    drop(a);
+    common::wait_until(Duration::from_secs(10), || async {
+        server.status().await["websockets"] == 1
+    })
+    .await;
+    let mut c = common::ws_connect(&server, "/control").await;
+    assert_eq!(common::ask(&mut c, r#"{"cmd": "ping"}"#).await["ok"], true);
+}
+
+#[tokio::test]
+async fn an_idle_websocket_costs_little_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bin = common::Binary::spawn(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--source",
+            SRC,
+            "--max-ws",
+            "1000",
+        ],
+        dir.path(),
+    );
+    let url = bin.wait_for_url("http").await;
+    let child = bin.drain();
+    let pid = child.id().unwrap();
+    let ws_url = format!("{}/control", url.replace("http://", "ws://"));
+    // Warm up: the allocator's arenas and the first sockets.
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        warm.push(tokio_tungstenite::connect_async(&ws_url).await.unwrap().0);
+    }
+    let before = common::rss_kib(pid).unwrap();
+    const N: u64 = 300;
+    let mut open = Vec::new();
+    for _ in 0..N {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+        // One command each, so every socket has read something.
+        ws.send(Message::text(r#"{"cmd": "ping"}"#)).await.unwrap();
+        open.push(ws);
+    }
+    for ws in &mut open {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => break,
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let per_socket = common::rss_kib(pid).unwrap().saturating_sub(before) / N;
+    println!("{per_socket} KiB of RSS per idle WebSocket");
+    // tungstenite's default 128 KiB read buffer made it about 134 KB.
+    assert!(per_socket < 48, "{per_socket} KiB per idle WebSocket");
 }

@@ -11,6 +11,7 @@
 //! buffer that every check it runs reuses, so what argon2 can ever hold is
 //! that many buffers; a thread idle for [`IDLE`] frees its buffer.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,10 +28,37 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 /// signed into now and then should not keep 19 MiB per worker for good.
 const IDLE: Duration = Duration::from_secs(60);
 
+/// Checks that may wait for a thread at once; more are refused at once. At
+/// tens of milliseconds a check, the last of them waits about a second.
+const MAX_WAITING: usize = 32;
+/// The longest a check waits for a thread before it is refused.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
 /// Worker threads for argon2 and the permits that keep their queue empty.
 pub(crate) struct CheckPool {
     jobs: SyncSender<Job>,
     permits: Arc<Semaphore>,
+    /// Checks waiting for a permit.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One place in the line for a permit; given back when dropped.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn join(line: &Arc<AtomicUsize>) -> Option<Waiting> {
+        line.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_WAITING).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Waiting(line.clone()))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl CheckPool {
@@ -47,16 +75,41 @@ impl CheckPool {
         Ok(CheckPool {
             jobs,
             permits: Arc::new(Semaphore::new(threads)),
+            waiting: Arc::default(),
         })
     }
 
     /// Runs `f` on a worker if one is free now; `None` when all are busy.
+    #[cfg(test)]
     pub(crate) async fn try_run<T, F>(&self, f: F) -> Option<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Memory) -> T + Send + 'static,
     {
         let permit = self.permits.clone().try_acquire_owned().ok()?;
+        self.run_with(permit, f).await
+    }
+
+    /// Runs `f` on a worker, waiting in arrival order for one to be free
+    /// (tokio's semaphore is fair), at most [`MAX_WAIT`] and behind at most
+    /// [`MAX_WAITING`] others; `None` when refused. The caller keeps each
+    /// address to one check at a time, so a flood from many addresses is
+    /// served in turn instead of answered "busy" to whoever comes last.
+    pub(crate) async fn run_queued<T, F>(&self, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Memory) -> T + Send + 'static,
+    {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _place = Waiting::join(&self.waiting)?;
+                tokio::time::timeout(MAX_WAIT, self.permits.clone().acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?
+            }
+        };
         self.run_with(permit, f).await
     }
 
@@ -127,5 +180,33 @@ mod tests {
         drop(held);
         assert_eq!(pool.try_run(|_| 2).await, Some(2));
         assert_eq!(pool.run(|_| 3).await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn queued_checks_wait_their_turn_and_the_line_is_bounded() {
+        let pool = Arc::new(CheckPool::new(1).unwrap());
+        let held = pool.hold().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..MAX_WAITING {
+            let (queued, order) = (pool.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                queued
+                    .run_queued(move |_| crate::sync::lock(&order).push(i))
+                    .await
+            }));
+            // Each joins the line before the next is started.
+            while pool.waiting.load(Ordering::SeqCst) <= i {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(pool.run_queued(|_| ()).await, None, "the line is full");
+        drop(held);
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), Some(()));
+        }
+        let order = crate::sync::lock(&order).clone();
+        assert_eq!(order, (0..MAX_WAITING).collect::<Vec<_>>(), "arrival order");
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
     }
 }

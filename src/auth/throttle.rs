@@ -1,16 +1,21 @@
 //! Slowing down credential guessing per client address, in a way that
 //! parallel requests cannot skip.
 //!
-//! Every request that presents credentials (a password by form, JSON or
-//! Basic auth, a bearer token, a session cookie) first asks
-//! [`Throttle::admit`] for a slot. An address with recent failures gets slots
-//! spaced by its current delay (250 ms, doubling per failure, at most 10 s):
-//! each admitted attempt pushes the address's next slot forward by that delay
-//! *before* anything is checked, so eight parallel guesses are checked one
-//! delay apart instead of all at once. An attempt whose slot is more than
-//! [`MAX_WAIT`] away is refused at once (429 with Retry-After), so a flood
-//! holds at most about ten seconds' worth of sockets per address, while a
-//! person retrying at the login form only sees a slower answer.
+//! Every failed credential (a wrong password, an unknown token or cookie,
+//! something malformed) and every password check refused as busy is
+//! [`Throttle::record`]ed against the client's address ([`crate::peers::key`]).
+//! Only password checks wait for a slot ([`Throttle::admit`]): a session or
+//! token is cheap to check and is checked at once, so other people's failures
+//! from the same address (a NAT, a reverse proxy that is not
+//! `--trusted-proxy`) never lock out a valid one. An address with recent
+//! failures gets password slots spaced by its current delay (250 ms,
+//! doubling per failure, at most 10 s): each admitted attempt pushes the
+//! address's next slot forward by that delay *before* anything is checked,
+//! so eight parallel guesses are checked one delay apart instead of all at
+//! once. An attempt whose slot is more than [`MAX_WAIT`] away is refused at
+//! once (429 with Retry-After), so a flood holds at most about ten seconds'
+//! worth of sockets per address, while a person retrying at the login form
+//! only sees a slower answer.
 //!
 //! An address without failures is never delayed, so a correct client (Home
 //! Assistant polling `/snapshot.jpg` every second) pays nothing.
@@ -19,11 +24,13 @@
 //! guessing run shows up in the log without flooding it.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::peers::key;
 
 /// First delay after a failure; doubles per failure.
 pub(crate) const THROTTLE_START: Duration = Duration::from_millis(250);
@@ -78,19 +85,6 @@ pub(crate) fn delay(failures: u32) -> Duration {
     THROTTLE_START
         .saturating_mul(1u32 << (failures - 1).min(10))
         .min(THROTTLE_MAX)
-}
-
-/// The unit addresses are counted by: an IPv4 address, or an IPv6 /64 (one
-/// home or one server usually gets a whole /64, so single addresses are free
-/// to rotate through).
-fn key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
 }
 
 impl Throttle {

@@ -8,9 +8,9 @@
 //! request presents goes through [`Auth::verify`], so guessing is slowed the
 //! same way on every route and scheme.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -41,6 +41,14 @@ pub struct Policy {
     pub max_body: usize,
     /// Largest WebSocket message in bytes; bigger closes with 1009.
     pub max_ws_message: usize,
+    /// Most `/control` WebSockets at once.
+    pub max_ws: usize,
+    /// Reverse proxies whose forwarded client address is believed.
+    pub trusted_proxies: crate::peers::TrustedProxies,
+    /// Most requests under way per client behind a trusted proxy.
+    pub max_per_client: usize,
+    /// What each of those clients has under way.
+    pub forwarded: std::sync::Arc<super::client::Forwarded>,
 }
 
 /// Names a loopback server without sign-in always answers to.
@@ -162,11 +170,10 @@ pub fn same_site(headers: &HeaderMap, host: Option<&str>, allowed: &[String]) ->
     }
 }
 
-/// The client's address (unspecified in handler tests without a socket).
+/// The client's address: the peer's, or the one a trusted proxy forwarded
+/// (unspecified in handler tests without a socket).
 fn peer_ip(req: &Request) -> IpAddr {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+    super::client::Client::of(req.extensions()).ip
 }
 
 /// Requires credentials when the policy says so: a session cookie, HTTP Basic

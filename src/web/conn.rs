@@ -43,6 +43,7 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::error::ApiError;
@@ -77,11 +78,16 @@ pub(crate) struct Activity {
     /// The task reading the socket: woken when the connection becomes idle,
     /// so the deadline is armed even if no byte arrives.
     reader: AtomicWaker,
+    /// Closed by the door to make room (see [`Activity::evict`]).
+    evicted: AtomicBool,
+    /// The connection's place under the server's cap, given back when the
+    /// socket closes, or handed to a newer connection by [`Activity::evict`].
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Activity {
     /// A connection opened now.
-    pub(crate) fn new(deadlines: Deadlines) -> Arc<Activity> {
+    pub(crate) fn new(deadlines: Deadlines, permit: OwnedSemaphorePermit) -> Arc<Activity> {
         Arc::new(Activity {
             deadlines,
             in_flight: AtomicUsize::new(0),
@@ -89,7 +95,33 @@ impl Activity {
             upgraded: AtomicBool::new(false),
             idle_since: Mutex::new(Instant::now()),
             reader: AtomicWaker::new(),
+            evicted: AtomicBool::new(false),
+            permit: Mutex::new(Some(permit)),
         })
+    }
+
+    /// Whether the connection has yet to send its first request head (a
+    /// TLS handshake, or nothing at all).
+    pub(crate) fn silent(&self) -> bool {
+        !self.served.load(Ordering::SeqCst) && !self.evicted.load(Ordering::SeqCst)
+    }
+
+    /// Closes a connection that has sent no request yet, and hands its place
+    /// under the cap to the caller; `None` if it has spoken since, or has no
+    /// place left to give. Its socket closes at its next read.
+    pub(crate) fn evict(&self) -> Option<OwnedSemaphorePermit> {
+        if !self.silent() {
+            return None;
+        }
+        let permit = crate::sync::lock(&self.permit).take()?;
+        self.evicted.store(true, Ordering::SeqCst);
+        self.reader.wake();
+        Some(permit)
+    }
+
+    /// Gives the connection's place back (its socket closed).
+    pub(crate) fn release(&self) {
+        crate::sync::lock(&self.permit).take();
     }
 
     /// When the connection must be closed if nothing changes, or `None`
@@ -129,6 +161,12 @@ impl IdleDeadline {
     /// the deadline and when the connection becomes idle.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         self.activity.reader.register(cx.waker());
+        if self.activity.evicted.load(Ordering::SeqCst) {
+            return Poll::Ready(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed to make room: no request sent",
+            ));
+        }
         let Some(deadline) = self.activity.deadline() else {
             self.armed_for = None;
             return Poll::Pending;
@@ -148,9 +186,16 @@ impl IdleDeadline {
 
     /// Whether the deadline has passed (for writes, which do not wait on it).
     pub(crate) fn expired(&self) -> bool {
-        self.activity
-            .deadline()
-            .is_some_and(|d| d <= Instant::now())
+        self.activity.evicted.load(Ordering::SeqCst)
+            || self
+                .activity
+                .deadline()
+                .is_some_and(|d| d <= Instant::now())
+    }
+
+    /// The connection this deadline watches.
+    pub(crate) fn activity(&self) -> &Arc<Activity> {
+        &self.activity
     }
 }
 
@@ -235,23 +280,29 @@ where
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 activity.upgraded.store(true, Ordering::SeqCst);
             }
-            Ok(resp.map(|body| {
-                Body::new(Held {
-                    body,
-                    _guard: guard,
-                })
-            }))
+            Ok(resp.map(|body| Body::new(Held::new(body, guard))))
         })
     }
 }
 
-/// A response body that keeps its request counted until it is dropped.
-struct Held {
+/// A response body that holds `guard` until it is dropped (sent or
+/// abandoned): what a request counts for lasts as long as its response, a
+/// stream included.
+pub(crate) struct Held<G> {
     body: Body,
-    _guard: InFlight,
+    _guard: G,
 }
 
-impl HttpBody for Held {
+impl<G> Held<G> {
+    pub(crate) fn new(body: Body, guard: G) -> Held<G> {
+        Held {
+            body,
+            _guard: guard,
+        }
+    }
+}
+
+impl<G: Send + Unpin + 'static> HttpBody for Held<G> {
     type Data = Bytes;
     type Error = axum::Error;
 

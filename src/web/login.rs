@@ -2,10 +2,8 @@
 //! `POST /api/login`. Every password goes through `Auth::verify`, so these
 //! share the per-address slow-down with Basic auth on every other route.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -13,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::{bearer, busy, cookie, expired_cookie, throttled, url_encode, COOKIE_KINDS};
+use super::client::Client;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::{Credential, Verdict, SESSION_COOKIE};
@@ -78,7 +77,7 @@ pub struct LoginForm {
 /// and Retry-After, so a person sees why.
 pub async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let auth = &app.policy.auth;
@@ -87,7 +86,7 @@ pub async fn login(
         user: &form.user,
         pass: &form.pass,
     };
-    match auth.verify(peer.ip(), credential).await {
+    match auth.verify(client.ip, credential).await {
         Verdict::Granted => {}
         Verdict::Denied => {
             return Redirect::to(&format!("/login?error=1&next={}", url_encode(&next)))
@@ -155,11 +154,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response
 /// `POST /api/login` with `{"user", "pass"}`: a bearer token valid one hour.
 /// 400 on a missing or broken body, 401 on bad credentials, 429 or 503 (with
 /// Retry-After) when throttled or busy, never 500 for anything the client sent.
-pub async fn api_login(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Body,
-) -> Response {
+pub async fn api_login(State(app): State<AppState>, client: Client, body: Body) -> Response {
     let bad = |msg: &str| (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response();
     let Ok(bytes) = axum::body::to_bytes(body, app.policy.max_body).await else {
         return bad("request body too large");
@@ -175,7 +170,7 @@ pub async fn api_login(
     };
     let auth = &app.policy.auth;
     match auth
-        .verify(peer.ip(), Credential::Password { user, pass })
+        .verify(client.ip, Credential::Password { user, pass })
         .await
     {
         Verdict::Granted => {}

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod client;
 pub mod clips;
 pub mod conn;
 pub mod error;
@@ -138,6 +139,12 @@ pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::host_guard,
+        ))
+        // Before every check: who the client is (behind a trusted proxy, the
+        // forwarded address) and, there, its cap.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client::identify,
         ))
         // Outermost, so refusals (401, 421, 403) are counted too.
         .layer(middleware::from_fn_with_state(

@@ -1,13 +1,25 @@
 //! Serving the router: plain HTTP or TLS on the caller's listener, with the
-//! connection-level limits (total connections, a deadline for every phase of
-//! a connection, see [`super::conn`]) and a graceful stop when the shutdown
-//! token fires.
+//! connection-level limits (total connections, connections per client
+//! address, a deadline for every phase of a connection, see [`super::conn`])
+//! and a graceful stop when the shutdown token fires.
+//!
+//! Why a cap per address as well as in total: 4,200 silent sockets from one
+//! address, reconnecting as the header deadline closed them, used to hold
+//! all 4,096 places, and a real client failed most of its attempts. Now one
+//! address holds at most `max_per_address` (an IPv4 address or an IPv6 /64,
+//! see [`crate::peers::key`]; a trusted proxy's own connections are exempt,
+//! its clients are capped per request in `web::client`). And when the total
+//! is reached, the oldest connection that has not sent a request yet is
+//! closed to make room for the new one: a real client sends its request
+//! within milliseconds of connecting, so it is never the oldest silent one
+//! for long, while a flood of silent sockets only pushes out its own.
 
+use std::collections::{HashMap, VecDeque};
 use std::future::{ready, Ready};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,13 +34,19 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Activity, Deadlines, IdleDeadline, Tracked};
+use crate::peers::TrustedProxies;
 
 /// Connection-level limits, shared by every listener of one server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnLimits {
-    /// Open connections at most (all listeners together); more are closed
-    /// at once.
+    /// Open connections at most (all listeners together); beyond, the oldest
+    /// silent one is closed to make room, or the new one if none is silent.
     pub max_connections: usize,
+    /// Open connections at most from one client address; more are closed at
+    /// once.
+    pub max_per_address: usize,
+    /// Addresses exempt from `max_per_address` (reverse proxies).
+    pub trusted_proxies: TrustedProxies,
     /// How long each phase of a connection may take (see [`super::conn`]).
     pub deadlines: Deadlines,
 }
@@ -48,15 +66,35 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct Door {
     permits: Arc<Semaphore>,
     max_connections: usize,
+    max_per_address: usize,
+    trusted_proxies: Arc<TrustedProxies>,
     deadlines: Deadlines,
+    /// Open connections per client address.
+    per_address: PerAddress,
+    /// Connections in the order they came, for closing the oldest silent one;
+    /// entries that spoke or closed are skipped and pruned.
+    arrivals: Arc<Mutex<VecDeque<Weak<Activity>>>>,
     refusals: Arc<Mutex<Refusals>>,
 }
 
-/// Connections refused since the last log line about them.
+/// Connections refused or closed since the last log line about them.
 #[derive(Debug, Default)]
 struct Refusals {
-    unlogged: u64,
+    /// Refused: the total reached and no silent connection to close.
+    full: u64,
+    /// Refused: the address's own cap reached.
+    per_address: u64,
+    /// Silent connections closed to make room.
+    evicted: u64,
     logged_at: Option<Instant>,
+}
+
+/// Why a connection was turned away or another was closed.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Full,
+    PerAddress,
+    Evicted,
 }
 
 impl Door {
@@ -66,28 +104,111 @@ impl Door {
         Door {
             permits: Arc::new(Semaphore::new(max_connections)),
             max_connections,
+            max_per_address: limits.max_per_address.max(1),
+            trusted_proxies: Arc::new(limits.trusted_proxies),
             deadlines: limits.deadlines,
+            per_address: Arc::default(),
+            arrivals: Arc::default(),
             refusals: Arc::default(),
         }
     }
 
-    /// Counts a refused connection and logs the count now and then.
-    fn refused(&self) {
+    /// Counts a refused or closed connection and logs the counts now and
+    /// then.
+    fn refused(&self, why: Refusal) {
         let mut r = crate::sync::lock(&self.refusals);
-        r.unlogged += 1;
+        match why {
+            Refusal::Full => r.full += 1,
+            Refusal::PerAddress => r.per_address += 1,
+            Refusal::Evicted => r.evicted += 1,
+        }
         let now = Instant::now();
         if r.logged_at
             .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY)
         {
             tracing::warn!(
-                "connection limit reached ({} open); refused {} connection(s) since the last \
-                 report (reported at most every {} s)",
+                "connection limits ({} open, {} per client address): since the last report, \
+                 refused {} connection(s) with every place taken and {} over their address's \
+                 cap, and closed {} that had sent nothing to make room (reported at most \
+                 every {} s)",
                 self.max_connections,
-                r.unlogged,
+                self.max_per_address,
+                r.full,
+                r.per_address,
+                r.evicted,
                 REFUSAL_LOG_EVERY.as_secs()
             );
-            r.unlogged = 0;
+            r.full = 0;
+            r.per_address = 0;
+            r.evicted = 0;
             r.logged_at = Some(now);
+        }
+    }
+
+    /// A place for `ip`'s new connection under its address's cap, or `None`
+    /// when that address has its share. Trusted proxies have no cap here.
+    fn address_place(&self, ip: IpAddr) -> Option<AddressPlace> {
+        if self.trusted_proxies.contains(ip) {
+            return Some(AddressPlace(None));
+        }
+        let key = crate::peers::key(ip);
+        let mut map = crate::sync::lock(&self.per_address);
+        let n = map.entry(key).or_insert(0);
+        if *n >= self.max_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(AddressPlace(Some((self.per_address.clone(), key))))
+    }
+
+    /// A place under the total cap: a free one, else the place of the oldest
+    /// connection that has sent nothing yet, which is closed.
+    fn place(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let mut arrivals = crate::sync::lock(&self.arrivals);
+        while let Some(weak) = arrivals.pop_front() {
+            let Some(activity) = weak.upgrade() else {
+                continue;
+            };
+            if let Some(permit) = activity.evict() {
+                self.refused(Refusal::Evicted);
+                return Some(permit);
+            }
+        }
+        None
+    }
+
+    /// Remembers a new connection for [`Door::place`]; now and then drops
+    /// the entries of connections that spoke or closed, so the list stays
+    /// about as long as the silent connections.
+    fn arrived(&self, activity: &Arc<Activity>) {
+        let mut arrivals = crate::sync::lock(&self.arrivals);
+        if arrivals.len() >= 2 * self.max_connections {
+            arrivals.retain(|w| w.upgrade().is_some_and(|a| a.silent()));
+        }
+        arrivals.push_back(Arc::downgrade(activity));
+    }
+}
+
+/// Open connections per client address ([`crate::peers::key`]).
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// A connection's share of its address's cap (none for a trusted proxy);
+/// given back when dropped.
+struct AddressPlace(Option<(PerAddress, IpAddr)>);
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        if let Some((map, key)) = &self.0 {
+            let mut map = crate::sync::lock(map);
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
         }
     }
 }
@@ -177,34 +298,51 @@ impl<S> Accept<TcpStream, S> for Door {
     type Future = Ready<io::Result<(Admitted, Tracked<S>)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                // Frames and replies are small writes that must leave at once.
-                let _ = stream.set_nodelay(true);
-                let activity = Activity::new(self.deadlines);
-                ready(Ok((
-                    Admitted {
-                        stream,
-                        idle: IdleDeadline::new(activity.clone()),
-                        _permit: permit,
-                    },
-                    Tracked::new(service, activity),
-                )))
-            }
-            Err(_) => {
-                self.refused();
-                ready(Err(io::Error::other("too many connections")))
-            }
-        }
+        let ip = match stream.peer_addr() {
+            Ok(peer) => peer.ip(),
+            Err(e) => return ready(Err(e)),
+        };
+        let Some(address) = self.address_place(ip) else {
+            self.refused(Refusal::PerAddress);
+            return ready(Err(io::Error::other(
+                "too many connections from one address",
+            )));
+        };
+        let Some(permit) = self.place() else {
+            self.refused(Refusal::Full);
+            return ready(Err(io::Error::other("too many connections")));
+        };
+        // Frames and replies are small writes that must leave at once.
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new(self.deadlines, permit);
+        self.arrived(&activity);
+        ready(Ok((
+            Admitted {
+                stream,
+                idle: IdleDeadline::new(activity.clone()),
+                _address: address,
+            },
+            Tracked::new(service, activity),
+        )))
     }
 }
 
-/// A connection that holds one permit until it closes, and is closed when it
-/// stays idle past its deadline (see [`super::conn`] for why only when idle).
+/// A connection that holds its places (under the total and under its
+/// address's cap) until it closes, and is closed when it stays idle past its
+/// deadline (see [`super::conn`] for why only when idle) or is evicted.
 pub struct Admitted {
     stream: TcpStream,
     idle: IdleDeadline,
-    _permit: OwnedSemaphorePermit,
+    _address: AddressPlace,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        // The place under the total lives in the connection's Activity, which
+        // response bodies may outlive the socket by a moment; the socket's
+        // descriptor is what the place stands for, so it goes now.
+        self.idle.activity().release();
+    }
 }
 
 impl AsyncRead for Admitted {

@@ -5,7 +5,17 @@
 //! stays open. Idle peers are pinged and dropped when they stop answering, a
 //! message over the limit (default [`MAX_MESSAGE`]) closes the socket with
 //! 1009, and shutdown closes it with 1001.
+//!
+//! Sockets are capped (`--max-ws`; more get 503 before the upgrade, as the
+//! viewer after the cap does) and counted (`websockets` in `/status`,
+//! `lookout_websockets` in `/metrics`). Each is kept small: tungstenite
+//! reserves a 128 KiB read buffer per socket by default, so 2,000 idle
+//! sockets held about 270 MB; a command is a few hundred bytes, so
+//! [`READ_BUFFER`] reads it in one go and longer messages are still
+//! assembled up to the message limit.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -13,6 +23,7 @@ use axum::extract::State;
 use axum::response::Response;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
+use super::error::ApiError;
 use super::AppState;
 use crate::control;
 
@@ -23,12 +34,21 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that sends nothing (not even a pong) for this long is dropped.
 const IDLE_LIMIT: Duration = Duration::from_secs(50);
+/// Bytes read from the socket at a time (tungstenite's default: 128 KiB).
+const READ_BUFFER: usize = 4 * 1024;
 /// WebSocket close codes (RFC 6455).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
 
-/// Upgrades to a WebSocket and serves commands on it.
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// Upgrades to a WebSocket and serves commands on it, unless `--max-ws`
+/// are open already (503).
+pub async fn upgrade(
+    State(app): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Some(open) = Open::enter(app.hub.websockets(), app.policy.max_ws) else {
+        return Err(ApiError::Busy("too many WebSockets"));
+    };
     // The library enforces the limit itself, on the message as it is
     // assembled from its fragments: a message split into many small frames
     // is refused as soon as it passes the limit, even if its last fragment
@@ -36,9 +56,37 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
     // whole messages, an unfinished fragmented message was held, never
     // refused, for as long as the peer answered pings.)
     let limit = app.policy.max_ws_message;
-    ws.max_message_size(limit)
+    Ok(ws
+        .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(app, socket))
+        .read_buffer_size(READ_BUFFER)
+        // Each reply is written as it is made: one at a time, in order.
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            let _open = open;
+            serve(app, socket).await
+        }))
+}
+
+/// One open WebSocket, counted from the upgrade request until the socket
+/// is done.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn enter(count: &Arc<AtomicUsize>, max: usize) -> Option<Open> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Open(count.clone()))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn serve(app: AppState, mut socket: WebSocket) {

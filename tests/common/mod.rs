@@ -129,6 +129,16 @@ impl TestServer {
             .expect("JSON reply")
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// GETs `path` and parses the JSON body.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         reqwest::get(self.url(path))
@@ -543,4 +553,11 @@ pub async fn fetch_json(client: &reqwest::Client, url: &str) -> serde_json::Valu
         .json()
         .await
         .expect("JSON")
+}
+
+/// Resident memory of a process in KiB (Linux), if it still runs.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
