@@ -4,7 +4,7 @@
 //! Names come percent-decoded from the path and are checked by the `clips`
 //! module (only `motion-<ms>.mkv`) before any file is touched.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use super::error::ApiError;
+use super::query::Query;
 use super::AppState;
 use crate::clips::{ClipError, MAX_PAGE};
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::auth::{bearer, busy, cookie, expired_cookie, throttled, url_encode, COOKIE_KINDS};
 use super::error::ApiError;
+use super::query::Query;
 use super::AppState;
 use crate::auth::{Credential, Verdict, SESSION_COOKIE};
 

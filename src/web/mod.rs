@@ -15,6 +15,7 @@ pub mod conn;
 pub mod error;
 pub mod login;
 pub mod metrics;
+pub mod query;
 pub mod server;
 pub mod snaps;
 pub mod sse;

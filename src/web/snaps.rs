@@ -5,7 +5,7 @@
 //! module before any file is touched, so `..`, slashes, backslashes or
 //! absolute paths in any encoding never reach outside the folder.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::query::Query;
 use super::AppState;
 use crate::snaps::{SnapError, Trigger};
 
