@@ -113,7 +113,14 @@ pub async fn thumb(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let clips = app.recorder().clips().clone();
-    let jpeg = blocking(move || clips.thumb(&name)).await?;
+    let jpeg = blocking(move || {
+        clips.thumb(&name).inspect_err(|e| {
+            if let ClipError::Thumb { name, err } = e {
+                clips.thumbs().report_failure("clip", name, err);
+            }
+        })
+    })
+    .await?;
     Ok(super::snaps::immutable_jpeg(jpeg))
 }
 
@@ -142,12 +149,10 @@ where
             ClipError::NotFound(name) => ApiError::NotFound {
                 path: format!("/clips/{name}"),
             },
-            ClipError::Thumb { name, err } => {
-                tracing::warn!("no thumbnail for clip {name}: {err}");
-                ApiError::NotFound {
-                    path: format!("/clips/{name}/thumb"),
-                }
-            }
+            // Logged where it happened, at most once in a while per file.
+            ClipError::Thumb { name, .. } => ApiError::NotFound {
+                path: format!("/clips/{name}/thumb"),
+            },
             other => ApiError::Internal(other.to_string()),
         })
 }

@@ -67,7 +67,14 @@ pub async fn thumb(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let snaps = app.snaps().clone();
-    let jpeg = blocking(move || snaps.thumb(&name)).await?;
+    let jpeg = blocking(move || {
+        snaps.thumb(&name).inspect_err(|e| {
+            if let SnapError::Thumb { name, err } = e {
+                snaps.thumbs().report_failure("snapshot", name, err);
+            }
+        })
+    })
+    .await?;
     Ok(immutable_jpeg(jpeg))
 }
 
@@ -117,12 +124,10 @@ where
             SnapError::NotFound(name) => ApiError::NotFound {
                 path: format!("/snaps/{name}"),
             },
-            SnapError::Thumb { name, err } => {
-                tracing::warn!("no thumbnail for snapshot {name}: {err}");
-                ApiError::NotFound {
-                    path: format!("/snaps/{name}/thumb"),
-                }
-            }
+            // Logged where it happened, at most once in a while per file.
+            SnapError::Thumb { name, .. } => ApiError::NotFound {
+                path: format!("/snaps/{name}/thumb"),
+            },
             other => ApiError::Internal(other.to_string()),
         })
 }
