@@ -53,7 +53,8 @@ pub struct Settings {
     pub mask: Vec<Polygon>,
     /// Named parts of the picture, so an event can say where motion was.
     pub zones: Vec<Zone>,
-    /// When not empty, only motion inside one of these zones counts.
+    /// When not empty, only motion inside one of these zones counts (at most
+    /// [`zones::MAX_ZONES`] names, each a zone).
     pub required_zones: Vec<String>,
     /// Record a clip of each motion episode.
     pub record_clips: bool,

@@ -30,9 +30,12 @@
 //! All functions block (std::fs and CPU work); async callers run them with
 //! `spawn_blocking`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::durable::{self, TempFiles};
 use crate::jpeg::JpegError;
@@ -56,6 +59,17 @@ const TMP_PREFIX: &str = ".tmp-";
 
 /// Longest accepted original name, in bytes (as for snapshots).
 const MAX_NAME_LEN: usize = 128;
+
+/// How long the same broken original stays quiet in the log after it was
+/// reported. A broken picture stays broken, and a gallery asks for its
+/// thumbnail on every view: one line an hour, with the count of requests
+/// since, says it is still there without flooding the log.
+pub const REPORT_EVERY: Duration = Duration::from_secs(3600);
+
+/// Originals whose last report is remembered at most (only files that
+/// exist and failed are, so this is rarely reached; past it the oldest
+/// memories are dropped, costing at most an early repeat).
+const MAX_REPORTED: usize = 1024;
 
 /// Why no thumbnail could be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +218,11 @@ pub struct Thumbs {
     dir: PathBuf,
     /// Synced temporary files, renamed to their final names.
     tmp: TempFiles,
+    /// When each broken original was last reported.
+    reports: Reports,
+    /// When each thumbnail that could not be stored was last reported (a
+    /// read-only or full disk fails every request that makes one).
+    unstored: Reports,
 }
 
 impl Thumbs {
@@ -216,6 +235,8 @@ impl Thumbs {
         let thumbs = Thumbs {
             tmp: TempFiles::new(&dir, TMP_PREFIX),
             dir,
+            reports: Reports::default(),
+            unstored: Reports::default(),
         };
         if let Err(e) = thumbs.tmp.remove_stale() {
             tracing::warn!(
@@ -296,8 +317,9 @@ impl Thumbs {
     /// from the JPEG `original`, stored and returned. `NotFound` when the
     /// original does not exist.
     ///
-    /// A failed store is logged, not returned: the thumbnail is good, and the
-    /// next request tries again. An original deleted while its thumbnail was
+    /// A failed store is logged (at most once per [`REPORT_EVERY`] for each
+    /// name), not returned: the thumbnail is good, and the next request tries
+    /// again. An original deleted while its thumbnail was
     /// being made takes the thumbnail with it, so none is left orphaned.
     pub fn get_or_make(&self, name: &str, original: &Path) -> Result<Vec<u8>, ThumbError> {
         let path = self.path(name)?;
@@ -324,9 +346,71 @@ impl Thumbs {
                 let _ = self.remove(name);
             }
             Ok(()) => {}
-            Err(e) => tracing::warn!("cannot store the thumbnail of {name}: {e}"),
+            Err(e) => match self.unstored.due(name, Instant::now()) {
+                Some(0) => tracing::warn!("cannot store the thumbnail of {name}: {e}"),
+                Some(held) => tracing::warn!(
+                    "cannot store the thumbnail of {name}: {e} (also failed {held} time(s) \
+                     since the last report)"
+                ),
+                None => {}
+            },
         }
         Ok(thumb)
+    }
+}
+
+impl Thumbs {
+    /// Logs that no thumbnail can be made of the original `name` (a `kind`,
+    /// "snapshot" or "clip") because of `err`, at most once per
+    /// [`REPORT_EVERY`] for each original, with how many failures were not
+    /// logged since. Each request for a broken picture's thumbnail calls
+    /// this; the log holds one line per broken file, not one per request.
+    pub fn report_failure(&self, kind: &str, name: &str, err: &ThumbError) {
+        match self.reports.due(name, Instant::now()) {
+            Some(0) => tracing::warn!("no thumbnail for {kind} {name}: {err}"),
+            Some(held) => tracing::warn!(
+                "no thumbnail for {kind} {name}: {err} (also failed {held} time(s) since \
+                 the last report)"
+            ),
+            None => {}
+        }
+    }
+}
+
+/// When each original was last reported, and how many failures since were
+/// not.
+#[derive(Debug, Default)]
+struct Reports(Mutex<HashMap<String, Reported>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    at: Instant,
+    held: u64,
+}
+
+impl Reports {
+    /// Whether a failure of `name` at `now` is to be logged: `Some(held)`
+    /// with the failures held back since the last report, or `None` to
+    /// stay quiet (and count it).
+    fn due(&self, name: &str, now: Instant) -> Option<u64> {
+        let mut seen = crate::sync::lock(&self.0);
+        if let Some(last) = seen.get_mut(name) {
+            if now.saturating_duration_since(last.at) < REPORT_EVERY {
+                last.held += 1;
+                return None;
+            }
+            let held = last.held;
+            *last = Reported { at: now, held: 0 };
+            return Some(held);
+        }
+        if seen.len() >= MAX_REPORTED {
+            seen.retain(|_, r| now.saturating_duration_since(r.at) < REPORT_EVERY);
+            if seen.len() >= MAX_REPORTED {
+                seen.clear();
+            }
+        }
+        seen.insert(name.to_string(), Reported { at: now, held: 0 });
+        Some(0)
     }
 }
 
@@ -334,6 +418,26 @@ impl Thumbs {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn a_broken_original_is_reported_once_per_interval_with_a_count() {
+        let reports = Reports::default();
+        let t0 = Instant::now();
+        assert_eq!(reports.due("a.jpg", t0), Some(0), "the first is logged");
+        for i in 1..=1000 {
+            assert_eq!(reports.due("a.jpg", t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(reports.due("b.jpg", t0), Some(0), "each file has its own");
+        let later = t0 + REPORT_EVERY;
+        assert_eq!(reports.due("a.jpg", later), Some(1000), "with the count");
+        assert_eq!(reports.due("a.jpg", later), None);
+        assert_eq!(reports.due("a.jpg", later + REPORT_EVERY), Some(1));
+        // Memory stays bounded however many files break.
+        for i in 0..3 * MAX_REPORTED {
+            reports.due(&format!("n{i}.jpg"), later);
+        }
+        assert!(crate::sync::lock(&reports.0).len() <= MAX_REPORTED);
+    }
 
     /// A real 1280x720 camera frame (see testdata/frames/README.md).
     fn real_frame() -> Vec<u8> {

@@ -12,6 +12,8 @@
 //! same rules and the same messages. The detector builds a [`ZoneMap`] for its
 //! working-image size, which turns every per-pixel question into an index.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -82,6 +84,10 @@ pub enum ZoneError {
     /// More than [`MAX_ZONES`] zones.
     #[error("too many zones (most {MAX_ZONES})")]
     TooManyZones,
+    /// More than [`MAX_ZONES`] required zones: more names than there can be
+    /// zones, refused before any of them is read.
+    #[error("too many required zones (most {MAX_ZONES})")]
+    TooManyRequired,
     /// A polygon with fewer than 3 corners.
     #[error("{0} has fewer than 3 points")]
     TooFewPoints(Which),
@@ -168,15 +174,23 @@ pub(crate) fn parse_zones(value: &Value) -> Result<Vec<Zone>, ZoneError> {
     Ok(zones)
 }
 
-/// Reads the `required_zones` setting: a list of names, kept in order, a
-/// name given twice kept once. Whether each is a zone is
-/// [`check_required`]'s question, asked once the whole patch is applied.
+/// Reads the `required_zones` setting: a list of at most [`MAX_ZONES`]
+/// names, kept in order, a name given twice kept once. Whether each is a
+/// zone is [`check_required`]'s question, asked once the whole patch is
+/// applied.
+///
+/// The length is checked first: a body of thousands of names, each compared
+/// with the others, cost most of a second of CPU per request.
 pub(crate) fn parse_required(value: &Value) -> Result<Vec<String>, ZoneError> {
     let list = value.as_array().ok_or(ZoneError::RequiredShape)?;
+    if list.len() > MAX_ZONES {
+        return Err(ZoneError::TooManyRequired);
+    }
+    let mut seen = HashSet::with_capacity(list.len());
     let mut names: Vec<String> = Vec::with_capacity(list.len());
     for raw in list {
         let name = raw.as_str().ok_or(ZoneError::RequiredShape)?;
-        if !names.iter().any(|n| n == name) {
+        if seen.insert(name) {
             names.push(name.to_string());
         }
     }
@@ -187,10 +201,8 @@ pub(crate) fn parse_required(value: &Value) -> Result<Vec<String>, ZoneError> {
 /// one patch may set both, and a patch removing a zone still required is
 /// refused rather than leaving a requirement nothing can meet.
 pub(crate) fn check_required(zones: &[Zone], required: &[String]) -> Result<(), ZoneError> {
-    match required
-        .iter()
-        .find(|r| !zones.iter().any(|z| &z.name == *r))
-    {
+    let names: HashSet<&str> = zones.iter().map(|z| z.name.as_str()).collect();
+    match required.iter().find(|r| !names.contains(r.as_str())) {
         Some(missing) => Err(ZoneError::NotAZone(missing.clone())),
         None => Ok(()),
     }
@@ -734,6 +746,31 @@ mod tests {
         assert!(zones[1].points[0][0].is_sign_positive(), "no -0.0 stored");
         assert!(parse_mask(&json!([])).unwrap().is_empty());
         assert_eq!(parse_required(&json!(["a", "b", "a"])).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_long_required_list_is_refused_before_any_name_is_read() {
+        // Numbers are not names: a check of each entry would answer with the
+        // list's shape. The length is refused first.
+        let numbers = Value::Array(vec![json!(1); 100_000]);
+        assert_eq!(
+            parse_required(&numbers).unwrap_err(),
+            ZoneError::TooManyRequired
+        );
+        let names: Vec<Value> = (0..100_000).map(|i| json!(format!("z{i}"))).collect();
+        assert_eq!(
+            parse_required(&Value::Array(names))
+                .unwrap_err()
+                .to_string(),
+            "too many required zones (most 16)"
+        );
+        let most: Vec<String> = (0..MAX_ZONES).map(|i| format!("z{i}")).collect();
+        assert_eq!(parse_required(&json!(most)).unwrap(), most);
+        assert_eq!(
+            parse_required(&json!(vec!["a"; MAX_ZONES + 1])).unwrap_err(),
+            ZoneError::TooManyRequired,
+            "a repeated name counts each time"
+        );
     }
 
     proptest::proptest! {

@@ -169,3 +169,31 @@ async fn healthz_and_page() {
     let index = reqwest::get(server.url("/index.html")).await.unwrap();
     assert_eq!(index.status(), 200);
 }
+
+/// A query string a route cannot read gets the same JSON error as any other
+/// bad request, on every route that takes one, at the root and under a
+/// camera's prefix.
+#[tokio::test]
+async fn a_bad_query_string_is_a_json_400_on_every_route() {
+    let server = TestServer::start(SRC).await;
+    for path in [
+        "/snaps?limit=abc",
+        "/clips?limit=-1",
+        "/api/events?limit=x",
+        "/api/events?before=yesterday",
+        "/stream.jpg?fps=fast",
+        "/login?next=/&next=/snaps",
+        "/cams/cam/snaps?limit=abc",
+        "/cams/cam/clips?limit=1.5",
+        "/cams/cam/api/events?limit=-1",
+        "/cams/cam/stream.jpg?fps=x",
+    ] {
+        let resp = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
+        let body: Value = resp.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "{path}: {body}");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{path}: {body}");
+    }
+}

@@ -417,3 +417,219 @@ async fn a_clip_cut_by_kill_9_is_finished_at_the_next_start() {
         child.wait().await.expect("reaped");
     }
 }
+
+/// A looped scene at 10 fps: 2 s still, 1.5 s of a square crossing, 3 s
+/// still; one short clip per loop.
+fn one_burst(dir: &Path) {
+    let still = square_jpeg(None);
+    for i in 0..20 {
+        std::fs::write(dir.join(format!("a{i:03}.jpg")), &still).expect("write frame");
+    }
+    for i in 0..15 {
+        std::fs::write(dir.join(format!("b{i:03}.jpg")), square_jpeg(Some(i * 7)))
+            .expect("write frame");
+    }
+    for i in 0..30 {
+        std::fs::write(dir.join(format!("c{i:03}.jpg")), &still).expect("write frame");
+    }
+}
+
+/// One request and its answer: request headers, method; status,
+/// `Content-Range`, and which bytes of the file the body holds.
+type Case<'a> = (
+    Vec<(&'a str, String)>,
+    &'a str,
+    u16,
+    Option<String>,
+    Option<(usize, usize)>,
+);
+
+/// `Range`, `If-Range`, `If-None-Match` and `HEAD` on a real clip get RFC
+/// 9110's answers. Every case is tried and the wrong ones listed together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_is_served_as_rfc_9110_asks() {
+    let scene = tempfile::tempdir().expect("temp dir");
+    one_burst(scene.path());
+    let server = start(scene.path(), |s| s.clip_post_s = 1).await;
+    let mut sse = SseClient::subscribe(&server.url("/events")).await;
+    let clip = loop {
+        let msg = sse.next_of("clip", Duration::from_secs(60)).await.json();
+        if msg["ok"] == true {
+            break msg;
+        }
+    };
+    let url = server.url(clip["url"].as_str().expect("url"));
+    let client = reqwest::Client::new();
+    let whole = client.get(&url).send().await.expect("get");
+    assert_eq!(whole.status(), 200);
+    let etag = whole
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let modified = whole
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let file = whole.bytes().await.expect("body");
+    let len = file.len();
+    assert!(len > 100, "{len} bytes");
+    let mut wrong = Vec::new();
+    if !(etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2) {
+        wrong.push(format!("no strong ETag: {etag:?}"));
+    }
+    if httpdate::parse_http_date(&modified).is_err() {
+        wrong.push(format!("no Last-Modified: {modified:?}"));
+    }
+    let head = |n: usize| format!("bytes 0-{}/{len}", n - 1);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("range", "items=0-1".into())],
+            "GET",
+            200,
+            None,
+            Some((0, len)),
+        ),
+        (
+            vec![("range", "bytes=0-9, 20-29".into())],
+            "GET",
+            206,
+            Some(head(10)),
+            Some((0, 10)),
+        ),
+        (
+            vec![("range", format!("bytes={}-, 3-5", len + 5))],
+            "GET",
+            206,
+            Some(format!("bytes 3-5/{len}")),
+            Some((3, 6)),
+        ),
+        (
+            vec![("range", "bytes=0-99999999999999999999999".into())],
+            "GET",
+            206,
+            Some(head(len)),
+            Some((0, len)),
+        ),
+        (
+            vec![("range", "bytes=0-9".into()), ("if-range", etag.clone())],
+            "GET",
+            206,
+            Some(head(10)),
+            Some((0, 10)),
+        ),
+        (
+            vec![
+                ("range", "bytes=0-9".into()),
+                ("if-range", modified.clone()),
+            ],
+            "GET",
+            206,
+            Some(head(10)),
+            Some((0, 10)),
+        ),
+        (
+            vec![
+                ("range", "bytes=0-9".into()),
+                ("if-range", "\"other\"".into()),
+            ],
+            "GET",
+            200,
+            None,
+            Some((0, len)),
+        ),
+        (
+            vec![
+                ("range", "bytes=0-9".into()),
+                ("if-range", "Thu, 01 Jan 1970 00:00:00 GMT".into()),
+            ],
+            "GET",
+            200,
+            None,
+            Some((0, len)),
+        ),
+        (
+            vec![("if-none-match", "*".into())],
+            "GET",
+            304,
+            None,
+            Some((0, 0)),
+        ),
+        (
+            vec![("if-none-match", "*".into())],
+            "HEAD",
+            304,
+            None,
+            Some((0, 0)),
+        ),
+        (
+            vec![("if-none-match", etag.clone())],
+            "GET",
+            304,
+            None,
+            Some((0, 0)),
+        ),
+        (
+            vec![("if-none-match", format!("\"other\", W/{etag}"))],
+            "GET",
+            304,
+            None,
+            Some((0, 0)),
+        ),
+        (
+            vec![("if-none-match", "\"other\"".into())],
+            "GET",
+            200,
+            None,
+            Some((0, len)),
+        ),
+        (
+            vec![("range", "bytes=0-9".into())],
+            "HEAD",
+            200,
+            None,
+            Some((0, 0)),
+        ),
+        (
+            vec![("range", format!("bytes={len}-"))],
+            "GET",
+            416,
+            Some(format!("bytes */{len}")),
+            None,
+        ),
+    ];
+    for (headers, method, status, range, body) in cases {
+        let mut req = client.request(method.parse().expect("method"), &url);
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.expect("request");
+        let got_status = resp.status().as_u16();
+        let got_range = resp
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let got_etag = resp.headers().get("etag").cloned();
+        let got = resp.bytes().await.expect("body");
+        let case = format!("{method} {headers:?}");
+        if got_status != status || got_range != range {
+            wrong.push(format!(
+                "{case}: {got_status} {got_range:?}, want {status} {range:?}"
+            ));
+            continue;
+        }
+        if let Some((from, to)) = body {
+            if got[..] != file[from..to] {
+                wrong.push(format!("{case}: {} bytes, want {from}..{to}", got.len()));
+            }
+        }
+        if matches!(status, 200 | 206 | 304) && got_etag.is_none_or(|t| t != etag.as_str()) {
+            wrong.push(format!("{case}: no ETag"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

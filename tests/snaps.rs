@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{decode_jpeg, TestServer};
+use std::time::Duration;
+
+use common::{decode_jpeg, Binary, TestServer};
 use serde_json::{json, Value};
 
 const SRC: &str = "synthetic:?size=160x120&fps=10&motion=never";
@@ -287,4 +289,48 @@ async fn raw(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Stri
         .unwrap_or(0);
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+/// A snapshot that is not a picture (a broken file, a partial copy) answers
+/// 404 for its thumbnail on every request, but is reported in the log once,
+/// not once per request: a gallery asks again on every view.
+#[tokio::test]
+async fn a_broken_snapshot_is_logged_once_however_often_its_thumbnail_is_asked_for() {
+    lookout::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let folder = data.path().join("snaps").join("cam");
+    std::fs::create_dir_all(&folder).unwrap();
+    let (broken, marker) = ("manual-1764033000001.jpg", "manual-1764033000002.jpg");
+    for name in [broken, marker] {
+        std::fs::write(folder.join(name), b"not a picture").unwrap();
+    }
+    let mut bin = Binary::spawn(&["--source", SRC, "--listen", "127.0.0.1:0"], data.path());
+    let base = bin.wait_for_url("http").await;
+    let (mut child, log) = bin.collect();
+    let from = log.len();
+    for _ in 0..20 {
+        let r = reqwest::get(format!("{base}/snaps/{broken}/thumb"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    // The log is one pipe: once the other file's report is read, every
+    // line about the first has been.
+    let r = reqwest::get(format!("{base}/snaps/{marker}/thumb"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    log.wait_for(from, marker, Duration::from_secs(10)).await;
+    let line = log.find(from, broken).expect("reported");
+    assert!(
+        line.contains("WARN") && line.contains("no thumbnail"),
+        "{line}"
+    );
+    assert_eq!(log.count(broken), 1, "one line for 20 requests");
+    // Nothing else in the log speaks of them either (the decoder's own
+    // complaints included): a line or two per broken file in all.
+    let warnings = log.count("WARN");
+    assert!(warnings <= 2, "{warnings} warnings");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
 }

@@ -291,3 +291,34 @@ async fn the_largest_config_is_accepted() {
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(zones_of(&server, "/config").await, stored);
 }
+
+/// A `required_zones` list longer than there can be zones is refused as a
+/// whole, before any name in it is looked at: checking each of thousands of
+/// names against the others took most of a second of CPU per request.
+#[tokio::test]
+async fn a_required_zones_list_longer_than_the_zone_limit_is_refused() {
+    let server = TestServer::start(SRC).await;
+    let (status, reply) = post(&server, "/config", &door_settings().to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    let before = zones_of(&server, "/config").await;
+    // About 64 KiB of names, the size that cost most.
+    let names: Vec<String> = (0..8721).map(|i| format!("{i:04x}")).collect();
+    let (status, reply) = post(
+        &server,
+        "/config",
+        &json!({"required_zones": names}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply, json!({"error": "too many required zones (most 16)"}));
+    // Even when every name is a zone's: 17 names cannot all be distinct zones.
+    let (status, reply) = post(
+        &server,
+        "/config",
+        &json!({"required_zones": vec!["gate"; 17]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["error"], "too many required zones (most 16)");
+    assert_eq!(zones_of(&server, "/config").await, before);
+}

@@ -350,6 +350,11 @@ impl Clips {
         Ok(())
     }
 
+    /// The thumbnails of this folder's clips.
+    pub fn thumbs(&self) -> &Thumbs {
+        &self.thumbs
+    }
+
     /// Makes and stores the thumbnail of clip `name` from `jpeg` (the frame
     /// where the motion scored highest). A failure is only logged: the next
     /// request makes one from the clip.

@@ -4,16 +4,16 @@
 //! Names come percent-decoded from the path and are checked by the `clips`
 //! module (only `motion-<ms>.mkv`) before any file is touched.
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use super::error::ApiError;
+use super::query::Query;
+use super::ranged;
 use super::AppState;
 use crate::clips::{ClipError, MAX_PAGE};
 
@@ -40,22 +40,26 @@ pub async fn list(
     Ok(Json(json!({"clips": items, "next_before": next_before})))
 }
 
-/// `GET /clips/{name}`: the file, with `Range`, `HEAD` and conditional
-/// requests answered by tower-http's file service.
+/// `GET /clips/{name}`: the file, with `Range`, `HEAD`, an `ETag` and
+/// conditional requests answered as RFC 9110 asks (see [`super::ranged`]).
 pub async fn get(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    request: Request,
+    method: Method,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let clips = app.recorder().clips().clone();
     let target = name.clone();
     let path = blocking(move || clips.path(&target)).await?;
-    // The type comes from the extension: `video/x-matroska`.
-    let response = ServeFile::new(path)
-        .oneshot(request)
+    let mut response = ranged::serve(&path, "video/x-matroska", &method, &headers)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = response.map(axum::body::Body::new);
+        .map_err(|err| match err.kind() {
+            // Deleted since it was found.
+            std::io::ErrorKind::NotFound => ApiError::NotFound {
+                path: format!("/clips/{name}"),
+            },
+            _ => ApiError::Internal(format!("cannot read clip {name}: {err}")),
+        })?;
     let headers = response.headers_mut();
     // A clip never changes under its name.
     headers.insert(
@@ -112,7 +116,14 @@ pub async fn thumb(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let clips = app.recorder().clips().clone();
-    let jpeg = blocking(move || clips.thumb(&name)).await?;
+    let jpeg = blocking(move || {
+        clips.thumb(&name).inspect_err(|e| {
+            if let ClipError::Thumb { name, err } = e {
+                clips.thumbs().report_failure("clip", name, err);
+            }
+        })
+    })
+    .await?;
     Ok(super::snaps::immutable_jpeg(jpeg))
 }
 
@@ -141,12 +152,10 @@ where
             ClipError::NotFound(name) => ApiError::NotFound {
                 path: format!("/clips/{name}"),
             },
-            ClipError::Thumb { name, err } => {
-                tracing::warn!("no thumbnail for clip {name}: {err}");
-                ApiError::NotFound {
-                    path: format!("/clips/{name}/thumb"),
-                }
-            }
+            // Logged where it happened, at most once in a while per file.
+            ClipError::Thumb { name, .. } => ApiError::NotFound {
+                path: format!("/clips/{name}/thumb"),
+            },
             other => ApiError::Internal(other.to_string()),
         })
 }

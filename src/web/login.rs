@@ -3,7 +3,7 @@
 //! share the per-address slow-down with Basic auth on every other route.
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::auth::{bearer, busy, cookie, expired_cookie, throttled, url_encode, COOKIE_KINDS};
 use super::client::Client;
 use super::error::ApiError;
+use super::query::Query;
 use super::AppState;
 use crate::auth::{Credential, Verdict, SESSION_COOKIE};
 

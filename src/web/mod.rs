@@ -16,6 +16,8 @@ pub mod conn;
 pub mod error;
 pub mod login;
 pub mod metrics;
+pub mod query;
+pub mod ranged;
 pub mod server;
 pub mod snaps;
 pub mod sse;

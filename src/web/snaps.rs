@@ -5,7 +5,7 @@
 //! module before any file is touched, so `..`, slashes, backslashes or
 //! absolute paths in any encoding never reach outside the folder.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::query::Query;
 use super::AppState;
 use crate::snaps::{SnapError, Trigger};
 
@@ -66,7 +67,14 @@ pub async fn thumb(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let snaps = app.snaps().clone();
-    let jpeg = blocking(move || snaps.thumb(&name)).await?;
+    let jpeg = blocking(move || {
+        snaps.thumb(&name).inspect_err(|e| {
+            if let SnapError::Thumb { name, err } = e {
+                snaps.thumbs().report_failure("snapshot", name, err);
+            }
+        })
+    })
+    .await?;
     Ok(immutable_jpeg(jpeg))
 }
 
@@ -116,12 +124,10 @@ where
             SnapError::NotFound(name) => ApiError::NotFound {
                 path: format!("/snaps/{name}"),
             },
-            SnapError::Thumb { name, err } => {
-                tracing::warn!("no thumbnail for snapshot {name}: {err}");
-                ApiError::NotFound {
-                    path: format!("/snaps/{name}/thumb"),
-                }
-            }
+            // Logged where it happened, at most once in a while per file.
+            SnapError::Thumb { name, .. } => ApiError::NotFound {
+                path: format!("/snaps/{name}/thumb"),
+            },
             other => ApiError::Internal(other.to_string()),
         })
 }
