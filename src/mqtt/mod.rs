@@ -134,7 +134,8 @@ impl MqttConfig {
         node: Option<String>,
         commands: bool,
     ) -> Result<MqttConfig, MqttConfigError> {
-        let bad = || MqttConfigError::Url(crate::redact::redact(url));
+        // Also when it does not parse: `u:pw@host` has no `://`.
+        let bad = || MqttConfigError::Url(crate::redact::redact_url(url));
         let parsed = url::Url::parse(url.trim()).map_err(|_| bad())?;
         let (tls, default_port) = match parsed.scheme() {
             "mqtt" | "tcp" => (false, 1883),
@@ -458,6 +459,13 @@ mod tests {
         let e = config("mqtt://u:secret@broker").unwrap_err();
         assert_eq!(e, MqttConfigError::PasswordInUrl);
         assert!(!e.to_string().contains("secret"));
+        // Not URLs lookout takes, and the password stays out of the error.
+        for url in ["u:secret@b:1883", "mqtts//u:secret@b", "mqtt:u:secret@b"] {
+            let e = config(url).unwrap_err();
+            assert!(matches!(e, MqttConfigError::Url(_)), "{url}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+            assert!(!format!("{e:?}").contains("secret"), "{e:?}");
+        }
         let e = MqttConfig::new("mqtt://b", Some("pw".into()), None, None, None, None, true);
         assert_eq!(e.unwrap_err(), MqttConfigError::PasswordWithoutUser);
         let c = MqttConfig::new(
