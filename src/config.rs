@@ -468,8 +468,9 @@ impl Cli {
 }
 
 /// The `[mqtt]` table of the config file (each key as its `--mqtt-*` flag,
-/// which wins, plus the password, which has no flag).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// which wins, plus the password, which has no flag). Its `Debug` hides the
+/// password, and one typed into the URL.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileMqtt {
     /// As `--mqtt-url`.
@@ -486,6 +487,20 @@ pub struct FileMqtt {
     pub node: Option<String>,
     /// As `--mqtt-commands`.
     pub commands: Option<bool>,
+}
+
+impl std::fmt::Debug for FileMqtt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMqtt")
+            .field("url", &self.url.as_deref().map(crate::redact::redact_url))
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("ca_file", &self.ca_file)
+            .field("prefix", &self.prefix)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("node", &self.node)
+            .field("commands", &self.commands)
+            .finish()
+    }
 }
 
 /// One `[[camera]]` table of the config file.
@@ -1090,6 +1105,20 @@ mod tests {
         std::fs::write(&file, "[mqtt]\nurl = \"mqtt://b\"\nretain = true\n").unwrap();
         let err = Config::from_cli(&cli(&["--config", path])).unwrap_err();
         assert!(err.to_string().contains("retain"), "{err}");
+        // A password in a URL that does not parse, and the file's own,
+        // stay out of the error and of the options' Debug.
+        std::fs::write(
+            &file,
+            "[mqtt]\nurl = \"mqtts//u:urlsecret@b\"\npassword = \"filesecret\"\n",
+        )
+        .unwrap();
+        let options = cli(&["--config", path]);
+        let err = Config::from_cli(&options).unwrap_err();
+        let shown = format!("{err} {err:?} {:?}", read_file(Path::new(path)).unwrap());
+        assert!(
+            !shown.contains("urlsecret") && !shown.contains("filesecret"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -374,6 +374,14 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
             "Whether the MQTT broker connection is up (1) or not (0)",
             connected,
         );
+        let ignored = Counter::<u64>::default();
+        ignored.inc_by(mqtt.report().ignored);
+        reg.register(
+            "mqtt_ignored",
+            "Messages from the MQTT broker passed over (retained or oversized commands, \
+             commands beyond the queue); the broker itself discards those over 1 MiB",
+            ignored,
+        );
     }
     if let Some(up) = hub.uploads() {
         let c = up.counts();

@@ -52,6 +52,24 @@ pub fn redact(s: &str) -> String {
     out
 }
 
+/// Hides the password of `url`, one URL as a person typed it, even when it
+/// does not parse: `u:pw@host`, `mqtts//u:pw@host` or `mqtt:/u:pw@host`
+/// have no `://` for [`redact`] to find. The password lies between the
+/// first `:` of the user information and its last `@` (a user name holds no
+/// `:`; a password may hold `@` or `/`), so everything there is hidden; a
+/// `scheme:` that is not followed by `//` is hidden with it, which is more
+/// than needed but never less.
+pub fn redact_url(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return redact(url);
+    };
+    let start = url[..at].find("://").map_or(0, |i| i + 3);
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}{MASK}{}", &url[..start + colon + 1], &url[at..]),
+        None => redact(url),
+    }
+}
+
 /// Where a URL embedded in text ends: white space, quotes, brackets.
 fn url_end(c: char) -> bool {
     c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ',' | ';')
@@ -274,6 +292,18 @@ mod tests {
         );
         assert_eq!(redact("http://cam/x?u=a@b"), "http://cam/x?u=a@b");
         assert_eq!(redact("synthetic"), "synthetic");
+    }
+
+    #[test]
+    fn passwords_in_urls_that_do_not_parse() {
+        assert_eq!(redact_url("u:secret@b:1883"), "u:***@b:1883");
+        assert_eq!(redact_url("mqtts//u:secret@b"), "mqtts//u:***@b");
+        assert_eq!(redact_url("mqtt:/u:secret@b"), "mqtt:***@b");
+        assert_eq!(redact_url("mqtt://u:se@cr/et@b:1"), "mqtt://u:***@b:1");
+        assert_eq!(redact_url("u:se/cret@b"), "u:***@b");
+        assert_eq!(redact_url("mqtt://u@b"), "mqtt://u@b");
+        assert_eq!(redact_url("broker:1883"), "broker:1883");
+        assert_eq!(redact_url("http://b/x?token=t@"), "http://b/x?token=***");
     }
 
     #[test]

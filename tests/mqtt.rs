@@ -1,7 +1,9 @@
 //! MQTT against a real broker (Debian's mosquitto, on a free loopback port
 //! with a password file): Home Assistant discovery, motion and state,
 //! commands and their replies, availability on a clean stop and on
-//! `kill -9`, a broker restart, and a wrong password.
+//! `kill -9`, a broker restart, and a wrong password; and what a broker user
+//! could do to the link: oversized retained messages, taking over the
+//! client id, a flood of Home Assistant births.
 
 mod common;
 
@@ -138,6 +140,27 @@ impl Broker {
         false
     }
 
+    /// The broker's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// The client ids lookout connected with, in order (from the broker's
+    /// log: `New client connected from ADDR as ID (p5, ...)`); the test
+    /// clients are `test-...`.
+    fn lookout_ids(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                l.split_once("New client connected from ")?
+                    .1
+                    .split_once(" as ")
+            })
+            .filter_map(|(_, rest)| rest.split_once(" (").map(|(id, _)| id.to_string()))
+            .filter(|id| !id.starts_with("test-"))
+            .collect()
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -243,7 +266,7 @@ impl Watcher {
             broker.port,
         );
         opts.set_credentials(USER, PASSWORD)
-            .set_max_packet_size(16 << 20, 1 << 20);
+            .set_max_packet_size(16 << 20, 16 << 20);
         if let Some(ca) = &broker.ca {
             opts.set_transport(rumqttc::Transport::tls(
                 std::fs::read(ca).unwrap(),
@@ -358,6 +381,15 @@ async fn server_with(broker: &Broker, source: &str, cooldown_s: u32) -> TestServ
     let mqtt = broker.config();
     TestServer::start_with(source, tempfile::tempdir().unwrap(), move |c| {
         c.cameras[0].settings.cooldown_s = cooldown_s;
+        c.mqtt = Some(mqtt);
+    })
+    .await
+}
+
+async fn server_with_dir(broker: &Broker, source: &str, dir: tempfile::TempDir) -> TestServer {
+    let mqtt = broker.config();
+    TestServer::start_with(source, dir, move |c| {
+        c.cameras[0].settings.cooldown_s = 5;
         c.mqtt = Some(mqtt);
     })
     .await
@@ -785,4 +817,270 @@ async fn a_wrong_password_is_logged_and_reported_and_the_server_runs_on() {
         r.status() == 200
     })
     .await;
+}
+
+/// Everything `w` got on `topic` so far.
+fn got_on(w: &Watcher, topic: &str) -> Vec<Got> {
+    let list = w.got.0.lock().unwrap();
+    list.iter().filter(|g| g.topic == topic).cloned().collect()
+}
+
+#[tokio::test]
+async fn oversized_retained_messages_on_subscribed_topics_leave_the_link_up() {
+    let broker = Broker::start();
+    // What a broker user (Home Assistant's, per the README's ACL) may leave
+    // behind: a 2 MB retained command and a 1.1 MB retained birth.
+    let mut w = Watcher::connect(
+        &broker,
+        &[
+            "lookout/availability",
+            "lookout/cam/reply",
+            "lookout/cam/state",
+        ],
+    )
+    .await;
+    for (topic, size) in [
+        ("lookout/cam/cmd", 2_000_000),
+        ("homeassistant/status", 1_100_000),
+    ] {
+        w.client
+            .publish(topic, QoS::AtLeastOnce, true, vec![b'x'; size])
+            .await
+            .unwrap();
+    }
+    {
+        let mut kept =
+            Watcher::connect(&broker, &["lookout/cam/cmd", "homeassistant/status"]).await;
+        kept.next("lookout/cam/cmd", |g| {
+            g.retain && g.payload.len() == 2_000_000
+        })
+        .await;
+        kept.next("homeassistant/status", |g| {
+            g.retain && g.payload.len() == 1_100_000
+        })
+        .await;
+    }
+
+    let server = server_with(&broker, STILL, 5).await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    server.wait_for_frame().await;
+    // Commands work, and state goes out.
+    let pong = w.command("cam", json!({"cmd": "ping", "id": "big"})).await;
+    assert_eq!(pong["ok"], true);
+    w.publish("lookout/cam/threshold/set", "33").await;
+    w.next("lookout/cam/state", |g| g.json()["threshold"] == 33)
+        .await;
+    // A command too big to run (but under the packet size) is passed over
+    // and counted.
+    w.publish("lookout/cam/cmd", &"y".repeat(100_000)).await;
+    wait_until(WAIT, || async {
+        server.status().await["mqtt"]["ignored"].as_u64() >= Some(1)
+    })
+    .await;
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "lookout_mqtt_ignored_total 1"),
+        "{metrics}"
+    );
+    // Live ones too: the broker discards them for lookout (over its
+    // declared Maximum Packet Size).
+    for (topic, size) in [
+        ("lookout/cam/cmd", 2_000_000),
+        ("homeassistant/status", 1_100_000),
+    ] {
+        w.client
+            .publish(topic, QoS::AtLeastOnce, false, vec![b'x'; size])
+            .await
+            .unwrap();
+    }
+    let pong = w
+        .command("cam", json!({"cmd": "ping", "id": "after"}))
+        .await;
+    assert_eq!(pong["ok"], true);
+
+    // One connection all along: never offline, no error.
+    let status = server.status().await;
+    assert_eq!(status["mqtt"]["connected"], true, "{status}");
+    assert_eq!(status["mqtt"]["last_error"], Value::Null, "{status}");
+    let availability: Vec<String> = got_on(&w, "lookout/availability")
+        .iter()
+        .map(|g| g.text().to_string())
+        .collect();
+    assert_eq!(availability, ["online"], "availability flapped");
+    assert_eq!(broker.lookout_ids().len(), 1, "{}", broker.log());
+}
+
+#[tokio::test]
+async fn the_client_id_is_random_stable_and_cannot_be_taken_over() {
+    let broker = Broker::start();
+    let mut w = Watcher::connect(&broker, &["lookout/availability", "lookout/cam/reply"]).await;
+    let first = server_with(&broker, STILL, 5).await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    let ids = broker.lookout_ids();
+    assert_eq!(ids.len(), 1, "{}", broker.log());
+    let id = ids[0].clone();
+    // Not what the node name (in every discovery topic) gives away.
+    assert_ne!(id, format!("lookout-{NODE}"));
+    let suffix = id
+        .strip_prefix(&format!("lookout-{NODE}-"))
+        .unwrap_or_else(|| panic!("{id}"));
+    assert!(
+        suffix.len() >= 16 && suffix.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+
+    // The same data directory keeps it across a restart.
+    let dir = first.stop_keep_dir().await.dir;
+    w.next("lookout/availability", |g| g.payload == "offline")
+        .await;
+    let server = server_with_dir(&broker, STILL, dir).await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    assert_eq!(broker.lookout_ids(), [id.clone(), id.clone()]);
+
+    // Another broker user connecting as `lookout-NODE` (the id anyone
+    // could derive) no longer takes lookout's session.
+    let mut opts = MqttOptions::new(format!("lookout-{NODE}"), "127.0.0.1", broker.port);
+    opts.set_credentials(USER, PASSWORD);
+    let (_intruder, mut events) = AsyncClient::new(opts, 8);
+    loop {
+        match tokio::time::timeout(WAIT, events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("the second client could not connect: {other:?}"),
+        }
+    }
+    let intruder = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let pong = w
+        .command("cam", json!({"cmd": "ping", "id": "still"}))
+        .await;
+    assert_eq!(pong["ok"], true);
+    let status = server.status().await;
+    assert_eq!(status["mqtt"]["connected"], true, "{status}");
+    assert_eq!(status["mqtt"]["last_error"], Value::Null, "{status}");
+    let said: Vec<String> = got_on(&w, "lookout/availability")
+        .iter()
+        .map(|g| g.text().to_string())
+        .collect();
+    // No reconnect (it would say `online` once more), nor a will since.
+    // (Around the restart the broker may add its will's `offline` to the
+    // clean stop's.)
+    assert_eq!(
+        said.iter().filter(|s| *s == "online").count(),
+        2,
+        "{said:?}"
+    );
+    assert_eq!(said.last().map(String::as_str), Some("online"), "{said:?}");
+    assert_eq!(broker.lookout_ids().iter().filter(|i| **i == id).count(), 2);
+    intruder.abort();
+}
+
+#[tokio::test]
+async fn a_flood_of_home_assistant_births_republishes_a_bounded_number_of_times() {
+    const BIRTHS: usize = 1000;
+    let broker = Broker::start();
+    let mut w = Watcher::connect(&broker, &["homeassistant/device/+/config", "lookout/#"]).await;
+    let server = server_with(&broker, STILL, 5).await;
+    w.next("lookout/availability", |g| g.payload == "online")
+        .await;
+    w.next(&device_topic("cam"), |_| true).await;
+    server.wait_for_frame().await;
+    let before = got_on(&w, &device_topic("cam")).len();
+    let bytes_before: usize = w
+        .got
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.payload.len())
+        .sum();
+
+    for _ in 0..BIRTHS {
+        w.client
+            .publish("homeassistant/status", QoS::AtLeastOnce, false, "online")
+            .await
+            .unwrap();
+    }
+    // lookout takes messages in order: once this is answered, every birth
+    // was seen.
+    let pong = w
+        .command("cam", json!({"cmd": "ping", "id": "flood"}))
+        .await;
+    assert_eq!(pong["ok"], true);
+    // Home Assistant still gets discovery again (at once or after the
+    // interval)...
+    wait_until(WAIT, || {
+        let n = got_on(&w, &device_topic("cam")).len();
+        async move { n > before }
+    })
+    .await;
+    // ...but not once per birth: one now, at most one more later.
+    let pong = w
+        .command("cam", json!({"cmd": "ping", "id": "count"}))
+        .await;
+    assert_eq!(pong["ok"], true);
+    let republished = got_on(&w, &device_topic("cam")).len() - before;
+    let bytes: usize = w
+        .got
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.payload.len())
+        .sum::<usize>()
+        - bytes_before;
+    println!("{BIRTHS} births: {republished} discovery republishes, {bytes} bytes published");
+    assert!(
+        (1..=2).contains(&republished),
+        "{republished} discovery republishes for {BIRTHS} births"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_that_speaks_only_mqtt_3_1_1_is_named_in_the_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // What a 3.1.1 broker answers an MQTT 5 CONNECT: a 3.1.1 CONNACK with
+    // return code 1 (unacceptable protocol version), then it hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let broker = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 512];
+            let _ = socket.read(&mut buf).await;
+            let _ = socket.write_all(&[0x20, 0x02, 0x00, 0x01]).await;
+        }
+    });
+    let mqtt = lookout::mqtt::MqttConfig::new(
+        &format!("mqtt://127.0.0.1:{port}"),
+        None,
+        None,
+        None,
+        None,
+        Some(NODE.into()),
+        true,
+    )
+    .unwrap();
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), move |c| {
+        c.mqtt = Some(mqtt);
+    })
+    .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = server.status().await;
+        let error = status["mqtt"]["last_error"].as_str().unwrap_or("");
+        if error.contains("speak MQTT 5") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.status().await["mqtt"]["connected"], false);
+    broker.abort();
 }

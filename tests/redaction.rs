@@ -309,3 +309,50 @@ async fn read_store(dir: &std::path::Path) -> Vec<u8> {
     }
     all
 }
+
+/// A broker password typed into `--mqtt-url` (or the file's `url`) in a
+/// shape that is not a URL lookout takes: refused at start, and the error
+/// says which URL without the password.
+#[tokio::test]
+async fn an_mqtt_password_in_a_url_that_does_not_parse_stays_out_of_start_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "u:MqttS3cretPw@b:1883",
+        "mqtts//u:MqttS3cretPw@b",
+        "mqtt:/u:MqttS3cretPw@b",
+        "mqtt:u:MqttS3cretPw@b:1883",
+        "mqtt://u:MqttS3cretPw@b",
+        "http://u:MqttS3cretPw@b",
+        "u:Mqtt/S3cretPw@b",
+    ] {
+        let file = dir.path().join("lookout.toml");
+        std::fs::write(&file, format!("[mqtt]\nurl = \"{url}\"\n")).unwrap();
+        for args in [
+            vec!["--mqtt-url", url],
+            vec!["--config", file.to_str().unwrap()],
+        ] {
+            let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+                .args(&args)
+                .args(["--listen", "127.0.0.1:0", "--source", "synthetic"])
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .env("NO_COLOR", "1")
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(Duration::from_secs(20), run)
+                .await
+                .expect("lookout refuses the URL at start")
+                .expect("lookout runs");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.status.success(), "{args:?}: {text}");
+            assert!(text.contains("mqtt"), "{args:?}: {text}");
+            // Every password above holds this.
+            let shown = leaks(&[("the start error", &text)], &["S3cretPw"]);
+            assert!(shown.is_empty(), "{args:?}: {shown:?}: {text}");
+        }
+    }
+}

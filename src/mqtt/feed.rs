@@ -5,8 +5,17 @@
 //! bus, it reads what it missed from the store. The state message carries
 //! the score, which changes with every analysed frame: it goes out at once
 //! when anything else in it changes, else at most once a second.
+//!
+//! Everything retained (discovery, state, the snapshot) goes out again at
+//! every connect, and when Home Assistant says it is online. Anyone allowed
+//! to publish Home Assistant's birth could ask for that thousands of times
+//! a second (5,000 births once made 56 MB of republishing), so births are
+//! paced: the first republishes at once, those within [`REPUBLISH_EVERY`]
+//! after it make one more when the interval ends. A connect republishes at
+//! once, always.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +40,9 @@ const CATCH_UP: u32 = 1000;
 /// Largest snapshot published (a larger packet would fail at the broker on
 /// every reconnect).
 const MAX_SNAPSHOT: usize = super::link::MAX_OUTGOING - 4096;
+/// Republishing on request (Home Assistant's birth) happens at most once
+/// per this interval.
+const REPUBLISH_EVERY: Duration = Duration::from_secs(5);
 /// Store key: the retained topics this server last published, so the ones
 /// of a camera since removed are emptied.
 const KEY_RETAINED: &str = "mqtt_retained_topics";
@@ -59,6 +71,62 @@ struct Published {
     person: bool,
 }
 
+/// Asks the feed to publish everything again.
+#[derive(Default)]
+pub(super) struct Republish {
+    notify: Notify,
+    /// A connect asked: at once, whatever the pace.
+    forced: AtomicBool,
+}
+
+impl Republish {
+    /// After a connect: the broker may have lost everything retained.
+    pub(super) fn now(&self) {
+        self.forced.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    /// On request (Home Assistant's birth): paced.
+    pub(super) fn asked(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// When to republish: at once if the last was [`REPUBLISH_EVERY`] ago,
+/// else once when the interval ends, however many asked meanwhile.
+#[derive(Debug, Default)]
+struct Pace {
+    last: Option<Instant>,
+    owed: bool,
+}
+
+impl Pace {
+    /// Whether to republish at `now`; if not, one is owed at [`Pace::due`].
+    fn ask(&mut self, now: Instant, forced: bool) -> bool {
+        let free = self
+            .last
+            .is_none_or(|at| now.saturating_duration_since(at) >= REPUBLISH_EVERY);
+        if forced || free {
+            self.done(now);
+            true
+        } else {
+            self.owed = true;
+            false
+        }
+    }
+
+    /// When the owed republish is due.
+    fn due(&self) -> Option<Instant> {
+        self.last
+            .filter(|_| self.owed)
+            .map(|at| at + REPUBLISH_EVERY)
+    }
+
+    fn done(&mut self, now: Instant) {
+        (self.last, self.owed) = (Some(now), false);
+    }
+}
+
 /// Follows the bus until the server stops.
 pub(super) struct Feed {
     pub(super) hub: Arc<Hub>,
@@ -66,7 +134,7 @@ pub(super) struct Feed {
     pub(super) outbox: Arc<Outbox>,
     /// Fired on every (re)connect and when Home Assistant comes online: the
     /// whole state (and discovery) goes out again.
-    pub(super) republish: Arc<Notify>,
+    pub(super) republish: Arc<Republish>,
     /// The dashboard's URL, for discovery.
     pub(super) dashboard: String,
     pub(super) commands: bool,
@@ -90,7 +158,15 @@ impl Feed {
         let mut tick = tokio::time::interval(SCORE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let cancel = self.hub.cams()[0].cancel().clone();
+        let mut pace = Pace::default();
         loop {
+            let due = pace.due();
+            let owed = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 received = rx.recv() => match received {
                     Ok(event) => {
@@ -134,15 +210,27 @@ impl Feed {
                         }
                     }
                 }
-                _ = self.republish.notified() => {
-                    self.clear_removed().await;
-                    for cam in self.hub.cams() {
-                        if let Some(p) = cams.get_mut(&cam.name) {
-                            self.publish_all(cam, p).await;
-                        }
+                _ = self.republish.notify.notified() => {
+                    let forced = self.republish.forced.swap(false, Ordering::Relaxed);
+                    if pace.ask(Instant::now(), forced) {
+                        self.republish_all(&mut cams).await;
                     }
                 }
+                _ = owed => {
+                    pace.done(Instant::now());
+                    self.republish_all(&mut cams).await;
+                }
                 _ = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// Everything retained, for every camera, again.
+    async fn republish_all(&self, cams: &mut HashMap<String, Published>) {
+        self.clear_removed().await;
+        for cam in self.hub.cams() {
+            if let Some(p) = cams.get_mut(&cam.name) {
+                self.publish_all(cam, p).await;
             }
         }
     }
@@ -339,5 +427,36 @@ impl Feed {
         if let Ok(Ok(Some(name))) = newest {
             self.publish_snapshot(cam, name).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_republishes_once_now_and_once_after_the_interval() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        assert!(pace.ask(t0, false), "the first, at once");
+        assert_eq!(pace.due(), None);
+        for ms in 1..1000 {
+            assert!(!pace.ask(t0 + Duration::from_millis(ms), false));
+        }
+        assert_eq!(pace.due(), Some(t0 + REPUBLISH_EVERY));
+        pace.done(t0 + REPUBLISH_EVERY);
+        assert_eq!(pace.due(), None, "one owed, whatever the burst");
+        // Quiet since: at once again.
+        assert!(pace.ask(t0 + REPUBLISH_EVERY * 2, false));
+    }
+
+    #[test]
+    fn a_connect_republishes_at_once_and_pays_what_is_owed() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        assert!(pace.ask(t0, false));
+        assert!(!pace.ask(t0 + Duration::from_secs(1), false));
+        assert!(pace.ask(t0 + Duration::from_secs(2), true));
+        assert_eq!(pace.due(), None);
     }
 }

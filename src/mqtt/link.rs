@@ -4,42 +4,48 @@
 //! Three tasks beside the event loop, so none waits for another: the feed
 //! fills the outbox, the publisher empties it into the client while the link
 //! is up, and the command worker runs commands one at a time, in order, on
-//! the same executor as `/control`.
+//! the same executor as `/control`. What the broker is told at CONNECT (MQTT
+//! 5, the Maximum Packet Size, the client id) is in `connect.rs`.
+//!
+//! Every subscription asks the broker not to send what is retained on it
+//! (MQTT 5 Retain Handling 2): a retained command would run again at every
+//! reconnect, and a retained Home Assistant birth adds nothing to what a
+//! connect republishes anyway. The `retain` check stays for brokers that
+//! send them all the same.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions,
-    Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, RetainForwardRule, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use rumqttc::Outgoing;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::feed::Feed;
+use super::connect::{self, MAX_INCOMING};
+use super::feed::{Feed, Republish};
 use super::outbox::{Kind, Message, Outbox};
-use super::{Mqtt, MqttConfig, Route, Topics};
+use super::{Mqtt, MqttStatus, Route, Topics};
 use crate::hub::Hub;
 
-/// Largest packet taken from the broker. A larger one ends the connection
-/// (rumqttc's rule), so it is generous; commands have their own, smaller cap.
-const MAX_INCOMING: usize = 1 << 20;
-/// Publishes sent but not yet acknowledged; what a dropped connection loses
-/// (and counts).
-const INFLIGHT: u16 = 32;
 /// A connection that lasted this long resets the backoff; a shorter one
 /// (a broker that takes us and drops us at once) keeps doubling it.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Messages a broker client can cause (a command dropped, a Home Assistant
 /// birth) are logged at most this often.
 const QUIET_LOG: Duration = Duration::from_secs(60);
-/// Largest packet sent (a snapshot).
+/// Largest packet sent (a snapshot), unless the broker declares a smaller
+/// Maximum Packet Size: then what is over it is dropped (and counted) here,
+/// as sending it would end the connection.
 pub(super) const MAX_OUTGOING: usize = 16 << 20;
-/// Largest command message, as on the WebSocket.
+/// Largest command message, as on the WebSocket. Smaller than the packets
+/// taken, so a larger command arrives and is counted as ignored.
 const MAX_COMMAND: usize = crate::web::ws::MAX_MESSAGE;
+const _: () = assert!(MAX_COMMAND < MAX_INCOMING as usize);
 /// Commands waiting to run; more are dropped (and logged).
 const COMMAND_QUEUE: usize = 64;
 /// Requests between the publisher and the event loop.
@@ -52,6 +58,9 @@ const RELOG_EVERY: Duration = Duration::from_secs(300);
 /// How long a clean stop may take to say `offline` (within the 1.5 s the
 /// binary gives the server to stop).
 const STOP_WITHIN: Duration = Duration::from_secs(1);
+/// A PUBLISH's bytes beyond its topic and payload, at most: fixed header
+/// (5), topic length (2), packet id (2), properties length (1).
+const PUBLISH_OVERHEAD: usize = 10;
 
 /// One command taken from the broker.
 struct Taken {
@@ -65,7 +74,8 @@ struct Taken {
 pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: CancellationToken) {
     let Mqtt { config, status } = mqtt;
     let topics = Topics::new(&config);
-    let options = match options(&config, &topics) {
+    let client_id = connect::client_id(&hub, &config.node).await;
+    let options = match connect::options(&config, &topics, client_id) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!("MQTT {}: {e}; MQTT is off", config.broker());
@@ -75,11 +85,18 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
     };
     let (client, mut events) = AsyncClient::new(options, CLIENT_QUEUE);
     let (connected_tx, connected_rx) = watch::channel(false);
-    let republish = Arc::new(Notify::new());
+    let republish = Arc::new(Republish::default());
     let outbox = status.outbox.clone();
+    // The broker's Maximum Packet Size (0: none declared).
+    let broker_max = Arc::new(AtomicU32::new(0));
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let helpers = [
-        tokio::spawn(publisher(client.clone(), outbox.clone(), connected_rx)),
+        tokio::spawn(publisher(
+            client.clone(),
+            outbox.clone(),
+            connected_rx,
+            broker_max.clone(),
+        )),
         tokio::spawn(
             Feed {
                 hub: hub.clone(),
@@ -108,23 +125,28 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
             _ = shutdown.cancelled() => break,
         };
         match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!("MQTT connected to {}", config.broker());
                 up_since = Some(Instant::now());
                 logged = None;
+                let max = ack.properties.as_ref().and_then(|p| p.max_packet_size);
+                broker_max.store(max.unwrap_or(0), Ordering::Relaxed);
                 subscribe(&client, &topics, &hub, config.commands);
                 outbox.push_first(Message::new(Kind::Keep, topics.availability(), "online"));
-                republish.notify_one();
+                republish.now();
                 status.connected.store(true, Ordering::Relaxed);
                 let _ = connected_tx.send(true);
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Ok(topic) = std::str::from_utf8(&p.topic) else {
+                    continue;
+                };
                 let received = Received {
-                    topic: &p.topic,
+                    topic,
                     payload: p.payload.clone(),
                     retained: p.retain,
                 };
-                on_message(received, &topics, &republish, &command_tx, &quiet);
+                on_message(received, &topics, &republish, &command_tx, &quiet, &status);
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 status.sent.fetch_add(1, Ordering::Relaxed);
@@ -133,7 +155,7 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
                 let refused = ack
                     .return_codes
                     .iter()
-                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
                     .count();
                 if refused > 0 {
                     tracing::warn!(
@@ -146,14 +168,14 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
             }
             Ok(_) => {}
             Err(e) => {
-                status.connected.store(false, Ordering::Relaxed);
+                let was_up = status.connected.swap(false, Ordering::Relaxed);
                 let _ = connected_tx.send(false);
-                // A clean session resumes nothing: what was sent but not
+                // A clean start resumes nothing: what was sent but not
                 // acknowledged, or still queued in the client, is lost.
                 let lost = events
                     .pending
                     .drain(..)
-                    .filter(|r| matches!(r, rumqttc::Request::Publish(_)))
+                    .filter(|r| matches!(r, rumqttc::v5::Request::Publish(_)))
                     .count();
                 outbox.count_lost(lost as u64);
                 if up_since
@@ -162,7 +184,7 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
                 {
                     backoff = BACKOFF_MIN;
                 }
-                let text = describe(&e, &config);
+                let text = connect::describe(&e, &config, !was_up);
                 status.set_error(text.clone());
                 let again = logged
                     .as_ref()
@@ -194,89 +216,18 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
     }
 }
 
-/// The client's options: the last will says `offline`, retained.
-fn options(c: &MqttConfig, topics: &Topics) -> Result<MqttOptions, String> {
-    let mut o = MqttOptions::new(format!("lookout-{}", c.node), c.host.clone(), c.port);
-    o.set_keep_alive(Duration::from_secs(30))
-        .set_clean_session(true)
-        .set_inflight(INFLIGHT)
-        .set_max_packet_size(MAX_INCOMING, MAX_OUTGOING)
-        .set_last_will(LastWill::new(
-            topics.availability(),
-            "offline",
-            QoS::AtLeastOnce,
-            true,
-        ));
-    if let Some(user) = &c.user {
-        o.set_credentials(user.clone(), c.password.clone().unwrap_or_default());
-    }
-    if c.tls {
-        let tls = client_tls(c)?;
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(tls),
-        )));
-    }
-    Ok(o)
-}
-
-/// rustls with the public roots, or only the CA(s) of `--mqtt-ca-file`.
-fn client_tls(c: &MqttConfig) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    match &c.ca_file {
-        Some(path) => {
-            let shown = path.display();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read --mqtt-ca-file {shown}: {e}"))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| format!("--mqtt-ca-file {shown}: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("--mqtt-ca-file {shown}: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err(format!("--mqtt-ca-file {shown} holds no certificate"));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    Ok(rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// A connection error as a person can act on it.
-fn describe(e: &ConnectionError, c: &MqttConfig) -> String {
-    match e {
-        // Brokers differ in which of the two a wrong password gets
-        // (mosquitto 2 answers "not authorized").
-        ConnectionError::ConnectionRefused(
-            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
-        ) => format!(
-            "the broker refused user {:?}: wrong user name or password, or not allowed \
-             (the password comes from LOOKOUT_MQTT_PASSWORD or [mqtt] password)",
-            c.user.as_deref().unwrap_or("")
-        ),
-        ConnectionError::ConnectionRefused(code) => format!("the broker refused: {code:?}"),
-        ConnectionError::NetworkTimeout => "no answer from the broker (timed out)".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Subscriptions are per session (clean sessions): made on every connect.
+/// Subscriptions are per session (clean start): made on every connect.
+/// None asks for what is retained (see the module docs).
 fn subscribe(client: &AsyncClient, topics: &Topics, hub: &Hub, commands: bool) {
-    let mut filters = vec![rumqttc::SubscribeFilter::new(
-        topics.ha_status(),
-        QoS::AtLeastOnce,
-    )];
+    let filter = |topic: String| Filter {
+        retain_forward_rule: RetainForwardRule::Never,
+        ..Filter::new(topic, QoS::AtLeastOnce)
+    };
+    let mut filters = vec![filter(topics.ha_status())];
     if commands {
         for cam in hub.cams() {
             for leaf in ["cmd", "threshold/set"] {
-                filters.push(rumqttc::SubscribeFilter::new(
-                    topics.cam(&cam.name, leaf),
-                    QoS::AtLeastOnce,
-                ));
+                filters.push(filter(topics.cam(&cam.name, leaf)));
             }
         }
     }
@@ -298,16 +249,19 @@ struct Received<'a> {
 fn on_message(
     m: Received<'_>,
     topics: &Topics,
-    republish: &Notify,
+    republish: &Republish,
     commands: &mpsc::Sender<Taken>,
     quiet: &Quiet,
+    status: &MqttStatus,
 ) {
     let topic = m.topic;
     let (cam, threshold) = match topics.route(topic) {
         Route::HaStatus => {
             if &m.payload[..] == b"online" {
                 quiet.info("Home Assistant is online: publishing discovery again");
-                republish.notify_one();
+                // Paced: a flood of births republishes once now and at most
+                // once more later.
+                republish.asked();
             }
             return;
         }
@@ -317,12 +271,14 @@ fn on_message(
     };
     if m.retained {
         // A retained command would run again at every reconnect.
+        status.ignored.fetch_add(1, Ordering::Relaxed);
         quiet.warn(&format!(
             "MQTT: ignoring a retained command on {topic} (publish commands without retain)"
         ));
         return;
     }
     if m.payload.len() > MAX_COMMAND {
+        status.ignored.fetch_add(1, Ordering::Relaxed);
         quiet.warn(&format!(
             "MQTT: ignoring a {} byte command on {topic} (at most {MAX_COMMAND})",
             m.payload.len()
@@ -335,6 +291,7 @@ fn on_message(
         payload: m.payload,
     };
     if commands.try_send(taken).is_err() {
+        status.ignored.fetch_add(1, Ordering::Relaxed);
         quiet.warn(&format!(
             "MQTT: too many commands waiting; dropped one on {topic}"
         ));
@@ -423,13 +380,31 @@ fn threshold_command(payload: &[u8]) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Moves the outbox into the client while the link is up.
-async fn publisher(client: AsyncClient, outbox: Arc<Outbox>, mut up: watch::Receiver<bool>) {
+/// Moves the outbox into the client while the link is up. A message over
+/// the broker's Maximum Packet Size is dropped and counted: handed to the
+/// client, it would end the connection (and come back at the reconnect).
+async fn publisher(
+    client: AsyncClient,
+    outbox: Arc<Outbox>,
+    mut up: watch::Receiver<bool>,
+    broker_max: Arc<AtomicU32>,
+) {
     loop {
         if up.wait_for(|c| *c).await.is_err() {
             return;
         }
         let m = outbox.next().await;
+        let max = broker_max.load(Ordering::Relaxed) as usize;
+        let size = m.topic.len() + m.payload.len() + PUBLISH_OVERHEAD;
+        if max > 0 && size > max {
+            tracing::warn!(
+                "MQTT: not publishing {} bytes on {}: the broker takes at most {max}",
+                m.payload.len(),
+                m.topic
+            );
+            outbox.count_lost(1);
+            continue;
+        }
         let retain = m.retain();
         if let Err(e) = client
             .publish_bytes(m.topic, QoS::AtLeastOnce, retain, m.payload)
@@ -451,16 +426,21 @@ async fn say_offline(client: &AsyncClient, events: &mut EventLoop, topics: &Topi
             .await;
         let _ = client.disconnect().await;
     });
-    let drained = tokio::time::timeout(STOP_WITHIN, async {
+    // On until the broker hangs up: closing first, with its acknowledgement
+    // of `offline` unread, would reset the connection, and the broker might
+    // never read DISCONNECT (then it sends the last will, `offline` again).
+    let mut said_bye = false;
+    let _ = tokio::time::timeout(STOP_WITHIN, async {
         loop {
             match events.poll().await {
-                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => said_bye = true,
+                Err(_) => return,
                 Ok(_) => {}
             }
         }
     })
     .await;
-    if drained.is_err() {
+    if !said_bye {
         tracing::warn!("MQTT: the broker did not take `offline` in time; its last will says it");
     }
     bye.abort();

@@ -13,6 +13,7 @@
 //! | `PREFIX/NAME/cmd` | in | the `/control` commands; the reply goes to `PREFIX/NAME/reply` |
 //! | `PREFIX/NAME/threshold/set` | in | an integer, as `{"cmd": "set", "threshold": N}` |
 //! | `DISCOVERY/device/lookout_NODE_NAME/config` | yes | Home Assistant device discovery |
+//! | `DISCOVERY/status` | in | Home Assistant's birth: discovery and state again (paced) |
 //!
 //! # Never in the way
 //! Nothing on the streaming, detection or command paths waits for the
@@ -22,21 +23,29 @@
 //! only while the link is up; what a dropped connection had not got
 //! acknowledged is counted as dropped too. Every (re)connect publishes the
 //! whole state again, so a broker that was down, slow or restarted without
-//! persistence ends up current. Retained state of cameras since removed is
-//! emptied (the topics published are remembered in the store).
+//! persistence ends up current; so does Home Assistant's birth, at most
+//! once per few seconds however many births arrive. Retained state of
+//! cameras since removed is emptied (the topics published are remembered in
+//! the store).
 //!
 //! # Trust
 //! Commands over MQTT are trusted as far as the broker's ACLs: whoever may
 //! publish to `PREFIX/NAME/cmd` may run them, on that camera only (a
 //! `"camera"` naming another is refused). Retained commands are ignored (they
 //! would run again at every reconnect). `--mqtt-commands off` stops listening
-//! (Home Assistant then gets no buttons or slider).
+//! (Home Assistant then gets no buttons or slider). What any broker user can
+//! publish on a subscribed topic cannot end the link: messages over 1 MiB
+//! are discarded by the broker (MQTT 5 Maximum Packet Size), larger-than-64
+//! KiB commands by lookout (counted in `ignored`), and the client id is not
+//! guessable, so no one can take over the session.
 //!
 //! # Layout
 //! This file: the configuration and the status. `outbox.rs`: the bounded
 //! queue. `feed.rs`: events and state into messages. `discovery.rs`: Home
-//! Assistant's payloads. `link.rs`: the connection, commands in.
+//! Assistant's payloads. `connect.rs`: the client id, CONNECT's options,
+//! errors. `link.rs`: the connection, commands in.
 
+mod connect;
 mod discovery;
 mod feed;
 mod link;
@@ -134,7 +143,8 @@ impl MqttConfig {
         node: Option<String>,
         commands: bool,
     ) -> Result<MqttConfig, MqttConfigError> {
-        let bad = || MqttConfigError::Url(crate::redact::redact(url));
+        // Also when it does not parse: `u:pw@host` has no `://`.
+        let bad = || MqttConfigError::Url(crate::redact::redact_url(url));
         let parsed = url::Url::parse(url.trim()).map_err(|_| bad())?;
         let (tls, default_port) = match parsed.scheme() {
             "mqtt" | "tcp" => (false, 1883),
@@ -271,6 +281,7 @@ pub struct MqttStatus {
     broker: String,
     connected: AtomicBool,
     sent: AtomicU64,
+    ignored: AtomicU64,
     last_error: Mutex<Option<String>>,
     outbox: Arc<Outbox>,
 }
@@ -291,6 +302,11 @@ pub struct MqttReport {
     pub dropped: u64,
     /// Messages waiting for the broker.
     pub queued: usize,
+    /// Messages from the broker that lookout passed over: retained
+    /// commands, commands over 64 KiB, commands beyond the queue. (Messages
+    /// over 1 MiB never reach lookout: the broker discards them, unseen
+    /// here.)
+    pub ignored: u64,
 }
 
 impl MqttStatus {
@@ -299,6 +315,7 @@ impl MqttStatus {
             broker,
             connected: AtomicBool::new(false),
             sent: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
             last_error: Mutex::new(None),
             outbox: Arc::new(Outbox::new(outbox::MAX_ITEMS, outbox::MAX_BYTES)),
         }
@@ -318,6 +335,7 @@ impl MqttStatus {
             sent: self.sent.load(Ordering::Relaxed),
             dropped: self.outbox.dropped(),
             queued: self.outbox.len(),
+            ignored: self.ignored.load(Ordering::Relaxed),
         }
     }
 
@@ -458,6 +476,13 @@ mod tests {
         let e = config("mqtt://u:secret@broker").unwrap_err();
         assert_eq!(e, MqttConfigError::PasswordInUrl);
         assert!(!e.to_string().contains("secret"));
+        // Not URLs lookout takes, and the password stays out of the error.
+        for url in ["u:secret@b:1883", "mqtts//u:secret@b", "mqtt:u:secret@b"] {
+            let e = config(url).unwrap_err();
+            assert!(matches!(e, MqttConfigError::Url(_)), "{url}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+            assert!(!format!("{e:?}").contains("secret"), "{e:?}");
+        }
         let e = MqttConfig::new("mqtt://b", Some("pw".into()), None, None, None, None, true);
         assert_eq!(e.unwrap_err(), MqttConfigError::PasswordWithoutUser);
         let c = MqttConfig::new(
