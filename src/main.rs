@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use lookout::auth;
 use lookout::config::{Cli, Command, Config, SessionAction, TokenAction};
+use lookout::console::say;
 
 /// After Ctrl-C or SIGTERM, the server gets this long to close its streams.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         // Colours only on a terminal: logs piped to a file or journald stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // A line nobody can read is dropped and counted, never a panic.
+        .with_writer(lookout::console::LogWriter)
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -29,7 +33,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lookout: {e:#}");
+            say(format_args!("lookout: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -55,8 +59,10 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("stopping (press Ctrl-C again to exit at once)");
+        // Cancel first: nothing, not even a log that cannot be written, may
+        // stand between a signal and the shutdown.
         signal.cancel();
+        tracing::info!("stopping (press Ctrl-C again to exit at once)");
         wait_for_signal().await;
         std::process::exit(130);
     });
