@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use super::AppState;
+use crate::auth::Scope;
 use crate::control;
 
 /// Default largest command: a guard, with room for a `set` of every mask and
@@ -28,7 +29,13 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Upgrades to a WebSocket and serves commands on it.
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<AppState>,
+    scope: Option<Extension<Scope>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Commands beyond the credential's scope get an error reply each.
+    let scope = super::auth::scope_of(scope);
     // The library enforces the limit itself, on the message as it is
     // assembled from its fragments: a message split into many small frames
     // is refused as soon as it passes the limit, even if its last fragment
@@ -38,10 +45,10 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
     let limit = app.policy.max_ws_message;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(app, socket))
+        .on_upgrade(move |socket| serve(app, socket, scope))
 }
 
-async fn serve(app: AppState, mut socket: WebSocket) {
+async fn serve(app: AppState, mut socket: WebSocket, scope: Scope) {
     let mut ticker = interval(PING_EVERY);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
@@ -82,7 +89,7 @@ async fn serve(app: AppState, mut socket: WebSocket) {
             close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
             return;
         }
-        let reply = control::handle(&app.hub, &app.cam, &payload).await;
+        let reply = control::handle_as(&app.hub, &app.cam, &payload, scope).await;
         if socket
             .send(Message::Text(reply.to_string().into()))
             .await
