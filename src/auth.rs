@@ -20,14 +20,18 @@
 //! and the owner gets a turn.
 //!
 //! Changing the password ends every browser session and one-hour API token
-//! (long-lived tokens stay: they are revoked by name). The argon2 hash of the
+//! (long-lived tokens stay: they are revoked by name, see `tokens`). A
+//! long-lived token may be limited to looking ([`Scope`]); every other
+//! credential has full control. The argon2 hash of the
 //! password in effect is kept under [`KEY_IN_USE`] to notice a change made
 //! through `LOOKOUT_PASSWORD` or `--password-file` between two starts.
 
 mod pool;
+mod scope;
 mod secrets;
 mod sessions;
 mod throttle;
+mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -39,10 +43,14 @@ use subtle::ConstantTimeEq;
 
 use crate::frame::unix_secs;
 use crate::store::{Store, StoreError, TokenRow};
+pub use scope::Scope;
 pub use secrets::{generate_password, hash_password, hex, random_hex, sha256, verify_password};
 use secrets::{hash_blocking, verify_with};
 pub use sessions::{end_sessions, list_sessions, SessionInfo};
 pub use throttle::Throttled;
+pub use tokens::{
+    create_long_token, forget_long_token, list_long_tokens, revoke_long_token, LongToken, TokenRef,
+};
 
 /// Name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "lookout_session";
@@ -107,6 +115,34 @@ pub enum AuthError {
     /// A session id prefix matches more than one session.
     #[error("more than one session starts with {0:?}; give more of its id")]
     Ambiguous(String),
+    /// A token name that is not plain (shown escaped and quoted).
+    #[error("token name {0} must be 1 to 32 of a-z, 0-9, _ and - (as camera names)")]
+    TokenName(String),
+    /// A long-lived token of this name exists.
+    #[error(
+        "a token named {0:?} exists already; choose another name, or revoke it first \
+         (`lookout token revoke {0}`)"
+    )]
+    TokenExists(String),
+    /// No long-lived token fits (`named "x"`, `with id "y"`).
+    #[error("no token {0}; `lookout token list` shows them")]
+    NoToken(String),
+    /// Several long-lived tokens share a name (possible in stores from
+    /// before names were checked): nothing is revoked.
+    #[error(
+        "{} tokens are named {name} (ids {}); revoke one with `lookout token revoke --id ID`",
+        ids.len(),
+        ids.join(", ")
+    )]
+    SharedName {
+        /// The name, shown escaped and quoted.
+        name: String,
+        /// Their ids.
+        ids: Vec<String>,
+    },
+    /// A token id prefix matches more than one token.
+    #[error("more than one token's id starts with {0}; give more of it")]
+    AmbiguousToken(String),
 }
 
 /// How the password is given.
@@ -203,8 +239,8 @@ impl Credential<'_> {
 /// What [`Auth::verify`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The credentials are good.
-    Granted,
+    /// The credentials are good, for what they may do.
+    Granted(Scope),
     /// The credentials are wrong (counted against the address).
     Denied,
     /// Too many recent failures from this address: try again later.
@@ -326,10 +362,10 @@ impl Auth {
                 return self.verify_password(ip, user, pass).await
             }
             Credential::Token { secret, kinds, .. } => {
-                if self.check_token(secret, kinds).await {
+                if let Some(scope) = self.check_token(secret, kinds).await {
                     // Not recorded as a success: a valid token must not wipe
                     // out the failures of someone else at the same address.
-                    return Verdict::Granted;
+                    return Verdict::Granted(scope);
                 }
             }
             Credential::Malformed => {}
@@ -353,7 +389,7 @@ impl Auth {
         let user_ok: bool = user.as_bytes().ct_eq(self.user.as_bytes()).into();
         let key = sha256(format!("{user}:{pass}").as_bytes());
         if user_ok && self.recently_verified(&key, &hash) {
-            return Verdict::Granted;
+            return Verdict::Granted(Scope::Control);
         }
         match self.throttle.admit(ip) {
             Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
@@ -393,7 +429,8 @@ impl Auth {
         }
         self.throttle.record(ip, ok, "password");
         if ok {
-            Verdict::Granted
+            // The password has full control.
+            Verdict::Granted(Scope::Control)
         } else {
             Verdict::Denied
         }
@@ -456,15 +493,19 @@ impl Auth {
         issue_token(&self.store, kind, name, ttl).await
     }
 
-    /// Whether `secret` is a live token of one of `kinds`.
-    pub async fn check_token(&self, secret: &str, kinds: &[&str]) -> bool {
+    /// The scope of `secret` when it is a live token of one of `kinds`:
+    /// a long-lived token's own, `control` for sessions and one-hour tokens.
+    pub async fn check_token(&self, secret: &str, kinds: &[&str]) -> Option<Scope> {
         let now = unix_secs(SystemTime::now());
         match self.store.find_token(sha256(secret.as_bytes()), now).await {
-            Ok(Some(row)) => kinds.contains(&row.kind.as_str()),
-            Ok(None) => false,
+            Ok(Some(row)) if kinds.contains(&row.kind.as_str()) => Some(match row.kind.as_str() {
+                "long" => Scope::from_stored(&row.scope),
+                _ => Scope::Control,
+            }),
+            Ok(_) => None,
             Err(e) => {
                 tracing::error!("cannot check a token: {e}");
-                false
+                None
             }
         }
     }
@@ -530,14 +571,10 @@ async fn issue_token(
         name,
         created: now,
         expires: ttl.map(|t| now + t.as_secs_f64()),
+        scope: Scope::Control.as_str().into(),
     };
     store.add_token(sha256(secret.as_bytes()), row).await?;
     Ok(secret)
-}
-
-/// Creates a long-lived API token (`lookout token create NAME`).
-pub async fn create_long_token(store: &Store, name: &str) -> Result<String, AuthError> {
-    issue_token(store, "long", Some(name.to_string()), None).await
 }
 
 /// Stores the owner's password hash (`lookout passwd`) and ends every browser
@@ -620,19 +657,24 @@ mod tests {
         let (session, ttl) = a.new_session(false).await.unwrap();
         assert_eq!(ttl, SESSION_TTL);
         assert_eq!(session.len(), 64);
-        assert!(a.check_token(&session, &["session"]).await);
+        assert!(a.check_token(&session, &["session"]).await.is_some());
         assert!(
-            !a.check_token(&session, &["api", "long"]).await,
+            a.check_token(&session, &["api", "long"]).await.is_none(),
             "a cookie is not an API token"
         );
         let (token, _) = a.new_api_token().await.unwrap();
-        assert!(a.check_token(&token, &["api", "long"]).await);
+        assert_eq!(
+            a.check_token(&token, &["api", "long"]).await,
+            Some(Scope::Control)
+        );
         a.revoke(&session, &["session"]).await;
-        assert!(!a.check_token(&session, &["session"]).await);
-        let long = create_long_token(&a.store, "home-assistant").await.unwrap();
+        assert!(a.check_token(&session, &["session"]).await.is_none());
+        let long = create_long_token(&a.store, "home-assistant", Scope::Control)
+            .await
+            .unwrap();
         a.revoke(&long, &["session", "api"]).await;
         assert!(
-            a.check_token(&long, &["api", "long"]).await,
+            a.check_token(&long, &["api", "long"]).await.is_some(),
             "logout never ends a long-lived token"
         );
         assert_eq!(
@@ -640,8 +682,27 @@ mod tests {
             1,
             "the api token"
         );
-        assert!(a.store.revoke_long_token("home-assistant").await.unwrap());
-        assert!(!a.check_token(&long, &["api", "long"]).await);
+        assert_eq!(a.check_token(&long, &["long"]).await, Some(Scope::Control));
+        let viewer = create_long_token(&a.store, "viewer", Scope::Read)
+            .await
+            .unwrap();
+        assert_eq!(a.check_token(&viewer, &["long"]).await, Some(Scope::Read));
+        assert_eq!(
+            a.verify(
+                IP,
+                Credential::Token {
+                    secret: &viewer,
+                    kinds: &["long"],
+                    via: "bearer"
+                }
+            )
+            .await,
+            Verdict::Granted(Scope::Read)
+        );
+        revoke_long_token(&a.store, TokenRef::Name("home-assistant"))
+            .await
+            .unwrap();
+        assert!(a.check_token(&long, &["api", "long"]).await.is_none());
     }
 
     fn bearer(secret: &str) -> Credential<'_> {
@@ -661,7 +722,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO, "tokens are never held");
         assert_eq!(
             a.verify(IP, password("owner", "correct horse")).await,
-            Verdict::Granted
+            Verdict::Granted(Scope::Control)
         );
         assert_eq!(
             start.elapsed(),
@@ -679,7 +740,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_valid_token_is_never_refused_for_other_peoples_failures() {
         let (a, _, _dir) = auth(true, Some("correct horse")).await;
-        let long = create_long_token(&a.store, "prometheus").await.unwrap();
+        let long = create_long_token(&a.store, "prometheus", Scope::Read)
+            .await
+            .unwrap();
         let (session, _) = a.new_session(false).await.unwrap();
         // Someone at the same address guesses until passwords are refused.
         for _ in 0..40 {
@@ -692,13 +755,16 @@ mod tests {
             Verdict::Throttled(_)
         ));
         let start = tokio::time::Instant::now();
-        assert_eq!(a.verify(IP, bearer(&long)).await, Verdict::Granted);
+        assert_eq!(
+            a.verify(IP, bearer(&long)).await,
+            Verdict::Granted(Scope::Read)
+        );
         let cookie = Credential::Token {
             secret: &session,
             kinds: &["session"],
             via: "cookie",
         };
-        assert_eq!(a.verify(IP, cookie).await, Verdict::Granted);
+        assert_eq!(a.verify(IP, cookie).await, Verdict::Granted(Scope::Control));
         assert_eq!(start.elapsed(), Duration::ZERO, "checked at once");
         // And granting them did not wipe the guesser's record.
         assert!(matches!(
@@ -712,7 +778,7 @@ mod tests {
         let (a, _, _dir) = auth(true, Some("correct horse")).await;
         assert_eq!(
             a.verify(IP, password("owner", "correct horse")).await,
-            Verdict::Granted
+            Verdict::Granted(Scope::Control)
         );
         for _ in 0..40 {
             a.verify(IP, Credential::Malformed).await;
@@ -720,7 +786,7 @@ mod tests {
         assert!(a.throttle.admit(IP).is_ok(), "a guess holds the next slot");
         assert_eq!(
             a.verify(IP, password("owner", "correct horse")).await,
-            Verdict::Granted,
+            Verdict::Granted(Scope::Control),
             "Home Assistant's Basic auth, cached"
         );
         assert!(matches!(
@@ -802,25 +868,27 @@ mod tests {
             .await
             .unwrap();
         let (session, _) = a.new_session(true).await.unwrap();
-        let long = create_long_token(&store, "ha").await.unwrap();
+        let long = create_long_token(&store, "ha", Scope::Control)
+            .await
+            .unwrap();
         // The same password at the next start keeps the session.
         let (a, _) = Auth::setup(opts("first password"), store.clone())
             .await
             .unwrap();
-        assert!(a.check_token(&session, &["session"]).await);
+        assert!(a.check_token(&session, &["session"]).await.is_some());
         let (a, _) = Auth::setup(opts("second password"), store.clone())
             .await
             .unwrap();
-        assert!(!a.check_token(&session, &["session"]).await);
-        assert!(a.check_token(&long, &["long"]).await);
+        assert!(a.check_token(&session, &["session"]).await.is_none());
+        assert!(a.check_token(&long, &["long"]).await.is_some());
         // `lookout passwd` ends them at once.
         let (session, _) = a.new_session(false).await.unwrap();
         assert_eq!(
             set_stored_password(&store, "third password").await.unwrap(),
             1
         );
-        assert!(!a.check_token(&session, &["session"]).await);
-        assert!(a.check_token(&long, &["long"]).await);
+        assert!(a.check_token(&session, &["session"]).await.is_none());
+        assert!(a.check_token(&long, &["long"]).await.is_some());
     }
 
     #[test]

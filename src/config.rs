@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::auth::Scope;
 use crate::descriptors::FdBudget;
 use crate::mqtt::{MqttConfig, MqttConfigError};
 use crate::settings::{Settings, SettingsError};
@@ -361,17 +362,27 @@ pub enum Command {
 /// `lookout token ...`.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum TokenAction {
-    /// Create a token and print it once, e.g. `lookout token create home-assistant`.
+    /// Create a token and print it once, e.g. `lookout token create
+    /// prometheus --scope read`.
     Create {
-        /// A name to recognise (and revoke) it by.
+        /// A name to recognise (and revoke) it by: 1-32 of a-z, 0-9, _ and -.
         name: String,
+        /// What it may do: `read` (GET and HEAD, the `status` and `ping`
+        /// commands) or `control` (everything).
+        #[arg(long, value_enum, default_value_t = Scope::Control)]
+        scope: Scope,
     },
-    /// List tokens by name.
+    /// List tokens: name, scope, id, creation time (Unix seconds).
     List,
-    /// Revoke a token by name.
+    /// Revoke a token by name, or by the id `lookout token list` shows.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "id"])))]
     Revoke {
         /// The token's name.
-        name: String,
+        name: Option<String>,
+        /// The token's id (or its first characters), for a name that
+        /// several tokens share.
+        #[arg(long)]
+        id: Option<String>,
     },
 }
 
@@ -556,14 +567,19 @@ impl CameraConfig {
     }
 }
 
-/// A camera name: 1-32 of a-z, 0-9, `_` and `-` (it goes into URLs, file
-/// names and MQTT topics as it is).
-fn check_camera_name(name: &str) -> Result<String, ConfigError> {
-    let ok = (1..=32).contains(&name.len())
+/// Whether `name` is a name lookout uses as it is: 1-32 of a-z, 0-9, `_` and
+/// `-`. Camera names go into URLs, file names and MQTT topics; token names
+/// are printed to a terminal (no escape sequences, no forged lines).
+pub fn is_plain_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A camera name: see [`is_plain_name`].
+fn check_camera_name(name: &str) -> Result<String, ConfigError> {
+    if is_plain_name(name) {
         Ok(name.to_string())
     } else {
         Err(ConfigError::Camera(format!(
@@ -1012,6 +1028,27 @@ mod tests {
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.cameras[0].source_uri, "synthetic");
         assert_eq!(c.cameras[0].settings.threshold, 30);
+    }
+
+    #[test]
+    fn token_scope_and_revoke_flags() {
+        let scope = |args: &[&str]| match cli(args).command {
+            Some(Command::Token {
+                action: TokenAction::Create { scope, .. },
+            }) => scope,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            scope(&["token", "create", "p", "--scope", "read"]),
+            Scope::Read
+        );
+        assert_eq!(scope(&["token", "create", "p"]), Scope::Control);
+        assert!(
+            Cli::try_parse_from(["lookout", "token", "create", "p", "--scope", "all"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["lookout", "token", "revoke"]).is_err());
+        assert!(Cli::try_parse_from(["lookout", "token", "revoke", "a", "--id", "b"]).is_err());
+        assert!(Cli::try_parse_from(["lookout", "token", "revoke", "--id", "3fa2"]).is_ok());
     }
 
     #[test]

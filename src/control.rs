@@ -14,9 +14,14 @@
 //! | any other JSON | `{"error": "unknown command"}` |
 //!
 //! An `"id"` in a command object is echoed in its reply.
+//!
+//! A credential of the `read` scope may send `status` and `ping` only; any
+//! other command gets `{"error": "...", "scope": "read"}` (403 over HTTP) and
+//! runs nothing. MQTT has its own broker sign-in and full control.
 
 use serde_json::{json, Map, Value};
 
+use crate::auth::Scope;
 use crate::cam::{ApplyError, Cam, SnapshotError};
 use crate::frame::unix_secs;
 use crate::hub::Hub;
@@ -37,6 +42,31 @@ pub enum Command {
     Ping,
     /// Retry queued uploads now.
     FlushUploads,
+}
+
+impl Command {
+    /// The command's name, as sent in `cmd`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::SnapshotNow => "snapshot_now",
+            Command::Reset => "reset",
+            Command::Set(_) => "set",
+            Command::Status => "status",
+            Command::Ping => "ping",
+            Command::FlushUploads => "flush_uploads",
+        }
+    }
+
+    /// The scope it takes: reading commands change nothing (not even a file
+    /// on disk, as `snapshot_now` would).
+    pub fn needs(&self) -> Scope {
+        match self {
+            Command::Status | Command::Ping => Scope::Read,
+            Command::SnapshotNow | Command::Reset | Command::Set(_) | Command::FlushUploads => {
+                Scope::Control
+            }
+        }
+    }
 }
 
 /// A message that is not a command, answered without running anything.
@@ -144,6 +174,14 @@ pub enum CommandError {
     /// `"camera"` names no camera of this server.
     #[error("unknown camera")]
     UnknownCamera,
+    /// The credential's scope does not cover the command.
+    #[error("{command} needs a control token; this one has the {scope} scope")]
+    Forbidden {
+        /// The command's name.
+        command: &'static str,
+        /// The credential's scope.
+        scope: Scope,
+    },
 }
 
 impl From<Refusal> for CommandError {
@@ -189,6 +227,9 @@ impl Handled {
             Err(e @ (CommandError::Invalid(_) | CommandError::SaveFailed)) => {
                 json!({"ok": false, "error": e.to_string()})
             }
+            Err(e @ CommandError::Forbidden { scope, .. }) => {
+                json!({"error": e.to_string(), "scope": scope.as_str()})
+            }
             Err(
                 e @ (CommandError::NoFrame
                 | CommandError::Snapshot(_)
@@ -203,9 +244,16 @@ impl Handled {
     }
 }
 
-/// Runs one message, on the camera it names (`"camera"`) or else on `cam`
-/// (the route's camera: the first one at the root).
+/// Runs one message with full control, on the camera it names
+/// (`"camera"`) or else on `cam` (the route's camera: the first one at the
+/// root).
 pub async fn run(hub: &Hub, cam: &Cam, message: &[u8]) -> Handled {
+    run_as(hub, cam, message, Scope::Control).await
+}
+
+/// Runs one message for a credential of `scope`: a command it does not
+/// cover is refused before anything runs.
+pub async fn run_as(hub: &Hub, cam: &Cam, message: &[u8], scope: Scope) -> Handled {
     let (command, id, camera) = parse_addressed(message);
     let target = match camera.as_deref() {
         None => Some(cam),
@@ -213,15 +261,25 @@ pub async fn run(hub: &Hub, cam: &Cam, message: &[u8]) -> Handled {
     };
     let result = match (command, target) {
         (Err(refusal), _) => Err(refusal.into()),
+        (Ok(cmd), _) if !scope.allows(cmd.needs()) => Err(CommandError::Forbidden {
+            command: cmd.name(),
+            scope,
+        }),
         (Ok(_), None) => Err(CommandError::UnknownCamera),
         (Ok(cmd), Some(target)) => execute(target, cmd).await,
     };
     Handled { id, result }
 }
 
-/// Runs one message and returns the reply (exact seed shapes; `id` echoed).
+/// Runs one message with full control and returns the reply (exact seed
+/// shapes; `id` echoed).
 pub async fn handle(hub: &Hub, cam: &Cam, message: &[u8]) -> Value {
     run(hub, cam, message).await.to_json()
+}
+
+/// [`handle`] for a credential of `scope` (see [`run_as`]).
+pub async fn handle_as(hub: &Hub, cam: &Cam, message: &[u8], scope: Scope) -> Value {
+    run_as(hub, cam, message, scope).await.to_json()
 }
 
 /// Executes a command.
@@ -303,6 +361,42 @@ mod tests {
         ] {
             assert_eq!(cmd(text), Err(Refusal::Unknown), "{text}");
         }
+    }
+
+    #[test]
+    fn only_status_and_ping_are_reading_commands() {
+        for text in [r#"{"cmd": "status"}"#, r#"{"cmd": "ping"}"#] {
+            assert_eq!(cmd(text).unwrap().needs(), Scope::Read, "{text}");
+        }
+        for text in [
+            r#"{"cmd": "snapshot_now"}"#,
+            r#"{"cmd": "reset"}"#,
+            r#"{"cmd": "set", "threshold": 1}"#,
+            r#"{"cmd": "flush_uploads"}"#,
+        ] {
+            let c = cmd(text).unwrap();
+            assert_eq!(c.needs(), Scope::Control, "{text}");
+            assert!(text.contains(c.name()));
+        }
+    }
+
+    #[test]
+    fn a_refused_command_names_the_scope_and_echoes_the_id() {
+        let handled = Handled {
+            id: Some(json!(4)),
+            result: Err(CommandError::Forbidden {
+                command: "reset",
+                scope: Scope::Read,
+            }),
+        };
+        assert_eq!(
+            handled.to_json(),
+            json!({
+                "error": "reset needs a control token; this one has the read scope",
+                "scope": "read",
+                "id": 4,
+            })
+        );
     }
 
     #[test]

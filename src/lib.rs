@@ -6,6 +6,8 @@
 //! share one hub: the store, the event bus and the upload queue.
 //!
 //! - [`config`]: flags, environment and TOML file, validated once.
+//! - [`console`]: stdout and stderr (the log, listings) that a closed pipe
+//!   cannot turn into a panic.
 //! - [`source`]: camera sources (synthetic, exec, http, file, v4l2), the MJPEG
 //!   splitter and the supervisor that restarts them with backoff.
 //! - [`frame`]: the latest frame, shared by reference, newest wins.
@@ -43,6 +45,7 @@ pub mod auth;
 pub mod cam;
 pub mod clips;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod datadir;
 pub mod descriptors;
@@ -296,11 +299,11 @@ pub async fn run(
     }
     if let Some(password) = generated {
         // Shown once, like Jupyter's token: only its hash is kept.
-        eprintln!(
+        console::say(format_args!(
             "\n  lookout generated a password for user {:?}: {password}\n  \
              sign in at {shown} (change it with `lookout passwd`)\n",
             auth.user()
-        );
+        ));
     }
     if let Some(mqtt) = mqtt {
         // Home Assistant's "visit" link: this machine by name when listening

@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use lookout::auth;
+use lookout::auth::{self, TokenRef};
 use lookout::config::{Cli, Command, Config, SessionAction, TokenAction};
+use lookout::console::{print_line, printable, prompt, say};
 
 /// After Ctrl-C or SIGTERM, the server gets this long to close its streams.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         // Colours only on a terminal: logs piped to a file or journald stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // A line nobody can read is dropped and counted, never a panic.
+        .with_writer(lookout::console::LogWriter)
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -29,7 +33,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lookout: {e:#}");
+            say(format_args!("lookout: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -55,8 +59,10 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("stopping (press Ctrl-C again to exit at once)");
+        // Cancel first: nothing, not even a log that cannot be written, may
+        // stand between a signal and the shutdown.
         signal.cancel();
+        tracing::info!("stopping (press Ctrl-C again to exit at once)");
         wait_for_signal().await;
         std::process::exit(130);
     });
@@ -83,34 +89,38 @@ async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
     let store = lookout::store::Store::open(&config.data_dir)?;
     match command {
         Command::Passwd => {
-            eprint!("new password for {:?}: ", config.user);
+            prompt(format_args!("new password for {:?}: ", config.user));
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
                 .context("cannot read the password from standard input")?;
             let password = line.trim_end_matches(['\r', '\n']);
             let ended = auth::set_stored_password(&store, password).await?;
-            eprintln!(
+            say(format_args!(
                 "password stored in {} (used unless LOOKOUT_PASSWORD or --password-file is set)",
                 config.data_dir.display()
-            );
-            eprintln!(
+            ));
+            say(format_args!(
                 "ended {ended} browser session(s) and one-hour API token(s); long-lived tokens \
                  stay valid (`lookout token list`, `lookout token revoke NAME`)"
-            );
+            ));
         }
         Command::Sessions { action } => match action {
             SessionAction::List => {
                 let sessions = auth::list_sessions(&store).await?;
                 if sessions.is_empty() {
-                    eprintln!("no sessions");
+                    say(format_args!("no sessions"));
                 }
                 for s in sessions {
                     let expires = s.expires.map_or("never".to_string(), |e| format!("{e:.0}"));
-                    println!(
+                    if !print_line(format_args!(
                         "{}\t{}\tcreated {:.0}\texpires {expires}",
-                        s.id, s.kind, s.created
-                    );
+                        s.id,
+                        printable(&s.kind),
+                        s.created
+                    ))? {
+                        break;
+                    }
                 }
             }
             SessionAction::Revoke { id, all } => {
@@ -121,34 +131,53 @@ async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
                         anyhow::bail!("no session {id:?}; `lookout sessions list` shows them");
                     }
                 }
-                eprintln!(
+                say(format_args!(
                     "ended {ended} session(s) (a running lookout refuses them at once); \
                      long-lived tokens stay (`lookout token revoke NAME`)"
-                );
+                ));
             }
         },
         Command::Token { action } => match action {
-            TokenAction::Create { name } => {
-                let token = auth::create_long_token(&store, name)
-                    .await
-                    .with_context(|| {
-                        format!("cannot create token {name:?} (does it exist already?)")
-                    })?;
-                eprintln!(
-                    "token {name:?} (shown once; send it as `Authorization: Bearer <token>`):"
-                );
-                println!("{token}");
+            TokenAction::Create { name, scope } => {
+                let token = auth::create_long_token(&store, name, *scope).await?;
+                say(format_args!(
+                    "token {name:?} with the {scope} scope (shown once; send it as \
+                     `Authorization: Bearer <token>`):"
+                ));
+                // A secret nobody saw is of no use to anyone: not kept.
+                if !print_line(format_args!("{token}")).unwrap_or(false) {
+                    auth::forget_long_token(&store, &token).await?;
+                    anyhow::bail!(
+                        "cannot write the token to standard output, so it was not kept; \
+                         run the command again with its output going to a terminal or a file"
+                    );
+                }
             }
             TokenAction::List => {
-                for t in store.long_tokens().await? {
-                    println!("{}\tcreated {:.0}", t.name.unwrap_or_default(), t.created);
+                for t in auth::list_long_tokens(&store).await? {
+                    if !print_line(format_args!(
+                        "{}\t{}\t{}\tcreated {:.0}",
+                        t.shown_name(),
+                        t.scope,
+                        t.id,
+                        t.created
+                    ))? {
+                        break;
+                    }
                 }
             }
-            TokenAction::Revoke { name } => {
-                if !store.revoke_long_token(name).await? {
-                    anyhow::bail!("no token named {name:?}; `lookout token list` shows them");
-                }
-                eprintln!("token {name:?} revoked");
+            TokenAction::Revoke { name, id } => {
+                let which = match (name, id) {
+                    (_, Some(id)) => TokenRef::Id(id),
+                    (Some(name), None) => TokenRef::Name(name),
+                    (None, None) => anyhow::bail!("name a token, or give --id"),
+                };
+                let gone = auth::revoke_long_token(&store, which).await?;
+                say(format_args!(
+                    "token {} (id {}) revoked",
+                    gone.shown_name(),
+                    gone.id
+                ));
             }
         },
     }

@@ -301,9 +301,22 @@ impl Store {
                  kind TEXT NOT NULL,
                  name TEXT,
                  created REAL NOT NULL,
-                 expires REAL);",
+                 expires REAL,
+                 scope TEXT NOT NULL DEFAULT 'control');",
         )
         .map_err(err)?;
+        // Tokens gained a scope (`read` or `control`); every token from
+        // before could do everything, and keeps that.
+        let has_scope: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('tokens') WHERE name = 'scope'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(err)?;
+        if !has_scope {
+            conn.execute_batch(
+                "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'control';",
+            )
+            .map_err(err)?;
+        }
         // Events gained a camera (several cameras per server); a database
         // from before has none, and `claim_events` gives its events to the
         // first camera.
@@ -535,6 +548,30 @@ pub struct TokenRow {
     pub created: f64,
     /// Unix seconds; `None` never expires.
     pub expires: Option<f64>,
+    /// What it may do: `read` or `control` (see `auth::Scope`).
+    pub scope: String,
+}
+
+/// The columns [`token_row`] reads, in its order.
+const TOKEN_COLUMNS: &str = "kind, name, created, expires, scope";
+
+/// A [`TokenRow`] from [`TOKEN_COLUMNS`] starting at column `at`.
+fn token_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        kind: r.get(at)?,
+        name: r.get(at + 1)?,
+        created: r.get(at + 2)?,
+        expires: r.get(at + 3)?,
+        scope: r.get(at + 4)?,
+    })
+}
+
+/// Rows of `(hash, token)` with the hashes that are SHA-256s (a row that is
+/// not cannot be named, so it is left out).
+fn with_hashes(rows: Vec<(Vec<u8>, TokenRow)>) -> Vec<([u8; 32], TokenRow)> {
+    rows.into_iter()
+        .filter_map(|(hash, row)| Some((<[u8; 32]>::try_from(hash).ok()?, row)))
+        .collect()
 }
 
 impl Store {
@@ -542,10 +579,34 @@ impl Store {
     pub async fn add_token(&self, hash: [u8; 32], row: TokenRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
-                "INSERT INTO tokens (hash, kind, name, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hash.to_vec(), row.kind, row.name, row.created, row.expires],
+                "INSERT INTO tokens (hash, kind, name, created, expires, scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    hash.to_vec(),
+                    row.kind,
+                    row.name,
+                    row.created,
+                    row.expires,
+                    row.scope
+                ],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    /// Stores a long-lived token unless one of the same name exists (in one
+    /// statement, so two commands at once cannot both add it); false when
+    /// one does.
+    pub async fn add_long_token(&self, hash: [u8; 32], row: TokenRow) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO tokens (hash, kind, name, created, expires, scope)
+                 SELECT ?1, 'long', ?2, ?3, ?4, ?5
+                 WHERE NOT EXISTS (SELECT 1 FROM tokens WHERE kind = 'long' AND name = ?2)",
+                params![hash.to_vec(), row.name, row.created, row.expires, row.scope],
+            )
+            .map(|n| n > 0)
         })
         .await
     }
@@ -558,17 +619,12 @@ impl Store {
     ) -> Result<Option<TokenRow>, StoreError> {
         self.with(move |c| {
             c.query_row(
-                "SELECT kind, name, created, expires FROM tokens
-                 WHERE hash = ?1 AND (expires IS NULL OR expires > ?2)",
+                &format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens
+                     WHERE hash = ?1 AND (expires IS NULL OR expires > ?2)"
+                ),
                 params![hash.to_vec(), now],
-                |r| {
-                    Ok(TokenRow {
-                        kind: r.get(0)?,
-                        name: r.get(1)?,
-                        created: r.get(2)?,
-                        expires: r.get(3)?,
-                    })
-                },
+                |r| token_row(r, 0),
             )
             .optional()
         })
@@ -584,34 +640,16 @@ impl Store {
         .await
     }
 
-    /// Long-lived tokens, by name.
-    pub async fn long_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+    /// Long-lived tokens by name (then age), with the hash that identifies
+    /// each (`lookout token list`).
+    pub async fn long_tokens(&self) -> Result<Vec<([u8; 32], TokenRow)>, StoreError> {
         self.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT kind, name, created, expires FROM tokens WHERE kind = 'long' ORDER BY name",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(TokenRow {
-                    kind: r.get(0)?,
-                    name: r.get(1)?,
-                    created: r.get(2)?,
-                    expires: r.get(3)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-    }
-
-    /// Revokes a long-lived token by name; false when there was none.
-    pub async fn revoke_long_token(&self, name: &str) -> Result<bool, StoreError> {
-        let name = name.to_string();
-        self.with(move |c| {
-            c.execute(
-                "DELETE FROM tokens WHERE kind = 'long' AND name = ?1",
-                [name],
-            )
-            .map(|n| n > 0)
+            let mut stmt = c.prepare(&format!(
+                "SELECT hash, {TOKEN_COLUMNS} FROM tokens WHERE kind = 'long'
+                 ORDER BY name, created"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, token_row(r, 1)?)))?;
+            Ok(with_hashes(rows.collect::<rusqlite::Result<_>>()?))
         })
         .await
     }
@@ -620,29 +658,13 @@ impl Store {
     /// first, with the hash that identifies each (`lookout sessions list`).
     pub async fn short_tokens(&self, now: f64) -> Result<Vec<([u8; 32], TokenRow)>, StoreError> {
         self.with(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT hash, kind, name, created, expires FROM tokens
+            let mut stmt = c.prepare(&format!(
+                "SELECT hash, {TOKEN_COLUMNS} FROM tokens
                  WHERE kind IN ('session', 'api') AND (expires IS NULL OR expires > ?1)
-                 ORDER BY created DESC",
-            )?;
-            let rows = stmt.query_map([now], |r| {
-                let hash: Vec<u8> = r.get(0)?;
-                Ok((
-                    hash,
-                    TokenRow {
-                        kind: r.get(1)?,
-                        name: r.get(2)?,
-                        created: r.get(3)?,
-                        expires: r.get(4)?,
-                    },
-                ))
-            })?;
-            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            // Every hash is a SHA-256; a row that is not cannot be named.
-            Ok(rows
-                .into_iter()
-                .filter_map(|(hash, row)| Some((<[u8; 32]>::try_from(hash).ok()?, row)))
-                .collect())
+                 ORDER BY created DESC"
+            ))?;
+            let rows = stmt.query_map([now], |r| Ok((r.get(0)?, token_row(r, 1)?)))?;
+            Ok(with_hashes(rows.collect::<rusqlite::Result<_>>()?))
         })
         .await
     }
@@ -891,5 +913,59 @@ mod tests {
             left.iter().map(|e| e.id).collect::<Vec<_>>(),
             [10, 9, 8, 7, 6]
         );
+    }
+
+    #[tokio::test]
+    async fn tokens_from_before_scopes_keep_full_control() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            old.execute_batch(
+                "CREATE TABLE tokens (hash BLOB PRIMARY KEY, kind TEXT NOT NULL, name TEXT,
+                     created REAL NOT NULL, expires REAL);
+                 INSERT INTO tokens VALUES (x'01', 'long', 'ha', 1.0, NULL);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let row = store.find_token_raw(vec![1]).await;
+        assert_eq!(row.scope, "control");
+        assert_eq!(row.name.as_deref(), Some("ha"));
+        // A second open finds the column and leaves it.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.find_token_raw(vec![1]).await.scope, "control");
+    }
+
+    #[tokio::test]
+    async fn a_long_token_name_is_added_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let row = |scope: &str| TokenRow {
+            kind: "long".into(),
+            name: Some("ha".into()),
+            created: 1.0,
+            expires: None,
+            scope: scope.into(),
+        };
+        assert!(store.add_long_token([1; 32], row("read")).await.unwrap());
+        assert!(!store.add_long_token([2; 32], row("control")).await.unwrap());
+        let all = store.long_tokens().await.unwrap();
+        assert_eq!(all, [([1; 32], row("read"))]);
+    }
+
+    impl Store {
+        /// A token row by its stored hash, whatever its length.
+        async fn find_token_raw(&self, hash: Vec<u8>) -> TokenRow {
+            self.with(move |c| {
+                c.query_row(
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
+                    [hash],
+                    |r| token_row(r, 0),
+                )
+            })
+            .await
+            .unwrap()
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! JSON routes: `/status`, `/config`, `/healthz`, `POST /control`.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+use crate::auth::Scope;
 use crate::cam::{ApplyError, ConfigBody, Status};
 use crate::control::{self, CommandError};
 
@@ -64,10 +65,16 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
 }
 
 /// `POST /control`: one command, the same reply as over the WebSocket. Replies
-/// with `error` are a 400, `ok: false` a 503 (no frame) or 500.
-pub async fn post_control(State(app): State<AppState>, body: Body) -> Result<Response, ApiError> {
+/// with `error` are a 400 (403 beyond the credential's scope), `ok: false` a
+/// 503 (no frame) or 500.
+pub async fn post_control(
+    State(app): State<AppState>,
+    scope: Option<Extension<Scope>>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = read_body(body, app.policy.max_body).await?;
-    let handled = control::run(&app.hub, &app.cam, &bytes).await;
+    let scope = super::auth::scope_of(scope);
+    let handled = control::run_as(&app.hub, &app.cam, &bytes, scope).await;
     let status = match &handled.result {
         Ok(_) => StatusCode::OK,
         Err(e) => command_status(e),
@@ -89,6 +96,7 @@ fn command_status(e: &CommandError) -> StatusCode {
         CommandError::BadJson | CommandError::Unknown | CommandError::Invalid(_) => {
             StatusCode::BAD_REQUEST
         }
+        CommandError::Forbidden { .. } => StatusCode::FORBIDDEN,
         CommandError::NoFrame => StatusCode::SERVICE_UNAVAILABLE,
         CommandError::UnknownCamera => StatusCode::NOT_FOUND,
         CommandError::UploadsOff => StatusCode::CONFLICT,

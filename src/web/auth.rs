@@ -7,10 +7,16 @@
 //! being "local": behind a reverse proxy everyone is local. Every credential a
 //! request presents goes through [`Auth::verify`], so guessing is slowed the
 //! same way on every route and scheme.
+//!
+//! A credential of the `read` scope (a long-lived token made with `--scope
+//! read`) may GET and HEAD anything and send commands to `/control`, where
+//! each command is checked against the scope ([`crate::control::run_as`]);
+//! anything else gets 403 naming the scope. The scope a request was granted
+//! travels to the handlers as a request extension ([`scope_of`]).
 
 use std::net::IpAddr;
 
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,7 +25,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::{Auth, Credential, Throttled, Verdict, SESSION_COOKIE};
+use crate::auth::{Auth, Credential, Scope, Throttled, Verdict, SESSION_COOKIE};
 
 /// Web-facing access settings.
 pub struct Policy {
@@ -181,18 +187,24 @@ fn peer_ip(req: &Request) -> IpAddr {
 /// with too many gets 429, and 503 when too many passwords are being checked.
 pub async fn require_credentials(
     State(app): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let auth = &app.policy.auth;
     if !auth.required() || is_open(req.uri().path()) {
+        // Without sign-in (loopback) whoever can connect is the owner.
+        req.extensions_mut().insert(Scope::Control);
         return next.run(req).await;
     }
     let Some(presented) = presented(req.headers()) else {
         return refuse(&req, false, app.policy.tls);
     };
     match auth.verify(peer_ip(&req), presented.credential()).await {
-        Verdict::Granted => next.run(req).await,
+        Verdict::Granted(scope) if !within(&req, scope) => beyond(&req, scope),
+        Verdict::Granted(scope) => {
+            req.extensions_mut().insert(scope);
+            next.run(req).await
+        }
         Verdict::Denied => refuse(
             &req,
             matches!(presented, Presented::Cookie(_)),
@@ -201,6 +213,46 @@ pub async fn require_credentials(
         Verdict::Throttled(t) => throttled(t).into_response(),
         Verdict::Busy => busy().into_response(),
     }
+}
+
+/// Whether a credential of `scope` may make this request at all: `read` may
+/// GET and HEAD, and POST commands to `/control` (checked one by one when
+/// they run, as those over the WebSocket).
+fn within(req: &Request, scope: Scope) -> bool {
+    scope == Scope::Control
+        || matches!(*req.method(), Method::GET | Method::HEAD)
+        || (req.method() == Method::POST && is_control(req.uri().path()))
+}
+
+/// `/control` or `/cams/NAME/control`.
+fn is_control(path: &str) -> bool {
+    path == "/control"
+        || path
+            .strip_prefix("/cams/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, rest)| rest == "control")
+}
+
+/// 403 for a valid credential whose scope does not cover the request (not
+/// 401: asking again with the same credential cannot help).
+fn beyond(req: &Request, scope: Scope) -> Response {
+    let (method, path) = (req.method(), req.uri().path());
+    tracing::info!("refused {method} {path} to a token of the {scope} scope");
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": format!("{method} {path} needs a control token; this one has the {scope} scope"),
+            "scope": scope.as_str(),
+        })),
+    )
+        .into_response()
+}
+
+/// The scope [`require_credentials`] granted a request, from a handler's
+/// `Option<Extension<Scope>>`. It always sets one; a request without (a
+/// route outside it) gets `read`, never more than was granted.
+pub(super) fn scope_of(granted: Option<Extension<Scope>>) -> Scope {
+    granted.map_or(Scope::Read, |Extension(scope)| scope)
 }
 
 /// Credentials as a request carries them.
@@ -472,5 +524,45 @@ mod tests {
         let h = headers(&[("cookie", "a=1; lookout_session=abc; b=2")]);
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "zzz"), None);
+    }
+
+    #[test]
+    fn a_read_scope_looks_and_sends_commands_only() {
+        let req = |method: Method, path: &str| {
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap()
+        };
+        for (method, path) in [
+            (Method::GET, "/status"),
+            (Method::HEAD, "/snapshot.jpg"),
+            (Method::GET, "/control"),
+            (Method::POST, "/control"),
+            (Method::POST, "/cams/yard/control"),
+        ] {
+            assert!(
+                within(&req(method.clone(), path), Scope::Read),
+                "{method} {path}"
+            );
+        }
+        for (method, path) in [
+            (Method::POST, "/config"),
+            (Method::DELETE, "/snaps/x.jpg"),
+            (Method::POST, "/cams/yard/config"),
+            (Method::POST, "/cams/control"),
+            (Method::POST, "/cams/yard/control/x"),
+            (Method::PUT, "/control"),
+        ] {
+            assert!(
+                !within(&req(method.clone(), path), Scope::Read),
+                "{method} {path}"
+            );
+            assert!(
+                within(&req(method.clone(), path), Scope::Control),
+                "{method} {path}"
+            );
+        }
     }
 }

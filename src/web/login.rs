@@ -88,7 +88,7 @@ pub async fn login(
         pass: &form.pass,
     };
     match auth.verify(client.ip, credential).await {
-        Verdict::Granted => {}
+        Verdict::Granted(_) => {}
         Verdict::Denied => {
             return Redirect::to(&format!("/login?error=1&next={}", url_encode(&next)))
                 .into_response()
@@ -174,7 +174,7 @@ pub async fn api_login(State(app): State<AppState>, client: Client, body: Body) 
         .verify(client.ip, Credential::Password { user, pass })
         .await
     {
-        Verdict::Granted => {}
+        Verdict::Granted(_) => {}
         Verdict::Denied => {
             return (
                 StatusCode::UNAUTHORIZED,

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::auth::Scope;
 use crate::control;
 
 /// Default largest command: a guard, with room for a `set` of every mask and
@@ -44,11 +45,14 @@ const CLOSE_TOO_BIG: u16 = 1009;
 /// are open already (503).
 pub async fn upgrade(
     State(app): State<AppState>,
+    scope: Option<Extension<Scope>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Some(open) = Open::enter(app.hub.websockets(), app.policy.max_ws) else {
         return Err(ApiError::Busy("too many WebSockets"));
     };
+    // Commands beyond the credential's scope get an error reply each.
+    let scope = super::auth::scope_of(scope);
     // The library enforces the limit itself, on the message as it is
     // assembled from its fragments: a message split into many small frames
     // is refused as soon as it passes the limit, even if its last fragment
@@ -64,7 +68,7 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _open = open;
-            serve(app, socket).await
+            serve(app, socket, scope).await
         }))
 }
 
@@ -89,7 +93,7 @@ impl Drop for Open {
     }
 }
 
-async fn serve(app: AppState, mut socket: WebSocket) {
+async fn serve(app: AppState, mut socket: WebSocket, scope: Scope) {
     let mut ticker = interval(PING_EVERY);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
@@ -130,7 +134,7 @@ async fn serve(app: AppState, mut socket: WebSocket) {
             close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
             return;
         }
-        let reply = control::handle(&app.hub, &app.cam, &payload).await;
+        let reply = control::handle_as(&app.hub, &app.cam, &payload, scope).await;
         if socket
             .send(Message::Text(reply.to_string().into()))
             .await
