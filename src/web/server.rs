@@ -127,7 +127,7 @@ impl Door {
             .is_none_or(|at| now.duration_since(at) >= REFUSAL_LOG_EVERY)
         {
             tracing::warn!(
-                "connection limits ({} open, {} per client address): since the last report, \
+                "connection limit reached ({} open, {} per client address): since the last report, \
                  refused {} connection(s) with every place taken and {} over their address's \
                  cap, and closed {} that had sent nothing to make room (reported at most \
                  every {} s)",
