@@ -33,6 +33,10 @@ use crate::web::tls::TlsSource;
 
 /// Default listen address: loopback only, so a fresh start exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The config file read when neither --config nor LOOKOUT_CONFIG names one
+/// and it exists: the one the package installs, which gives the service and
+/// `sudo -u lookout lookout passwd` the same data directory.
+pub const DEFAULT_CONFIG: &str = "/etc/lookout/lookout.toml";
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "lookout-data";
 /// Default source.
@@ -64,6 +68,7 @@ pub struct Cli {
     /// `--config /etc/lookout.toml` holding `listen = "0.0.0.0:8080"` and
     /// `source = "v4l2:/dev/video0"`. (Global: also accepted after a
     /// subcommand, as in `lookout token create NAME --config FILE`.)
+    /// [default: /etc/lookout/lookout.toml when it exists]
     #[arg(long, env = "LOOKOUT_CONFIG", value_name = "FILE", global = true)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -341,6 +346,10 @@ pub struct Cli {
 /// Maintenance subcommands (they use --data-dir, given before or after them).
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
+    /// Print the config file the service ships, generated from these flags
+    /// (see `conffile`).
+    #[command(hide = true)]
+    ServiceConfig,
     /// Set the owner's password (read from standard input). Ends every
     /// browser session and one-hour API token; long-lived tokens stay.
     Passwd,
@@ -834,8 +843,8 @@ pub enum ConfigError {
 impl Config {
     /// Merges flags (and environment) over the file over defaults.
     pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => read_file(path)?,
+        let file = match config_file(cli.config.as_deref(), Path::new(DEFAULT_CONFIG)) {
+            Some(path) => read_file(&path)?,
             None => Cli::default(),
         };
         let o = cli.clone().over(file);
@@ -988,6 +997,14 @@ fn mqtt(o: &Cli) -> Result<Option<MqttConfig>, ConfigError> {
     )?))
 }
 
+/// The config file to read: the one named, else `default` when it exists.
+fn config_file(named: Option<&Path>, default: &Path) -> Option<PathBuf> {
+    match named {
+        Some(path) => Some(path.to_path_buf()),
+        None => default.is_file().then(|| default.to_path_buf()),
+    }
+}
+
 /// The `--config` file, as options: keys it does not know are refused by
 /// name (`deny_unknown_fields`), so a typo is not a setting silently lost.
 fn read_file(path: &Path) -> Result<Cli, ConfigError> {
@@ -1015,6 +1032,24 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("lookout-data"));
         assert_eq!(c.cameras[0].source_uri, "synthetic");
+    }
+
+    #[test]
+    fn the_default_config_file_is_read_only_when_none_is_named_and_it_exists() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("lookout.toml");
+        let named = Path::new("/elsewhere.toml");
+        assert_eq!(config_file(None, &default), None);
+        std::fs::write(&default, "data_dir = \"/srv/cam\"\n").unwrap();
+        assert_eq!(config_file(None, &default), Some(default.clone()));
+        assert_eq!(config_file(Some(named), &default), Some(named.into()));
+        assert_eq!(DEFAULT_CONFIG, "/etc/lookout/lookout.toml");
+        assert!(Cli::command()
+            .get_arguments()
+            .any(|a| a.get_id() == "config"
+                && a.get_help()
+                    .is_some_and(|h| h.to_string().contains(DEFAULT_CONFIG))));
     }
 
     #[test]

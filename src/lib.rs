@@ -5,7 +5,8 @@
 //! detector) -> events -> (SSE, WebSocket, store, uploads). Several cameras
 //! share one hub: the store, the event bus and the upload queue.
 //!
-//! - [`config`]: flags, environment and TOML file, validated once.
+//! - [`config`]: flags, environment and TOML file, validated once;
+//!   [`conffile`]: the service's file, generated from the same declaration.
 //! - [`console`]: stdout and stderr (the log, listings) that a closed pipe
 //!   cannot turn into a panic.
 //! - [`source`]: camera sources (synthetic, exec, http, file, v4l2), the MJPEG
@@ -32,6 +33,8 @@
 //!   use for files; `sync`: the one way to take a lock.
 //! - [`thumbs`]: small previews of snapshots (and clips) for the dashboard.
 //! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
+//! - [`notify`]: systemd's READY and watchdog pings, sent only while the
+//!   server answers and every camera supervisor ticks.
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
 //! - [`settings`]: runtime settings and their validation.
 //! - [`zones`]: motion masks and zones: polygon checks, and their raster for
@@ -44,6 +47,7 @@
 pub mod auth;
 pub mod cam;
 pub mod clips;
+pub mod conffile;
 pub mod config;
 pub mod console;
 pub mod control;
@@ -57,6 +61,7 @@ pub mod jpeg;
 pub mod metrics;
 pub mod motion;
 pub mod mqtt;
+pub mod notify;
 pub mod peers;
 pub mod person;
 pub mod redact;
@@ -181,6 +186,8 @@ pub async fn run(
     let metrics = Arc::new(metrics::Metrics::new());
     let snaps_root = config.data_dir.join("snaps");
     let mut cams = Vec::new();
+    // Each supervisor's heartbeat, for the systemd watchdog.
+    let mut heartbeats = Vec::new();
     // One detector for every camera, loaded when a check first needs it.
     let person = person::AVAILABLE.then(motion::person::PersonWorker::default);
     for (i, camera) in config.cameras.iter().enumerate() {
@@ -189,6 +196,7 @@ pub async fn run(
         let (supervisor, source_status, source_states) =
             source::Supervisor::new(camera.source.clone(), &camera.source_uri, frames.clone());
         tracker.spawn(supervisor.run(shutdown.child_token()));
+        heartbeats.push(source_status.clone());
         let dir = snaps_root.join(&camera.name);
         if first {
             // A single-camera data directory kept its snapshots right in
@@ -357,6 +365,19 @@ pub async fn run(
             door.clone(),
             shutdown.clone(),
         ));
+    }
+    if let Some(notifier) = notify::Notifier::from_env() {
+        match notifier {
+            Ok(n) => {
+                let health = notify::Health {
+                    listen: addr,
+                    tls: tls.is_some(),
+                    cameras: heartbeats,
+                };
+                tracker.spawn(notify::run(n, health, shutdown.clone()));
+            }
+            Err(e) => tracing::warn!("NOTIFY_SOCKET is set but unusable: {e}"),
+        }
     }
     web::server::serve(listener, app, tls.map(|t| t.config), door, shutdown.clone()).await?;
     tracker.close();

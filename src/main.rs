@@ -16,7 +16,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         // Colours only on a terminal: logs piped to a file or journald stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         // A line nobody can read is dropped and counted, never a panic.
@@ -24,9 +24,20 @@ fn main() -> ExitCode {
         .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        );
+    // Under systemd the journal stamps each line: a second time is noise.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        logs.without_time().init();
+    } else {
+        logs.init();
+    }
     let result = match &cli.command {
+        // Needs no data directory: prints the file the package ships.
+        Some(Command::ServiceConfig) => {
+            print_line(format_args!("{}", lookout::conffile::service()))
+                .map(|_| ())
+                .map_err(Into::into)
+        }
         Some(command) => maintain(&cli, command),
         None => serve(&cli),
     };
@@ -88,6 +99,7 @@ async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = lookout::store::Store::open(&config.data_dir)?;
     match command {
+        Command::ServiceConfig => anyhow::bail!("service-config opens no data directory"),
         Command::Passwd => {
             prompt(format_args!("new password for {:?}: ", config.user));
             let mut line = String::new();

@@ -37,6 +37,9 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// A running source that sends nothing for this long is restarted (a hung
 /// ffmpeg or a stalled network stream otherwise freezes the picture forever).
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the supervisor's loop says it is alive (in every state, the
+/// backoff after a failure included), for the systemd watchdog (`notify`).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// At most one log line per this interval about refused frames, per source:
 /// a camera sending nothing but garbage must not fill the SD card with logs.
 /// `bad_frames` on `/status` and `/metrics` counts every one.
@@ -113,6 +116,9 @@ pub struct SourceStatus {
     last_frame: Option<Instant>,
     #[serde(skip)]
     bad_frame_logged: Option<Instant>,
+    /// When the supervisor's loop last ran (see [`HEARTBEAT`]).
+    #[serde(skip)]
+    heartbeat: Option<Instant>,
 }
 
 impl SourceStatus {
@@ -130,12 +136,18 @@ impl SourceStatus {
             fps_window: None,
             last_frame: None,
             bad_frame_logged: None,
+            heartbeat: None,
         }
     }
 
     /// Milliseconds since the last frame, if there was one.
     pub fn last_frame_age_ms(&self) -> Option<u64> {
         self.last_frame.map(|t| t.elapsed().as_millis() as u64)
+    }
+
+    /// How long ago the supervisor's loop last ran, if it has.
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        self.heartbeat.map(|t| t.elapsed())
     }
 }
 
@@ -225,6 +237,10 @@ impl Output {
         lock(&self.status).pid = pid;
     }
 
+    fn beat(&self) {
+        lock(&self.status).heartbeat = Some(Instant::now());
+    }
+
     fn last_frame(&self) -> Option<Instant> {
         lock(&self.status).last_frame
     }
@@ -279,12 +295,20 @@ impl Supervisor {
     /// Runs until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
         let mut backoff = BACKOFF_START;
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let started = Instant::now();
-            let result = tokio::select! {
-                r = run_source(&self.spec, &self.output, &cancel) => r,
-                r = watch_stall(&self.output, started) => Err(r),
-                _ = cancel.cancelled() => return,
+            let source = run_source(&self.spec, &self.output, &cancel);
+            tokio::pin!(source);
+            let result = loop {
+                tokio::select! {
+                    r = &mut source => break r,
+                    // Stateless: made anew after each beat.
+                    r = watch_stall(&self.output, started) => break Err(r),
+                    _ = cancel.cancelled() => return,
+                    _ = beat.tick() => self.output.beat(),
+                }
             };
             if cancel.is_cancelled() {
                 return;
@@ -304,9 +328,14 @@ impl Supervisor {
                 backoff.as_secs_f64()
             );
             self.output.set_state(SourceState::Failed, Some(err));
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = cancel.cancelled() => return,
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    _ = cancel.cancelled() => return,
+                    _ = beat.tick() => self.output.beat(),
+                }
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
             self.output.set_state(SourceState::Reconnecting, None);

@@ -183,6 +183,13 @@ impl Binary {
         Self::start(cmd, args, data_dir)
     }
 
+    /// Starts `lookout` with `args` and the environment variables `env`.
+    pub fn spawn_with_env(env: &[(&str, &str)], args: &[&str], data_dir: &Path) -> Binary {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
+        cmd.envs(env.iter().copied());
+        Self::start(cmd, args, data_dir)
+    }
+
     fn start(mut cmd: tokio::process::Command, args: &[&str], data_dir: &Path) -> Binary {
         use tokio::io::AsyncBufReadExt;
         let mut child = cmd
