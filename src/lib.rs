@@ -33,6 +33,7 @@
 //! - [`thumbs`]: small previews of snapshots (and clips) for the dashboard.
 //! - [`datadir`]: the data directory stays private (0700 folders, 0600 files).
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
+//! - [`doctor`]: `lookout doctor`, and the quick checks logged at start.
 //! - [`settings`]: runtime settings and their validation.
 //! - [`zones`]: motion masks and zones: polygon checks, and their raster for
 //!   the detector's working image.
@@ -49,6 +50,7 @@ pub mod console;
 pub mod control;
 pub mod datadir;
 pub mod descriptors;
+pub mod doctor;
 mod durable;
 pub mod events;
 pub mod frame;
@@ -147,6 +149,7 @@ pub async fn run(
         path: config.data_dir.clone(),
         err,
     })?;
+    doctor::at_start(&config);
     match datadir::tighten(&config.data_dir) {
         Ok(0) => {}
         Ok(n) => tracing::info!(

@@ -16,6 +16,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The doctor's lines are its output: the sources' logs stay out of them.
+    let log = if matches!(cli.command, Some(Command::Doctor)) {
+        "off"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         // Colours only on a terminal: logs piped to a file or journald stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -23,10 +29,11 @@ fn main() -> ExitCode {
         .with_writer(lookout::console::LogWriter)
         .log_internal_errors(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| log.into()),
         )
         .init();
     let result = match &cli.command {
+        Some(Command::Doctor) => lookout::doctor::run(&cli),
         Some(command) => maintain(&cli, command),
         None => serve(&cli),
     };
@@ -45,7 +52,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     if let Some((old, new)) = lookout::descriptors::raise_soft_limit() {
         tracing::info!("raised the open-file limit from {old} to the hard limit {new}");
     }
-    let config = Config::from_cli(cli)?;
+    let config = Config::from_cli(cli).map_err(|e| lookout::doctor::explain(cli, e))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -83,7 +90,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
 /// Runs a maintenance subcommand against the data directory.
 #[tokio::main]
 async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
-    let config = Config::from_cli(cli)?;
+    let config = Config::from_cli(cli).map_err(|e| lookout::doctor::explain(cli, e))?;
     lookout::datadir::create_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = lookout::store::Store::open(&config.data_dir)?;
@@ -180,6 +187,7 @@ async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
                 ));
             }
         },
+        Command::Doctor => unreachable!("main runs the doctor"),
     }
     Ok(())
 }
