@@ -366,6 +366,12 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Check this configuration without serving, one line per check: the
+    /// config file, data directory, listen address, TLS files, each
+    /// camera's first frame, the MQTT broker, the person model. Give the
+    /// server's options before it, e.g. `lookout --listen 0.0.0.0:8080
+    /// doctor`; exits 1 when a check fails.
+    Doctor,
 }
 
 /// `lookout token ...`.

@@ -36,6 +36,7 @@
 //! - [`notify`]: systemd's READY and watchdog pings, sent only while the
 //!   server answers and every camera supervisor ticks.
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
+//! - [`doctor`]: `lookout doctor`, and the quick checks logged at start.
 //! - [`settings`]: runtime settings and their validation.
 //! - [`zones`]: motion masks and zones: polygon checks, and their raster for
 //!   the detector's working image.
@@ -53,6 +54,7 @@ pub mod console;
 pub mod control;
 pub mod datadir;
 pub mod descriptors;
+pub mod doctor;
 mod durable;
 pub mod events;
 pub mod frame;
@@ -152,6 +154,7 @@ pub async fn run(
         path: config.data_dir.clone(),
         err,
     })?;
+    doctor::at_start(&config);
     match datadir::tighten(&config.data_dir) {
         Ok(0) => {}
         Ok(n) => tracing::info!(

@@ -16,6 +16,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The doctor's lines are its output: the sources' logs stay out of them.
+    let log = if matches!(cli.command, Some(Command::Doctor)) {
+        "off"
+    } else {
+        "info"
+    };
     let logs = tracing_subscriber::fmt()
         // Colours only on a terminal: logs piped to a file or journald stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -23,7 +29,7 @@ fn main() -> ExitCode {
         .with_writer(lookout::console::LogWriter)
         .log_internal_errors(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| log.into()),
         );
     // Under systemd the journal stamps each line: a second time is noise.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
         logs.init();
     }
     let result = match &cli.command {
+        Some(Command::Doctor) => lookout::doctor::run(&cli),
         // Needs no data directory: prints the file the package ships.
         Some(Command::ServiceConfig) => {
             print_line(format_args!("{}", lookout::conffile::service()))
@@ -56,7 +63,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     if let Some((old, new)) = lookout::descriptors::raise_soft_limit() {
         tracing::info!("raised the open-file limit from {old} to the hard limit {new}");
     }
-    let config = Config::from_cli(cli)?;
+    let config = Config::from_cli(cli).map_err(|e| lookout::doctor::explain(cli, e))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -94,7 +101,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
 /// Runs a maintenance subcommand against the data directory.
 #[tokio::main]
 async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
-    let config = Config::from_cli(cli)?;
+    let config = Config::from_cli(cli).map_err(|e| lookout::doctor::explain(cli, e))?;
     lookout::datadir::create_dir(&config.data_dir)
         .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
     let store = lookout::store::Store::open(&config.data_dir)?;
@@ -192,6 +199,7 @@ async fn maintain(cli: &Cli, command: &Command) -> anyhow::Result<()> {
                 ));
             }
         },
+        Command::Doctor => anyhow::bail!("the doctor runs from main"),
     }
     Ok(())
 }

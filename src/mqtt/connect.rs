@@ -107,6 +107,12 @@ pub(super) fn options(
             true,
             None,
         ));
+    sign_in(&mut o, c)?;
+    Ok(o)
+}
+
+/// The credentials, and TLS for `mqtts://`.
+fn sign_in(o: &mut MqttOptions, c: &MqttConfig) -> Result<(), String> {
     if let Some(user) = &c.user {
         o.set_credentials(user.clone(), c.password.clone().unwrap_or_default());
     }
@@ -116,7 +122,54 @@ pub(super) fn options(
             Arc::new(tls),
         )));
     }
-    Ok(o)
+    Ok(())
+}
+
+/// Connects once and hangs up, for `lookout doctor`: `Ok` when the broker
+/// accepts the connection (its CONNACK) within `within`, else why not, as
+/// `describe` says it. With a client id of its own (`lookout-doctor-`
+/// and random hex: a running lookout's session is not taken over) and no
+/// last will (a probe cut off must not mark a running lookout offline).
+pub async fn probe(c: &MqttConfig, within: Duration) -> Result<(), String> {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event};
+    let id = format!("lookout-doctor-{}", random_suffix());
+    let mut o = MqttOptions::new(id, c.host.clone(), c.port);
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_clean_start(true)
+        .set_max_packet_size(Some(MAX_INCOMING))
+        .set_connection_timeout(within.as_secs().max(1));
+    sign_in(&mut o, c)?;
+    let (client, mut events) = AsyncClient::new(o, 4);
+    let accepted = tokio::time::timeout(within, async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(describe(&e, c, true)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "no answer from the broker within {} s",
+            within.as_secs()
+        ))
+    });
+    if accepted.is_ok() {
+        // A clean DISCONNECT, so the broker logs no error for the probe.
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(event) = events.poll().await {
+                if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    accepted
 }
 
 /// rustls with the public roots, or only the CA(s) of `--mqtt-ca-file`.

@@ -43,7 +43,7 @@
 //! This file: the configuration and the status. `outbox.rs`: the bounded
 //! queue. `feed.rs`: events and state into messages. `discovery.rs`: Home
 //! Assistant's payloads. `connect.rs`: the client id, CONNECT's options,
-//! errors. `link.rs`: the connection, commands in.
+//! errors, and the one-shot [`probe`] of `lookout doctor`. `link.rs`: the connection, commands in.
 
 mod connect;
 mod discovery;
@@ -57,6 +57,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+pub use connect::probe;
 pub use link::run;
 use outbox::Outbox;
 
