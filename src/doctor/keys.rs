@@ -8,7 +8,7 @@
 //! types themselves (see [`fields_of`]), so a key added to [`Cli`] or
 //! [`Settings`] is known here without a second list to keep in step.
 
-use serde::de::{self, Deserialize, Visitor};
+use serde::Deserialize;
 
 use crate::config::{Cli, FileCamera, FileMqtt};
 use crate::settings::Settings;
@@ -169,40 +169,10 @@ fn find_line(text: &str, path: &[&str], key: &str) -> Option<usize> {
     None
 }
 
-/// The keys serde takes for `T`, a struct deriving `Deserialize` (fields
-/// skipped by serde are not among them). serde's derive hands its list of
-/// field names to [`de::Deserializer::deserialize_struct`]; this asks for a
-/// `T` from a deserializer that keeps that list and then gives up.
+/// The keys serde takes for `T` (the same probe writes the shipped config
+/// file, see [`crate::conffile::file_keys`]).
 fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    struct Probe<'a>(&'a mut &'static [&'static str]);
-
-    impl<'de> de::Deserializer<'de> for Probe<'_> {
-        type Error = de::value::Error;
-
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("not a struct"))
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(de::Error::custom("only the field names were wanted"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-
-    let mut fields: &'static [&'static str] = &[];
-    let _ = T::deserialize(Probe(&mut fields));
-    fields
+    crate::conffile::file_keys::<T>()
 }
 
 #[cfg(test)]
