@@ -349,7 +349,7 @@ pub async fn run(
         max_ws: limits.max_ws,
         trusted_proxies: config.trusted_proxies.clone(),
         max_per_client: limits.max_connections_per_ip,
-        forwarded: Arc::default(),
+        forwarded: Default::default(),
     };
     let app = web::router(hub, Arc::new(policy));
     // One door for every listener: they share the process's descriptors.

@@ -13,7 +13,9 @@
 //! proxy forwarded (`Forwarded: for=`, RFC 7239, else `X-Forwarded-For`).
 //! From any other peer these headers are ignored: anyone can write them.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 
@@ -27,6 +29,53 @@ pub fn key(ip: IpAddr) -> IpAddr {
             IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
         }
         v4 => v4,
+    }
+}
+
+/// What each client address ([`key`]) holds of a per-client cap: its open
+/// connections, or its requests under way behind a proxy. Cloning shares
+/// the count.
+#[derive(Debug, Clone, Default)]
+pub struct Places(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One place of one address, given back when dropped.
+#[derive(Debug)]
+pub struct Place {
+    places: Places,
+    key: IpAddr,
+}
+
+impl Places {
+    /// A place for `ip`, unless its address holds `max` already.
+    pub fn take(&self, ip: IpAddr, max: usize) -> Option<Place> {
+        let key = key(ip);
+        let mut map = crate::sync::lock(&self.0);
+        let n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            places: self.clone(),
+            key,
+        })
+    }
+
+    /// Addresses holding at least one place.
+    pub fn holders(&self) -> usize {
+        crate::sync::lock(&self.0).len()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut map = crate::sync::lock(&self.places.0);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
     }
 }
 

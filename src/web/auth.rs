@@ -54,7 +54,7 @@ pub struct Policy {
     /// Most requests under way per client behind a trusted proxy.
     pub max_per_client: usize,
     /// What each of those clients has under way.
-    pub forwarded: std::sync::Arc<super::client::Forwarded>,
+    pub forwarded: super::client::Forwarded,
 }
 
 /// Names a loopback server without sign-in always answers to.

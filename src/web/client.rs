@@ -3,15 +3,13 @@
 //! throttle and the logs; and, behind a proxy, a cap on what one client may
 //! have under way, since the per-address connection cap exempts the proxy.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
 
 use super::conn::Held;
 use super::error::ApiError;
 use super::AppState;
-use crate::peers::{key, TrustedProxies};
+use crate::peers::{Places, TrustedProxies};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -50,51 +48,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     }
 }
 
-/// Requests under way per forwarded client (by [`key`]).
-#[derive(Debug, Default)]
-pub struct Forwarded {
-    under_way: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One request of a forwarded client under way; dropped with its response
-/// body, so a stream counts for as long as it is open.
-struct UnderWay {
-    table: Arc<Forwarded>,
-    key: IpAddr,
-}
-
-impl Forwarded {
-    fn enter(table: &Arc<Forwarded>, ip: IpAddr, max: usize) -> Option<UnderWay> {
-        let key = key(ip);
-        let mut map = crate::sync::lock(&table.under_way);
-        let n = map.entry(key).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(UnderWay {
-            table: table.clone(),
-            key,
-        })
-    }
-
-    /// Forwarded clients with something under way (tests).
-    pub fn clients(&self) -> usize {
-        crate::sync::lock(&self.under_way).len()
-    }
-}
-
-impl Drop for UnderWay {
-    fn drop(&mut self) {
-        let mut map = crate::sync::lock(&self.table.under_way);
-        if let Some(n) = map.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.key);
-            }
-        }
-    }
-}
+/// Requests under way per forwarded client (by [`crate::peers::key`]); a
+/// place is held until the response body is dropped, so a stream counts for
+/// as long as it is open.
+pub type Forwarded = Places;
 
 /// The values of header `name`, as text.
 fn values<'a>(headers: &'a HeaderMap, name: &'static str) -> impl Iterator<Item = &'a str> {
@@ -120,7 +77,10 @@ pub async fn identify(State(app): State<AppState>, mut req: Request, next: Next)
     if client.via.is_none() {
         return next.run(req).await;
     }
-    let Some(guard) = Forwarded::enter(&app.policy.forwarded, client.ip, app.policy.max_per_client)
+    let Some(guard) = app
+        .policy
+        .forwarded
+        .take(client.ip, app.policy.max_per_client)
     else {
         tracing::debug!(
             "refused a request from {} (via {peer}): {} under way from there",

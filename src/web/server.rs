@@ -14,7 +14,7 @@
 //! within milliseconds of connecting, so it is never the oldest silent one
 //! for long, while a flood of silent sockets only pushes out its own.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::{ready, Ready};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -34,7 +34,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Activity, Deadlines, IdleDeadline, Tracked};
-use crate::peers::TrustedProxies;
+use crate::peers::{Place, Places, TrustedProxies};
 
 /// Connection-level limits, shared by every listener of one server.
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ pub struct Door {
     trusted_proxies: Arc<TrustedProxies>,
     deadlines: Deadlines,
     /// Open connections per client address.
-    per_address: PerAddress,
+    per_address: Places,
     /// Connections in the order they came, for closing the oldest silent one;
     /// entries that spoke or closed are skipped and pruned.
     arrivals: Arc<Mutex<VecDeque<Weak<Activity>>>>,
@@ -107,7 +107,7 @@ impl Door {
             max_per_address: limits.max_per_address.max(1),
             trusted_proxies: Arc::new(limits.trusted_proxies),
             deadlines: limits.deadlines,
-            per_address: Arc::default(),
+            per_address: Places::default(),
             arrivals: Arc::default(),
             refusals: Arc::default(),
         }
@@ -147,18 +147,12 @@ impl Door {
 
     /// A place for `ip`'s new connection under its address's cap, or `None`
     /// when that address has its share. Trusted proxies have no cap here.
-    fn address_place(&self, ip: IpAddr) -> Option<AddressPlace> {
+    /// (`Some(None)`: a trusted proxy, which holds no place.)
+    fn address_place(&self, ip: IpAddr) -> Option<Option<Place>> {
         if self.trusted_proxies.contains(ip) {
-            return Some(AddressPlace(None));
+            return Some(None);
         }
-        let key = crate::peers::key(ip);
-        let mut map = crate::sync::lock(&self.per_address);
-        let n = map.entry(key).or_insert(0);
-        if *n >= self.max_per_address {
-            return None;
-        }
-        *n += 1;
-        Some(AddressPlace(Some((self.per_address.clone(), key))))
+        self.per_address.take(ip, self.max_per_address).map(Some)
     }
 
     /// A place under the total cap: a free one, else the place of the oldest
@@ -189,27 +183,6 @@ impl Door {
             arrivals.retain(|w| w.upgrade().is_some_and(|a| a.silent()));
         }
         arrivals.push_back(Arc::downgrade(activity));
-    }
-}
-
-/// Open connections per client address ([`crate::peers::key`]).
-type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-/// A connection's share of its address's cap (none for a trusted proxy);
-/// given back when dropped.
-struct AddressPlace(Option<(PerAddress, IpAddr)>);
-
-impl Drop for AddressPlace {
-    fn drop(&mut self) {
-        if let Some((map, key)) = &self.0 {
-            let mut map = crate::sync::lock(map);
-            if let Some(n) = map.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(key);
-                }
-            }
-        }
     }
 }
 
@@ -333,7 +306,8 @@ impl<S> Accept<TcpStream, S> for Door {
 pub struct Admitted {
     stream: TcpStream,
     idle: IdleDeadline,
-    _address: AddressPlace,
+    /// Its share of its address's cap (none for a trusted proxy).
+    _address: Option<Place>,
 }
 
 impl Drop for Admitted {
