@@ -8,7 +8,7 @@
 //! the event bus the same way whoever asked for it, and every event a camera
 //! publishes carries its `camera` name.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -100,6 +100,8 @@ pub struct Cam {
     /// When the last motion episode started, Unix milliseconds (0: none
     /// since start), for the overview's "motion 2 min ago".
     last_motion_ms: AtomicU64,
+    /// Whether a motion episode is under way (the runner sets it).
+    motion_active: AtomicBool,
     /// Serialises count changes so the stored value is always the last one.
     trigger_lock: Mutex<()>,
     /// Serialises settings changes with their persistence, for the same reason.
@@ -171,6 +173,7 @@ impl Cam {
             cancel,
             triggers: AtomicU64::new(triggers),
             last_motion_ms: AtomicU64::new(0),
+            motion_active: AtomicBool::new(false),
             trigger_lock: Mutex::new(()),
             settings_lock: Mutex::new(()),
         })
@@ -524,7 +527,19 @@ impl Cam {
 
     /// Whether a motion episode is under way.
     pub fn motion_active(&self) -> bool {
-        self.metrics.active()
+        self.motion_active.load(Ordering::Relaxed)
+    }
+
+    /// One frame analysed in `seconds`: its score, and whether an episode
+    /// is under way after it.
+    pub fn analysed(&self, seconds: f64, score: f32, active: bool) {
+        self.metrics.analysed(seconds, score);
+        self.motion_active.store(active, Ordering::Relaxed);
+    }
+
+    /// The episode ended without a frame (the camera went quiet).
+    pub fn motion_ended(&self) {
+        self.motion_active.store(false, Ordering::Relaxed);
     }
 
     /// Its Prometheus counters.

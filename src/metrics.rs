@@ -5,8 +5,10 @@
 //! - What already exists as state (a source's state, restarts and rate, the
 //!   frame counter, viewers, subscribers, the upload queue and its sent,
 //!   failed and dropped counts, the clip recorder's counts and pre-roll, the
-//!   person check's availability and skipped checks) is read when Prometheus
-//!   scrapes, in [`Metrics::render`]. Nothing is counted twice, and the
+//!   person check's availability and skipped checks, whether motion is under
+//!   way) is read when Prometheus scrapes, by the caller of
+//!   [`Metrics::render`] (`web::metrics`): this module is a leaf that knows
+//!   no camera. Nothing is counted twice, and the
 //!   per-frame path pays nothing: the frame counter is the sequence number
 //!   frames already carry.
 //! - What happens and leaves no state behind (motion episodes, the time each
@@ -29,9 +31,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::hub::Hub;
 use crate::snaps::Trigger;
-use crate::source::SourceState;
 
 /// The `Content-Type` of the text exposition format (version 0.0.4), the one
 /// every Prometheus and `promtool check metrics` read.
@@ -52,8 +52,8 @@ pub enum MetricsError {
 
 /// A series that belongs to one camera.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CameraLabel {
-    camera: String,
+pub struct CameraLabel {
+    pub camera: String,
 }
 
 /// A snapshot saved: whose, and why.
@@ -73,15 +73,15 @@ struct HttpLabels {
 
 /// One outcome of the upload queue.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
+pub struct ResultLabel {
+    pub result: &'static str,
 }
 
 /// One outcome of a camera's clips.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CameraResultLabels {
-    camera: String,
-    result: &'static str,
+pub struct CameraResultLabels {
+    pub camera: String,
+    pub result: &'static str,
 }
 
 /// The build, as a constant series carrying the version.
@@ -91,7 +91,7 @@ struct VersionLabel {
 }
 
 /// A gauge holding a float (the motion score, frames per second).
-type FloatGauge = Gauge<f64, AtomicU64>;
+pub type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// A per-camera histogram family's type (its constructor sets the buckets).
 type HistogramFamily = Family<CameraLabel, Histogram, fn() -> Histogram>;
@@ -116,7 +116,6 @@ fn person_check_histogram() -> Histogram {
 pub struct Metrics {
     episodes: Family<CameraLabel, Counter>,
     analysis: HistogramFamily,
-    motion_active: Family<CameraLabel, Gauge>,
     motion_score: Family<CameraLabel, FloatGauge>,
     person_checks: HistogramFamily,
     person_episodes: Family<CameraLabel, Counter>,
@@ -136,7 +135,6 @@ impl Metrics {
         Metrics {
             episodes: Family::default(),
             analysis: Family::new_with_constructor(analysis_histogram),
-            motion_active: Family::default(),
             motion_score: Family::default(),
             person_checks: Family::new_with_constructor(person_check_histogram),
             person_episodes: Family::default(),
@@ -161,7 +159,6 @@ impl Metrics {
         CamMetrics {
             episodes: self.episodes.get_or_create(&label).clone(),
             analysis: self.analysis.get_or_create(&label).clone(),
-            active: self.motion_active.get_or_create(&label).clone(),
             score: self.motion_score.get_or_create(&label).clone(),
             person_check: self.person_checks.get_or_create(&label).clone(),
             person_episodes: self.person_episodes.get_or_create(&label).clone(),
@@ -181,9 +178,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition: the counted families plus the state of `hub`
-    /// read now.
-    pub fn render(&self, hub: &Hub) -> Result<String, MetricsError> {
+    /// The text exposition: the counted families plus the series `state`
+    /// registers, read from the running server now (this module knows
+    /// nothing of it: the caller does, see `web::metrics`).
+    pub fn render(&self, state: impl FnOnce(&mut Registry)) -> Result<String, MetricsError> {
         let mut reg = Registry::with_prefix("lookout");
         reg.register(
             "build",
@@ -192,12 +190,7 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
-        register_state(&mut reg, hub);
-        reg.register(
-            "motion_active",
-            "Whether a motion episode is under way (1) or not (0)",
-            self.motion_active.clone(),
-        );
+        state(&mut reg);
         reg.register(
             "motion_score",
             "The motion score of the last analysed frame, 0-100",
@@ -240,185 +233,11 @@ impl Metrics {
     }
 }
 
-/// Registers the series read from the running state at scrape time.
-fn register_state(reg: &mut Registry, hub: &Hub) {
-    let up = Family::<CameraLabel, Gauge>::default();
-    let restarts = Family::<CameraLabel, Counter>::default();
-    let bad_frames = Family::<CameraLabel, Counter>::default();
-    let frames = Family::<CameraLabel, Counter>::default();
-    let fps = Family::<CameraLabel, FloatGauge>::default();
-    let viewers = Family::<CameraLabel, Gauge>::default();
-    let person_available = Family::<CameraLabel, Gauge>::default();
-    let person_skipped = Family::<CameraLabel, Counter>::default();
-    let clip_recording = Family::<CameraLabel, Gauge>::default();
-    let clips = Family::<CameraResultLabels, Counter>::default();
-    let clip_dropped = Family::<CameraLabel, Counter>::default();
-    let clip_buffer = Family::<CameraLabel, Gauge>::default();
-    for cam in hub.cams() {
-        let label = CameraLabel {
-            camera: cam.name.clone(),
-        };
-        let (state, restarted, rate, bad) = {
-            let s = crate::sync::lock(cam.source_status());
-            (s.state, s.restarts, s.fps, s.bad_frames)
-        };
-        up.get_or_create(&label)
-            .set(i64::from(state == SourceState::Running));
-        restarts.get_or_create(&label).inc_by(restarted);
-        bad_frames.get_or_create(&label).inc_by(bad);
-        frames.get_or_create(&label).inc_by(cam.frames().count());
-        fps.get_or_create(&label).set(rate);
-        let open = cam.viewers().load(std::sync::atomic::Ordering::Relaxed);
-        viewers.get_or_create(&label).set(gauge(open));
-        let person = cam.person();
-        person_available
-            .get_or_create(&label)
-            .set(i64::from(person.available()));
-        person_skipped
-            .get_or_create(&label)
-            .inc_by(person.skipped());
-        let clip = cam.recorder().status();
-        clip_recording
-            .get_or_create(&label)
-            .set(i64::from(clip.recording.is_some()));
-        for (result, n) in [("saved", clip.saved), ("failed", clip.failed)] {
-            clips
-                .get_or_create(&CameraResultLabels {
-                    camera: cam.name.clone(),
-                    result,
-                })
-                .inc_by(n);
-        }
-        clip_dropped
-            .get_or_create(&label)
-            .inc_by(clip.dropped_frames);
-        clip_buffer
-            .get_or_create(&label)
-            .set(i64::try_from(clip.buffer_bytes).unwrap_or(i64::MAX));
-    }
-    reg.register(
-        "source_up",
-        "Whether the camera's source delivers frames (1) or not (0)",
-        up,
-    );
-    reg.register(
-        "source_restarts",
-        "Restarts of the camera's source",
-        restarts,
-    );
-    reg.register(
-        "source_bad_frames",
-        "Data from the camera refused instead of shown: not a whole JPEG, over the size cap, \
-         absurd dimensions, or a mebibyte of bytes outside any frame",
-        bad_frames,
-    );
-    reg.register("frames", "Frames received from the camera", frames);
-    reg.register(
-        "source_fps",
-        "Frames per second the camera delivers, measured over the last second",
-        fps,
-    );
-    reg.register("stream_viewers", "Open MJPEG stream viewers", viewers);
-    reg.register(
-        "person_check_available",
-        "Whether the person check can run on the camera (1: the model is loaded) or not (0)",
-        person_available,
-    );
-    reg.register(
-        "clip_recording",
-        "Whether a clip is being recorded (1) or not (0)",
-        clip_recording,
-    );
-    reg.register(
-        "clips",
-        "Clips that ended, by result: saved, or failed (the disk refused them)",
-        clips,
-    );
-    reg.register(
-        "clip_dropped_frames",
-        "Frames left out of clips because the disk could not keep up",
-        clip_dropped,
-    );
-    reg.register(
-        "clip_buffer_bytes",
-        "Bytes of frames held in memory for the next clip's pre-roll",
-        clip_buffer,
-    );
-    reg.register(
-        "person_checks_skipped",
-        "Person checks due but not run because the camera's previous check was still running \
-         or the checker's queue was full",
-        person_skipped,
-    );
-    let subscribers = Gauge::<i64>::default();
-    subscribers.set(gauge(hub.events().subscribers()));
-    reg.register(
-        "event_subscribers",
-        "Open event subscriptions (SSE streams and the server's own subscribers)",
-        subscribers,
-    );
-    let websockets = Gauge::<i64>::default();
-    websockets.set(gauge(
-        hub.websockets().load(std::sync::atomic::Ordering::Relaxed),
-    ));
-    reg.register(
-        "websockets",
-        "Open /control WebSockets of the whole server",
-        websockets,
-    );
-    if let Some(mqtt) = hub.mqtt() {
-        let connected = Gauge::<i64>::default();
-        connected.set(i64::from(mqtt.connected()));
-        reg.register(
-            "mqtt_connected",
-            "Whether the MQTT broker connection is up (1) or not (0)",
-            connected,
-        );
-        let ignored = Counter::<u64>::default();
-        ignored.inc_by(mqtt.report().ignored);
-        reg.register(
-            "mqtt_ignored",
-            "Messages from the MQTT broker passed over (retained or oversized commands, \
-             commands beyond the queue); the broker itself discards those over 1 MiB",
-            ignored,
-        );
-    }
-    if let Some(up) = hub.uploads() {
-        let c = up.counts();
-        let queued = Gauge::<i64>::default();
-        queued.set(gauge(c.queued));
-        reg.register(
-            "upload_queue_items",
-            "Uploads and webhook calls waiting in the queue",
-            queued,
-        );
-        let results = Family::<ResultLabel, Counter>::default();
-        for (result, n) in [
-            ("sent", c.sent),
-            ("failed", c.failed),
-            ("dropped", c.dropped),
-        ] {
-            results.get_or_create(&ResultLabel { result }).inc_by(n);
-        }
-        reg.register(
-            "uploads",
-            "Queued uploads and webhook calls that left the queue, by result",
-            results,
-        );
-    }
-}
-
-/// A count as a gauge's value.
-fn gauge(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// One camera's counting handles; each is an atomic add.
 pub struct CamMetrics {
     name: String,
     episodes: Counter,
     analysis: Histogram,
-    active: Gauge,
     score: FloatGauge,
     person_check: Histogram,
     person_episodes: Counter,
@@ -431,22 +250,10 @@ impl CamMetrics {
         self.episodes.inc();
     }
 
-    /// One frame analysed in `seconds`, with its score and whether an
-    /// episode is under way after it.
-    pub fn analysed(&self, seconds: f64, score: f32, active: bool) {
+    /// One frame analysed in `seconds`, with its score.
+    pub fn analysed(&self, seconds: f64, score: f32) {
         self.analysis.observe(seconds);
         self.score.set(f64::from(score));
-        self.active.set(i64::from(active));
-    }
-
-    /// Whether an episode is under way.
-    pub fn active(&self) -> bool {
-        self.active.get() != 0
-    }
-
-    /// The episode ended without a frame (the camera went quiet).
-    pub fn motion_ended(&self) {
-        self.active.set(0);
     }
 
     /// One person check done in `seconds`.

@@ -68,7 +68,7 @@ pub async fn run(cam: Arc<Cam>) {
             Err(_) => {
                 let ended = lock(&detector).tick(std::time::Instant::now(), &p);
                 if let Some(t) = ended {
-                    cam.metrics().motion_ended();
+                    cam.motion_ended();
                     on_transition(&cam, t, None, None).await;
                 }
                 continue;
@@ -91,8 +91,7 @@ pub async fn run(cam: Arc<Cam>) {
         .await;
         match analysed {
             Ok((Ok(a), took)) => {
-                cam.metrics()
-                    .analysed(took.as_secs_f64(), a.change, a.active);
+                cam.analysed(took.as_secs_f64(), a.change, a.active);
                 peak = peak.max(a.change);
                 if last_level.elapsed() >= LEVEL_EVERY {
                     last_level = Instant::now();
