@@ -3,7 +3,7 @@
 //! settings, as `footage` replays them) and what the check made of each,
 //! with the checks run as the server runs them: at the episode's start,
 //! then at most 2 a second (`person_checks_per_s`) until a person is found,
-//! on the motion boxes' region (`motion::person::region`), one thread.
+//! on the motion boxes' region (`motion::check::region`), one thread.
 //!
 //! The scenes with people (`people = true` in scenes.toml) should have every
 //! episode marked; the others (a car, a cat, a tree, rain, light, a cloud,
@@ -12,8 +12,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use lookout::motion::check::region;
 use lookout::motion::detector::MotionParams;
-use lookout::motion::person::region;
 use lookout::motion::replay::{replay, thread_cpu, Replay};
 use lookout::person::{PersonDetector, DEFAULT_MIN_SCORE};
 use lookout::source::mjpeg::MjpegSplitter;

@@ -1,39 +1,40 @@
-//! `Cam`: one camera's core (its frames, source state, settings, trigger
-//! counter and snapshots) and the actions on it. What the cameras share (the
-//! store, the event bus, uploads) belongs to the [`Hub`](crate::hub::Hub);
-//! a camera holds handles to it.
+//! `Cam`: one camera's core (its frames, source state, settings, counters,
+//! snapshots, the events it publishes and the uploads it queues) and the
+//! actions on it. What the cameras share (the store, the event bus, uploads)
+//! belongs to the [`Hub`](crate::hub::Hub); a camera holds handles to it.
 //!
-//! Every transport (HTTP, WebSocket, later MQTT) and the motion detector act
-//! through these methods, so a change is validated, persisted and announced on
-//! the event bus the same way whoever asked for it, and every event a camera
-//! publishes carries its `camera` name.
+//! `Cam` knows no subsystem: the recorder, the person check, the motion
+//! runner, MQTT and the web act on a camera through these methods, and this
+//! module imports none of them, so calls only go down. Every transport
+//! (HTTP, WebSocket, MQTT) and the motion runner act through the same
+//! methods, so a change is validated, persisted and announced on the event
+//! bus the same way whoever asked for it, and every event a camera publishes
+//! carries its `camera` name.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
-use crate::clips::{ClipParams, Clips, Recorder};
 use crate::events::{
     ClipDeleted, Event, EventBus, EventKind, PersonSeen, PublishError, Reset, SnapshotDeleted,
 };
-use crate::frame::{Frame, FrameSink};
+use crate::frame::{Frame, FrameSink, LatestFrame};
 use crate::metrics::CamMetrics;
-use crate::motion::person::{PersonCheck, PersonWorker};
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
-use crate::source::StatusCell;
+use crate::source::{SourceStatus, StatusCell};
 use crate::store::{Store, StoreError};
 use crate::uploads::Uploader;
 
 /// Store key of the trigger count (before cameras had names; now per
 /// camera, see [`Cam::key`]).
-const KEY_TRIGGERS: &str = "trigger_count";
+pub(crate) const KEY_TRIGGERS: &str = "trigger_count";
 /// Store key of the settings changed at run time (likewise).
-const KEY_SETTINGS: &str = "settings";
+pub(crate) const KEY_SETTINGS: &str = "settings";
 /// Store key of the person count (per camera, see [`Cam::key`]).
 const KEY_PERSONS: &str = "person_count";
 
@@ -64,11 +65,8 @@ pub enum SnapshotError {
 
 /// One camera: its state and the actions on it.
 pub struct Cam {
-    /// Its name (URLs, events, store keys, snapshot folder).
-    pub name: String,
-    /// The prefix of its routes: empty for the first camera (the seed's
-    /// root routes), `/cams/NAME` for the others.
-    pub base: String,
+    /// Its name (events, store keys).
+    name: String,
     /// The latest frame.
     frames: FrameSink,
     /// Runtime settings.
@@ -83,20 +81,14 @@ pub struct Cam {
     store: Store,
     /// Snapshot files.
     snaps: Arc<Snaps>,
-    /// Clips of motion episodes, and their recording.
-    recorder: Arc<Recorder>,
-    /// Whether what moved is a person.
-    person: PersonCheck,
     /// Upload queue, when uploads or a webhook are configured.
     uploads: Option<Arc<Uploader>>,
     /// Its Prometheus counters (episodes, analysis time, snapshots).
     metrics: CamMetrics,
-    /// When the server started.
-    started: Instant,
-    /// Fires at shutdown; long-lived responses end on it.
-    cancel: CancellationToken,
     /// Mirror of the persisted trigger count, for cheap reads.
     triggers: AtomicU64,
+    /// Mirror of the persisted person count (episodes with a person).
+    persons: AtomicU64,
     /// When the last motion episode started, Unix milliseconds (0: none
     /// since start), for the overview's "motion 2 min ago".
     last_motion_ms: AtomicU64,
@@ -108,40 +100,66 @@ pub struct Cam {
     settings_lock: Mutex<()>,
 }
 
+/// What a camera is made of, for [`Cam::load`].
+pub struct CamParts {
+    /// Its name.
+    pub name: String,
+    /// Where its source puts frames.
+    pub frames: FrameSink,
+    /// Settings from the configuration (saved changes go over them).
+    pub initial: Settings,
+    /// Its source's state, as the supervisor keeps it.
+    pub source_status: StatusCell,
+    /// The server's event bus (and through it, the store).
+    pub events: EventBus,
+    /// Its snapshot folder.
+    pub snaps: Arc<Snaps>,
+    /// The server's upload queue, when configured.
+    pub uploads: Option<Arc<Uploader>>,
+    /// Its counting handles.
+    pub metrics: CamMetrics,
+}
+
+/// A stream viewer's place in its camera's count; leaving gives it back.
+pub struct ViewerPlace(Arc<AtomicUsize>);
+
+impl Drop for ViewerPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Cam {
-    /// Builds the state, loading the trigger count and saved settings from
-    /// `store` over `initial` settings. The first camera takes over what a
-    /// single-camera data directory kept (counter, settings, history).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn load(
-        name: &str,
-        first: bool,
-        frames: FrameSink,
-        initial: Settings,
-        source_status: StatusCell,
-        events: EventBus,
-        snaps: Snaps,
-        clips: Clips,
-        person: Option<PersonWorker>,
-        uploads: Option<Arc<Uploader>>,
-        metrics: CamMetrics,
-        cancel: CancellationToken,
-    ) -> Result<Cam, StoreError> {
+    /// Builds the state, loading the counts and saved settings from the
+    /// store over the configured settings.
+    pub async fn load(parts: CamParts) -> Result<Cam, StoreError> {
+        let CamParts {
+            name,
+            frames,
+            initial,
+            source_status,
+            events,
+            snaps,
+            uploads,
+            metrics,
+        } = parts;
         let store = events.store().clone();
-        if first {
-            migrate_legacy_state(&store, name).await?;
-        }
-        let triggers = store
-            .get(&key(name, KEY_TRIGGERS))
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let persons = store
-            .get(&key(name, KEY_PERSONS))
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let settings = match store.get(&key(name, KEY_SETTINGS)).await? {
+        let count = |k: &'static str| {
+            let store = store.clone();
+            let k = key(&name, k);
+            async move {
+                Ok::<u64, StoreError>(
+                    store
+                        .get(&k)
+                        .await?
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                )
+            }
+        };
+        let triggers = count(KEY_TRIGGERS).await?;
+        let persons = count(KEY_PERSONS).await?;
+        let settings = match store.get(&key(&name, KEY_SETTINGS)).await? {
             Some(text) => match serde_json::from_str::<Map<String, Value>>(&text) {
                 Ok(saved) => initial.merged_leniently(&saved),
                 Err(e) => {
@@ -152,26 +170,18 @@ impl Cam {
             None => initial,
         };
         Ok(Cam {
-            name: name.to_string(),
-            base: if first {
-                String::new()
-            } else {
-                format!("/cams/{name}")
-            },
+            name,
             frames,
             settings: SettingsHandle::new(settings),
             source_status,
             viewers: Arc::new(AtomicUsize::new(0)),
             events,
             store,
-            snaps: Arc::new(snaps),
-            recorder: Arc::new(Recorder::new(clips)),
-            person: PersonCheck::new(person, persons),
+            snaps,
             uploads,
             metrics,
-            started: Instant::now(),
-            cancel,
             triggers: AtomicU64::new(triggers),
+            persons: AtomicU64::new(persons),
             last_motion_ms: AtomicU64::new(0),
             motion_active: AtomicBool::new(false),
             trigger_lock: Mutex::new(()),
@@ -206,8 +216,7 @@ impl Cam {
         // Set first, so whoever the event wakes reads 0; put back on failure
         // (no other change can come between: the lock is held).
         let before = self.triggers.swap(0, Ordering::Relaxed);
-        let persons_before = self.person.count();
-        self.person.set_count(0);
+        let persons_before = self.persons.swap(0, Ordering::Relaxed);
         let state = vec![
             (key(&self.name, KEY_TRIGGERS), "0".to_string()),
             (key(&self.name, KEY_PERSONS), "0".to_string()),
@@ -218,7 +227,7 @@ impl Cam {
             .await;
         if let Err(e) = published {
             self.triggers.store(before, Ordering::Relaxed);
-            self.person.set_count(persons_before);
+            self.persons.store(persons_before, Ordering::Relaxed);
             return Err(e);
         }
         Ok(())
@@ -258,14 +267,15 @@ impl Cam {
     /// one transaction; `body.count` is set here.
     pub async fn person_seen(&self, mut body: PersonSeen) -> Result<Arc<Event>, PublishError> {
         let _lock = self.trigger_lock.lock().await;
-        let n = self.person.count() + 1;
+        let n = self.person_count() + 1;
         body.count = n;
         let state = vec![(key(&self.name, KEY_PERSONS), n.to_string())];
         let event = self
             .events
             .publish_with_state(EventKind::Person, &self.stamp(&body), state)
             .await?;
-        self.person.set_count(n);
+        self.persons.store(n, Ordering::Relaxed);
+        self.metrics.person_seen();
         Ok(event)
     }
 
@@ -350,7 +360,7 @@ impl Cam {
     pub fn config_body(&self) -> ConfigBody {
         ConfigBody {
             settings: (*self.settings.get()).clone(),
-            person_count: self.person.count(),
+            person_count: self.person_count(),
             trigger_count: self.trigger_count(),
             frame_count: self.frames.count(),
         }
@@ -371,33 +381,6 @@ impl Cam {
         };
         obj(serde_json::to_value(body).unwrap_or(Value::Null))
     }
-
-    /// The `/status` body (also the WebSocket `status` reply).
-    pub fn status(&self) -> Status {
-        let source = crate::sync::lock(&self.source_status).clone();
-        let triggers = self.trigger_count();
-        Status {
-            cameras: None,
-            clips: self.recorder.status(),
-            event_subscribers: self.events.subscribers(),
-            mqtt: None,
-            frames: self.frames.count(),
-            person: self.person.status(&self.settings.get()),
-            person_count: self.person.count(),
-            source: SourceReport {
-                last_frame_age_ms: source.last_frame_age_ms(),
-                status: source,
-            },
-            threshold: self.settings.get().threshold,
-            trigger_count: triggers,
-            triggers,
-            uploads: self.uploads.as_ref().map(|u| u.status()),
-            uptime_s: self.started.elapsed().as_secs(),
-            version: env!("CARGO_PKG_VERSION"),
-            viewers: self.viewers.load(Ordering::Relaxed),
-            websockets: None,
-        }
-    }
 }
 
 /// `GET /config`.
@@ -414,115 +397,54 @@ pub struct ConfigBody {
     pub frame_count: u64,
 }
 
-/// `GET /status` (fields in the order the seed's JSON had them: sorted).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Status {
-    /// At the root: every camera (as `/cams`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cameras: Option<Vec<CamSummary>>,
-    /// Clip recording: the pre-roll buffer, the clip under way, counts.
-    pub clips: crate::clips::recorder::ClipStatus,
-    /// Open `/events` streams (the whole server's).
-    pub event_subscribers: usize,
-    /// The MQTT link (root `/status` only, when configured).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mqtt: Option<crate::mqtt::MqttReport>,
-    /// The seed's frame counter.
-    pub frames: u64,
-    /// The person check: available, enabled, counts.
-    pub person: crate::motion::person::PersonStatus,
-    /// Motion episodes with a person since the last reset.
-    pub person_count: u64,
-    /// The camera's source.
-    pub source: SourceReport,
-    /// The motion threshold.
-    pub threshold: u8,
-    /// Motion episodes since the last reset.
-    pub trigger_count: u64,
-    /// The seed's name for the same count.
-    pub triggers: u64,
-    /// The upload queue, when configured.
-    pub uploads: Option<Value>,
-    /// Seconds since start.
-    pub uptime_s: u64,
-    /// lookout's version.
-    pub version: &'static str,
-    /// Open stream viewers of this camera.
-    pub viewers: usize,
-    /// Open `/control` WebSockets of the whole server (root `/status` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub websockets: Option<usize>,
-}
-
-/// The source's state with the age of its last frame.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SourceReport {
-    /// State, error, restarts, rate, size.
-    #[serde(flatten)]
-    pub status: crate::source::SourceStatus,
-    /// Milliseconds since the last frame.
-    pub last_frame_age_ms: Option<u64>,
-}
-
 impl Cam {
-    /// The latest frame and its subscribers.
-    pub fn frames(&self) -> &FrameSink {
-        &self.frames
+    /// The latest frame, if one came.
+    pub fn latest_frame(&self) -> Option<Arc<Frame>> {
+        self.frames.latest()
     }
 
-    /// The live settings.
-    pub fn settings(&self) -> &SettingsHandle {
-        &self.settings
+    /// Each new frame, newest wins (a slow reader skips frames).
+    pub fn subscribe(&self) -> LatestFrame {
+        self.frames.subscribe()
     }
 
-    /// The source's state, as the supervisor keeps it.
-    pub fn source_status(&self) -> &StatusCell {
-        &self.source_status
+    /// Frames received since start (the seed's frame counter).
+    pub fn frame_count(&self) -> u64 {
+        self.frames.count()
     }
 
-    /// Open `stream.jpg` viewers (a counter each viewer holds a place in).
-    pub fn viewers(&self) -> &Arc<AtomicUsize> {
-        &self.viewers
+    /// The settings now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.get()
     }
 
-    /// The event bus (shared by every camera).
-    pub fn events(&self) -> &EventBus {
-        &self.events
+    /// The source's state now.
+    pub fn source(&self) -> SourceStatus {
+        crate::sync::lock(&self.source_status).clone()
     }
 
-    /// The store (shared by every camera).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Open stream viewers of this camera.
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
     }
 
-    /// This camera's snapshot folder.
-    pub fn snaps(&self) -> &Arc<Snaps> {
-        &self.snaps
+    /// Counts a stream viewer until the place is dropped.
+    pub fn enter_viewer(&self) -> ViewerPlace {
+        self.viewers.fetch_add(1, Ordering::Relaxed);
+        ViewerPlace(self.viewers.clone())
     }
 
-    /// This camera's clip recorder (and through it, its clip folder).
-    pub fn recorder(&self) -> &Arc<Recorder> {
-        &self.recorder
+    /// Episodes with a person since the last reset.
+    pub fn person_count(&self) -> u64 {
+        self.persons.load(Ordering::Relaxed)
     }
 
-    /// Its person check.
-    pub fn person(&self) -> &PersonCheck {
-        &self.person
-    }
-
-    /// The clip settings now.
-    pub fn clip_params(&self) -> ClipParams {
-        ClipParams::from(&*self.settings.get())
-    }
-
-    /// The upload queue, when configured (shared).
-    pub fn uploads(&self) -> Option<&Arc<Uploader>> {
-        self.uploads.as_ref()
-    }
-
-    /// When the server started.
-    pub fn started(&self) -> Instant {
-        self.started
+    /// When the last motion episode since start began, Unix seconds.
+    pub fn last_motion_ts(&self) -> Option<f64> {
+        match self.last_motion_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms as f64 / 1000.0),
+        }
     }
 
     /// Whether a motion episode is under way.
@@ -542,14 +464,46 @@ impl Cam {
         self.motion_active.store(false, Ordering::Relaxed);
     }
 
-    /// Its Prometheus counters.
-    pub fn metrics(&self) -> &CamMetrics {
-        &self.metrics
+    /// One person check done in `seconds`.
+    pub fn person_checked(&self, seconds: f64) {
+        self.metrics.person_checked(seconds);
     }
 
-    /// Fires at shutdown; long-lived responses end on it.
-    pub fn cancel(&self) -> &CancellationToken {
-        &self.cancel
+    /// Publishes a camera-stamped event (stored and numbered).
+    pub async fn publish(
+        &self,
+        kind: EventKind,
+        body: &impl serde::Serialize,
+    ) -> Result<Arc<Event>, PublishError> {
+        self.events.publish(kind, &self.stamp(body)).await
+    }
+
+    /// Publishes a camera-stamped event, logging a failure (for events whose
+    /// loss must not fail the action that caused them).
+    pub async fn announce(&self, kind: EventKind, body: &impl serde::Serialize) {
+        self.events.publish_or_log(kind, &self.stamp(body)).await;
+    }
+
+    /// Sends a camera-stamped event live only, never stored (the level
+    /// graph's readings).
+    pub fn publish_transient(&self, kind: EventKind, body: &impl serde::Serialize) {
+        self.events.publish_transient(kind, &self.stamp(body));
+    }
+
+    /// Durably queues a saved clip (with its picture and event) for upload,
+    /// when clips are uploaded. Never fails the caller: errors are logged.
+    pub async fn queue_clip(&self, path: PathBuf, picture: bytes::Bytes, event: Value) {
+        let Some(up) = self.uploads.clone().filter(|u| u.config().clips) else {
+            return;
+        };
+        let name = path.display().to_string();
+        let queued =
+            tokio::task::spawn_blocking(move || up.enqueue_clip(&path, &picture, &event)).await;
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("cannot queue clip {name} for upload: {e}"),
+            Err(e) => tracing::error!("upload queue task failed: {e}"),
+        }
     }
 }
 
@@ -561,76 +515,11 @@ impl Cam {
         data.insert("camera".into(), Value::String(self.name.clone()));
         data
     }
-
-    /// What `/cams` says about this camera.
-    pub fn summary(&self) -> CamSummary {
-        let source = crate::sync::lock(&self.source_status).clone();
-        let base = format!("/cams/{}", self.name);
-        CamSummary {
-            name: self.name.clone(),
-            uri: source.uri.clone(),
-            state: source.state,
-            fps: source.fps,
-            viewers: self.viewers.load(Ordering::Relaxed),
-            trigger_count: self.trigger_count(),
-            last_motion_ts: match self.last_motion_ms.load(Ordering::Relaxed) {
-                0 => None,
-                ms => Some(ms as f64 / 1000.0),
-            },
-            stream_url: format!("{base}/stream.jpg"),
-            snapshot_url: format!("{base}/snapshot.jpg"),
-            base,
-        }
-    }
-}
-
-/// One camera in `GET /cams` and the root `/status`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CamSummary {
-    /// Its name.
-    pub name: String,
-    /// Its source, passwords removed.
-    pub uri: String,
-    /// The source's state.
-    pub state: crate::source::SourceState,
-    /// Measured frames per second.
-    pub fps: f64,
-    /// Open stream viewers.
-    viewers: usize,
-    /// Motion episodes since the last reset.
-    pub trigger_count: u64,
-    /// When the last motion episode since start began, Unix seconds.
-    pub last_motion_ts: Option<f64>,
-    /// Its live MJPEG stream.
-    pub stream_url: String,
-    /// Its latest frame.
-    pub snapshot_url: String,
-    /// The prefix of all its routes.
-    pub base: String,
 }
 
 /// A camera's store key: `camera.NAME.KEY`.
-fn key(camera: &str, key: &str) -> String {
+pub(crate) fn key(camera: &str, key: &str) -> String {
     format!("camera.{camera}.{key}")
-}
-
-/// Moves a single-camera data directory's counter and settings to
-/// `camera`'s keys and gives it the stored history, once.
-async fn migrate_legacy_state(store: &Store, camera: &str) -> Result<(), StoreError> {
-    for k in [KEY_TRIGGERS, KEY_SETTINGS] {
-        if let Some(old) = store.get(k).await? {
-            if store.get(&key(camera, k)).await?.is_none() {
-                store.set(&key(camera, k), old).await?;
-                tracing::info!("camera {camera:?} takes over the stored {k}");
-            }
-            store.delete(k).await?;
-        }
-    }
-    let claimed = store.claim_events(camera).await?;
-    if claimed > 0 {
-        tracing::info!("camera {camera:?} takes over {claimed} stored event(s)");
-    }
-    Ok(())
 }
 
 /// A JSON object from a `json!` literal (empty for anything else).

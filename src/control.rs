@@ -22,7 +22,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::auth::Scope;
-use crate::cam::{ApplyError, Cam, SnapshotError};
+use crate::cam::{ApplyError, SnapshotError};
+use crate::camera::Camera;
 use crate::frame::unix_secs;
 use crate::hub::Hub;
 use crate::snaps::Trigger;
@@ -247,13 +248,13 @@ impl Handled {
 /// Runs one message with full control, on the camera it names
 /// (`"camera"`) or else on `cam` (the route's camera: the first one at the
 /// root).
-pub async fn run(hub: &Hub, cam: &Cam, message: &[u8]) -> Handled {
+pub async fn run(hub: &Hub, cam: &Camera, message: &[u8]) -> Handled {
     run_as(hub, cam, message, Scope::Control).await
 }
 
 /// Runs one message for a credential of `scope`: a command it does not
 /// cover is refused before anything runs.
-pub async fn run_as(hub: &Hub, cam: &Cam, message: &[u8], scope: Scope) -> Handled {
+pub async fn run_as(hub: &Hub, cam: &Camera, message: &[u8], scope: Scope) -> Handled {
     let (command, id, camera) = parse_addressed(message);
     let target = match camera.as_deref() {
         None => Some(cam),
@@ -266,28 +267,29 @@ pub async fn run_as(hub: &Hub, cam: &Cam, message: &[u8], scope: Scope) -> Handl
             scope,
         }),
         (Ok(_), None) => Err(CommandError::UnknownCamera),
-        (Ok(cmd), Some(target)) => execute(target, cmd).await,
+        (Ok(cmd), Some(target)) => execute(hub, target, cmd).await,
     };
     Handled { id, result }
 }
 
 /// Runs one message with full control and returns the reply (exact seed
 /// shapes; `id` echoed).
-pub async fn handle(hub: &Hub, cam: &Cam, message: &[u8]) -> Value {
+pub async fn handle(hub: &Hub, cam: &Camera, message: &[u8]) -> Value {
     run(hub, cam, message).await.to_json()
 }
 
 /// [`handle`] for a credential of `scope` (see [`run_as`]).
-pub async fn handle_as(hub: &Hub, cam: &Cam, message: &[u8], scope: Scope) -> Value {
+pub async fn handle_as(hub: &Hub, cam: &Camera, message: &[u8], scope: Scope) -> Value {
     run_as(hub, cam, message, scope).await.to_json()
 }
 
-/// Executes a command.
-pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
+/// Executes a command on `camera`.
+pub async fn execute(hub: &Hub, camera: &Camera, cmd: Command) -> Result<Reply, CommandError> {
+    let cam = &camera.cam;
     match cmd {
         Command::SnapshotNow => match cam.save_snapshot(Trigger::Manual).await {
             Ok(info) => Ok(Reply::Saved {
-                path: format!("snaps/{}/{}", cam.name, info.name),
+                path: format!("snaps/{}/{}", camera.name, info.name),
                 url: info.url,
             }),
             Err(SnapshotError::NoFrame) => Err(CommandError::NoFrame),
@@ -312,10 +314,10 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
             }
         },
         Command::Status => Ok(Reply::Status(
-            serde_json::to_value(cam.status()).unwrap_or(Value::Null),
+            serde_json::to_value(crate::report::status(hub, camera)).unwrap_or(Value::Null),
         )),
         Command::Ping => Ok(Reply::Pong(unix_secs(std::time::SystemTime::now()))),
-        Command::FlushUploads => match &cam.uploads() {
+        Command::FlushUploads => match hub.uploads() {
             Some(up) => {
                 up.flush();
                 Ok(Reply::Uploads(up.status()))

@@ -2,13 +2,13 @@
 //! queue, the clock of the server's life, and the list of cameras, in their
 //! configured order (the first also answers at the seed's root routes).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use crate::cam::{Cam, CamSummary, Status};
+use crate::camera::Camera;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttStatus;
@@ -16,7 +16,7 @@ use crate::uploads::Uploader;
 
 /// The shared part of a running lookout.
 pub struct Hub {
-    cams: Vec<Arc<Cam>>,
+    cams: Vec<Arc<Camera>>,
     events: EventBus,
     uploads: Option<Arc<Uploader>>,
     metrics: Arc<Metrics>,
@@ -24,23 +24,19 @@ pub struct Hub {
     started: Instant,
     /// Open `/control` WebSockets (each holds a place in it).
     websockets: Arc<AtomicUsize>,
-}
-
-/// `GET /cams`.
-#[derive(Debug, Serialize)]
-pub struct CamList {
-    /// Every camera, in configuration order.
-    pub cameras: Vec<CamSummary>,
+    /// Fires at shutdown; long-lived responses end on it.
+    shutdown: CancellationToken,
 }
 
 impl Hub {
     /// A hub over `cams` (at least one).
     pub fn new(
-        cams: Vec<Arc<Cam>>,
+        cams: Vec<Arc<Camera>>,
         events: EventBus,
         uploads: Option<Arc<Uploader>>,
         metrics: Arc<Metrics>,
         mqtt: Option<Arc<MqttStatus>>,
+        shutdown: CancellationToken,
     ) -> Hub {
         Hub {
             cams,
@@ -50,16 +46,17 @@ impl Hub {
             mqtt,
             started: Instant::now(),
             websockets: Arc::default(),
+            shutdown,
         }
     }
 
     /// The cameras, in configuration order.
-    pub fn cams(&self) -> &[Arc<Cam>] {
+    pub fn cams(&self) -> &[Arc<Camera>] {
         &self.cams
     }
 
     /// The camera named `name`.
-    pub fn cam(&self, name: &str) -> Option<&Arc<Cam>> {
+    pub fn cam(&self, name: &str) -> Option<&Arc<Camera>> {
         self.cams.iter().find(|c| c.name == name)
     }
 
@@ -96,27 +93,11 @@ impl Hub {
     /// Open stream viewers over every camera (the viewer cap is one for the
     /// whole server: each viewer is a socket).
     pub fn viewers(&self) -> usize {
-        self.cams
-            .iter()
-            .map(|c| c.viewers().load(std::sync::atomic::Ordering::Relaxed))
-            .sum()
+        self.cams.iter().map(|c| c.cam.viewers()).sum()
     }
 
-    /// `GET /cams`.
-    pub fn list(&self) -> CamList {
-        CamList {
-            cameras: self.cams.iter().map(|c| c.summary()).collect(),
-        }
-    }
-
-    /// The root `/status`: the first camera's, as the seed knows it, plus
-    /// every camera's summary.
-    pub fn status(&self, first: &Cam) -> Status {
-        Status {
-            cameras: Some(self.list().cameras),
-            mqtt: self.mqtt.as_ref().map(|m| m.report()),
-            websockets: Some(self.websockets.load(Ordering::Relaxed)),
-            ..first.status()
-        }
+    /// Fires at shutdown; long-lived responses end on it.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
     }
 }

@@ -13,7 +13,7 @@
 //!   splitter and the supervisor that restarts them with backoff.
 //! - [`frame`]: the latest frame, shared by reference, newest wins.
 //! - [`motion`]: the detector and the runner that feeds it frames, and the
-//!   person check that follows a motion episode ([`motion::person`]).
+//!   person check that follows a motion episode ([`motion::check`]).
 //! - [`person`]: the person detector itself (NanoDet-g on tract; the
 //!   `person` feature).
 //! - [`events`]: the event bus (stored, numbered, broadcast).
@@ -45,8 +45,10 @@
 //! [`run`] serves on a listener the caller bound (tests bind port 0) until the
 //! cancellation token fires.
 
+pub mod alert;
 pub mod auth;
 pub mod cam;
+pub mod camera;
 pub mod clips;
 pub mod conffile;
 pub mod config;
@@ -61,12 +63,14 @@ pub mod frame;
 pub mod hub;
 pub mod jpeg;
 pub mod metrics;
+pub mod migrate;
 pub mod motion;
 pub mod mqtt;
 pub mod notify;
 pub mod peers;
 pub mod person;
 pub mod redact;
+pub mod report;
 pub mod settings;
 pub mod snaps;
 pub mod source;
@@ -114,9 +118,9 @@ pub enum RunError {
     /// The snapshot folder could not be prepared.
     #[error(transparent)]
     Snaps(#[from] snaps::SnapError),
-    /// The clip folder could not be prepared.
+    /// A camera could not start.
     #[error(transparent)]
-    Clips(#[from] clips::ClipError),
+    Camera(#[from] camera::CameraError),
     /// The upload queue could not be opened.
     #[error(transparent)]
     Uploads(#[from] uploads::UploadError),
@@ -187,71 +191,35 @@ pub async fn run(
         None
     };
     let metrics = Arc::new(metrics::Metrics::new());
-    let snaps_root = config.data_dir.join("snaps");
-    let mut cams = Vec::new();
+    if let Some(first) = config.cameras.first() {
+        let root = config.data_dir.join("snaps");
+        migrate::legacy_snapshots(&root, &root.join(&first.name), &first.name)?;
+        migrate::legacy_state(bus.store(), &first.name).await?;
+    }
     // Each supervisor's heartbeat, for the systemd watchdog.
     let mut heartbeats = Vec::new();
     // One detector for every camera, loaded when a check first needs it.
-    let person = person::AVAILABLE.then(motion::person::PersonWorker::default);
-    for (i, camera) in config.cameras.iter().enumerate() {
-        let first = i == 0;
-        let (frames, _) = frame::FrameSink::new();
-        let (supervisor, source_status, source_states) =
-            source::Supervisor::new(camera.source.clone(), &camera.source_uri, frames.clone());
-        tracker.spawn(supervisor.run(shutdown.child_token()));
-        heartbeats.push(source_status.clone());
-        let dir = snaps_root.join(&camera.name);
-        if first {
-            // A single-camera data directory kept its snapshots right in
-            // snaps/: they become the first camera's.
-            let moved = snaps::migrate_legacy(&snaps_root, &dir)?;
-            if moved > 0 {
-                tracing::info!("camera {:?} takes over {moved} snapshot(s)", camera.name);
-            }
-        }
-        let prefix = if first {
-            "/snaps".to_string()
-        } else {
-            format!("/cams/{}/snaps", camera.name)
-        };
-        let snaps = snaps::Snaps::open_in(dir, prefix)?;
-        let clips_prefix = if first {
-            "/clips".to_string()
-        } else {
-            format!("/cams/{}/clips", camera.name)
-        };
-        let clips_dir = config.data_dir.join("clips").join(&camera.name);
-        let clips =
-            tokio::task::spawn_blocking(move || clips::Clips::open(clips_dir, clips_prefix))
-                .await
-                .map_err(|e| RunError::Serve(std::io::Error::other(e)))??;
-        let cam = Arc::new(
-            cam::Cam::load(
-                &camera.name,
-                first,
-                frames,
-                camera.initial_settings(),
-                source_status,
-                bus.clone(),
-                snaps,
-                clips,
-                person.clone(),
-                uploader.clone(),
-                metrics.camera(&camera.name),
-                shutdown.clone(),
-            )
-            .await?,
-        );
-        tracker.spawn(motion::run(cam.clone()));
-        tracker.spawn(clips::recorder::run(cam.clone()));
-        tracker.spawn(announce_source(cam.clone(), source_states));
-        cams.push(cam);
+    let person = person::AVAILABLE.then(motion::check::PersonWorker::default);
+    let shared = camera::Shared {
+        data_dir: &config.data_dir,
+        events: &bus,
+        uploads: uploader.as_ref(),
+        metrics: &metrics,
+        person: person.as_ref(),
+        tracker: &tracker,
+        shutdown: &shutdown,
+    };
+    let mut cams = Vec::new();
+    for (i, c) in config.cameras.iter().enumerate() {
+        let (camera, heartbeat) = camera::Camera::start(c, i == 0, &shared).await?;
+        heartbeats.push(heartbeat);
+        cams.push(camera);
     }
-    let cam = cams[0].clone();
+    let cam = cams[0].cam.clone();
     if let Some(up) = uploader.clone() {
         tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
     }
-    tracker.spawn(prune_history(cam.clone()));
+    tracker.spawn(prune_history(cam, bus.store().clone(), shutdown.clone()));
     let mqtt = config.mqtt.clone().map(mqtt::Mqtt::new);
     let hub = Arc::new(hub::Hub::new(
         cams,
@@ -259,6 +227,7 @@ pub async fn run(
         uploader,
         metrics,
         mqtt.as_ref().map(|m| m.status().clone()),
+        shutdown.clone(),
     ));
     let addr = listener.local_addr()?;
     let required = config.require_auth || !addr.ip().is_loopback();
@@ -268,7 +237,7 @@ pub async fn run(
         password: config.password.clone(),
         password_file: config.password_file.clone(),
     };
-    let (auth, generated) = auth::Auth::setup(auth_opts, cam.store().clone()).await?;
+    let (auth, generated) = auth::Auth::setup(auth_opts, hub.events().store().clone()).await?;
     let tls = match &config.tls {
         Some(source) => Some(web::tls::load(source, &config.data_dir, addr)?),
         None => None,
@@ -425,60 +394,26 @@ fn fit_limits(mut limits: config::Limits) -> config::Limits {
     limits
 }
 
-/// Publishes a `source` event when the camera comes up or goes down, so every
-/// dashboard can say "camera offline".
-async fn announce_source(
-    cam: Arc<cam::Cam>,
-    mut states: tokio::sync::watch::Receiver<source::SourceState>,
-) {
-    use source::SourceState;
-    let mut announced = None;
-    loop {
-        let state = *states.borrow_and_update();
-        let up = match state {
-            SourceState::Running => Some(true),
-            SourceState::Failed => Some(false),
-            SourceState::Starting | SourceState::Reconnecting => None,
-        };
-        if up.is_some() && up != announced {
-            announced = up;
-            let error = sync::lock(cam.source_status()).last_error.clone();
-            let data = events::SourceChange {
-                state,
-                up: up == Some(true),
-                error,
-            };
-            cam.events()
-                .publish_or_log(events::EventKind::Source, &cam.stamp(&data))
-                .await;
-        }
-        tokio::select! {
-            r = states.changed() => if r.is_err() { return },
-            _ = cam.cancel().cancelled() => return,
-        }
-    }
-}
-
 /// Prunes the event history by age and count, and expired sessions,
 /// hourly and at start.
-async fn prune_history(cam: Arc<cam::Cam>) {
+async fn prune_history(cam: Arc<cam::Cam>, store: store::Store, cancel: CancellationToken) {
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = cam.cancel().cancelled() => return,
+            _ = cancel.cancelled() => return,
         }
-        let s = cam.settings().get();
+        let s = cam.settings();
         let now = frame::unix_secs(std::time::SystemTime::now());
         let max_age = f64::from(s.events_max_age_days) * 86_400.0;
-        match cam.store().prune_events(now, max_age, s.events_max).await {
+        match store.prune_events(now, max_age, s.events_max).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("pruned {n} old events"),
             Err(e) => tracing::warn!("cannot prune events: {e}"),
         }
         // Expired sessions and API tokens are refused already; this only
         // keeps the table from growing.
-        if let Err(e) = cam.store().prune_tokens(now).await {
+        if let Err(e) = store.prune_tokens(now).await {
             tracing::warn!("cannot prune expired sessions: {e}");
         }
     }

@@ -23,8 +23,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
 
 use super::{mkv, ClipError, ClipInfo, Clips, Retention};
 use crate::cam::Cam;
@@ -303,15 +304,15 @@ enum Msg {
     Finish(Option<Arc<Frame>>),
 }
 
-/// Runs until the server stops; the clip under way is finished first.
-pub async fn run(cam: Arc<Cam>) {
-    let rec = cam.recorder().clone();
-    let mut frames = cam.frames().subscribe();
+/// Records `cam`'s clips through `rec` until `cancel` fires; the clip under
+/// way is finished first.
+pub async fn run(cam: Arc<Cam>, rec: Arc<Recorder>, cancel: CancellationToken) {
+    let mut frames = cam.subscribe();
     let mut ring = Ring::default();
     let mut writing: Option<Writing> = None;
     let mut last_kept: Option<Instant> = None;
     let mut last_retention = Instant::now();
-    enforce(&cam).await;
+    enforce(&cam, &rec).await;
     loop {
         let frame = tokio::select! {
             r = frames.changed() => match r {
@@ -320,9 +321,9 @@ pub async fn run(cam: Arc<Cam>) {
             },
             _ = rec.wake.notified() => None,
             _ = tokio::time::sleep(TICK) => None,
-            _ = cam.cancel().cancelled() => break,
+            _ = cancel.cancelled() => break,
         };
-        let p = ClipParams::from(&*cam.settings().get());
+        let p = ClipParams::from(&*cam.settings());
         if let Some(frame) = frame {
             let interval = Duration::from_secs_f64(0.8 / f64::from(p.fps.max(1)));
             let due = last_kept.is_none_or(|t| frame.captured_mono.duration_since(t) >= interval);
@@ -355,23 +356,23 @@ pub async fn run(cam: Arc<Cam>) {
         // Start, or finish, the clip the motion runner asked for.
         let (finish, start_failed) = step(&rec, &mut writing, &ring, p);
         if let Some((name, e)) = start_failed {
-            failed(&cam, &name, &e.to_string()).await;
+            failed(&cam, &rec, &name, &e.to_string()).await;
         }
         if let Some(a) = finish {
             if let Some(w) = writing.take() {
-                complete(&cam, w, a).await;
+                complete(&cam, &rec, w, a).await;
             }
-            enforce(&cam).await;
+            enforce(&cam, &rec).await;
             last_retention = Instant::now();
         } else if last_retention.elapsed() >= RETENTION_EVERY {
-            enforce(&cam).await;
+            enforce(&cam, &rec).await;
             last_retention = Instant::now();
         }
     }
     // Shutting down: keep what was recorded.
     let active = crate::sync::lock(&rec.active).take();
     if let (Some(w), Some(a)) = (writing, active) {
-        complete(&cam, w, a).await;
+        complete(&cam, &rec, w, a).await;
     }
 }
 
@@ -477,7 +478,7 @@ fn start(
 }
 
 /// Sends the finish and announces the result.
-async fn complete(cam: &Cam, w: Writing, a: Active) {
+async fn complete(cam: &Cam, rec: &Recorder, w: Writing, a: Active) {
     let thumb = a.best.map(|(_, f)| f);
     let picture = thumb.clone().unwrap_or_else(|| w.first_frame.clone());
     let _ = w.tx.send(Msg::Finish(thumb));
@@ -491,7 +492,7 @@ async fn complete(cam: &Cam, w: Writing, a: Active) {
     };
     match result {
         Ok(info) => {
-            cam.recorder().saved.fetch_add(1, Ordering::Relaxed);
+            rec.saved.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 "clip {} saved: {} frames, {:.1} s, {} KB",
                 info.name,
@@ -499,53 +500,51 @@ async fn complete(cam: &Cam, w: Writing, a: Active) {
                 info.duration_s,
                 info.bytes / 1024
             );
-            let mut data = cam.stamp(&info);
-            data.insert("ok".into(), Value::Bool(true));
-            match cam.events().publish(EventKind::Clip, &data).await {
-                Ok(event) => queue_upload(cam, &info.name, picture, event.data_with_kind()).await,
+            let saved = Saved {
+                ok: true,
+                info: &info,
+            };
+            match cam.publish(EventKind::Clip, &saved).await {
+                Ok(event) => {
+                    // Its name was checked when it was allocated; the queue's
+                    // link fails clearly should the file be gone.
+                    let path = rec.clips.dir().join(&info.name);
+                    cam.queue_clip(path, picture.jpeg.clone(), event.data_with_kind())
+                        .await;
+                }
                 Err(e) => tracing::error!("cannot record clip event: {e}"),
             }
         }
-        Err(e) => failed(cam, &a.name, &e.to_string()).await,
+        Err(e) => failed(cam, rec, &a.name, &e.to_string()).await,
     }
 }
 
-/// Queues the saved clip for upload, when clips are uploaded.
-async fn queue_upload(cam: &Cam, name: &str, picture: Arc<Frame>, event: Value) {
-    let Some(up) = cam.uploads().filter(|u| u.config().clips).cloned() else {
-        return;
-    };
-    // Its name was checked when it was allocated; the queue's link fails
-    // clearly should the file be gone. No file system call here: this runs
-    // on the async executor.
-    let path = cam.recorder().clips().dir().join(name);
-    let queued =
-        tokio::task::spawn_blocking(move || up.enqueue_clip(&path, &picture.jpeg, &event)).await;
-    match queued {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("cannot queue clip {name} for upload: {e}"),
-        Err(e) => tracing::error!("upload queue task failed: {e}"),
-    }
+/// The `clip` event of a saved clip.
+#[derive(serde::Serialize)]
+struct Saved<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    info: &'a ClipInfo,
 }
 
-async fn failed(cam: &Cam, name: &str, error: &str) {
-    cam.recorder().failed.fetch_add(1, Ordering::Relaxed);
+async fn failed(cam: &Cam, rec: &Recorder, name: &str, error: &str) {
+    rec.failed.fetch_add(1, Ordering::Relaxed);
     tracing::error!("clip {name} failed: {error}");
-    let data = cam.stamp(&json!({"ok": false, "name": name, "error": error}));
-    if let Err(e) = cam.events().publish(EventKind::Clip, &data).await {
+    let data = json!({"ok": false, "name": name, "error": error});
+    if let Err(e) = cam.publish(EventKind::Clip, &data).await {
         tracing::error!("cannot record clip event: {e}");
     }
 }
 
 /// Applies the camera's clip retention.
-async fn enforce(cam: &Cam) {
-    let s = cam.settings().get();
+async fn enforce(cam: &Cam, rec: &Recorder) {
+    let s = cam.settings();
     let retention = Retention {
         max_count: s.max_clips as usize,
         max_bytes: u64::from(s.max_clips_mb) * 1024 * 1024,
         max_age: Duration::from_secs(u64::from(s.clips_max_age_days) * 86_400),
     };
-    let clips = cam.recorder().clips().clone();
+    let clips = rec.clips.clone();
     match tokio::task::spawn_blocking(move || clips.enforce(retention)).await {
         Ok(Ok(removed)) if !removed.is_empty() => {
             tracing::info!("clip retention removed {} clip(s)", removed.len());

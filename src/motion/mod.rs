@@ -11,9 +11,9 @@
 //! motion tuner.
 
 pub mod blobs;
+pub mod check;
 pub mod detector;
 pub mod image;
-pub mod person;
 pub mod replay;
 
 use std::sync::{Arc, Mutex};
@@ -23,10 +23,15 @@ use tokio::time::Instant;
 
 pub use detector::{Analysis, Detector, MotionParams, Transition};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::Alerts;
 use crate::cam::{Cam, SnapshotError};
+use crate::clips::{ClipParams, Recorder};
 use crate::events::{EventKind, Level, Motion, MotionEnd};
-use crate::settings::{AlertOn, Settings};
+use crate::settings::Settings;
 use crate::snaps::Trigger;
+use check::PersonCheck;
 
 /// Most `level` events per second (a graph needs no more; SSE clients on
 /// phones should not wake more often).
@@ -48,19 +53,38 @@ pub fn params(s: &Settings) -> MotionParams {
     }
 }
 
-/// Runs until the server stops.
-pub async fn run(cam: Arc<Cam>) {
+/// What the runner drives: the camera, its recorder and its person check.
+struct Episode<'a> {
+    cam: &'a Arc<Cam>,
+    recorder: &'a Recorder,
+    check: &'a Arc<PersonCheck>,
+}
+
+/// Runs until `cancel` fires. The one place where a motion episode drives
+/// the camera (counts, snapshots, events, uploads), the clip recorder and
+/// the person check.
+pub async fn run(
+    cam: Arc<Cam>,
+    recorder: Arc<Recorder>,
+    check: Arc<PersonCheck>,
+    cancel: CancellationToken,
+) {
+    let ep = Episode {
+        cam: &cam,
+        recorder: &recorder,
+        check: &check,
+    };
     let detector = Arc::new(Mutex::new(Detector::new()));
-    let mut frames = cam.frames().subscribe();
+    let mut frames = cam.subscribe();
     let mut last_level = Instant::now() - LEVEL_EVERY;
     let mut last_seq = 0;
     let mut peak = 0.0f32;
     loop {
-        let settings = cam.settings().get();
+        let settings = cam.settings();
         let p = params(&settings);
         let changed = tokio::select! {
             r = tokio::time::timeout(IDLE_TICK, frames.changed()) => r,
-            _ = cam.cancel().cancelled() => return,
+            _ = cancel.cancelled() => return,
         };
         let frame = match changed {
             Ok(Ok(())) => frames.borrow_and_update().clone(),
@@ -69,7 +93,7 @@ pub async fn run(cam: Arc<Cam>) {
                 let ended = lock(&detector).tick(std::time::Instant::now(), &p);
                 if let Some(t) = ended {
                     cam.motion_ended();
-                    on_transition(&cam, t, None, None).await;
+                    ep.transition(t, None, None).await;
                 }
                 continue;
             }
@@ -95,25 +119,25 @@ pub async fn run(cam: Arc<Cam>) {
                 peak = peak.max(a.change);
                 if last_level.elapsed() >= LEVEL_EVERY {
                     last_level = Instant::now();
-                    cam.events().publish_transient(
+                    cam.publish_transient(
                         EventKind::Level,
-                        &cam.stamp(&Level {
+                        &Level {
                             change: round1(a.change),
                             peak: round1(peak),
                             active: a.active,
                             threshold: settings.threshold,
                             area: round2(a.area),
                             boxes: round_boxes(&a.boxes),
-                        }),
+                        },
                     );
                     peak = 0.0;
                 }
                 if let Some(t) = a.transition {
-                    on_transition(&cam, t, Some(&a), Some(&settings)).await;
+                    ep.transition(t, Some(&a), Some(&settings)).await;
                 }
                 if a.active {
-                    cam.recorder().offer(&frame, a.change);
-                    person::offer(&cam, &frame, &a.boxes, &settings);
+                    recorder.offer(&frame, a.change);
+                    check::offer(&cam, &check, &frame, &a.boxes, &settings);
                 }
             }
             Ok((Err(e), _)) => tracing::debug!("motion: {e}"),
@@ -123,7 +147,7 @@ pub async fn run(cam: Arc<Cam>) {
         let slot = Duration::from_secs_f64(1.0 / f64::from(settings.motion_fps.max(1)));
         tokio::select! {
             _ = tokio::time::sleep_until(started + slot) => {}
-            _ = cam.cancel().cancelled() => return,
+            _ = cancel.cancelled() => return,
         }
     }
 }
@@ -132,92 +156,98 @@ fn lock(d: &Mutex<Detector>) -> std::sync::MutexGuard<'_, Detector> {
     crate::sync::lock(d)
 }
 
-async fn on_transition(
-    cam: &Cam,
-    t: Transition,
-    frame: Option<&Analysis>,
-    settings: Option<&Settings>,
-) {
-    match t {
-        Transition::Started { change: c } => {
-            cam.person().episode_started();
-            let count = match cam.add_trigger().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!("cannot save the trigger count: {e}");
-                    cam.trigger_count()
-                }
-            };
-            let mut data = Motion {
-                count,
-                change: round1(frame.map_or(c, |a| a.change.max(c))),
-                area: frame.map_or(0.0, |a| round2(a.area)),
-                boxes: frame.map(|a| round_boxes(&a.boxes)).unwrap_or_default(),
-                zones: frame.map(|a| a.zones.clone()).unwrap_or_default(),
-                snapshot: None,
-                clip: cam.recorder().motion_started(cam.clip_params()),
-            };
-            if settings.is_some_and(|s| s.save_on_motion) {
-                match cam.save_snapshot(Trigger::Motion).await {
-                    Ok(info) => data.snapshot = Some(info.url),
-                    Err(SnapshotError::NoFrame) => {}
-                    Err(e) => tracing::warn!("motion snapshot failed: {e}"),
-                }
-            }
-            tracing::info!("motion started (trigger {count})");
-            let frame = cam.frames().latest();
-            match cam
-                .events()
-                .publish(EventKind::Motion, &cam.stamp(&data))
-                .await
-            {
-                // With alerts on people, the `person` event uploads the
-                // frame that shows one instead.
-                Ok(event) if alerts_on_motion(cam) => {
-                    if let Some(frame) = frame {
-                        let payload = event.data_with_kind();
-                        cam.queue_upload(frame.jpeg.clone(), payload, false).await;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!("cannot record motion event: {e}"),
-            }
-        }
-        Transition::Ended { duration, peak } => {
-            let clip = cam.recorder().motion_ended(cam.clip_params());
-            let verdict = cam.person().episode_ended();
-            let data = MotionEnd {
-                person: verdict.map(|v| v.person),
-                person_max_score: verdict
-                    .map(|v| (f64::from(v.max_score) * 1000.0).round() / 1000.0),
-                count: cam.trigger_count(),
-                duration_s: round1(duration.as_secs_f32()),
-                peak: round1(peak),
-                clip_duration_s: clip.as_ref().map(|c| c.1),
-                clip: clip.map(|c| c.0),
-            };
-            match cam
-                .events()
-                .publish(EventKind::MotionEnd, &cam.stamp(&data))
-                .await
-            {
-                // The webhook gets what was stored (with its `ts`) and the
-                // kind, as for `motion`; with alerts on people, only the end
-                // of an episode that had one.
-                Ok(event) if alerts_on_motion(cam) || verdict.is_some_and(|v| v.person) => {
-                    cam.queue_webhook(event.data_with_kind()).await;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!("cannot record motion_end event: {e}"),
-            }
+impl Episode<'_> {
+    /// An episode started or ended.
+    async fn transition(
+        &self,
+        t: Transition,
+        frame: Option<&Analysis>,
+        settings: Option<&Settings>,
+    ) {
+        match t {
+            Transition::Started { change } => self.started(change, frame, settings).await,
+            Transition::Ended { duration, peak } => self.ended(duration, peak).await,
         }
     }
-}
 
-/// Whether uploads and the webhook alert on every episode (else only on
-/// those with a person, which the person check confirms).
-fn alerts_on_motion(cam: &Cam) -> bool {
-    cam.settings().get().alert_on == AlertOn::Motion || !cam.person().available()
+    /// Counts the episode, starts its clip, saves its snapshot and publishes
+    /// `motion`, uploading the frame when episodes alert at their start.
+    async fn started(&self, c: f32, frame: Option<&Analysis>, settings: Option<&Settings>) {
+        let cam = self.cam;
+        self.check.episode_started();
+        let count = match cam.add_trigger().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("cannot save the trigger count: {e}");
+                cam.trigger_count()
+            }
+        };
+        let mut data = Motion {
+            count,
+            change: round1(frame.map_or(c, |a| a.change.max(c))),
+            area: frame.map_or(0.0, |a| round2(a.area)),
+            boxes: frame.map(|a| round_boxes(&a.boxes)).unwrap_or_default(),
+            zones: frame.map(|a| a.zones.clone()).unwrap_or_default(),
+            snapshot: None,
+            clip: self
+                .recorder
+                .motion_started(ClipParams::from(&*cam.settings())),
+        };
+        if settings.is_some_and(|s| s.save_on_motion) {
+            match cam.save_snapshot(Trigger::Motion).await {
+                Ok(info) => data.snapshot = Some(info.url),
+                Err(SnapshotError::NoFrame) => {}
+                Err(e) => tracing::warn!("motion snapshot failed: {e}"),
+            }
+        }
+        tracing::info!("motion started (trigger {count})");
+        let frame = cam.latest_frame();
+        match cam.publish(EventKind::Motion, &data).await {
+            // With alerts on people, the `person` event uploads the frame
+            // that shows one instead.
+            Ok(event) if self.alerts().upload_motion_frame() => {
+                if let Some(frame) = frame {
+                    let payload = event.data_with_kind();
+                    cam.queue_upload(frame.jpeg.clone(), payload, false).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot record motion event: {e}"),
+        }
+    }
+
+    /// Starts the clip's post-roll, takes the check's verdict and publishes
+    /// `motion_end`, calling the webhook when the episode alerted.
+    async fn ended(&self, duration: Duration, peak: f32) {
+        let cam = self.cam;
+        let clip = self
+            .recorder
+            .motion_ended(ClipParams::from(&*cam.settings()));
+        let verdict = self.check.episode_ended();
+        let data = MotionEnd {
+            person: verdict.map(|v| v.person),
+            person_max_score: verdict.map(|v| (f64::from(v.max_score) * 1000.0).round() / 1000.0),
+            count: cam.trigger_count(),
+            duration_s: round1(duration.as_secs_f32()),
+            peak: round1(peak),
+            clip_duration_s: clip.as_ref().map(|c| c.1),
+            clip: clip.map(|c| c.0),
+        };
+        match cam.publish(EventKind::MotionEnd, &data).await {
+            // The webhook gets what was stored (with its `ts`) and the kind,
+            // as for `motion`.
+            Ok(event) if self.alerts().webhook_episode_end(verdict.map(|v| v.person)) => {
+                cam.queue_webhook(event.data_with_kind()).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot record motion_end event: {e}"),
+        }
+    }
+
+    /// The camera's alert rules now.
+    fn alerts(&self) -> Alerts {
+        Alerts::new(&self.cam.settings(), self.check.available())
+    }
 }
 
 /// Boxes for events: 4 decimals, not the 17 digits an `f32` widened to JSON

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 use super::outbox::{Kind, Message, Outbox};
 use super::{discovery, Topics};
-use crate::cam::Cam;
+use crate::camera::Camera;
 use crate::events::Event;
 use crate::hub::Hub;
 use crate::snaps::Trigger;
@@ -146,7 +146,7 @@ impl Feed {
         let mut cams: HashMap<String, Published> = HashMap::new();
         for cam in self.hub.cams() {
             let p = Published {
-                motion: cam.motion_active(),
+                motion: cam.cam.motion_active(),
                 ..Published::default()
             };
             cams.insert(cam.name.clone(), p);
@@ -157,7 +157,7 @@ impl Feed {
         let mut seen = false;
         let mut tick = tokio::time::interval(SCORE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let cancel = self.hub.cams()[0].cancel().clone();
+        let cancel = self.hub.shutdown().clone();
         let mut pace = Pace::default();
         loop {
             let due = pace.due();
@@ -283,13 +283,13 @@ impl Feed {
         self.publish_state(cam, p, false);
     }
 
-    fn publish_person(&self, cam: &Cam, on: bool) {
+    fn publish_person(&self, cam: &Camera, on: bool) {
         let payload = if on { "ON" } else { "OFF" };
         let topic = self.topics.cam(&cam.name, "person");
         self.outbox.push(Message::new(Kind::Edge, topic, payload));
     }
 
-    fn publish_motion(&self, cam: &Cam, on: bool) {
+    fn publish_motion(&self, cam: &Camera, on: bool) {
         let payload = if on { "ON" } else { "OFF" };
         let topic = self.topics.cam(&cam.name, "motion");
         self.outbox.push(Message::new(Kind::Edge, topic, payload));
@@ -297,13 +297,13 @@ impl Feed {
 
     /// Publishes the state when it changed: at once for anything but the
     /// score, at most once a second for the score alone; `force` always.
-    fn publish_state(&self, cam: &Cam, p: &mut Published, force: bool) {
-        let source = crate::sync::lock(cam.source_status()).state;
+    fn publish_state(&self, cam: &Camera, p: &mut Published, force: bool) {
+        let source = cam.cam.source().state;
         let state = State {
-            trigger_count: cam.trigger_count(),
-            person_count: cam.person().count(),
+            trigger_count: cam.cam.trigger_count(),
+            person_count: cam.cam.person_count(),
             person: p.person,
-            threshold: cam.settings().get().threshold,
+            threshold: cam.cam.settings().threshold,
             change: p.change,
             motion: p.motion,
             source,
@@ -334,7 +334,7 @@ impl Feed {
     }
 
     /// The snapshot an event names (`/snaps/NAME`), if any, as the picture.
-    async fn publish_event_snapshot(&self, cam: &Arc<Cam>, event: &Event) {
+    async fn publish_event_snapshot(&self, cam: &Arc<Camera>, event: &Event) {
         let name = event
             .data
             .get("snapshot")
@@ -346,8 +346,8 @@ impl Feed {
     }
 
     /// A snapshot file, retained as the camera's picture.
-    async fn publish_snapshot(&self, cam: &Arc<Cam>, name: String) {
-        let snaps = cam.snaps().clone();
+    async fn publish_snapshot(&self, cam: &Arc<Camera>, name: String) {
+        let snaps = cam.snaps.clone();
         match tokio::task::spawn_blocking(move || snaps.read(&name)).await {
             Ok(Ok(jpeg)) if jpeg.len() > MAX_SNAPSHOT => tracing::warn!(
                 "mqtt: not publishing a {} byte snapshot (at most {MAX_SNAPSHOT})",
@@ -394,28 +394,28 @@ impl Feed {
 
     /// Everything retained about `cam`, again: discovery, motion, state and
     /// the newest motion snapshot.
-    async fn publish_all(&self, cam: &Arc<Cam>, p: &mut Published) {
+    async fn publish_all(&self, cam: &Arc<Camera>, p: &mut Published) {
         let dashboard = format!("{}#cam/{}", self.dashboard, cam.name);
         let config = discovery::device(
             &self.topics,
             &cam.name,
             &dashboard,
             self.commands,
-            cam.person().available(),
+            cam.check.available(),
         );
         self.outbox.push(Message::new(
             Kind::Keep,
             self.topics.device_config(&cam.name),
             config.to_string(),
         ));
-        p.motion = cam.motion_active();
+        p.motion = cam.cam.motion_active();
         self.publish_motion(cam, p.motion);
-        if cam.person().available() {
-            p.person = cam.person().episode_person().unwrap_or(false);
+        if cam.check.available() {
+            p.person = cam.check.episode_person().unwrap_or(false);
             self.publish_person(cam, p.person);
         }
         self.publish_state(cam, p, true);
-        let snaps = cam.snaps().clone();
+        let snaps = cam.snaps.clone();
         let newest = tokio::task::spawn_blocking(move || {
             snaps.list(64, None).map(|list| {
                 list.into_iter()

@@ -8,8 +8,9 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Scope;
-use crate::cam::{ApplyError, ConfigBody, Status};
+use crate::cam::{ApplyError, ConfigBody};
 use crate::control::{self, CommandError};
+use crate::report::{self, CamList, Status};
 
 use super::error::ApiError;
 use super::AppState;
@@ -27,23 +28,23 @@ pub async fn healthz() -> Json<Value> {
 
 /// `GET /cams/NAME/status`: one camera's state.
 pub async fn status(State(app): State<AppState>) -> Json<Status> {
-    Json(app.status())
+    Json(report::status(&app.hub, &app.camera))
 }
 
 /// `GET /status`: the first camera's state, as the seed knows it, with a
 /// `cameras` list.
 pub async fn hub_status(State(app): State<AppState>) -> Json<Status> {
-    Json(app.hub.status(&app.cam))
+    Json(report::root_status(&app.hub, &app.camera))
 }
 
 /// `GET /cams`: every camera.
-pub async fn cams(State(app): State<AppState>) -> Json<crate::hub::CamList> {
-    Json(app.hub.list())
+pub async fn cams(State(app): State<AppState>) -> Json<CamList> {
+    Json(report::cams(&app.hub))
 }
 
 /// `GET /config`: every setting plus the read-only counters.
 pub async fn get_config(State(app): State<AppState>) -> Json<ConfigBody> {
-    Json(app.config_body())
+    Json(app.cam.config_body())
 }
 
 /// `POST /config`: a partial object, validated as a whole, applied at once.
@@ -54,13 +55,13 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
     } else {
         serde_json::from_slice(&bytes).map_err(|_| ApiError::BadRequest("bad json".into()))?
     };
-    let applied = app.apply_settings(&patch).await.map_err(|e| match e {
+    let applied = app.cam.apply_settings(&patch).await.map_err(|e| match e {
         ApplyError::Invalid(e) => ApiError::BadRequest(e.0),
         other => ApiError::Internal(other.to_string()),
     })?;
     let mut body = Map::new();
     body.insert("ok".into(), Value::Bool(true));
-    body.extend(app.config_json_with(applied));
+    body.extend(app.cam.config_json_with(applied));
     Ok(Json(Value::Object(body)))
 }
 
@@ -74,7 +75,7 @@ pub async fn post_control(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, app.policy.max_body).await?;
     let scope = super::auth::scope_of(scope);
-    let handled = control::run_as(&app.hub, &app.cam, &bytes, scope).await;
+    let handled = control::run_as(&app.hub, &app.camera, &bytes, scope).await;
     let status = match &handled.result {
         Ok(_) => StatusCode::OK,
         Err(e) => command_status(e),

@@ -30,7 +30,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
-    let clips = app.recorder().clips().clone();
+    let clips = app.recorder.clips().clone();
     let items = blocking(move || clips.list(limit, q.before.as_deref())).await?;
     let next_before = if items.len() == limit {
         items.last().map(|c| c.name.clone())
@@ -48,7 +48,7 @@ pub async fn get(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let clips = app.recorder().clips().clone();
+    let clips = app.recorder.clips().clone();
     let target = name.clone();
     let path = blocking(move || clips.path(&target)).await?;
     let mut response = ranged::serve(&path, "video/x-matroska", &method, &headers)
@@ -83,7 +83,7 @@ pub async fn index(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let clips = app.recorder().clips().clone();
+    let clips = app.recorder.clips().clone();
     let target = name.clone();
     let scanned = blocking(move || clips.index(&target)).await?;
     let frames: Vec<[u64; 3]> = scanned
@@ -115,7 +115,7 @@ pub async fn thumb(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let clips = app.recorder().clips().clone();
+    let clips = app.recorder.clips().clone();
     let jpeg = blocking(move || {
         clips.thumb(&name).inspect_err(|e| {
             if let ClipError::Thumb { name, err } = e {
@@ -132,10 +132,10 @@ pub async fn delete(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let clips = app.recorder().clips().clone();
+    let clips = app.recorder.clips().clone();
     let target = name.clone();
     blocking(move || clips.delete(&target)).await?;
-    app.clip_deleted(&name).await;
+    app.cam.clip_deleted(&name).await;
     Ok((StatusCode::OK, Json(json!({"ok": true, "deleted": name}))).into_response())
 }
 

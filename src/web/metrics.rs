@@ -83,25 +83,25 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
             camera: cam.name.clone(),
         };
         let (state, restarted, rate, bad) = {
-            let s = crate::sync::lock(cam.source_status());
+            let s = cam.cam.source();
             (s.state, s.restarts, s.fps, s.bad_frames)
         };
         up.get_or_create(&label)
             .set(i64::from(state == SourceState::Running));
         restarts.get_or_create(&label).inc_by(restarted);
         bad_frames.get_or_create(&label).inc_by(bad);
-        frames.get_or_create(&label).inc_by(cam.frames().count());
+        frames.get_or_create(&label).inc_by(cam.cam.frame_count());
         fps.get_or_create(&label).set(rate);
-        let open = cam.viewers().load(std::sync::atomic::Ordering::Relaxed);
+        let open = cam.cam.viewers();
         viewers.get_or_create(&label).set(gauge(open));
-        let person = cam.person();
+        let person = &cam.check;
         person_available
             .get_or_create(&label)
             .set(i64::from(person.available()));
         person_skipped
             .get_or_create(&label)
             .inc_by(person.skipped());
-        let clip = cam.recorder().status();
+        let clip = cam.recorder.status();
         clip_recording
             .get_or_create(&label)
             .set(i64::from(clip.recording.is_some()));
@@ -121,7 +121,7 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
             .set(i64::try_from(clip.buffer_bytes).unwrap_or(i64::MAX));
         motion_active
             .get_or_create(&label)
-            .set(i64::from(cam.motion_active()));
+            .set(i64::from(cam.cam.motion_active()));
     }
     reg.register(
         "source_up",

@@ -36,7 +36,7 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::cam::Cam;
+use crate::camera::Camera;
 use crate::hub::Hub;
 use error::ApiError;
 
@@ -46,12 +46,12 @@ use error::ApiError;
 const HSTS: &str = "max-age=31536000";
 
 /// What every handler can reach: the camera its route serves, the hub and
-/// the access policy. Derefs to [`Cam`], so handlers read `app.frames()`,
-/// `app.settings()`, ...
+/// the access policy. Derefs to [`Camera`], so handlers read `app.cam`,
+/// `app.snaps`, `app.recorder`, ...
 #[derive(Clone)]
 pub struct AppState {
     /// The camera of this route (the first one for root routes).
-    pub cam: Arc<Cam>,
+    pub camera: Arc<Camera>,
     /// What the cameras share.
     pub hub: Arc<Hub>,
     /// Access rules and limits.
@@ -59,10 +59,10 @@ pub struct AppState {
 }
 
 impl Deref for AppState {
-    type Target = Cam;
+    type Target = Camera;
 
-    fn deref(&self) -> &Cam {
-        &self.cam
+    fn deref(&self) -> &Camera {
+        &self.camera
     }
 }
 
@@ -100,7 +100,7 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
 pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
     let first = hub.cams()[0].clone();
     let state = AppState {
-        cam: first,
+        camera: first,
         hub: hub.clone(),
         policy,
     };
@@ -123,7 +123,7 @@ pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
     let mut routes = camera_routes(state.clone(), false).merge(root);
     for cam in hub.cams() {
         let own = AppState {
-            cam: cam.clone(),
+            camera: cam.clone(),
             ..state.clone()
         };
         routes = routes.nest(&format!("/cams/{}", cam.name), camera_routes(own, true));

@@ -39,7 +39,7 @@ pub async fn list(
                 .ok_or_else(|| ApiError::BadRequest(format!("unknown trigger {name:?}")))?,
         ),
     };
-    let snaps = app.snaps().clone();
+    let snaps = app.snaps.clone();
     let items = blocking(move || snaps.list_of(limit, q.before.as_deref(), trigger)).await?;
     let next_before = if items.len() == limit {
         items.last().map(|s| s.name.clone())
@@ -54,7 +54,7 @@ pub async fn get(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let snaps = app.snaps().clone();
+    let snaps = app.snaps.clone();
     let jpeg = blocking(move || snaps.read(&name)).await?;
     Ok(immutable_jpeg(jpeg))
 }
@@ -66,7 +66,7 @@ pub async fn thumb(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let snaps = app.snaps().clone();
+    let snaps = app.snaps.clone();
     let jpeg = blocking(move || {
         snaps.thumb(&name).inspect_err(|e| {
             if let SnapError::Thumb { name, err } = e {
@@ -104,10 +104,10 @@ pub async fn delete(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let snaps = app.snaps().clone();
+    let snaps = app.snaps.clone();
     let target = name.clone();
     blocking(move || snaps.delete(&target)).await?;
-    app.snapshot_deleted(&name).await;
+    app.cam.snapshot_deleted(&name).await;
     Ok((StatusCode::OK, Json(json!({"ok": true, "deleted": name}))).into_response())
 }
 

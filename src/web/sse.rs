@@ -47,7 +47,7 @@ pub async fn camera_events(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let camera = app.cam.name.clone();
+    let camera = app.name.clone();
     subscribe(app, headers, Some(camera)).await
 }
 
@@ -56,16 +56,17 @@ async fn subscribe(
     headers: HeaderMap,
     camera: Option<String>,
 ) -> Result<Response, ApiError> {
-    if app.events().subscribers() >= app.policy.max_sse {
+    if app.hub.events().subscribers() >= app.policy.max_sse {
         return Err(ApiError::Busy("too many event subscribers"));
     }
-    let live = app.events().subscribe();
+    let live = app.hub.events().subscribe();
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     let missed = match last_id {
         Some(id) => app
+            .hub
             .events()
             .missed(id, REPLAY_LIMIT, camera.clone())
             .await
@@ -73,13 +74,13 @@ async fn subscribe(
         None => Vec::new(),
     };
     let seen = missed.last().and_then(|e| e.id).or(last_id).unwrap_or(0);
-    let keepalive = Duration::from_secs(u64::from(app.settings().get().sse_keepalive_s.max(1)));
+    let keepalive = Duration::from_secs(u64::from(app.cam.settings().sse_keepalive_s.max(1)));
     let hello =
         stream::once(async { Bytes::from(format!("retry: {}\n: lookout\n\n", RETRY.as_millis())) });
     let replay = stream::iter(missed.into_iter().map(|e| e.wire));
     let subscriber = Subscriber {
         rx: live,
-        cancel: app.cancel().clone(),
+        cancel: app.hub.shutdown().clone(),
         seen,
         keepalive,
         camera,
@@ -171,8 +172,9 @@ pub async fn history(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let events = app
+        .hub
         .events()
-        .history(limit, q.before, q.kind, Some(app.cam.name.clone()))
+        .history(limit, q.before, q.kind, Some(app.name.clone()))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let next_before = if events.len() as u32 == limit {

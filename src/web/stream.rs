@@ -5,7 +5,6 @@
 //! one frame and simply gets the newest one next; it never queues old frames,
 //! never slows the source and never slows another viewer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ const MAX_FPS: f64 = 120.0;
 
 /// `GET /snapshot.jpg`.
 pub async fn snapshot(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let frame = app.frames().latest().ok_or(ApiError::NoFrame)?;
+    let frame = app.cam.latest_frame().ok_or(ApiError::NoFrame)?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
@@ -77,11 +76,11 @@ pub async fn stream(
         return Err(ApiError::Busy("too many viewers"));
     }
     let viewer = Viewer {
-        rx: app.frames().subscribe(),
-        cancel: app.cancel().clone(),
+        rx: app.cam.subscribe(),
+        cancel: app.hub.shutdown().clone(),
         min_gap,
         last_sent: None,
-        _count: ViewerCount::enter(app.viewers()),
+        _place: app.cam.enter_viewer(),
     };
     let parts = stream::once(async { Bytes::from_static(FIRST_BOUNDARY) })
         .chain(stream::unfold(viewer, |mut v| async move {
@@ -114,7 +113,7 @@ struct Viewer {
     cancel: CancellationToken,
     min_gap: Option<Duration>,
     last_sent: Option<Instant>,
-    _count: ViewerCount,
+    _place: crate::cam::ViewerPlace,
 }
 
 impl Viewer {
@@ -141,22 +140,5 @@ impl Viewer {
                 return Some(frame);
             }
         }
-    }
-}
-
-/// Counts open stream viewers for `/status`; the count drops the moment the
-/// response body is dropped (client gone or server stopping).
-struct ViewerCount(Arc<AtomicUsize>);
-
-impl ViewerCount {
-    fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        ViewerCount(counter.clone())
-    }
-}
-
-impl Drop for ViewerCount {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

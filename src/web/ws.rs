@@ -112,7 +112,7 @@ async fn serve(app: AppState, mut socket: WebSocket, scope: Scope) {
                 }
                 continue;
             }
-            _ = app.cancel().cancelled() => {
+            _ = app.hub.shutdown().cancelled() => {
                 close(&mut socket, CLOSE_GOING_AWAY, "server stopping").await;
                 return;
             }
@@ -134,7 +134,7 @@ async fn serve(app: AppState, mut socket: WebSocket, scope: Scope) {
             close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
             return;
         }
-        let reply = control::handle_as(&app.hub, &app.cam, &payload, scope).await;
+        let reply = control::handle_as(&app.hub, &app.camera, &payload, scope).await;
         if socket
             .send(Message::Text(reply.to_string().into()))
             .await

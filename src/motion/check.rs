@@ -19,11 +19,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::alert::Alerts;
 use crate::cam::Cam;
 use crate::events::PersonSeen;
 use crate::frame::Frame;
 use crate::person::{Person, PersonDetector, PersonError};
-use crate::settings::{AlertOn, Settings};
+use crate::settings::Settings;
 use crate::snaps::Trigger;
 
 /// Margin around the motion boxes, as a fraction of their size: a blob is
@@ -162,9 +163,6 @@ pub struct PersonCheck {
     /// A check is running (at most one per camera).
     busy: Arc<AtomicBool>,
     episode: Mutex<Episode>,
-    /// Episodes confirmed to hold a person since the last reset (persisted
-    /// by the camera with each `person` event).
-    count: AtomicU64,
     checks: AtomicU64,
     dropped: AtomicU64,
     /// How long the last check took, microseconds.
@@ -230,14 +228,13 @@ impl Drop for BusyGuard {
 }
 
 impl PersonCheck {
-    /// A check with `detector` (none: not available), `count` persons so far.
-    pub fn new(worker: Option<PersonWorker>, count: u64) -> Self {
+    /// A check on `worker`'s thread (none: not available).
+    pub fn new(worker: Option<PersonWorker>) -> Self {
         PersonCheck {
             available: worker.is_some(),
             worker,
             busy: Arc::new(AtomicBool::new(false)),
             episode: Mutex::new(Episode::default()),
-            count: AtomicU64::new(count),
             checks: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_us: AtomicU64::new(0),
@@ -247,16 +244,6 @@ impl PersonCheck {
     /// Whether checks can run.
     pub fn available(&self) -> bool {
         self.available && !self.worker.as_ref().is_some_and(PersonWorker::failed)
-    }
-
-    /// Person episodes since the last reset.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Sets the count (after a reset or a confirmed episode, once stored).
-    pub fn set_count(&self, n: u64) {
-        self.count.store(n, Ordering::Relaxed);
     }
 
     /// A motion episode started.
@@ -341,13 +328,13 @@ impl PersonCheck {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The `/status` part.
-    pub fn status(&self, settings: &Settings) -> PersonStatus {
+    /// The `/status` part, with the camera's `person_count`.
+    pub fn status(&self, settings: &Settings, person_count: u64) -> PersonStatus {
         let last = self.last_us.load(Ordering::Relaxed);
         PersonStatus {
             available: self.available(),
             enabled: self.available() && settings.person_check,
-            person_count: self.count(),
+            person_count,
             checks: self.checks.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             last_check_ms: (last > 0).then(|| (last as f64 / 100.0).round() / 10.0),
@@ -356,10 +343,15 @@ impl PersonCheck {
     }
 }
 
-/// Offers an analysed frame of an episode to the check: when one is due, it
-/// runs in the background and this returns at once.
-pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &Arc<Settings>) {
-    let check = cam.person();
+/// Offers an analysed frame of `cam`'s episode to its `check`: when one is
+/// due, it runs in the background and this returns at once.
+pub fn offer(
+    cam: &Arc<Cam>,
+    check: &Arc<PersonCheck>,
+    frame: &Arc<Frame>,
+    boxes: &[[f32; 4]],
+    settings: &Arc<Settings>,
+) {
     let Some(due) = check.due(settings, Instant::now()) else {
         return;
     };
@@ -384,6 +376,7 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
         Err(NotRun::Unavailable) => return,
     }
     let cam = cam.clone();
+    let check = check.clone();
     let frame = frame.clone();
     let min_score = settings.person_min_score as f32;
     tokio::spawn(async move {
@@ -396,7 +389,7 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
             // The check panicked (logged by the worker) or the worker is gone.
             Err(_) => return,
         };
-        cam.metrics().person_checked(took.as_secs_f64());
+        cam.person_checked(took.as_secs_f64());
         let best = people.first().map(|p| p.score);
         let confirmed: Vec<Person> = people
             .into_iter()
@@ -404,12 +397,8 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
             .collect();
         let seq = due.seq;
         drop(due);
-        if cam
-            .person()
-            .finished(seq, best, took, !confirmed.is_empty())
-        {
-            cam.metrics().person_seen();
-            confirm(&cam, &frame, &confirmed).await;
+        if check.finished(seq, best, took, !confirmed.is_empty()) {
+            confirm(&cam, &frame, &confirmed, check.available()).await;
         }
     });
 }
@@ -417,9 +406,9 @@ pub fn offer(cam: &Arc<Cam>, frame: &Arc<Frame>, boxes: &[[f32; 4]], settings: &
 /// The first person of an episode: snapshot of that frame, `person` event
 /// (with the count, in one transaction), and the alert when alerts are on
 /// people.
-async fn confirm(cam: &Arc<Cam>, frame: &Arc<Frame>, people: &[Person]) {
+async fn confirm(cam: &Arc<Cam>, frame: &Arc<Frame>, people: &[Person], available: bool) {
     let Some(best) = people.first() else { return };
-    let settings = cam.settings().get();
+    let settings = cam.settings();
     let snapshot = if settings.save_on_motion {
         match cam.save_snapshot_of(frame, Trigger::Person).await {
             Ok(info) => Some(info.url),
@@ -440,14 +429,10 @@ async fn confirm(cam: &Arc<Cam>, frame: &Arc<Frame>, people: &[Person]) {
             .map(|v| (f64::from(v) * 10_000.0).round() / 10_000.0),
         snapshot,
     };
-    tracing::info!(
-        "person seen on camera {} (score {:.2})",
-        cam.name,
-        best.score
-    );
+    tracing::info!("person seen (score {:.2})", best.score);
     match cam.person_seen(body).await {
         Ok(event) => {
-            if settings.alert_on == AlertOn::Person {
+            if Alerts::new(&settings, available).upload_person_frame() {
                 cam.queue_upload(frame.jpeg.clone(), event.data_with_kind(), false)
                     .await;
             }
@@ -545,7 +530,7 @@ mod tests {
 
     #[test]
     fn without_a_detector_nothing_is_due() {
-        let check = PersonCheck::new(None, 0);
+        let check = PersonCheck::new(None);
         check.episode_started();
         assert!(check.due(&settings(), Instant::now()).is_none());
         assert_eq!(check.episode_ended(), None);
@@ -555,7 +540,7 @@ mod tests {
     fn one_check_at_a_time_rate_capped_and_only_in_an_episode() {
         let check = PersonCheck {
             available: true,
-            ..PersonCheck::new(None, 0)
+            ..PersonCheck::new(None)
         };
         let s = settings();
         let t0 = Instant::now();
@@ -590,7 +575,7 @@ mod tests {
     fn a_panicking_check_frees_the_slot() {
         let check = PersonCheck {
             available: true,
-            ..PersonCheck::new(None, 0)
+            ..PersonCheck::new(None)
         };
         check.episode_started();
         let t0 = Instant::now();

@@ -1,0 +1,180 @@
+//! A running camera: its core ([`Cam`]) and the subsystems that act on it
+//! (the clip recorder, the person check, the motion runner, the source
+//! supervisor), opened and started in one place.
+//!
+//! The subsystems call down into [`Cam`], never the other way: the motion
+//! runner drives the recorder, the person check and the camera through the
+//! handles it is given here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cam::{Cam, CamParts};
+use crate::clips::{ClipError, Clips, Recorder};
+use crate::config::CameraConfig;
+use crate::events::{EventBus, EventKind, SourceChange};
+use crate::frame::FrameSink;
+use crate::metrics::Metrics;
+use crate::motion::check::{PersonCheck, PersonWorker};
+use crate::snaps::{SnapError, Snaps};
+use crate::source::{SourceState, StatusCell, Supervisor};
+use crate::store::StoreError;
+use crate::uploads::Uploader;
+
+/// Why a camera could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    /// Its state could not be read from the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Its snapshot folder could not be prepared.
+    #[error(transparent)]
+    Snaps(#[from] SnapError),
+    /// Its clip folder could not be prepared.
+    #[error(transparent)]
+    Clips(#[from] ClipError),
+    /// A blocking task died.
+    #[error("camera set-up task failed: {0}")]
+    Task(String),
+}
+
+/// One running camera.
+pub struct Camera {
+    /// Its name (URLs, events, store keys, folders).
+    pub name: String,
+    /// The prefix of its routes: empty for the first camera (the seed's
+    /// root routes), `/cams/NAME` for the others.
+    pub base: String,
+    /// Its state and the actions on it.
+    pub cam: Arc<Cam>,
+    /// Its snapshot folder (the camera saves into it, the web lists it).
+    pub snaps: Arc<Snaps>,
+    /// Its clip recorder, and through it its clip folder.
+    pub recorder: Arc<Recorder>,
+    /// Whether what moved is a person.
+    pub check: Arc<PersonCheck>,
+}
+
+/// What the cameras share, for [`Camera::start`].
+pub struct Shared<'a> {
+    /// The data directory.
+    pub data_dir: &'a Path,
+    /// The event bus (and the store behind it).
+    pub events: &'a EventBus,
+    /// The upload queue, when configured.
+    pub uploads: Option<&'a Arc<Uploader>>,
+    /// The counted metrics.
+    pub metrics: &'a Metrics,
+    /// The person detector's thread, when this build has one.
+    pub person: Option<&'a PersonWorker>,
+    /// Where the camera's tasks run.
+    pub tracker: &'a TaskTracker,
+    /// Fires at shutdown.
+    pub shutdown: &'a CancellationToken,
+}
+
+impl Camera {
+    /// Opens camera `config` (the first one answers at the root routes) and
+    /// starts its tasks. Returns it with its source's state, whose ticks
+    /// tell the watchdog the supervisor is alive.
+    pub async fn start(
+        config: &CameraConfig,
+        first: bool,
+        shared: &Shared<'_>,
+    ) -> Result<(Arc<Camera>, StatusCell), CameraError> {
+        let name = config.name.clone();
+        let (frames, _) = FrameSink::new();
+        let (supervisor, source_status, states) =
+            Supervisor::new(config.source.clone(), &config.source_uri, frames.clone());
+        shared
+            .tracker
+            .spawn(supervisor.run(shared.shutdown.child_token()));
+        let (prefix, base) = if first {
+            (String::new(), String::new())
+        } else {
+            (format!("/cams/{name}"), format!("/cams/{name}"))
+        };
+        let snaps = Arc::new(Snaps::open_in(
+            shared.data_dir.join("snaps").join(&name),
+            format!("{prefix}/snaps"),
+        )?);
+        let clips = {
+            let dir = shared.data_dir.join("clips").join(&name);
+            let url = format!("{prefix}/clips");
+            tokio::task::spawn_blocking(move || Clips::open(dir, url))
+                .await
+                .map_err(|e| CameraError::Task(e.to_string()))??
+        };
+        let cam = Arc::new(
+            Cam::load(CamParts {
+                name: name.clone(),
+                frames,
+                initial: config.initial_settings(),
+                source_status: source_status.clone(),
+                events: shared.events.clone(),
+                snaps: snaps.clone(),
+                uploads: shared.uploads.cloned(),
+                metrics: shared.metrics.camera(&name),
+            })
+            .await?,
+        );
+        let camera = Arc::new(Camera {
+            name,
+            base,
+            snaps,
+            recorder: Arc::new(Recorder::new(clips)),
+            check: Arc::new(PersonCheck::new(shared.person.cloned())),
+            cam,
+        });
+        let cancel = shared.shutdown;
+        shared.tracker.spawn(crate::motion::run(
+            camera.cam.clone(),
+            camera.recorder.clone(),
+            camera.check.clone(),
+            cancel.clone(),
+        ));
+        shared.tracker.spawn(crate::clips::recorder::run(
+            camera.cam.clone(),
+            camera.recorder.clone(),
+            cancel.clone(),
+        ));
+        shared
+            .tracker
+            .spawn(announce_source(camera.cam.clone(), states, cancel.clone()));
+        Ok((camera, source_status))
+    }
+}
+
+/// Publishes a `source` event when the camera comes up or goes down, so every
+/// dashboard can say "camera offline".
+async fn announce_source(
+    cam: Arc<Cam>,
+    mut states: tokio::sync::watch::Receiver<SourceState>,
+    cancel: CancellationToken,
+) {
+    let mut announced = None;
+    loop {
+        let state = *states.borrow_and_update();
+        let up = match state {
+            SourceState::Running => Some(true),
+            SourceState::Failed => Some(false),
+            SourceState::Starting | SourceState::Reconnecting => None,
+        };
+        if up.is_some() && up != announced {
+            announced = up;
+            let data = SourceChange {
+                state,
+                up: up == Some(true),
+                error: cam.source().last_error,
+            };
+            cam.announce(EventKind::Source, &data).await;
+        }
+        tokio::select! {
+            r = states.changed() => if r.is_err() { return },
+            _ = cancel.cancelled() => return,
+        }
+    }
+}

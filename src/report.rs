@@ -1,0 +1,161 @@
+//! What the server says about itself and its cameras: the `/status` and
+//! `/cams` bodies, built in one place for the HTTP API, the WebSocket
+//! `status` command, MQTT and the dashboard.
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use crate::camera::Camera;
+use crate::clips::recorder::ClipStatus;
+use crate::hub::Hub;
+use crate::motion::check::PersonStatus;
+use crate::mqtt::MqttReport;
+use crate::source::{SourceState, SourceStatus};
+
+/// `GET /status` (fields in the order the seed's JSON had them: sorted).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// At the root: every camera (as `/cams`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cameras: Option<Vec<CamSummary>>,
+    /// Clip recording: the pre-roll buffer, the clip under way, counts.
+    pub clips: ClipStatus,
+    /// Open `/events` streams (the whole server's).
+    pub event_subscribers: usize,
+    /// The MQTT link (root `/status` only, when configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttReport>,
+    /// The seed's frame counter.
+    pub frames: u64,
+    /// The person check: available, enabled, counts.
+    pub person: PersonStatus,
+    /// Motion episodes with a person since the last reset.
+    pub person_count: u64,
+    /// The camera's source.
+    pub source: SourceReport,
+    /// The motion threshold.
+    pub threshold: u8,
+    /// Motion episodes since the last reset.
+    pub trigger_count: u64,
+    /// The seed's name for the same count.
+    pub triggers: u64,
+    /// The upload queue, when configured.
+    pub uploads: Option<serde_json::Value>,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// lookout's version.
+    pub version: &'static str,
+    /// Open stream viewers of this camera.
+    pub viewers: usize,
+    /// Open `/control` WebSockets of the whole server (root `/status` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websockets: Option<usize>,
+}
+
+/// The source's state with the age of its last frame.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    /// State, error, restarts, rate, size.
+    #[serde(flatten)]
+    pub status: SourceStatus,
+    /// Milliseconds since the last frame.
+    pub last_frame_age_ms: Option<u64>,
+}
+
+/// One camera in `GET /cams` and the root `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CamSummary {
+    /// Its name.
+    pub name: String,
+    /// Its source, passwords removed.
+    pub uri: String,
+    /// The source's state.
+    pub state: SourceState,
+    /// Measured frames per second.
+    pub fps: f64,
+    /// Open stream viewers.
+    viewers: usize,
+    /// Motion episodes since the last reset.
+    pub trigger_count: u64,
+    /// When the last motion episode since start began, Unix seconds.
+    pub last_motion_ts: Option<f64>,
+    /// Its live MJPEG stream.
+    pub stream_url: String,
+    /// Its latest frame.
+    pub snapshot_url: String,
+    /// The prefix of all its routes.
+    pub base: String,
+}
+
+/// `GET /cams`.
+#[derive(Debug, Serialize)]
+pub struct CamList {
+    /// Every camera, in configuration order.
+    pub cameras: Vec<CamSummary>,
+}
+
+/// A camera's `/status` (also the WebSocket `status` reply).
+pub fn status(hub: &Hub, camera: &Camera) -> Status {
+    let cam = &camera.cam;
+    let settings = cam.settings();
+    let source = cam.source();
+    let triggers = cam.trigger_count();
+    Status {
+        cameras: None,
+        clips: camera.recorder.status(),
+        event_subscribers: hub.events().subscribers(),
+        mqtt: None,
+        frames: cam.frame_count(),
+        person: camera.check.status(&settings, cam.person_count()),
+        person_count: cam.person_count(),
+        source: SourceReport {
+            last_frame_age_ms: source.last_frame_age_ms(),
+            status: source,
+        },
+        threshold: settings.threshold,
+        trigger_count: triggers,
+        triggers,
+        uploads: hub.uploads().map(|u| u.status()),
+        uptime_s: hub.started().elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+        viewers: cam.viewers(),
+        websockets: None,
+    }
+}
+
+/// The root `/status`: the first camera's, as the seed knows it, plus every
+/// camera's summary and the server's own links.
+pub fn root_status(hub: &Hub, first: &Camera) -> Status {
+    Status {
+        cameras: Some(cams(hub).cameras),
+        mqtt: hub.mqtt().map(|m| m.report()),
+        websockets: Some(hub.websockets().load(Ordering::Relaxed)),
+        ..status(hub, first)
+    }
+}
+
+/// What `/cams` says about one camera.
+pub fn summary(camera: &Camera) -> CamSummary {
+    let source = camera.cam.source();
+    let base = format!("/cams/{}", camera.name);
+    CamSummary {
+        name: camera.name.clone(),
+        uri: source.uri.clone(),
+        state: source.state,
+        fps: source.fps,
+        viewers: camera.cam.viewers(),
+        trigger_count: camera.cam.trigger_count(),
+        last_motion_ts: camera.cam.last_motion_ts(),
+        stream_url: format!("{base}/stream.jpg"),
+        snapshot_url: format!("{base}/snapshot.jpg"),
+        base,
+    }
+}
+
+/// `GET /cams`.
+pub fn cams(hub: &Hub) -> CamList {
+    CamList {
+        cameras: hub.cams().iter().map(|c| summary(c)).collect(),
+    }
+}
