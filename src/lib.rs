@@ -56,6 +56,8 @@ pub mod console;
 pub mod control;
 pub mod datadir;
 pub mod descriptors;
+#[cfg(test)]
+mod docs;
 pub mod doctor;
 mod durable;
 pub mod events;

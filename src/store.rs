@@ -62,7 +62,7 @@ pub enum StoreError {
     /// The database is damaged and could not be moved aside.
     #[error(
         "database {path} is damaged ({why}) and cannot be moved aside: {err}; \
-         move it away by hand (see \"Recovering from a damaged database\" in the README)"
+         move it away by hand (see \"Recovering from a damaged database\" in docs/guide/troubleshooting.md)"
     )]
     SetAside {
         /// The database file.
@@ -224,7 +224,7 @@ impl Store {
             "database {} is damaged ({why}): moved it to {} (with its -wal and -shm files) \
              and starting with a fresh one. Snapshots are kept; the event history, the \
              trigger count, settings changed at run time, the stored password, sessions \
-             and API tokens start over. See \"Recovering from a damaged database\" in the README",
+             and API tokens start over. See \"Recovering from a damaged database\" in docs/guide/troubleshooting.md",
             path.display(),
             aside.display()
         );

@@ -2,8 +2,8 @@
 //! every other bad request, `400 {"error": "..."}` in JSON.
 //!
 //! axum's own `Query` answers a query it cannot read (`?limit=abc`) in plain
-//! text, which clients that parse the README's JSON errors cannot read. Every
-//! handler in `web` takes this one instead.
+//! text, which clients that parse the JSON errors of docs/reference/http.md
+//! cannot read. Every handler in `web` takes this one instead.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -234,7 +234,7 @@ pub async fn serve(
 /// short read. With room to grow, hyper then doubled its 8 KiB read buffer to
 /// 16 KiB on every connection, for nothing: a viewer only ever sends one small
 /// request. At 1,000 viewers that was 8 MB of the server's memory (measured
-/// with heaptrack, see the README's Performance section). The cost: a request
+/// with heaptrack, see docs/design/performance.md). The cost: a request
 /// head (request line and headers) over 8 KiB gets 431, Tomcat's and Jetty's
 /// default bound (nginx and Apache bound each header line at about 8 KiB);
 /// request bodies are read in 8 KiB steps.
