@@ -943,7 +943,7 @@ impl Config {
             allow_hosts: o
                 .allow_host
                 .iter()
-                .map(|h| crate::web::auth::host_name(h))
+                .map(|h| crate::web::policy::host_name(h))
                 .filter(|h| !h.is_empty())
                 .collect(),
             trusted_proxies: crate::peers::TrustedProxies::parse(&o.trusted_proxy)?,

@@ -308,7 +308,7 @@ pub async fn run(
         tracker.spawn(mqtt::run(mqtt, hub.clone(), dashboard, shutdown.clone()));
     }
     let limits = fit_limits(config.limits);
-    let policy = web::auth::Policy {
+    let policy = web::policy::Policy {
         auth,
         tls: tls.is_some(),
         allowed_origins: config.allow_origins.clone(),

@@ -13,7 +13,7 @@ use crate::control::{self, CommandError};
 use crate::report::{self, CamList, Status};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 
 /// Default largest request body. Settings are small, but masks and zones at
 /// their most (16 zones and 16 mask polygons of 32 points) take about 40 KiB

@@ -24,41 +24,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::AppState;
-use crate::auth::{Auth, Credential, Scope, Throttled, Verdict, SESSION_COOKIE};
-
-/// Web-facing access settings.
-pub struct Policy {
-    /// Credentials and sessions.
-    pub auth: Auth,
-    /// Served over TLS (cookies get `Secure`).
-    pub tls: bool,
-    /// Other origins allowed to make state-changing requests and open the
-    /// WebSocket (e.g. a Home Assistant dashboard), as `scheme://host[:port]`.
-    pub allowed_origins: Vec<String>,
-    /// Host names (lowercase, without port) answered without credentials
-    /// besides the loopback names; see [`host_guard`].
-    pub allowed_hosts: Vec<String>,
-    /// Most `/stream.jpg` viewers at once.
-    pub max_viewers: usize,
-    /// Most `/events` subscribers at once.
-    pub max_sse: usize,
-    /// Largest request body in bytes (settings, commands, logins).
-    pub max_body: usize,
-    /// Largest WebSocket message in bytes; bigger closes with 1009.
-    pub max_ws_message: usize,
-    /// Most `/control` WebSockets at once.
-    pub max_ws: usize,
-    /// Reverse proxies whose forwarded client address is believed.
-    pub trusted_proxies: crate::peers::TrustedProxies,
-    /// Most requests under way per client behind a trusted proxy.
-    pub max_per_client: usize,
-    /// What each of those clients has under way.
-    pub forwarded: super::client::Forwarded,
-}
-
-/// Names a loopback server without sign-in always answers to.
-const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+use super::state::AppState;
+use crate::auth::{Credential, Scope, Throttled, Verdict, SESSION_COOKIE};
 
 /// Routes reachable without credentials.
 fn is_open(path: &str) -> bool {
@@ -81,31 +48,6 @@ pub fn requested_host(req: &Request) -> Option<String> {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// `host[:port]` without the port, lowercase, without a trailing dot; IPv6
-/// stays in brackets (`[::1]`).
-pub(crate) fn host_name(host: &str) -> String {
-    let host = host.trim();
-    let name = match host.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((ip, _)) => format!("[{ip}]"),
-            None => host.to_string(),
-        },
-        None => match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_string(),
-            _ => host.to_string(),
-        },
-    };
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-impl Policy {
-    /// Whether `host` (`name[:port]`) may be answered without credentials.
-    fn host_allowed(&self, host: &str) -> bool {
-        let name = host_name(host);
-        LOOPBACK_HOSTS.contains(&name.as_str()) || self.allowed_hosts.contains(&name)
-    }
 }
 
 /// On loopback without sign-in, answers only requests addressed to a loopback
@@ -486,7 +428,7 @@ mod tests {
             ("127.0.0.1", "127.0.0.1"),
             ("evil.example:8080", "evil.example"),
         ] {
-            assert_eq!(host_name(host), name, "{host}");
+            assert_eq!(super::super::policy::host_name(host), name, "{host}");
         }
     }
 

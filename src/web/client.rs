@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::conn::Held;
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::peers::{Places, TrustedProxies};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::query::Query;
 use super::ranged;
-use super::AppState;
+use super::state::AppState;
 use crate::clips::{ClipError, MAX_PAGE};
 
 /// Query of `GET /clips`.

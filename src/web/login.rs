@@ -14,7 +14,7 @@ use super::auth::{bearer, busy, cookie, expired_cookie, throttled, url_encode, C
 use super::client::Client;
 use super::error::ApiError;
 use super::query::Query;
-use super::AppState;
+use super::state::AppState;
 use crate::auth::{Credential, Verdict, SESSION_COOKIE};
 
 /// Query of `GET /login`.

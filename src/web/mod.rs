@@ -16,16 +16,17 @@ pub mod conn;
 pub mod error;
 pub mod login;
 pub mod metrics;
+pub mod policy;
 pub mod query;
 pub mod ranged;
 pub mod server;
 pub mod snaps;
 pub mod sse;
+pub mod state;
 pub mod stream;
 pub mod tls;
 pub mod ws;
 
-use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -36,35 +37,14 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::camera::Camera;
 use crate::hub::Hub;
 use error::ApiError;
+use state::AppState;
 
 /// `Strict-Transport-Security` under TLS: browsers use HTTPS for this host
 /// for a year without trying plain HTTP first (no includeSubDomains: a cam
 /// should not decide for its neighbours on the same domain).
 const HSTS: &str = "max-age=31536000";
-
-/// What every handler can reach: the camera its route serves, the hub and
-/// the access policy. Derefs to [`Camera`], so handlers read `app.cam`,
-/// `app.snaps`, `app.recorder`, ...
-#[derive(Clone)]
-pub struct AppState {
-    /// The camera of this route (the first one for root routes).
-    pub camera: Arc<Camera>,
-    /// What the cameras share.
-    pub hub: Arc<Hub>,
-    /// Access rules and limits.
-    pub policy: Arc<auth::Policy>,
-}
-
-impl Deref for AppState {
-    type Target = Camera;
-
-    fn deref(&self) -> &Camera {
-        &self.camera
-    }
-}
 
 /// One camera's routes, relative to its base. At the root (`nested` false)
 /// `/status` and `/events` are the hub's, not the camera's.
@@ -97,7 +77,7 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
 /// All routes, behind the Host check (loopback without sign-in), the
 /// cross-site guard and, when required, credentials; every request is
 /// counted for `/metrics`.
-pub fn router(hub: Arc<Hub>, policy: Arc<auth::Policy>) -> Router {
+pub fn router(hub: Arc<Hub>, policy: Arc<policy::Policy>) -> Router {
     let first = hub.cams()[0].clone();
     let state = AppState {
         camera: first,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::query::Query;
-use super::AppState;
+use super::state::AppState;
 use crate::snaps::{SnapError, Trigger};
 
 /// Query of `GET /snaps`.

@@ -29,7 +29,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
 use super::query::Query;
-use super::AppState;
+use super::state::AppState;
 use crate::events::Event;
 
 /// Most stored events replayed to a reconnecting client.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
 use super::query::Query;
-use super::AppState;
+use super::state::AppState;
 use crate::frame::{Frame, LatestFrame, BOUNDARY, FIRST_BOUNDARY};
 
 /// Slowest `?fps=`: a frame every 10 s. Bounded so that the gap between

@@ -24,7 +24,7 @@ use axum::response::Response;
 use tokio::time::{interval, Instant, MissedTickBehavior};
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::auth::Scope;
 use crate::control;
 
