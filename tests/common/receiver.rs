@@ -156,6 +156,11 @@ impl Receiver {
         }
     }
 
+    /// Where it listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The URL of `path` on this receiver.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
