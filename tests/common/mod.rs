@@ -1,5 +1,8 @@
 //! Shared test harness: a real lookout on a loopback port with a temporary data
 //! directory, and a small MJPEG client that parses parts off the wire.
+//!
+//! Beside it: `sse` (the SSE reader) and `receiver` (the upload receiver),
+//! which the bench programs include too, and `broker` (a real mosquitto).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod broker;
