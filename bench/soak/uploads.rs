@@ -72,7 +72,7 @@ async fn receive(r: Arc<Flaky>, req: Request) -> Response {
     Tally::add(&r.requests);
     let key = match check(&r, &req) {
         Ok(key) => key,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.into_response(),
     };
     let mut rng = Rng::new(Tally::get(&r.requests));
     if !r.drain.load(Ordering::SeqCst) {
@@ -87,8 +87,9 @@ async fn receive(r: Arc<Flaky>, req: Request) -> Response {
 }
 
 /// The upload's key, if it is one: a well-formed multipart form with the
-/// event's JSON and a JPEG image (and a clip, for a clip's event).
-fn check(r: &Flaky, req: &Request) -> Result<String, Response> {
+/// event's JSON and a JPEG image (and a clip, for a clip's event); else the
+/// refusal.
+fn check(r: &Flaky, req: &Request) -> Result<String, (StatusCode, &'static str)> {
     let ct = req
         .headers
         .get("content-type")
@@ -96,13 +97,13 @@ fn check(r: &Flaky, req: &Request) -> Result<String, Response> {
         .unwrap_or("");
     if !ct.contains("boundary=") {
         r.note_bad(format!("upload without a multipart boundary: {ct:?}"));
-        return Err((StatusCode::BAD_REQUEST, "no boundary").into_response());
+        return Err((StatusCode::BAD_REQUEST, "no boundary"));
     }
     let parts = match parts(ct, &req.body) {
         Ok(p) => p,
         Err(e) => {
             r.note_bad(format!("upload not well-formed multipart/form-data: {e}"));
-            return Err((StatusCode::BAD_REQUEST, "bad multipart").into_response());
+            return Err((StatusCode::BAD_REQUEST, "bad multipart"));
         }
     };
     let event = parts
@@ -117,7 +118,7 @@ fn check(r: &Flaky, req: &Request) -> Result<String, Response> {
     });
     let Some(event) = event.filter(|_| image_ok) else {
         r.note_bad("upload without an event JSON and a JPEG image".into());
-        return Err((StatusCode::BAD_REQUEST, "bad upload").into_response());
+        return Err((StatusCode::BAD_REQUEST, "bad upload"));
     };
     let kind = event.get("kind").and_then(Value::as_str).unwrap_or("?");
     if kind == "clip"
