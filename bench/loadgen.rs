@@ -21,6 +21,11 @@
 mod mjpeg;
 mod procstat;
 mod sse;
+// The one SSE reader, shared with the integration tests, which use the
+// rest of it (its client with deadlines).
+#[allow(dead_code)]
+#[path = "../tests/common/sse.rs"]
+mod sse_client;
 mod stats;
 mod tcp;
 mod ws;

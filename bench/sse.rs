@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
+use crate::sse_client::Events;
 use crate::stats::{num, percentile, summary, unix_now};
 use crate::Server;
 
@@ -86,45 +86,20 @@ async fn subscribe(
     }
     connected.fetch_add(1, Ordering::SeqCst);
     drop(permit);
-    let mut body = resp.bytes_stream();
-    let mut pending = Vec::<u8>::new();
-    let (mut name, mut id, mut data) = (String::new(), None::<String>, String::new());
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        pending.extend_from_slice(&chunk);
-        while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\r', '\n']);
-            if line.is_empty() {
-                if name == *event {
-                    let stamp = ts_field.as_ref().and_then(|f| {
-                        serde_json::from_str::<Value>(&data)
-                            .ok()?
-                            .get(&**f)?
-                            .as_f64()
-                    });
-                    let key = id.clone().unwrap_or_else(|| data.clone());
-                    let _ = tx.send(Receipt {
-                        key,
-                        arrival: unix_now(),
-                        stamp,
-                    });
-                }
-                name.clear();
-                data.clear();
-                id = None;
-            } else if let Some(v) = line.strip_prefix("event:") {
-                name = v.trim_start().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(v.strip_prefix(' ').unwrap_or(v));
-            } else if let Some(v) = line.strip_prefix("id:") {
-                id = Some(v.trim().to_string());
-            }
+    let mut events = Events::new(resp);
+    while let Some(msg) = events.next().await {
+        let msg = msg?;
+        if msg.event != *event {
+            continue;
         }
+        let stamp = ts_field
+            .as_ref()
+            .and_then(|f| msg.json().get(&**f)?.as_f64());
+        let _ = tx.send(Receipt {
+            key: msg.id.unwrap_or(msg.data),
+            arrival: unix_now(),
+            stamp,
+        });
     }
     bail!("server ended the event stream")
 }

@@ -291,7 +291,7 @@ async fn kill_9_during_durable_writes_loses_nothing_acknowledged_and_shows_nothi
     let acked: Shared = Arc::default();
 
     for round in 0..ROUNDS {
-        let mut bin = spawn(&data, &source, &config, &rx.url);
+        let mut bin = spawn(&data, &source, &config, &rx.url("/frames"));
         let base = bin
             .wait_for("the serving address", |line| {
                 assert!(
@@ -340,17 +340,17 @@ async fn kill_9_during_durable_writes_loses_nothing_acknowledged_and_shows_nothi
 
     // A last start: everything is checked once more, and every acknowledged
     // snapshot reaches the receiver (it was queued before its reply).
-    let mut bin = spawn(&data, &source, &config, &rx.url);
+    let mut bin = spawn(&data, &source, &config, &rx.url("/frames"));
     let base = bin.wait_for_url("http").await;
     let child = bin.drain();
     let a = std::mem::take(&mut *lock(&acked));
     check(&client, &base, &a).await;
     wait_until(WAIT, || async {
-        let got = rx.received();
+        let got = rx.hits("/frames");
         let events: Vec<String> = got
             .iter()
             .filter_map(|u| u.part("event"))
-            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .map(|e| String::from_utf8_lossy(&e).into_owned())
             .collect();
         a.snaps
             .iter()
@@ -358,9 +358,9 @@ async fn kill_9_during_durable_writes_loses_nothing_acknowledged_and_shows_nothi
     })
     .await;
     // Nothing half-written left the queue: every image sent decodes.
-    let got = rx.received();
+    let got = rx.hits("/frames");
     for upload in &got {
-        decode_jpeg(upload.part("image").expect("image part"));
+        decode_jpeg(&upload.part("image").expect("image part"));
     }
     eprintln!(
         "{ROUNDS} rounds in {:.1} s: {} snapshots, {} resets, {} clips acknowledged, \

@@ -182,7 +182,7 @@ async fn a_full_disk_fails_each_write_clearly_and_writes_resume_when_space_retur
         "--config",
         config.to_str().expect("utf8 path"),
         "--upload-url",
-        &rx.url,
+        &rx.url("/frames"),
     ];
     let mut bin = Binary::spawn(&args, &data);
     let base = bin.wait_for_url("http").await;
@@ -327,9 +327,9 @@ async fn a_full_disk_fails_each_write_clearly_and_writes_resume_when_space_retur
         json(&client, &format!("{base}/status")).await["uploads"]["sent"].as_u64() > Some(sent)
     })
     .await;
-    let after = rx.received();
+    let after = rx.hits("/frames");
     let last = after.last().expect("uploads received");
-    decode_jpeg(last.part("image").expect("an image part"));
+    decode_jpeg(&last.part("image").expect("an image part"));
     assert!(
         log.find(from, "cannot queue").is_none(),
         "queue works again"

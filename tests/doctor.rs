@@ -7,11 +7,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::broker::{Broker, PASSWORD, USER};
+use common::STILL;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A doctor run: exit code, standard output (the check lines), standard error.
@@ -70,9 +72,6 @@ fn data_dir(tmp: &Path) -> String {
     tmp.join("data").display().to_string()
 }
 
-/// A still synthetic scene: quick to render.
-const SCENE: &str = "synthetic:?size=160x120&fps=10&motion=never";
-
 #[tokio::test]
 async fn all_pass_with_the_synthetic_scene_and_ffmpeg() {
     let tmp = tempfile::tempdir().unwrap();
@@ -86,7 +85,7 @@ async fn all_pass_with_the_synthetic_scene_and_ffmpeg() {
             "--data-dir",
             dir.to_str().unwrap(),
             "--camera",
-            &format!("yard={SCENE}"),
+            &format!("yard={STILL}"),
             "--camera",
             &format!("door={ffmpeg}"),
         ],
@@ -141,7 +140,7 @@ async fn a_taken_port_is_named_with_another_to_use() {
             "--data-dir",
             &data_dir(tmp.path()),
             "--source",
-            SCENE,
+            STILL,
         ],
         &[],
     )
@@ -158,7 +157,7 @@ async fn a_taken_port_is_named_with_another_to_use() {
 async fn sign_in_is_said_off_loopback_and_with_require_auth() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = data_dir(tmp.path());
-    let base = ["--data-dir", &dir, "--source", SCENE];
+    let base = ["--data-dir", &dir, "--source", STILL];
     let run = doctor(&[&base[..], &["--listen", "0.0.0.0:0"]].concat(), &[]).await;
     // Plain HTTP off loopback is a warning, not a failure.
     assert_eq!(run.code, Some(0), "{}", run.all());
@@ -203,7 +202,7 @@ async fn a_data_directory_under_a_file_fails_even_for_root() {
             "--data-dir",
             dir.to_str().unwrap(),
             "--source",
-            SCENE,
+            STILL,
         ],
         &[],
     )
@@ -435,7 +434,7 @@ async fn tls_files_must_be_readable_and_match() {
             "--data-dir".into(),
             dir.clone(),
             "--source".into(),
-            SCENE.into(),
+            STILL.into(),
             "--tls-cert".into(),
             cert.display().to_string(),
             "--tls-key".into(),
@@ -467,100 +466,6 @@ async fn tls_files_must_be_readable_and_match() {
     );
 }
 
-/// A mosquitto on 127.0.0.1 that takes only `USER` with `PASSWORD` (as in
-/// tests/mqtt.rs); stopped when dropped.
-struct Broker {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-const USER: &str = "lookout";
-const PASSWORD: &str = "broker secret";
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let passwd = dir.path().join("passwd");
-        let made = Command::new("mosquitto_passwd")
-            .args(["-c", "-b"])
-            .arg(&passwd)
-            .args([USER, PASSWORD])
-            .stdout(Stdio::null())
-            .status()
-            .expect("mosquitto_passwd runs (Debian package mosquitto)");
-        assert!(made.success());
-        let mut broker = Broker {
-            dir,
-            port: 0,
-            child: None,
-        };
-        for _ in 0..5 {
-            broker.port = free_port();
-            if broker.run() {
-                return broker;
-            }
-        }
-        panic!("mosquitto did not start");
-    }
-
-    fn run(&mut self) -> bool {
-        let d = self.dir.path();
-        let (conf, log) = (d.join("mosquitto.conf"), d.join("mosquitto.log"));
-        let mut text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\n\
-             log_dest file {}\nlog_type all\n",
-            self.port,
-            d.join("passwd").display(),
-            log.display()
-        );
-        if rustix::process::getuid().is_root() {
-            text.push_str("user root\n");
-        }
-        std::fs::write(&conf, text).unwrap();
-        let mosquitto = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| "mosquitto".into());
-        let mut child = Command::new(mosquitto)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts (Debian package mosquitto)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            let said = std::fs::read_to_string(&log).unwrap_or_default();
-            if said.contains(" running") && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -580,7 +485,7 @@ async fn the_broker_is_reached_and_the_password_checked() {
         "--data-dir",
         &dir,
         "--source",
-        SCENE,
+        STILL,
         "--mqtt-url",
         &url,
     ];
@@ -615,7 +520,7 @@ async fn the_broker_is_reached_and_the_password_checked() {
         "--data-dir",
         &dir,
         "--source",
-        SCENE,
+        STILL,
         "--mqtt-url",
         &closed,
     ];
@@ -637,7 +542,7 @@ async fn lookout_logs_the_quick_checks_at_start() {
             "--camera",
             "yard=exec:no-such-command-xyz -o -",
             "--camera",
-            &format!("door={SCENE}"),
+            &format!("door={STILL}"),
         ],
         &tmp.path().join("data"),
     );

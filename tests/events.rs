@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sse::{Msg, SseClient};
+use common::sse::{Msg, Parser, SseClient, SseError};
 use common::TestServer;
 use serde_json::{json, Value};
 
@@ -212,4 +212,33 @@ async fn history_pages_newest_first_by_kind() {
         .get_json(&format!("/api/events?kind=reset&before={before}"))
         .await;
     assert_eq!(rest["events"].as_array().unwrap().len(), 2);
+}
+
+/// The SSE reader the tests share with the bench programs reads the format
+/// as the HTML standard has it, not only the part lookout writes: CRLF line
+/// ends, data over several lines, a field without a colon, a message split
+/// across reads, and bytes that are not UTF-8.
+#[test]
+fn the_shared_sse_reader_follows_the_event_stream_format() {
+    let mut p = Parser::default();
+    p.push(b"retry: 2000\r\n: hello\r\n\r\nevent: motion\nid: 7\ndata: {\"a\":\ndata:1}\n\n\n");
+    p.push(b": keepalive\n\nid:8\ndata");
+    let hello = p.next_msg().unwrap().unwrap();
+    assert_eq!(hello.retry.as_deref(), Some("2000"));
+    assert!(hello.comment && hello.data.is_empty());
+    assert_eq!(hello.event, "message");
+    let motion = p.next_msg().unwrap().unwrap();
+    assert_eq!(motion.event, "motion");
+    assert_eq!(motion.id_number(), Some(7));
+    assert_eq!(motion.data, "{\"a\":\n1}");
+    assert_eq!(motion.json(), json!({"a": 1}));
+    assert!(!motion.comment);
+    let keepalive = p.next_msg().unwrap().unwrap();
+    assert!(keepalive.comment && keepalive.id.is_none());
+    assert!(p.next_msg().is_none(), "a message ends at its blank line");
+    p.push(b"\n\n");
+    let bare = p.next_msg().unwrap().unwrap();
+    assert_eq!((bare.id_number(), bare.data.as_str()), (Some(8), ""));
+    p.push(b"data: \xff\n\n");
+    assert!(matches!(p.next_msg(), Some(Err(SseError::NotUtf8))));
 }

@@ -10,22 +10,15 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{lookout, text, TestServer, PASSWORD, STILL};
 use serde_json::Value;
-
-const SRC: &str = "synthetic:?size=160x120&fps=10&motion=never";
-const PASSWORD: &str = "correct horse battery";
 
 async fn secured() -> TestServer {
     secured_in(tempfile::tempdir().unwrap()).await
 }
 
 async fn secured_in(dir: tempfile::TempDir) -> TestServer {
-    TestServer::start_with(SRC, dir, |c| {
-        c.require_auth = true;
-        c.password = Some(PASSWORD.into());
-    })
-    .await
+    TestServer::secured_in(dir).await
 }
 
 /// A client that does not follow redirects, from `127.0.0.1`.
@@ -83,30 +76,6 @@ async fn status_with(
         .status()
 }
 
-/// Runs the `lookout` binary to completion with `args` and `stdin`.
-async fn lookout(args: &[&str], stdin: &str) -> std::process::Output {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("lookout finishes within 20 s")
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
-
 /// Resident memory of a process in MiB (Linux).
 fn rss_mib(pid: u32) -> Option<u64> {
     common::rss_kib(pid).map(|kib| kib / 1024)
@@ -153,7 +122,7 @@ async fn a_flood_of_wrong_basic_passwords_keeps_memory_flat() {
         "--password-file",
         pw.to_str().unwrap(),
         "--source",
-        SRC,
+        STILL,
     ];
     let mut bin = common::Binary::spawn(&args, &data);
     let url = bin.wait_for_url("http").await;
@@ -354,7 +323,7 @@ async fn a_correct_basic_client_is_served_while_another_address_guesses() {
 
 /// A TLS server with sign-in required; `tweak` changes the rest.
 async fn secured_tls(tweak: impl FnOnce(&mut lookout::Config)) -> (TestServer, Vec<u8>) {
-    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), |c| {
         c.require_auth = true;
         c.password = Some(PASSWORD.into());
         c.tls = Some(lookout::web::tls::TlsSource::SelfSigned);
@@ -453,7 +422,7 @@ async fn a_valid_token_is_never_locked_out_by_failures_from_its_address() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() {
-    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), |c| {
         c.require_auth = true;
         c.password = Some(PASSWORD.into());
         c.trusted_proxies = lookout::peers::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
@@ -530,7 +499,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own() 
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_cap() {
-    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), |c| {
         c.trusted_proxies = lookout::peers::TrustedProxies::parse(&["127.0.0.0/8"]).unwrap();
         c.limits.max_connections_per_ip = 3;
     })
@@ -659,7 +628,7 @@ async fn curl_h2(args: &[&str]) -> (u16, String, String) {
 
 #[tokio::test]
 async fn http2_requests_from_the_page_itself_are_same_site() {
-    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), |c| {
         c.tls = Some(lookout::web::tls::TlsSource::SelfSigned);
         c.require_auth = true;
         c.password = Some(PASSWORD.into());
@@ -726,7 +695,7 @@ async fn http2_requests_from_the_page_itself_are_same_site() {
 
 #[tokio::test]
 async fn a_rebound_host_is_refused_on_loopback() {
-    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), |c| {
         c.allow_hosts = vec!["cam.lan".into()];
     })
     .await;
@@ -783,7 +752,7 @@ async fn allow_host_flag_of_the_binary() {
         "--allow-host",
         "cam.lan,nas.lan",
         "--source",
-        SRC,
+        STILL,
     ];
     let mut bin = common::Binary::spawn(&args, dir.path());
     let url = bin.wait_for_url("http").await;
@@ -871,11 +840,11 @@ async fn short_passwords_are_refused_at_start() {
 async fn passwd_ends_sessions_and_api_tokens_but_not_long_lived_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let out = lookout(&["--data-dir", &data, "passwd"], "first password 1\n").await;
+    let out = lookout(&["--data-dir", &data, "passwd"], Some("first password 1\n")).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = lookout(&["--data-dir", &data, "token", "create", "ha"], "").await;
+    let out = lookout(&["--data-dir", &data, "token", "create", "ha"], Some("")).await;
     let long = text(&out.stdout).trim().to_string();
-    let server = TestServer::start_with(SRC, dir, |c| c.require_auth = true).await;
+    let server = TestServer::start_with(STILL, dir, |c| c.require_auth = true).await;
     let client = client();
     let r = client
         .post(server.url("/login"))
@@ -907,7 +876,11 @@ async fn passwd_ends_sessions_and_api_tokens_but_not_long_lived_tokens() {
         200
     );
 
-    let out = lookout(&["--data-dir", &data, "passwd"], "second password 2\n").await;
+    let out = lookout(
+        &["--data-dir", &data, "passwd"],
+        Some("second password 2\n"),
+    )
+    .await;
     assert!(out.status.success());
     let said = text(&out.stderr);
     assert!(
@@ -948,7 +921,7 @@ async fn a_different_password_at_start_ends_the_old_sessions() {
         200
     );
     let dir = server.stop_keep_dir().await.dir;
-    let server = TestServer::start_with(SRC, dir, |c| {
+    let server = TestServer::start_with(STILL, dir, |c| {
         c.require_auth = true;
         c.password = Some("another password".into());
     })
@@ -966,7 +939,7 @@ async fn sessions_command_lists_and_ends_sessions() {
     let first = sign_in(&server, &client).await;
     let second = sign_in(&server, &client).await;
     let data = server.data_dir().to_str().unwrap().to_string();
-    let out = lookout(&["--data-dir", &data, "sessions", "list"], "").await;
+    let out = lookout(&["--data-dir", &data, "sessions", "list"], Some("")).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let listed = text(&out.stdout);
     let ids: Vec<&str> = listed
@@ -981,17 +954,29 @@ async fn sessions_command_lists_and_ends_sessions() {
     // Ids are hashes, never the secret.
     assert!(!listed.contains(&first[16..28]) && !listed.contains(&second[16..28]));
     // The newest first: end it by its id.
-    let out = lookout(&["--data-dir", &data, "sessions", "revoke", ids[0]], "").await;
+    let out = lookout(
+        &["--data-dir", &data, "sessions", "revoke", ids[0]],
+        Some(""),
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         status_with(&server, &client, ("cookie", &second)).await,
         401
     );
     assert_eq!(status_with(&server, &client, ("cookie", &first)).await, 200);
-    let out = lookout(&["--data-dir", &data, "sessions", "revoke", "--all"], "").await;
+    let out = lookout(
+        &["--data-dir", &data, "sessions", "revoke", "--all"],
+        Some(""),
+    )
+    .await;
     assert!(out.status.success());
     assert_eq!(status_with(&server, &client, ("cookie", &first)).await, 401);
-    let out = lookout(&["--data-dir", &data, "sessions", "revoke", "ffffff"], "").await;
+    let out = lookout(
+        &["--data-dir", &data, "sessions", "revoke", "ffffff"],
+        Some(""),
+    )
+    .await;
     assert!(!out.status.success(), "an unknown id is an error");
 }
 
@@ -1033,7 +1018,7 @@ async fn next_after_sign_in_stays_on_site_over_the_wire() {
 
 #[tokio::test]
 async fn the_logout_cookie_is_secure_under_tls() {
-    let server = TestServer::start_with(SRC, tempfile::tempdir().unwrap(), |c| {
+    let server = TestServer::start_with(STILL, tempfile::tempdir().unwrap(), |c| {
         c.tls = Some(lookout::web::tls::TlsSource::SelfSigned);
         c.require_auth = true;
         c.password = Some(PASSWORD.into());
@@ -1076,7 +1061,7 @@ async fn authorization_schemes_are_case_insensitive() {
 async fn logout_ends_a_one_hour_token_but_never_a_long_lived_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let out = lookout(&["--data-dir", &data, "token", "create", "ha"], "").await;
+    let out = lookout(&["--data-dir", &data, "token", "create", "ha"], Some("")).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let long = format!("Bearer {}", text(&out.stdout).trim());
     let server = secured_in(dir).await;
@@ -1105,11 +1090,11 @@ async fn logout_ends_a_one_hour_token_but_never_a_long_lived_one() {
 async fn data_dir_works_after_the_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let out = lookout(&["token", "create", "ha", "--data-dir", data], "").await;
+    let out = lookout(&["token", "create", "ha", "--data-dir", data], Some("")).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim().len(), 64);
     assert!(Path::new(data).join("lookout.db").exists());
-    let out = lookout(&["token", "list", "--data-dir", data], "").await;
+    let out = lookout(&["token", "list", "--data-dir", data], Some("")).await;
     assert!(
         text(&out.stdout).starts_with("ha\t"),
         "{}",

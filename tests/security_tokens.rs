@@ -8,28 +8,9 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{ask, TestServer};
+use common::{ask, lookout, text, TestServer};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-const SRC: &str = "synthetic:?size=160x120&fps=10&motion=never";
-const PASSWORD: &str = "correct horse battery";
-
-/// Runs the `lookout` binary to completion with `args` (stdin empty).
-async fn lookout(args: &[&str]) -> std::process::Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("lookout finishes within 20 s")
-        .unwrap()
-}
 
 /// Runs `lookout` with `args` and its stdout on a pipe nobody reads (the
 /// reading end closed before it starts, as `lookout ... | head -0`).
@@ -50,17 +31,13 @@ async fn lookout_closed_stdout(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
-
 /// `lookout token create NAME [--scope SCOPE]`; returns the secret.
 async fn create(data: &str, name: &str, scope: Option<&str>) -> String {
     let mut args = vec!["--data-dir", data, "token", "create", name];
     if let Some(scope) = scope {
         args.extend(["--scope", scope]);
     }
-    let out = lookout(&args).await;
+    let out = lookout(&args, None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let secret = text(&out.stdout).trim().to_string();
     assert_eq!(secret.len(), 64, "{secret}");
@@ -69,7 +46,7 @@ async fn create(data: &str, name: &str, scope: Option<&str>) -> String {
 
 /// `lookout token list`, as lines split at tabs.
 async fn list(data: &str) -> Vec<Vec<String>> {
-    let out = lookout(&["--data-dir", data, "token", "list"]).await;
+    let out = lookout(&["--data-dir", data, "token", "list"], None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
         .lines()
@@ -119,7 +96,7 @@ async fn token_names_are_checked_like_camera_names_and_unique() {
         &long,
         "x".repeat(33).as_str(),
     ] {
-        let out = lookout(&["--data-dir", data, "token", "create", bad]).await;
+        let out = lookout(&["--data-dir", data, "token", "create", bad], None).await;
         assert!(!out.status.success(), "{bad:?} was accepted");
         assert!(out.stdout.is_empty(), "no secret for {bad:?}");
         let said = text(&out.stderr);
@@ -130,7 +107,11 @@ async fn token_names_are_checked_like_camera_names_and_unique() {
         );
     }
     create(data, "home-assistant", None).await;
-    let out = lookout(&["--data-dir", data, "token", "create", "home-assistant"]).await;
+    let out = lookout(
+        &["--data-dir", data, "token", "create", "home-assistant"],
+        None,
+    )
+    .await;
     assert!(!out.status.success(), "a second token of the same name");
     assert!(out.stdout.is_empty());
     let said = text(&out.stderr);
@@ -156,7 +137,7 @@ async fn names_stored_before_are_escaped_and_a_shared_name_is_revoked_by_id() {
         Some("evil\x1b]0;owned\x07\x1b[2J\nforged\tline"),
     );
 
-    let out = lookout(&["--data-dir", data, "token", "list"]).await;
+    let out = lookout(&["--data-dir", data, "token", "list"], None).await;
     let shown = text(&out.stdout);
     assert!(
         !shown.contains('\x1b') && !shown.contains('\x07'),
@@ -172,7 +153,7 @@ async fn names_stored_before_are_escaped_and_a_shared_name_is_revoked_by_id() {
     );
 
     // The name is shared: refused, nothing revoked, the ids are named.
-    let out = lookout(&["--data-dir", data, "token", "revoke", "dup"]).await;
+    let out = lookout(&["--data-dir", data, "token", "revoke", "dup"], None).await;
     assert!(!out.status.success());
     let said = text(&out.stderr);
     assert!(said.contains("--id"), "{said}");
@@ -184,14 +165,14 @@ async fn names_stored_before_are_escaped_and_a_shared_name_is_revoked_by_id() {
         .find(|l| l[0] == "dup" && hash_hex(&first).starts_with(&l[2]))
         .map(|l| l[2].clone())
         .expect("the first dup's id");
-    let out = lookout(&["--data-dir", data, "token", "revoke", "--id", &id]).await;
+    let out = lookout(&["--data-dir", data, "token", "revoke", "--id", &id], None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let left = list(data).await;
     assert_eq!(left.len(), 2, "{left:?}");
     let dup = left.iter().find(|l| l[0] == "dup").expect("one dup left");
     assert!(hash_hex(&second).starts_with(&dup[2]), "{dup:?}");
     // Now the name is unique again.
-    let out = lookout(&["--data-dir", data, "token", "revoke", "dup"]).await;
+    let out = lookout(&["--data-dir", data, "token", "revoke", "dup"], None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(list(data).await.len(), 1);
 }
@@ -252,11 +233,7 @@ async fn a_read_token_looks_but_does_not_touch() {
         ]
     );
 
-    let server = TestServer::start_with(SRC, dir, |c| {
-        c.require_auth = true;
-        c.password = Some(PASSWORD.into());
-    })
-    .await;
+    let server = TestServer::secured_in(dir).await;
     let client = reqwest::Client::new();
     let get = |path: &str, auth: &str| {
         client

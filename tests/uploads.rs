@@ -7,116 +7,26 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use common::receiver::{answer, parts, Part, Plan, Receiver};
 use lookout::events::EventBus;
 use lookout::uploads::{UploadConfig, UploadError, Uploader};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, DropGuard};
-
-/// What a receiver answers to the `n`th request (from 0) on a path.
-type Plan = Arc<dyn Fn(&str, usize) -> Response + Send + Sync>;
-
-/// One request as the receiver saw it.
-#[derive(Clone, Debug)]
-struct Hit {
-    path: String,
-    at: Instant,
-    headers: HeaderMap,
-    body: Bytes,
-    status: u16,
-}
-
-/// A local HTTP receiver; stops when dropped.
-struct Receiver {
-    addr: SocketAddr,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    _stop: DropGuard,
-}
-
-impl Receiver {
-    async fn start(plan: Plan) -> Receiver {
-        Self::start_on("127.0.0.1:0".parse().unwrap(), plan).await
-    }
-
-    async fn start_on(addr: SocketAddr, plan: Plan) -> Receiver {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind receiver");
-        let addr = listener.local_addr().unwrap();
-        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
-        let state = (plan, hits.clone());
-        let app = axum::Router::new().fallback(
-            |axum::extract::State((plan, hits)): axum::extract::State<(
-                Plan,
-                Arc<Mutex<Vec<Hit>>>,
-            )>,
-             uri: Uri,
-             headers: HeaderMap,
-             body: Bytes| async move {
-                let path = uri.path().to_string();
-                let mut hits = hits.lock().unwrap();
-                let n = hits.iter().filter(|h| h.path == path).count();
-                let resp = plan(&path, n);
-                hits.push(Hit {
-                    path,
-                    at: Instant::now(),
-                    headers,
-                    body,
-                    status: resp.status().as_u16(),
-                });
-                resp
-            },
-        );
-        let app = app.with_state(state);
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-        });
-        Receiver {
-            addr,
-            hits,
-            _stop: stop.drop_guard(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn hits(&self, path: &str) -> Vec<Hit> {
-        self.hits
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|h| h.path == path)
-            .cloned()
-            .collect()
-    }
-
-    fn accepted(&self, path: &str) -> Vec<Hit> {
-        self.hits(path)
-            .into_iter()
-            .filter(|h| (200..300).contains(&h.status))
-            .collect()
-    }
-}
+use tokio_util::sync::CancellationToken;
 
 fn always(status: StatusCode) -> Plan {
-    Arc::new(move |_, _| status.into_response())
+    answer(move |_, _| status.into_response())
 }
 
 /// Fails the first `n` requests on every path with 503, then accepts.
 fn fail_first(n: usize) -> Plan {
-    Arc::new(move |_, i| {
+    answer(move |_, i| {
         if i < n {
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         } else {
@@ -192,75 +102,10 @@ fn frame_name(i: u64) -> String {
     format!("frame-{}.jpg", 1_718_000_000 + i)
 }
 
-/// A multipart part: its headers (lowercase names) and body.
-struct Part {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Part {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// A strict `multipart/form-data` parser (RFC 7578): every delimiter is
-/// `CRLF--boundary`, the body ends with `--boundary--`.
-fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
-    let boundary = content_type
-        .strip_prefix("multipart/form-data; boundary=")
-        .expect("multipart content type");
-    let first = format!("--{boundary}\r\n");
-    assert!(
-        body.starts_with(first.as_bytes()),
-        "body starts with the boundary"
-    );
-    let delim = format!("\r\n--{boundary}");
-    let mut parts = Vec::new();
-    let mut pos = first.len();
-    loop {
-        let end = find(body, delim.as_bytes(), pos).expect("closing delimiter");
-        let raw = &body[pos..end];
-        let split = find(raw, b"\r\n\r\n", 0).expect("part headers end");
-        let headers = String::from_utf8(raw[..split].to_vec()).expect("ascii headers");
-        let headers = headers
-            .split("\r\n")
-            .map(|l| {
-                let (n, v) = l.split_once(':').expect("header line");
-                (n.trim().to_ascii_lowercase(), v.trim().to_string())
-            })
-            .collect();
-        parts.push(Part {
-            headers,
-            body: raw[split + 4..].to_vec(),
-        });
-        let after = end + delim.len();
-        match &body[after..] {
-            b"--\r\n" => return parts,
-            rest if rest.starts_with(b"\r\n") => pos = after + 2,
-            _ => panic!("bad bytes after a delimiter"),
-        }
-    }
-}
-
-/// Whether a part is the form field `name`.
-fn is_field(part: &Part, name: &str) -> bool {
-    part.header("content-disposition")
-        .is_some_and(|d| d.contains(&format!("name=\"{name}\"")))
-}
-
-fn header<'a>(h: &'a Hit, name: &str) -> Option<&'a str> {
-    h.headers.get(name).and_then(|v| v.to_str().ok())
+/// The parts of an upload, read by the strict parser; a malformed body
+/// fails the test.
+fn parse_multipart(content_type: &str, body: &Bytes) -> Vec<Part> {
+    parts(content_type, body).expect("a well-formed multipart/form-data body")
 }
 
 fn uploads(status: &Value, key: &str) -> u64 {
@@ -293,7 +138,7 @@ fn upload_events(
 #[tokio::test]
 async fn multipart_body_headers_and_webhook_as_specified() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(always(StatusCode::OK)).await;
+    let rx = Receiver::start_with(always(StatusCode::OK)).await;
     let mut cfg = config(Some(rx.url("/frames")));
     cfg.token = Some("s3cret".into());
     cfg.webhook_url = Some(rx.url("/hook"));
@@ -322,8 +167,8 @@ async fn multipart_body_headers_and_webhook_as_specified() {
     .await;
 
     let hit = &rx.hits("/frames")[0];
-    assert_eq!(header(hit, "authorization"), Some("Bearer s3cret"));
-    let ct = header(hit, "content-type").expect("content type");
+    assert_eq!(hit.header("authorization"), Some("Bearer s3cret"));
+    let ct = hit.header("content-type").expect("content type");
     let parts = parse_multipart(ct, &hit.body);
     assert_eq!(parts.len(), 2);
     assert_eq!(
@@ -342,9 +187,9 @@ async fn multipart_body_headers_and_webhook_as_specified() {
 
     let hooks = rx.hits("/hook");
     for h in &hooks {
-        assert_eq!(header(h, "content-type"), Some("application/json"));
+        assert_eq!(h.header("content-type"), Some("application/json"));
         assert_eq!(
-            header(h, "authorization"),
+            h.header("authorization"),
             None,
             "the token is for the frames receiver only"
         );
@@ -382,7 +227,7 @@ async fn multipart_body_headers_and_webhook_as_specified() {
 #[tokio::test]
 async fn retries_deliver_every_frame_exactly_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(fail_first(3)).await;
+    let rx = Receiver::start_with(fail_first(3)).await;
     let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
     for i in 0..3 {
         up.enqueue_frame(&jpeg(i as u8), &motion(i), false).unwrap();
@@ -403,7 +248,7 @@ async fn retries_deliver_every_frame_exactly_once_in_order() {
         .accepted("/frames")
         .iter()
         .map(|h| {
-            let parts = parse_multipart(header(h, "content-type").unwrap(), &h.body);
+            let parts = parse_multipart(h.header("content-type").unwrap(), &h.body);
             serde_json::from_slice(&parts[1].body).unwrap()
         })
         .collect();
@@ -452,7 +297,7 @@ async fn queue_survives_a_restart_while_the_receiver_is_down() {
         .accepted("/frames")
         .iter()
         .map(|h| {
-            let parts = parse_multipart(header(h, "content-type").unwrap(), &h.body);
+            let parts = parse_multipart(h.header("content-type").unwrap(), &h.body);
             parts[0].header("content-disposition").unwrap().to_string()
         })
         .collect();
@@ -467,7 +312,7 @@ async fn queue_survives_a_restart_while_the_receiver_is_down() {
 #[tokio::test]
 async fn queue_written_before_a_crash_is_not_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(always(StatusCode::OK)).await;
+    let rx = Receiver::start_with(always(StatusCode::OK)).await;
     {
         // Queued, then "kill -9": dropped without ever running.
         let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
@@ -495,9 +340,10 @@ async fn queue_written_before_a_crash_is_not_lost() {
         .accepted("/frames")
         .iter()
         .map(|h| {
-            parse_multipart(header(h, "content-type").unwrap(), &h.body)
+            parse_multipart(h.header("content-type").unwrap(), &h.body)
                 .remove(0)
                 .body
+                .to_vec()
         })
         .collect();
     assert_eq!(jpegs, vec![jpeg(0), jpeg(1), jpeg(2)]);
@@ -508,7 +354,7 @@ async fn queue_written_before_a_crash_is_not_lost() {
 #[tokio::test]
 async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(always(StatusCode::BAD_REQUEST)).await;
+    let rx = Receiver::start_with(always(StatusCode::BAD_REQUEST)).await;
     let up = Uploader::open(dir.path(), config(Some(rx.url("/frames")))).unwrap();
     let events = bus(dir.path());
     let mut sub = events.subscribe();
@@ -525,7 +371,7 @@ async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
     .await;
     let hits = rx.hits("/frames");
     assert_eq!(hits.len(), 2, "exactly one attempt each");
-    let first = &parse_multipart(header(&hits[0], "content-type").unwrap(), &hits[0].body)[0];
+    let first = &parse_multipart(hits[0].header("content-type").unwrap(), &hits[0].body)[0];
     assert_eq!(first.body, jpeg(1));
     let status = up.status();
     assert_eq!(uploads(&status, "queued"), 0);
@@ -567,7 +413,7 @@ async fn a_400_is_not_retried_and_the_frame_is_kept_in_failed() {
 #[tokio::test]
 async fn the_queue_bound_drops_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(always(StatusCode::OK)).await;
+    let rx = Receiver::start_with(always(StatusCode::OK)).await;
     let mut cfg = config(Some(rx.url("/frames")));
     // Each item is ~1.2 kB (JPEG + JSON): room for two.
     cfg.queue_bytes = Some(2 * 1024 + 800);
@@ -589,9 +435,10 @@ async fn the_queue_bound_drops_the_oldest() {
         .accepted("/frames")
         .iter()
         .map(|h| {
-            parse_multipart(header(h, "content-type").unwrap(), &h.body)
+            parse_multipart(h.header("content-type").unwrap(), &h.body)
                 .remove(0)
                 .body
+                .to_vec()
         })
         .collect();
     assert_eq!(jpegs, vec![jpeg(3), jpeg(4)], "the newest kept");
@@ -611,7 +458,7 @@ async fn the_queue_bound_drops_the_oldest() {
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(Arc::new(|_, i| {
+    let rx = Receiver::start_with(answer(|_, i| {
         if i == 0 {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response()
         } else {
@@ -636,7 +483,7 @@ async fn retry_after_is_honoured() {
 #[tokio::test]
 async fn a_dead_webhook_does_not_hold_up_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(Arc::new(|path, _| {
+    let rx = Receiver::start_with(answer(|path, _| {
         if path == "/hook" {
             StatusCode::BAD_GATEWAY.into_response()
         } else {
@@ -758,7 +605,7 @@ async fn kill_9_with_a_queued_frame_loses_nothing() {
     first.start_kill().unwrap();
     first.wait().await.unwrap();
 
-    let receiver = Receiver::start(always(StatusCode::OK)).await;
+    let receiver = Receiver::start_with(always(StatusCode::OK)).await;
     let (_second, _) =
         spawn_lookout(data.path(), &["--upload-url", &receiver.url("/frames")]).await;
     wait_until("the queued frame arrives after the restart", || {
@@ -766,11 +613,11 @@ async fn kill_9_with_a_queued_frame_loses_nothing() {
     })
     .await;
     let hit = &receiver.accepted("/frames")[0];
-    let ct = header(hit, "content-type").unwrap().to_string();
+    let ct = hit.header("content-type").unwrap().to_string();
     let parts = parse_multipart(&ct, &hit.body);
     let image = parts
         .iter()
-        .find(|p| is_field(p, "image"))
+        .find(|p| p.is_field("image"))
         .expect("image part");
     assert_eq!(
         image.body,
@@ -782,7 +629,7 @@ async fn kill_9_with_a_queued_frame_loses_nothing() {
 
 #[tokio::test]
 async fn motion_frames_are_uploaded_by_the_running_server() {
-    let receiver = Receiver::start(always(StatusCode::OK)).await;
+    let receiver = Receiver::start_with(always(StatusCode::OK)).await;
     let url = receiver.url("/frames");
     let server = common::TestServer::start_with(
         "synthetic:?size=320x180&fps=10&motion=always",
@@ -798,11 +645,11 @@ async fn motion_frames_are_uploaded_by_the_running_server() {
     })
     .await;
     let hit = &receiver.accepted("/frames")[0];
-    assert_eq!(header(hit, "authorization"), Some("Bearer s3cret"));
-    let parts = parse_multipart(header(hit, "content-type").unwrap(), &hit.body);
+    assert_eq!(hit.header("authorization"), Some("Bearer s3cret"));
+    let parts = parse_multipart(hit.header("content-type").unwrap(), &hit.body);
     let event = parts
         .iter()
-        .find(|p| is_field(p, "event"))
+        .find(|p| p.is_field("event"))
         .expect("event part");
     let event: Value = serde_json::from_slice(&event.body).unwrap();
     assert_eq!(event["kind"], "motion");
@@ -822,7 +669,7 @@ async fn motion_frames_are_uploaded_by_the_running_server() {
 #[tokio::test]
 async fn a_clip_goes_out_beside_its_picture_even_after_retention_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(fail_first(1)).await;
+    let rx = Receiver::start_with(fail_first(1)).await;
     let clips = dir.path().join("clips");
     std::fs::create_dir(&clips).unwrap();
     let clip = clips.join("motion-1718000000250.mkv");
@@ -870,8 +717,8 @@ async fn a_clip_goes_out_beside_its_picture_even_after_retention_and_a_restart()
     worker.stop().await;
 
     let hit = &rx.accepted("/frames")[0];
-    let parts = parse_multipart(header(hit, "content-type").unwrap(), &hit.body);
-    let field = |name| parts.iter().find(|p| is_field(p, name)).expect(name);
+    let parts = parse_multipart(hit.header("content-type").unwrap(), &hit.body);
+    let field = |name| parts.iter().find(|p| p.is_field(name)).expect(name);
     assert_eq!(field("image").body, jpeg(1));
     let sent: Value = serde_json::from_slice(&field("event").body).unwrap();
     assert_eq!(sent, event);

@@ -1,7 +1,11 @@
 //! Shared test harness: a real lookout on a loopback port with a temporary data
 //! directory, and a small MJPEG client that parses parts off the wire.
+//!
+//! Beside it: `sse` (the SSE reader) and `receiver` (the upload receiver),
+//! which the bench programs include too, and `broker` (a real mosquitto).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod broker;
 pub mod receiver;
 pub mod sse;
 
@@ -13,6 +17,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// A still synthetic scene: quick to render, never a motion event.
+pub const STILL: &str = "synthetic:?size=160x120&fps=10&motion=never";
+
+/// The owner's password where a test signs in.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A running server; dropping it stops it.
 pub struct TestServer {
@@ -62,6 +72,16 @@ impl TestServer {
             scheme,
             handle: Some(handle),
         }
+    }
+
+    /// Starts lookout with [`STILL`] in `dir`, every route but `/healthz`
+    /// behind sign-in with [`PASSWORD`].
+    pub async fn secured_in(dir: tempfile::TempDir) -> TestServer {
+        Self::start_with(STILL, dir, |c| {
+            c.require_auth = true;
+            c.password = Some(PASSWORD.into());
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -567,4 +587,35 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the `lookout` binary to completion with `args`, `stdin` written to
+/// it (or no stdin at all), within 20 s.
+pub async fn lookout(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("lookout starts");
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(text.as_bytes()).await.expect("write stdin");
+    }
+    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("lookout finishes within 20 s")
+        .expect("lookout's output")
+}
+
+/// A process's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
 }
