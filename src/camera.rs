@@ -14,12 +14,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::cam::{Cam, CamParts};
 use crate::clips::{ClipError, Clips, Recorder};
-use crate::config::CameraConfig;
 use crate::events::{EventBus, EventKind, SourceChange};
 use crate::frame::FrameSink;
 use crate::metrics::Metrics;
 use crate::motion::check::{PersonCheck, PersonWorker};
+use crate::settings::Settings;
 use crate::snaps::{SnapError, Snaps};
+use crate::source::spec::SourceSpec;
 use crate::source::{SourceState, StatusCell, Supervisor};
 use crate::store::StoreError;
 use crate::uploads::Uploader;
@@ -58,6 +59,18 @@ pub struct Camera {
     pub check: Arc<PersonCheck>,
 }
 
+/// One camera as configured, for [`Camera::start`].
+pub struct Spec {
+    /// Its name.
+    pub name: String,
+    /// Its parsed source.
+    pub source: SourceSpec,
+    /// The source as given (shown redacted in `/status`).
+    pub source_uri: String,
+    /// The settings it starts from, before the saved ones.
+    pub settings: Settings,
+}
+
 /// What the cameras share, for [`Camera::start`].
 pub struct Shared<'a> {
     /// The data directory.
@@ -77,18 +90,23 @@ pub struct Shared<'a> {
 }
 
 impl Camera {
-    /// Opens camera `config` (the first one answers at the root routes) and
+    /// Opens camera `spec` (the first one answers at the root routes) and
     /// starts its tasks. Returns it with its source's state, whose ticks
     /// tell the watchdog the supervisor is alive.
     pub async fn start(
-        config: &CameraConfig,
+        spec: Spec,
         first: bool,
         shared: &Shared<'_>,
     ) -> Result<(Arc<Camera>, StatusCell), CameraError> {
-        let name = config.name.clone();
+        let Spec {
+            name,
+            source,
+            source_uri,
+            settings,
+        } = spec;
         let (frames, _) = FrameSink::new();
         let (supervisor, source_status, states) =
-            Supervisor::new(config.source.clone(), &config.source_uri, frames.clone());
+            Supervisor::new(source, &source_uri, frames.clone());
         shared
             .tracker
             .spawn(supervisor.run(shared.shutdown.child_token()));
@@ -112,7 +130,7 @@ impl Camera {
             Cam::load(CamParts {
                 name: name.clone(),
                 frames,
-                initial: config.initial_settings(),
+                initial: settings,
                 source_status: source_status.clone(),
                 events: shared.events.clone(),
                 snaps: snaps.clone(),

@@ -213,7 +213,13 @@ pub async fn run(
     };
     let mut cams = Vec::new();
     for (i, c) in config.cameras.iter().enumerate() {
-        let (camera, heartbeat) = camera::Camera::start(c, i == 0, &shared).await?;
+        let spec = camera::Spec {
+            name: c.name.clone(),
+            source: c.source.clone(),
+            source_uri: c.source_uri.clone(),
+            settings: c.initial_settings(),
+        };
+        let (camera, heartbeat) = camera::Camera::start(spec, i == 0, &shared).await?;
         heartbeats.push(heartbeat);
         cams.push(camera);
     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::Check;
+use super::check::Check;
 use crate::config::Config;
 use crate::web::tls::TlsSource;
 
@@ -481,7 +481,7 @@ mod tests {
         let file = tmp.path().join("file.txt");
         std::fs::write(&file, "x").unwrap();
         let c = data_dir(&file.join("data"), true);
-        assert_eq!(c.status, super::super::Status::Fail, "{}", c.text);
+        assert_eq!(c.status, super::super::check::Status::Fail, "{}", c.text);
         assert!(c.text.contains("is a file, not a folder"), "{}", c.text);
         let c = data_dir(&file, true);
         assert!(c.text.contains("is a file, not a folder"), "{}", c.text);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::Check;
+use super::check::Check;
 use crate::config::CameraConfig;
 use crate::frame::{Frame, FrameSink};
 use crate::source::{SourceSpec, SourceState, Supervisor};

@@ -8,7 +8,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use super::decode::{self, Candidate, BINS, CLASSES, INPUT, STRIDES};
-use super::PersonError;
+use super::error::PersonError;
 
 /// The model file (models/person/nanodet-g.onnx, 7.6 MB; see its NOTICE),
 /// in the binary so that a camera needs no file beside it.

@@ -7,7 +7,7 @@
 use crate::jpeg::JpegError;
 
 use super::decode::{Letterbox, INPUT};
-use super::PersonError;
+use super::error::PersonError;
 
 pub use crate::jpeg::{MAX_PIXELS, MAX_SIDE};
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use super::mjpeg::FrameReader;
-use super::{Output, SourceError};
+use super::output::{Output, SourceError};
 
 /// Runs `command` with `sh -c` and publishes every frame of its stdout.
 pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use super::mjpeg::{FrameReader, MAX_FRAME_BYTES};
-use super::{Output, SourceError};
+use super::output::{Output, SourceError};
 
 /// Replays `path` at `fps` forever.
 pub async fn run(path: &Path, fps: u32, out: &Output) -> Result<(), SourceError> {

@@ -15,7 +15,7 @@ use tokio_util::io::StreamReader;
 use bytes::{Bytes, BytesMut};
 
 use super::mjpeg::{FrameReader, SplitError, MAX_FRAME_BYTES};
-use super::{Output, SourceError};
+use super::output::{Output, SourceError};
 
 /// How long connecting to the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
