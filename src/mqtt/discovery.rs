@@ -83,6 +83,36 @@ pub(super) fn device(
             "unique_id": uid("source"),
         }),
     );
+    person_components(&mut cmps, topics, cam, person);
+    command_components(&mut cmps, topics, cam, commands);
+    let version = env!("CARGO_PKG_VERSION");
+    json!({
+        "dev": {
+            "identifiers": [id],
+            "name": cam,
+            "manufacturer": "lookout",
+            "model": "camera",
+            "sw_version": version,
+            "configuration_url": dashboard,
+        },
+        "o": {
+            "name": ORIGIN,
+            "sw_version": version,
+        },
+        "availability_topic": topics.availability(),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "qos": 1,
+        "cmps": cmps,
+    })
+}
+
+/// The person sensor and count, or their removal when the build has no
+/// person check (if an earlier build had them).
+fn person_components(cmps: &mut Map<String, Value>, topics: &Topics, cam: &str, person: bool) {
+    let id = topics.device_id(cam);
+    let state = topics.cam(cam, "state");
+    let uid = |what: &str| format!("{id}_{what}");
     if person {
         cmps.insert(
             "person".into(),
@@ -114,6 +144,14 @@ pub(super) fn device(
         cmps.insert("person".into(), json!({ "p": "binary_sensor" }));
         cmps.insert("person_count".into(), json!({ "p": "sensor" }));
     }
+}
+
+/// The threshold slider and the two buttons, or their removal when commands
+/// are off.
+fn command_components(cmps: &mut Map<String, Value>, topics: &Topics, cam: &str, commands: bool) {
+    let id = topics.device_id(cam);
+    let state = topics.cam(cam, "state");
+    let uid = |what: &str| format!("{id}_{what}");
     if !commands {
         // A component left out of the payload would stay in Home Assistant,
         // dead; one with only its platform is removed.
@@ -165,26 +203,6 @@ pub(super) fn device(
             }),
         );
     }
-    let version = env!("CARGO_PKG_VERSION");
-    json!({
-        "dev": {
-            "identifiers": [id],
-            "name": cam,
-            "manufacturer": "lookout",
-            "model": "camera",
-            "sw_version": version,
-            "configuration_url": dashboard,
-        },
-        "o": {
-            "name": ORIGIN,
-            "sw_version": version,
-        },
-        "availability_topic": topics.availability(),
-        "payload_available": "online",
-        "payload_not_available": "offline",
-        "qos": 1,
-        "cmps": cmps,
-    })
 }
 
 #[cfg(test)]

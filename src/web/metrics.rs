@@ -17,6 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::camera::Camera;
 use crate::hub::Hub;
 use crate::metrics::{
     CameraLabel, CameraResultLabels, FloatGauge, ResultLabel, CONTENT_TYPE, UNMATCHED,
@@ -63,22 +64,27 @@ fn route_label(app: &AppState, matched: &str) -> String {
     matched.to_string()
 }
 
-/// Registers the series read from the running state at scrape time.
-fn register_state(reg: &mut Registry, hub: &Hub) {
-    let motion_active = Family::<CameraLabel, Gauge>::default();
-    let up = Family::<CameraLabel, Gauge>::default();
-    let restarts = Family::<CameraLabel, Counter>::default();
-    let bad_frames = Family::<CameraLabel, Counter>::default();
-    let frames = Family::<CameraLabel, Counter>::default();
-    let fps = Family::<CameraLabel, FloatGauge>::default();
-    let viewers = Family::<CameraLabel, Gauge>::default();
-    let person_available = Family::<CameraLabel, Gauge>::default();
-    let person_skipped = Family::<CameraLabel, Counter>::default();
-    let clip_recording = Family::<CameraLabel, Gauge>::default();
-    let clips = Family::<CameraResultLabels, Counter>::default();
-    let clip_dropped = Family::<CameraLabel, Counter>::default();
-    let clip_buffer = Family::<CameraLabel, Gauge>::default();
-    for cam in hub.cams() {
+/// The per-camera series read from each camera at scrape time.
+#[derive(Default)]
+struct CameraSeries {
+    motion_active: Family<CameraLabel, Gauge>,
+    up: Family<CameraLabel, Gauge>,
+    restarts: Family<CameraLabel, Counter>,
+    bad_frames: Family<CameraLabel, Counter>,
+    frames: Family<CameraLabel, Counter>,
+    fps: Family<CameraLabel, FloatGauge>,
+    viewers: Family<CameraLabel, Gauge>,
+    person_available: Family<CameraLabel, Gauge>,
+    person_skipped: Family<CameraLabel, Counter>,
+    clip_recording: Family<CameraLabel, Gauge>,
+    clips: Family<CameraResultLabels, Counter>,
+    clip_dropped: Family<CameraLabel, Counter>,
+    clip_buffer: Family<CameraLabel, Gauge>,
+}
+
+impl CameraSeries {
+    /// Reads one camera.
+    fn add(&self, cam: &Camera) {
         let label = CameraLabel {
             camera: cam.name.clone(),
         };
@@ -86,97 +92,126 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
             let s = cam.cam.source();
             (s.state, s.restarts, s.fps, s.bad_frames)
         };
-        up.get_or_create(&label)
+        self.up
+            .get_or_create(&label)
             .set(i64::from(state == SourceState::Running));
-        restarts.get_or_create(&label).inc_by(restarted);
-        bad_frames.get_or_create(&label).inc_by(bad);
-        frames.get_or_create(&label).inc_by(cam.cam.frame_count());
-        fps.get_or_create(&label).set(rate);
+        self.restarts.get_or_create(&label).inc_by(restarted);
+        self.bad_frames.get_or_create(&label).inc_by(bad);
+        self.frames
+            .get_or_create(&label)
+            .inc_by(cam.cam.frame_count());
+        self.fps.get_or_create(&label).set(rate);
         let open = cam.cam.viewers();
-        viewers.get_or_create(&label).set(gauge(open));
+        self.viewers.get_or_create(&label).set(gauge(open));
         let person = &cam.check;
-        person_available
+        self.person_available
             .get_or_create(&label)
             .set(i64::from(person.available()));
-        person_skipped
+        self.person_skipped
             .get_or_create(&label)
             .inc_by(person.skipped());
         let clip = cam.recorder.status();
-        clip_recording
+        self.clip_recording
             .get_or_create(&label)
             .set(i64::from(clip.recording.is_some()));
         for (result, n) in [("saved", clip.saved), ("failed", clip.failed)] {
-            clips
+            self.clips
                 .get_or_create(&CameraResultLabels {
                     camera: cam.name.clone(),
                     result,
                 })
                 .inc_by(n);
         }
-        clip_dropped
+        self.clip_dropped
             .get_or_create(&label)
             .inc_by(clip.dropped_frames);
-        clip_buffer
+        self.clip_buffer
             .get_or_create(&label)
             .set(i64::try_from(clip.buffer_bytes).unwrap_or(i64::MAX));
-        motion_active
+        self.motion_active
             .get_or_create(&label)
             .set(i64::from(cam.cam.motion_active()));
     }
-    reg.register(
-        "source_up",
-        "Whether the camera's source delivers frames (1) or not (0)",
-        up,
-    );
-    reg.register(
-        "source_restarts",
-        "Restarts of the camera's source",
-        restarts,
-    );
-    reg.register(
-        "source_bad_frames",
-        "Data from the camera refused instead of shown: not a whole JPEG, over the size cap, \
+
+    /// Registers every series but `motion_active`, which the text has last.
+    fn register(self, reg: &mut Registry) -> Family<CameraLabel, Gauge> {
+        reg.register(
+            "source_up",
+            "Whether the camera's source delivers frames (1) or not (0)",
+            self.up,
+        );
+        reg.register(
+            "source_restarts",
+            "Restarts of the camera's source",
+            self.restarts,
+        );
+        reg.register(
+            "source_bad_frames",
+            "Data from the camera refused instead of shown: not a whole JPEG, over the size cap, \
          absurd dimensions, or a mebibyte of bytes outside any frame",
-        bad_frames,
-    );
-    reg.register("frames", "Frames received from the camera", frames);
-    reg.register(
-        "source_fps",
-        "Frames per second the camera delivers, measured over the last second",
-        fps,
-    );
-    reg.register("stream_viewers", "Open MJPEG stream viewers", viewers);
-    reg.register(
-        "person_check_available",
-        "Whether the person check can run on the camera (1: the model is loaded) or not (0)",
-        person_available,
-    );
-    reg.register(
-        "clip_recording",
-        "Whether a clip is being recorded (1) or not (0)",
-        clip_recording,
-    );
-    reg.register(
-        "clips",
-        "Clips that ended, by result: saved, or failed (the disk refused them)",
-        clips,
-    );
-    reg.register(
-        "clip_dropped_frames",
-        "Frames left out of clips because the disk could not keep up",
-        clip_dropped,
-    );
-    reg.register(
-        "clip_buffer_bytes",
-        "Bytes of frames held in memory for the next clip's pre-roll",
-        clip_buffer,
-    );
-    reg.register(
-        "person_checks_skipped",
-        "Person checks due but not run because the camera's previous check was still running \
+            self.bad_frames,
+        );
+        reg.register("frames", "Frames received from the camera", self.frames);
+        reg.register(
+            "source_fps",
+            "Frames per second the camera delivers, measured over the last second",
+            self.fps,
+        );
+        reg.register("stream_viewers", "Open MJPEG stream viewers", self.viewers);
+        reg.register(
+            "person_check_available",
+            "Whether the person check can run on the camera (1: the model is loaded) or not (0)",
+            self.person_available,
+        );
+        reg.register(
+            "clip_recording",
+            "Whether a clip is being recorded (1) or not (0)",
+            self.clip_recording,
+        );
+        reg.register(
+            "clips",
+            "Clips that ended, by result: saved, or failed (the disk refused them)",
+            self.clips,
+        );
+        reg.register(
+            "clip_dropped_frames",
+            "Frames left out of clips because the disk could not keep up",
+            self.clip_dropped,
+        );
+        reg.register(
+            "clip_buffer_bytes",
+            "Bytes of frames held in memory for the next clip's pre-roll",
+            self.clip_buffer,
+        );
+        reg.register(
+            "person_checks_skipped",
+            "Person checks due but not run because the camera's previous check was still running \
          or the checker's queue was full",
-        person_skipped,
+            self.person_skipped,
+        );
+        self.motion_active
+    }
+}
+
+/// Registers the series read from the running state at scrape time.
+fn register_state(reg: &mut Registry, hub: &Hub) {
+    let cameras = CameraSeries::default();
+    for cam in hub.cams() {
+        cameras.add(cam);
+    }
+    let motion_active = cameras.register(reg);
+    register_server(reg, hub);
+    // Last, where the counted families had it before it became state.
+    reg.register(
+        "motion_active",
+        "Whether a motion episode is under way (1) or not (0)",
+        motion_active,
     );
+}
+
+/// Registers the whole server's series: subscribers, sockets, MQTT and
+/// the upload queue.
+fn register_server(reg: &mut Registry, hub: &Hub) {
     let subscribers = Gauge::<i64>::default();
     subscribers.set(gauge(hub.events().subscribers()));
     reg.register(
@@ -233,12 +268,6 @@ fn register_state(reg: &mut Registry, hub: &Hub) {
             results,
         );
     }
-    // Last, where the counted families had it before it became state.
-    reg.register(
-        "motion_active",
-        "Whether a motion episode is under way (1) or not (0)",
-        motion_active,
-    );
 }
 
 /// A count as a gauge's value.
