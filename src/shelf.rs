@@ -214,7 +214,7 @@ impl Shelf {
     pub(crate) fn after(
         &self,
         before: Option<&str>,
-    ) -> Result<std::vec::IntoIter<Item>, ShelfError> {
+    ) -> Result<impl Iterator<Item = Item>, ShelfError> {
         let items = self.scan()?;
         let start = match before {
             None => 0,
@@ -231,11 +231,7 @@ impl Shelf {
                 items.partition_point(|i| newest_first((i.stamp, &i.name), (stamp, cursor)).is_le())
             }
         };
-        let mut rest = items.into_iter();
-        if start > 0 {
-            rest.nth(start - 1);
-        }
-        Ok(rest)
+        Ok(items.into_iter().skip(start))
     }
 
     /// Deletes one file. Only the file: what the kind keeps beside it (a
