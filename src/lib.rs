@@ -28,6 +28,8 @@
 //! - [`redact`]: secrets out of everything a source or an upload reports.
 //! - [`auth`]: password, sessions, tokens; [`web::auth`] applies them.
 //! - [`uploads`]: triggered frames and webhooks out, through a durable queue.
+//! - [`shelf`]: a folder of timestamped files (retention, names, cursors,
+//!   paging), shared by snapshots and clips.
 //! - [`snaps`]: snapshot files, one folder per camera. [`store`]: SQLite
 //!   state and history. `durable`: the synced temp-file-then-link write both
 //!   use for files; `sync`: the one way to take a lock.
@@ -74,6 +76,7 @@ pub mod person;
 pub mod redact;
 pub mod report;
 pub mod settings;
+pub mod shelf;
 pub mod snaps;
 pub mod source;
 pub mod store;

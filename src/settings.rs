@@ -252,10 +252,10 @@ impl Settings {
 
     /// The snapshot retention limits.
     pub fn retention(&self) -> crate::snaps::Retention {
-        crate::snaps::Retention {
-            max_count: self.max_snaps as usize,
-            max_bytes: u64::from(self.max_snaps_mb) * 1024 * 1024,
-        }
+        crate::snaps::Retention::by_count_and_bytes(
+            self.max_snaps as usize,
+            u64::from(self.max_snaps_mb) * 1024 * 1024,
+        )
     }
 
     /// The settings as a JSON object (for `/config` and replies).

@@ -33,16 +33,24 @@
 //! logged, and made on first request instead. Deleting a snapshot, by hand
 //! or by retention, deletes its thumbnail.
 //!
+//! # Listing and retention
+//! The folder is a [`shelf`], as the clips' folders are: the order, the
+//! paging cursor and retention are the shelf's, shared with clips.
+//!
 //! All functions block (std::fs, and the thumbnail's decode); async callers
 //! run them with `spawn_blocking`.
 
-use std::cmp::Ordering;
+// The shelf serves clips too; it is declared here because the crate root is
+// being restructured meanwhile, and belongs in `lib.rs` as `mod shelf`.
+
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+pub use self::shelf::Retention;
+use self::shelf::{unix_ms, Item, Naming, Shelf, ShelfError, Stamp};
 use crate::durable::TempFiles;
 use crate::thumbs::{ThumbError, Thumbs};
 
@@ -52,6 +60,9 @@ const MAX_NAME_LEN: usize = 128;
 /// Prefix of temporary files; it starts with `.`, so [`valid_name`] rejects
 /// it and temporary files are never listed or served.
 const TMP_PREFIX: &str = ".tmp-";
+
+/// Snapshots listed in one page at most.
+pub const MAX_PAGE: usize = 1000;
 
 /// How many suffixes one save tries before giving up; only reachable on a
 /// file system that keeps claiming every name exists.
@@ -112,25 +123,6 @@ pub struct SnapInfo {
     pub trigger: Trigger,
 }
 
-/// How many snapshots to keep; the oldest go first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Most snapshots kept.
-    pub max_count: usize,
-    /// Most bytes kept, summed over all snapshots.
-    pub max_bytes: u64,
-}
-
-impl Default for Retention {
-    /// 1000 snapshots and 1024 MiB, matching the settings' defaults.
-    fn default() -> Self {
-        Retention {
-            max_count: 1000,
-            max_bytes: 1024 * 1024 * 1024,
-        }
-    }
-}
-
 /// Why a snapshot operation failed, in words meant for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapError {
@@ -171,6 +163,23 @@ impl SnapError {
     }
 }
 
+impl From<ShelfError> for SnapError {
+    fn from(err: ShelfError) -> SnapError {
+        match err {
+            ShelfError::InvalidName(name) => SnapError::InvalidName(name),
+            ShelfError::NotFound(name) => SnapError::NotFound(name),
+            ShelfError::Io { what, err } => SnapError::Io { what, err },
+        }
+    }
+}
+
+/// How the shelf reads snapshot names.
+const NAMING: Naming = Naming {
+    noun: "snapshot",
+    valid: valid_name,
+    stamp: stamp_of,
+};
+
 /// Whether `name` may be used as a snapshot name: `^[A-Za-z0-9._-]+\.jpg$`,
 /// not starting with `.`, without `..`, at most 128 bytes.
 ///
@@ -187,15 +196,6 @@ pub fn valid_name(name: &str) -> bool {
         && stem
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// Checks `name` with [`valid_name`], turning a bad one into an error.
-fn check_name(name: &str) -> Result<(), SnapError> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(SnapError::InvalidName(name.to_string()))
-    }
 }
 
 /// The parts of a name lookout wrote: `<trigger>-<ms>[-<n>].jpg`.
@@ -226,6 +226,17 @@ fn parse_name(name: &str) -> Option<ParsedName> {
     Some(ParsedName { trigger, ms, n })
 }
 
+/// The stamp of a name lookout wrote.
+fn stamp_of(name: &str) -> Option<Stamp> {
+    parse_name(name).map(|p| Stamp { ms: p.ms, n: p.n })
+}
+
+/// What caused the snapshot `name`: from its name, `Other` for a file
+/// lookout did not name.
+fn trigger_of(name: &str) -> Trigger {
+    parse_name(name).map_or(Trigger::Other, |p| p.trigger)
+}
+
 /// The name for the `n`th snapshot taken at `ms`: no suffix for the first.
 fn snap_name(trigger: Trigger, ms: u64, n: u64) -> String {
     if n == 0 {
@@ -233,51 +244,6 @@ fn snap_name(trigger: Trigger, ms: u64, n: u64) -> String {
     } else {
         format!("{}-{ms}-{n}.jpg", trigger.as_str())
     }
-}
-
-/// Milliseconds since the unix epoch; times before it count as 0 and times
-/// too far ahead as `u64::MAX`.
-fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// A snapshot file found in the folder.
-#[derive(Debug, Clone)]
-struct Entry {
-    name: String,
-    ms: u64,
-    n: u64,
-    bytes: u64,
-    trigger: Trigger,
-}
-
-impl Entry {
-    /// Newest-first order: later time first, then higher suffix (saved
-    /// later), then name so the order is total.
-    fn newest_first(&self, other: &Entry) -> Ordering {
-        newest_first(
-            (self.ms, self.n, &self.name),
-            (other.ms, other.n, &other.name),
-        )
-    }
-
-    fn into_info(self, url_prefix: &str) -> SnapInfo {
-        SnapInfo {
-            url: format!("{url_prefix}/{}", self.name),
-            thumb: format!("{url_prefix}/{}/thumb", self.name),
-            ts: self.ms as f64 / 1000.0,
-            name: self.name,
-            bytes: self.bytes,
-            trigger: self.trigger,
-        }
-    }
-}
-
-/// Compares `(ms, n, name)` keys in newest-first order.
-fn newest_first(a: (u64, u64, &str), b: (u64, u64, &str)) -> Ordering {
-    b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2))
 }
 
 /// How a temporary file got its final name.
@@ -323,12 +289,6 @@ fn place_by_rename(tmp: &Path, dest: &Path) -> io::Result<Placed> {
     Ok(Placed::Renamed)
 }
 
-/// Makes renames and removals in `dir` durable. Errors are ignored: some file
-/// systems refuse to sync a directory, and the data itself is already synced.
-fn sync_dir(dir: &Path) {
-    let _ = crate::durable::sync_dir(dir);
-}
-
 /// The snapshot folder of one server.
 ///
 /// Saving is serialised by a mutex, so one `Snaps` per data directory (one
@@ -336,7 +296,8 @@ fn sync_dir(dir: &Path) {
 /// against files that appear from elsewhere.
 #[derive(Debug)]
 pub struct Snaps {
-    dir: PathBuf,
+    /// The folder, and how it is listed.
+    shelf: Shelf,
     /// Held while allocating names and while enforcing retention, so a save
     /// and a cleanup never pick the same files.
     lock: Mutex<()>,
@@ -348,7 +309,7 @@ pub struct Snaps {
     thumbs: Thumbs,
     /// Time and suffix of the newest name in the folder (found at open, then
     /// the last one given): no later save gets an earlier name.
-    newest: Mutex<(u64, u64)>,
+    newest: Mutex<Stamp>,
 }
 
 impl Snaps {
@@ -370,27 +331,30 @@ impl Snaps {
         let snaps = Snaps {
             tmp: TempFiles::new(&dir, TMP_PREFIX),
             thumbs: Thumbs::new(&dir),
-            dir,
+            shelf: Shelf::new(dir, NAMING),
             lock: Mutex::new(()),
             url_prefix,
-            newest: Mutex::new((0, 0)),
+            newest: Mutex::new(Stamp { ms: 0, n: 0 }),
         };
         snaps.remove_stale_tmp()?;
-        if let Some(e) = snaps.scan()?.iter().find(|e| e.trigger != Trigger::Other) {
-            *crate::sync::lock(&snaps.newest) = (e.ms, e.n);
+        if let Some(item) = snaps.shelf.scan()?.iter().find(|i| i.named) {
+            *crate::sync::lock(&snaps.newest) = item.stamp;
         }
         Ok(snaps)
     }
 
     /// The snapshot folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.shelf.dir()
     }
 
     /// Removes `.tmp-*` files. A file that cannot be removed is left alone:
     /// it is never listed, so it does no harm beyond its size.
     fn remove_stale_tmp(&self) -> Result<(), SnapError> {
-        self.tmp.remove_stale().map_err(|err| self.list_error(err))
+        self.tmp.remove_stale().map_err(|err| {
+            let what = format!("cannot list snapshots in {}", self.dir().display());
+            SnapError::io(what, err)
+        })
     }
 
     /// Saves `jpeg` as a new snapshot taken at `at`, never replacing another
@@ -416,10 +380,10 @@ impl Snaps {
         let thumb = crate::thumbs::make(jpeg);
         let _guard = crate::sync::lock(&self.lock);
         let newest = *crate::sync::lock(&self.newest);
-        let (ms, from) = if unix_ms(at) > newest.0 {
+        let (ms, from) = if unix_ms(at) > newest.ms {
             (unix_ms(at), 0)
         } else {
-            (newest.0, newest.1 + 1)
+            (newest.ms, newest.n + 1)
         };
         let first = snap_name(trigger, ms, from);
         let write_error = |err| SnapError::io(format!("cannot write snapshot {first}"), err);
@@ -432,8 +396,8 @@ impl Snaps {
                 return Err(write_error(err));
             }
         };
-        *crate::sync::lock(&self.newest) = (ms, n);
-        sync_dir(&self.dir);
+        *crate::sync::lock(&self.newest) = Stamp { ms, n };
+        self.shelf.sync();
         let stored = thumb.map_err(|e| e.to_string()).and_then(|thumb| {
             self.thumbs
                 .save(&name, &thumb)
@@ -442,23 +406,35 @@ impl Snaps {
         if let Err(e) = stored {
             tracing::warn!("no thumbnail for snapshot {name} yet (made when asked for): {e}");
         }
-        let _ = self.enforce_locked(retention, &name);
-        Ok(Entry {
+        let _ = self
+            .shelf
+            .enforce(retention, Some(&name), |gone| self.remove_thumb(gone));
+        Ok(self.info(Item {
             name,
-            ms,
-            n,
+            stamp: Stamp { ms, n },
             bytes: jpeg.len() as u64,
-            trigger,
+            named: true,
+        }))
+    }
+
+    /// How `item` is shown to clients.
+    fn info(&self, item: Item) -> SnapInfo {
+        SnapInfo {
+            url: format!("{}/{}", self.url_prefix, item.name),
+            thumb: format!("{}/{}/thumb", self.url_prefix, item.name),
+            ts: item.stamp.ms as f64 / 1000.0,
+            trigger: trigger_of(&item.name),
+            bytes: item.bytes,
+            name: item.name,
         }
-        .into_info(&self.url_prefix))
     }
 
     /// Recreates the folder if it was deleted. If something else is in its
     /// place (a regular file), the following write reports the clearer
     /// "Not a directory".
     fn ensure_dir(&self) -> io::Result<()> {
-        match crate::datadir::create_dir(&self.dir) {
-            Err(_) if self.dir.symlink_metadata().is_ok() => Ok(()),
+        match crate::datadir::create_dir(self.dir()) {
+            Err(_) if self.dir().symlink_metadata().is_ok() => Ok(()),
             other => other,
         }
     }
@@ -475,7 +451,7 @@ impl Snaps {
     ) -> io::Result<(String, u64)> {
         for n in from..from.saturating_add(MAX_SUFFIX) {
             let name = snap_name(trigger, ms, n);
-            match place(tmp, &self.dir.join(&name)) {
+            match place(tmp, &self.dir().join(&name)) {
                 Ok(Placed::Linked) => {
                     // The snapshot is safe under its name; a temporary file
                     // that cannot be removed goes at the next open.
@@ -511,28 +487,19 @@ impl Snaps {
         before: Option<&str>,
         trigger: Option<Trigger>,
     ) -> Result<Vec<SnapInfo>, SnapError> {
-        let entries = self.scan()?;
-        let start = match before {
-            None => 0,
-            Some(cursor) => {
-                check_name(cursor)?;
-                let key = cursor_key(&entries, cursor)?;
-                entries.partition_point(|e| newest_first((e.ms, e.n, &e.name), key).is_le())
-            }
-        };
-        Ok(entries
-            .into_iter()
-            .skip(start)
-            .filter(|e| trigger.is_none_or(|t| e.trigger == t))
+        Ok(self
+            .shelf
+            .after(before)?
+            .filter(|i| trigger.is_none_or(|t| trigger_of(&i.name) == t))
             .take(limit)
-            .map(|e| e.into_info(&self.url_prefix))
+            .map(|i| self.info(i))
             .collect())
     }
 
     /// Reads a snapshot's bytes.
     pub fn read(&self, name: &str) -> Result<Vec<u8>, SnapError> {
-        check_name(name)?;
-        fs::read(self.dir.join(name)).map_err(|err| match err.kind() {
+        self.shelf.check(name)?;
+        fs::read(self.dir().join(name)).map_err(|err| match err.kind() {
             ErrorKind::NotFound => SnapError::NotFound(name.to_string()),
             _ => SnapError::io(format!("cannot read snapshot {name}"), err),
         })
@@ -541,15 +508,16 @@ impl Snaps {
     /// The thumbnail of a snapshot, made and stored now if it has none yet
     /// (snapshots from before thumbnails, or whose thumbnail failed).
     pub fn thumb(&self, name: &str) -> Result<Vec<u8>, SnapError> {
-        check_name(name)?;
+        self.shelf.check(name)?;
         // A thumbnail left behind by a crash between the two removals (or a
         // removal that failed) is not served for a deleted snapshot.
-        let is_file = fs::metadata(self.dir.join(name)).is_ok_and(|m| m.is_file());
+        let path = self.dir().join(name);
+        let is_file = fs::metadata(&path).is_ok_and(|m| m.is_file());
         if !is_file {
             return Err(SnapError::NotFound(name.to_string()));
         }
         self.thumbs
-            .get_or_make(name, &self.dir.join(name))
+            .get_or_make(name, &path)
             .map_err(|err| match err {
                 ThumbError::NotFound(_) => SnapError::NotFound(name.to_string()),
                 ThumbError::InvalidName(_) => SnapError::InvalidName(name.to_string()),
@@ -568,12 +536,7 @@ impl Snaps {
 
     /// Deletes one snapshot, and its thumbnail.
     pub fn delete(&self, name: &str) -> Result<(), SnapError> {
-        check_name(name)?;
-        fs::remove_file(self.dir.join(name)).map_err(|err| match err.kind() {
-            ErrorKind::NotFound => SnapError::NotFound(name.to_string()),
-            _ => SnapError::io(format!("cannot delete snapshot {name}"), err),
-        })?;
-        sync_dir(&self.dir);
+        self.shelf.delete(name)?;
         self.remove_thumb(name);
         Ok(())
     }
@@ -592,115 +555,15 @@ impl Snaps {
     /// since they take the same disk. Returns the names deleted.
     pub fn enforce(&self, retention: Retention) -> Result<Vec<String>, SnapError> {
         let _guard = crate::sync::lock(&self.lock);
-        let newest = self.scan()?.into_iter().next();
-        match newest {
-            Some(newest) => self.enforce_locked(retention, &newest.name),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// [`Snaps::enforce`] for callers holding the lock, keeping `keep`.
-    fn enforce_locked(&self, retention: Retention, keep: &str) -> Result<Vec<String>, SnapError> {
-        let entries = self.scan()?;
-        let mut count = entries.len();
-        let mut bytes: u64 = entries.iter().map(|e| e.bytes).sum();
-        let mut deleted = Vec::new();
-        for entry in entries.iter().rev() {
-            if count <= retention.max_count && bytes <= retention.max_bytes {
-                break;
-            }
-            if entry.name == keep {
-                continue;
-            }
-            match fs::remove_file(self.dir.join(&entry.name)) {
-                Ok(()) => {
-                    self.remove_thumb(&entry.name);
-                    deleted.push(entry.name.clone());
-                }
-                Err(err) if err.kind() == ErrorKind::NotFound => {}
-                Err(err) => {
-                    let what = format!("cannot delete old snapshot {}", entry.name);
-                    return Err(SnapError::io(what, err));
-                }
-            }
-            count -= 1;
-            bytes = bytes.saturating_sub(entry.bytes);
-        }
-        if !deleted.is_empty() {
-            sync_dir(&self.dir);
-        }
-        Ok(deleted)
+        Ok(self
+            .shelf
+            .enforce(retention, None, |gone| self.remove_thumb(gone))?)
     }
 
     /// How many snapshots there are and their total size.
     pub fn usage(&self) -> Result<(usize, u64), SnapError> {
-        let entries = self.scan()?;
-        Ok((entries.len(), entries.iter().map(|e| e.bytes).sum()))
+        Ok(self.shelf.usage()?)
     }
-
-    /// All snapshot files, newest first. A missing folder is empty (the next
-    /// save recreates it); temporary files, other names and anything that is
-    /// not a regular file are skipped.
-    fn scan(&self) -> Result<Vec<Entry>, SnapError> {
-        let dir = match fs::read_dir(&self.dir) {
-            Ok(dir) => dir,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(self.list_error(err)),
-        };
-        let mut entries = Vec::new();
-        for item in dir {
-            let item = item.map_err(|err| self.list_error(err))?;
-            if let Some(entry) = entry_of(&item) {
-                entries.push(entry);
-            }
-        }
-        entries.sort_by(Entry::newest_first);
-        Ok(entries)
-    }
-
-    fn list_error(&self, err: io::Error) -> SnapError {
-        SnapError::io(
-            format!("cannot list snapshots in {}", self.dir.display()),
-            err,
-        )
-    }
-}
-
-/// The snapshot behind a directory item, or `None` if it is not one (or
-/// vanished while listing).
-fn entry_of(item: &fs::DirEntry) -> Option<Entry> {
-    let name = item.file_name().into_string().ok()?;
-    if !valid_name(&name) {
-        return None;
-    }
-    let meta = item.metadata().ok()?;
-    if !meta.is_file() {
-        return None;
-    }
-    let (trigger, ms, n) = match parse_name(&name) {
-        Some(p) => (p.trigger, p.ms, p.n),
-        None => (Trigger::Other, meta.modified().map(unix_ms).unwrap_or(0), 0),
-    };
-    Some(Entry {
-        name,
-        ms,
-        n,
-        bytes: meta.len(),
-        trigger,
-    })
-}
-
-/// The sort key of a paging cursor: from its name if lookout wrote it, else
-/// from the listing.
-fn cursor_key<'a>(entries: &[Entry], cursor: &'a str) -> Result<(u64, u64, &'a str), SnapError> {
-    if let Some(p) = parse_name(cursor) {
-        return Ok((p.ms, p.n, cursor));
-    }
-    entries
-        .iter()
-        .find(|e| e.name == cursor)
-        .map(|e| (e.ms, e.n, cursor))
-        .ok_or_else(|| SnapError::NotFound(cursor.to_string()))
 }
 
 /// Moves the snapshots of a single-camera data directory (files right in
@@ -733,8 +596,9 @@ pub fn migrate_legacy(root: &Path, into: &Path) -> Result<usize, SnapError> {
         moved += 1;
     }
     if moved > 0 {
-        sync_dir(into);
-        sync_dir(root);
+        // As for every rename: errors are ignored, the files are synced.
+        let _ = crate::durable::sync_dir(into);
+        let _ = crate::durable::sync_dir(root);
     }
     Ok(moved)
 }
@@ -743,7 +607,7 @@ pub fn migrate_legacy(root: &Path, into: &Path) -> Result<usize, SnapError> {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at_ms(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms)
@@ -1047,10 +911,7 @@ mod tests {
     #[test]
     fn retention_by_count_deletes_oldest() {
         let (_tmp, snaps) = open();
-        let keep3 = Retention {
-            max_count: 3,
-            max_bytes: u64::MAX,
-        };
+        let keep3 = Retention::by_count_and_bytes(3, u64::MAX);
         for ms in 1..=3 {
             snaps.save(b"x", Trigger::Manual, at_ms(ms), keep3).unwrap();
         }
@@ -1059,19 +920,13 @@ mod tests {
             names(&snaps.list(10, None).unwrap()),
             ["motion-4.jpg", "manual-3.jpg", "manual-2.jpg"]
         );
-        let keep1 = Retention {
-            max_count: 1,
-            max_bytes: u64::MAX,
-        };
+        let keep1 = Retention::by_count_and_bytes(1, u64::MAX);
         assert_eq!(
             snaps.enforce(keep1).unwrap(),
             ["manual-2.jpg", "manual-3.jpg"]
         );
         assert_eq!(names(&snaps.list(10, None).unwrap()), ["motion-4.jpg"]);
-        let keep0 = Retention {
-            max_count: 0,
-            max_bytes: 0,
-        };
+        let keep0 = Retention::by_count_and_bytes(0, 0);
         assert!(snaps.enforce(keep0).unwrap().is_empty());
         assert_eq!(snaps.usage().unwrap(), (1, 1));
     }
@@ -1079,10 +934,7 @@ mod tests {
     #[test]
     fn retention_by_bytes_deletes_oldest_never_newest() {
         let (_tmp, snaps) = open();
-        let small = Retention {
-            max_count: 100,
-            max_bytes: 25,
-        };
+        let small = Retention::by_count_and_bytes(100, 25);
         for ms in 1..=3 {
             snaps
                 .save(&[0; 10], Trigger::Manual, at_ms(ms), small)
@@ -1093,10 +945,7 @@ mod tests {
             ["manual-3.jpg", "manual-2.jpg"]
         );
         assert_eq!(snaps.usage().unwrap(), (2, 20));
-        let tiny = Retention {
-            max_count: 100,
-            max_bytes: 5,
-        };
+        let tiny = Retention::by_count_and_bytes(100, 5);
         let big = snaps
             .save(&[0; 50], Trigger::Manual, at_ms(4), tiny)
             .unwrap();
@@ -1107,10 +956,7 @@ mod tests {
     fn retention_keeps_just_saved_even_if_older() {
         let (_tmp, snaps) = open();
         save(&snaps, b"new", 1000);
-        let one = Retention {
-            max_count: 1,
-            max_bytes: u64::MAX,
-        };
+        let one = Retention::by_count_and_bytes(1, u64::MAX);
         let old = snaps.save(b"old", Trigger::Manual, at_ms(5), one).unwrap();
         assert_eq!(names(&snaps.list(10, None).unwrap()), [old.name.as_str()]);
     }
@@ -1318,10 +1164,7 @@ mod tests {
     #[test]
     fn retention_removes_thumbnails() {
         let (_tmp, snaps) = open();
-        let keep1 = Retention {
-            max_count: 1,
-            max_bytes: u64::MAX,
-        };
+        let keep1 = Retention::by_count_and_bytes(1, u64::MAX);
         let old = snaps
             .save(
                 &jpeg(64, 48),

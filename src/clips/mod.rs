@@ -11,6 +11,9 @@
 //! they only increase, even when the wall clock jumps back, so the order of
 //! names is the order of recording.
 //!
+//! The folder is a [`crate::shelf`], as snapshot folders are: the
+//! order, the paging cursor and retention are the shelf's.
+//!
 //! All functions block (std::fs); async callers run them with
 //! `spawn_blocking`.
 
@@ -23,10 +26,12 @@ use std::io::{self, ErrorKind};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 pub use recorder::{ClipParams, Recorder};
 
+pub use crate::shelf::Retention;
+use crate::shelf::{unix_ms, Naming, Shelf, ShelfError, Stamp};
 use crate::thumbs::Thumbs;
 
 /// Prefix of a clip being recorded.
@@ -53,17 +58,6 @@ pub struct ClipInfo {
     pub bytes: u64,
     /// What started it (always `motion` for now).
     pub trigger: crate::snaps::Trigger,
-}
-
-/// How many clips to keep; the oldest go first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Most clips kept.
-    pub max_count: usize,
-    /// Most bytes kept, summed over all clips.
-    pub max_bytes: u64,
-    /// Oldest clip kept.
-    pub max_age: Duration,
 }
 
 /// Why a clip operation failed, in words meant for the user.
@@ -113,6 +107,23 @@ impl ClipError {
     }
 }
 
+impl From<ShelfError> for ClipError {
+    fn from(err: ShelfError) -> ClipError {
+        match err {
+            ShelfError::InvalidName(name) => ClipError::InvalidName(name),
+            ShelfError::NotFound(name) => ClipError::NotFound(name),
+            ShelfError::Io { what, err } => ClipError::Io { what, err },
+        }
+    }
+}
+
+/// How the shelf reads clip names.
+const NAMING: Naming = Naming {
+    noun: "clip",
+    valid: valid_name,
+    stamp: stamp_of,
+};
+
 /// What a finished clip holds, read once from its file.
 #[derive(Debug, Clone, Copy)]
 struct Summary {
@@ -125,7 +136,8 @@ struct Summary {
 /// The clip folder of one camera.
 #[derive(Debug)]
 pub struct Clips {
-    dir: PathBuf,
+    /// The folder, and how it is listed.
+    shelf: Shelf,
     /// Where the files are served (`/clips`, or `/cams/NAME/clips`).
     url_prefix: String,
     /// The last name's milliseconds: the next is always later.
@@ -145,20 +157,20 @@ impl Clips {
         })?;
         let clips = Clips {
             thumbs: Thumbs::new(&dir),
-            dir,
+            shelf: Shelf::new(dir, NAMING),
             url_prefix,
             last_ms: Mutex::new(0),
             summaries: Mutex::new(HashMap::new()),
         };
         clips.recover()?;
-        let newest = clips.names()?.first().map_or(0, |(ms, _)| *ms);
+        let newest = clips.shelf.scan()?.first().map_or(0, |i| i.stamp.ms);
         *crate::sync::lock(&clips.last_ms) = newest;
         Ok(clips)
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.shelf.dir()
     }
 
     /// The URL of clip `name`.
@@ -177,7 +189,7 @@ impl Clips {
 
     /// Creates the hidden file a clip is recorded into.
     pub fn create(&self, name: &str) -> Result<File, ClipError> {
-        check_name(name)?;
+        self.shelf.check(name)?;
         OpenOptions::new()
             .read(true)
             .write(true)
@@ -191,9 +203,9 @@ impl Clips {
     pub fn publish(&self, name: &str) -> Result<ClipInfo, ClipError> {
         let rec = self.rec_path(name);
         let fail = |err| ClipError::io(format!("cannot save clip {name}"), err);
-        fs::hard_link(&rec, self.dir.join(name)).map_err(fail)?;
+        fs::hard_link(&rec, self.dir().join(name)).map_err(fail)?;
         let _ = fs::remove_file(&rec);
-        sync_dir(&self.dir);
+        self.shelf.sync();
         self.info(name)
     }
 
@@ -203,13 +215,18 @@ impl Clips {
     }
 
     fn rec_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{REC_PREFIX}{name}"))
+        self.dir().join(format!("{REC_PREFIX}{name}"))
     }
 
     /// Finishes each `.rec-` file with the frames that reached the disk, or
     /// removes it when none did.
     fn recover(&self) -> Result<(), ClipError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| self.list_error(e))?;
+        let entries = fs::read_dir(self.dir()).map_err(|err| {
+            ClipError::io(
+                format!("cannot list clips in {}", self.dir().display()),
+                err,
+            )
+        })?;
         for entry in entries.flatten() {
             let file_name = entry.file_name();
             let Some(name) = file_name.to_str().and_then(|n| n.strip_prefix(REC_PREFIX)) else {
@@ -223,7 +240,7 @@ impl Clips {
                 .map_err(mkv::MkvError::Io)
                 .and_then(|f| mkv::finish_partial(&f));
             match done {
-                Ok(s) if valid_name(name) && fs::hard_link(&rec, self.dir.join(name)).is_ok() => {
+                Ok(s) if valid_name(name) && fs::hard_link(&rec, self.dir().join(name)).is_ok() => {
                     let _ = fs::remove_file(&rec);
                     tracing::warn!(
                         "clip {name} was cut short by an unclean stop: kept its {} frame(s) \
@@ -242,35 +259,26 @@ impl Clips {
                 }
             }
         }
-        sync_dir(&self.dir);
+        self.shelf.sync();
         Ok(())
     }
 
     /// Lists up to `limit` clips, newest first; with `before`, only older ones.
     pub fn list(&self, limit: usize, before: Option<&str>) -> Result<Vec<ClipInfo>, ClipError> {
-        let cursor = match before {
-            Some(name) => Some(ms_of(name).ok_or_else(|| ClipError::InvalidName(name.into()))?),
-            None => None,
-        };
-        let mut out = Vec::new();
-        for (ms, name) in self.names()? {
-            if cursor.is_some_and(|c| ms >= c) {
-                continue;
-            }
-            match self.info(&name) {
-                Ok(info) => out.push(info),
+        Ok(self
+            .shelf
+            .after(before)?
+            .filter_map(|item| match self.info(&item.name) {
+                Ok(info) => Some(info),
                 // Deleted meanwhile: not a clip any more.
-                Err(ClipError::NotFound(_)) => continue,
+                Err(ClipError::NotFound(_)) => None,
                 Err(e) => {
                     tracing::warn!("{e}");
-                    continue;
+                    None
                 }
-            }
-            if out.len() == limit {
-                break;
-            }
-        }
-        Ok(out)
+            })
+            .take(limit)
+            .collect())
     }
 
     /// One clip's listing entry.
@@ -293,7 +301,7 @@ impl Clips {
             return Ok(*s);
         }
         let scanned = self.index(name)?;
-        let bytes = fs::metadata(self.dir.join(name)).map_or(0, |m| m.len());
+        let bytes = fs::metadata(self.dir().join(name)).map_or(0, |m| m.len());
         let start = scanned.start.map_or_else(
             || ms_of(name).unwrap_or(0) as f64 / 1000.0,
             crate::frame::unix_secs,
@@ -310,8 +318,8 @@ impl Clips {
 
     /// The path of clip `name`, checked.
     pub fn path(&self, name: &str) -> Result<PathBuf, ClipError> {
-        check_name(name)?;
-        let path = self.dir.join(name);
+        self.shelf.check(name)?;
+        let path = self.dir().join(name);
         match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => Ok(path),
             Ok(_) => Err(ClipError::NotFound(name.to_string())),
@@ -337,17 +345,17 @@ impl Clips {
 
     /// Deletes one clip, and its thumbnail.
     pub fn delete(&self, name: &str) -> Result<(), ClipError> {
-        check_name(name)?;
-        fs::remove_file(self.dir.join(name)).map_err(|err| match err.kind() {
-            ErrorKind::NotFound => ClipError::NotFound(name.to_string()),
-            _ => ClipError::io(format!("cannot delete clip {name}"), err),
-        })?;
-        sync_dir(&self.dir);
+        self.shelf.delete(name)?;
+        self.forget(name);
+        Ok(())
+    }
+
+    /// Drops what is kept beside a deleted clip: its summary and thumbnail.
+    fn forget(&self, name: &str) {
         crate::sync::lock(&self.summaries).remove(name);
         if let Err(e) = self.thumbs.remove(name) {
             tracing::warn!("cannot remove the thumbnail of clip {name}: {e}");
         }
-        Ok(())
     }
 
     /// The thumbnails of this folder's clips.
@@ -391,77 +399,26 @@ impl Clips {
         self.thumbs.make_and_save(name, &jpeg).map_err(thumb_error)
     }
 
-    /// Deletes the oldest clips until `retention` holds; returns their names.
+    /// Deletes the oldest clips until `retention` holds, and every clip older
+    /// than its age limit; the newest stays whatever the count and bytes.
+    /// Returns the names deleted, newest first.
     pub fn enforce(&self, retention: Retention) -> Result<Vec<String>, ClipError> {
-        let names = self.names()?;
-        let now_ms = unix_ms(SystemTime::now());
-        let max_age_ms = retention.max_age.as_millis() as u64;
-        let mut kept = 0usize;
-        let mut bytes = 0u64;
-        let mut removed = Vec::new();
-        for (ms, name) in names {
-            let size = fs::metadata(self.dir.join(&name)).map_or(0, |m| m.len());
-            let too_old = now_ms.saturating_sub(ms) > max_age_ms;
-            if too_old || kept + 1 > retention.max_count || bytes + size > retention.max_bytes {
-                match self.delete(&name) {
-                    Ok(()) | Err(ClipError::NotFound(_)) => removed.push(name),
-                    Err(e) => tracing::warn!("retention: {e}"),
-                }
-                continue;
-            }
-            kept += 1;
-            bytes += size;
-        }
+        let mut removed = self
+            .shelf
+            .enforce(retention, None, |gone| self.forget(gone))?;
+        removed.reverse();
         Ok(removed)
     }
 
     /// How many clips there are and their bytes.
     pub fn usage(&self) -> Result<(usize, u64), ClipError> {
-        let names = self.names()?;
-        let bytes = names
-            .iter()
-            .map(|(_, n)| fs::metadata(self.dir.join(n)).map_or(0, |m| m.len()))
-            .sum();
-        Ok((names.len(), bytes))
-    }
-
-    /// Clip names with their milliseconds, newest first.
-    fn names(&self) -> Result<Vec<(u64, String)>, ClipError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(self.list_error(err)),
-        };
-        let mut names: Vec<(u64, String)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                Some((ms_of(&name)?, name))
-            })
-            .collect();
-        names.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(names)
-    }
-
-    fn list_error(&self, err: io::Error) -> ClipError {
-        ClipError::io(
-            format!("cannot list clip folder {}", self.dir.display()),
-            err,
-        )
+        Ok(self.shelf.usage()?)
     }
 }
 
 /// Whether `name` is a clip name lookout writes: `motion-<ms>.mkv`.
 pub fn valid_name(name: &str) -> bool {
     ms_of(name).is_some()
-}
-
-fn check_name(name: &str) -> Result<(), ClipError> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(ClipError::InvalidName(name.to_string()))
-    }
 }
 
 /// The milliseconds in a clip name.
@@ -473,22 +430,16 @@ fn ms_of(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Makes a new name durable (the folder's entry), as snapshots do.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+/// The stamp of a clip name: its milliseconds (a clip name has no suffix).
+fn stamp_of(name: &str) -> Option<Stamp> {
+    ms_of(name).map(|ms| Stamp { ms, n: 0 })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn record(clips: &Clips, at: SystemTime, frames: u64) -> String {
         let name = clips.allocate(at);

@@ -16,6 +16,7 @@ use super::query::Query;
 use super::ranged;
 use super::state::AppState;
 use crate::clips::{ClipError, MAX_PAGE};
+use crate::shelf::{next_before, page_limit};
 
 /// Query of `GET /clips`.
 #[derive(Debug, Deserialize)]
@@ -29,14 +30,10 @@ pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = page_limit(q.limit, MAX_PAGE);
     let clips = app.recorder.clips().clone();
     let items = blocking(move || clips.list(limit, q.before.as_deref())).await?;
-    let next_before = if items.len() == limit {
-        items.last().map(|c| c.name.clone())
-    } else {
-        None
-    };
+    let next_before = next_before(&items, limit, |c| &c.name);
     Ok(Json(json!({"clips": items, "next_before": next_before})))
 }
 

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::query::Query;
 use super::state::AppState;
-use crate::snaps::{SnapError, Trigger};
+use crate::shelf::{next_before, page_limit};
+use crate::snaps::{SnapError, Trigger, MAX_PAGE};
 
 /// Query of `GET /snaps`.
 #[derive(Debug, Deserialize)]
@@ -31,7 +32,7 @@ pub async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page_limit(q.limit, MAX_PAGE);
     let trigger = match q.trigger.as_deref() {
         None | Some("") => None,
         Some(name) => Some(
@@ -41,11 +42,7 @@ pub async fn list(
     };
     let snaps = app.snaps.clone();
     let items = blocking(move || snaps.list_of(limit, q.before.as_deref(), trigger)).await?;
-    let next_before = if items.len() == limit {
-        items.last().map(|s| s.name.clone())
-    } else {
-        None
-    };
+    let next_before = next_before(&items, limit, |s| &s.name);
     Ok(Json(json!({"snaps": items, "next_before": next_before})))
 }
 
