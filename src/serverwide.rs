@@ -171,8 +171,8 @@ pub struct ServerWide {
     /// Where changes are kept.
     store: Store,
     /// Serialises changes with their persistence, so the stored value is
-    /// always the last one. Taken before a camera's settings lock, never
-    /// after.
+    /// always the last one. Every settings change takes it (they are rare),
+    /// before the camera's settings lock, never after.
     change: Mutex<()>,
 }
 
