@@ -120,6 +120,28 @@ pub struct CamParts {
     pub metrics: CamMetrics,
 }
 
+/// A camera's settings change, checked and not yet applied (see
+/// [`Cam::check_settings`]).
+pub struct SettingsChange<'a> {
+    /// The camera's settings lock, held until the commit.
+    lock: tokio::sync::MutexGuard<'a, ()>,
+    /// The settings after the change.
+    next: Settings,
+    /// The store entry that keeps them; none when the patch had no key of
+    /// the camera's.
+    saved: Option<(String, String)>,
+    /// Whether the snapshot retention changed.
+    retention: bool,
+}
+
+impl SettingsChange<'_> {
+    /// The store entry (key and JSON) that keeps the change, if it changes
+    /// anything of the camera's.
+    pub fn saved(&self) -> Option<(String, String)> {
+        self.saved.clone()
+    }
+}
+
 /// A stream viewer's place in its camera's count; leaving gives it back.
 pub struct ViewerPlace(Arc<AtomicUsize>);
 
@@ -233,28 +255,51 @@ impl Cam {
         Ok(())
     }
 
-    /// Validates and applies a settings patch, persists the result and
-    /// announces it. On error nothing changes.
-    pub async fn apply_settings(&self, patch: &Value) -> Result<Settings, ApplyError> {
-        let settings = {
-            let _lock = self.settings_lock.lock().await;
-            let next = self.settings.get().patched(patch)?;
-            let saved = Value::Object(next.to_json()).to_string();
-            self.store
-                .set(&key(&self.name, KEY_SETTINGS), saved)
-                .await?;
+    /// Validates `patch` (this camera's keys only; an empty one changes
+    /// nothing) against the settings now. The change holds the settings
+    /// lock until [`Cam::commit_settings`] or until it is dropped, so no
+    /// other change comes between its check and its commit. The caller
+    /// persists [`SettingsChange::saved`] first (`serverwide` does, with
+    /// the server's part of the patch in the same transaction).
+    pub async fn check_settings(
+        &self,
+        patch: &Map<String, Value>,
+    ) -> Result<SettingsChange<'_>, SettingsError> {
+        let lock = self.settings_lock.lock().await;
+        let next = self.settings.get().patched_keys(patch)?;
+        let saved = (!patch.is_empty()).then(|| {
+            (
+                key(&self.name, KEY_SETTINGS),
+                Value::Object(next.to_json()).to_string(),
+            )
+        });
+        Ok(SettingsChange {
+            lock,
+            retention: patch.contains_key("max_snaps") || patch.contains_key("max_snaps_mb"),
+            next,
+            saved,
+        })
+    }
+
+    /// Applies a checked change once it is persisted; returns the settings
+    /// it gave. A smaller snapshot retention is enforced at once.
+    pub async fn commit_settings(&self, change: SettingsChange<'_>) -> Settings {
+        let SettingsChange {
+            lock,
+            next,
+            saved,
+            retention,
+        } = change;
+        if saved.is_some() {
             self.settings.replace(next.clone());
-            next
-        };
-        if patch.get("max_snaps").is_some() || patch.get("max_snaps_mb").is_some() {
+        }
+        drop(lock);
+        if retention {
             let snaps = self.snaps.clone();
-            let retention = settings.retention();
+            let retention = next.retention();
             let _ = tokio::task::spawn_blocking(move || snaps.enforce(retention)).await;
         }
-        self.events
-            .publish_or_log(EventKind::Config, &self.stamp(&self.config_json()))
-            .await;
-        Ok(settings)
+        next
     }
 
     /// Saves the latest frame as a snapshot and announces it.
@@ -355,35 +400,27 @@ impl Cam {
         }
     }
 
-    /// The `/config` body: settings plus `trigger_count` and `frame_count`
-    /// (the seed's state dict).
+    /// The camera's part of the `/config` body: its settings plus
+    /// `trigger_count` and `frame_count` (the seed's state dict; the
+    /// server-wide settings beside them are `serverwide`'s).
     pub fn config_body(&self) -> ConfigBody {
+        self.config_body_with((*self.settings.get()).clone())
+    }
+
+    /// [`Cam::config_body`] with `settings`: those a change just produced.
+    /// Its reply shows that change, not one another client made right
+    /// after it (the live settings may already be newer).
+    pub fn config_body_with(&self, settings: Settings) -> ConfigBody {
         ConfigBody {
-            settings: (*self.settings.get()).clone(),
+            settings,
             person_count: self.person_count(),
             trigger_count: self.trigger_count(),
             frame_count: self.frames.count(),
         }
     }
-
-    /// [`Cam::config_body`] as a JSON object (to add `ok` in replies).
-    pub fn config_json(&self) -> Map<String, Value> {
-        obj(serde_json::to_value(self.config_body()).unwrap_or(Value::Null))
-    }
-
-    /// [`Cam::config_json`] with `settings`: those a change just produced.
-    /// Its reply shows that change, not one another client made right
-    /// after it (the live settings may already be newer).
-    pub fn config_json_with(&self, settings: Settings) -> Map<String, Value> {
-        let body = ConfigBody {
-            settings,
-            ..self.config_body()
-        };
-        obj(serde_json::to_value(body).unwrap_or(Value::Null))
-    }
 }
 
-/// `GET /config`.
+/// A camera's part of `GET /config`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConfigBody {
     /// Every runtime setting.

@@ -368,6 +368,29 @@ mod tests {
     }
 
     #[test]
+    fn the_server_wide_settings_are_top_level_keys_at_their_defaults() {
+        let text = service();
+        let d = crate::serverwide::ServerSettings::default();
+        for (key, value) in [
+            ("events_max", d.events_max),
+            ("events_max_age_days", d.events_max_age_days),
+            ("sse_keepalive_s", d.sse_keepalive_s),
+        ] {
+            let line = format!("\n#{key} = {value}\n");
+            let at = text.find(&line).unwrap_or_else(|| panic!("{key}:\n{text}"));
+            assert!(
+                at < text.find("#[settings]").unwrap(),
+                "{key} is above the tables"
+            );
+        }
+        let uncommented = uncommented(&text);
+        let cli: Cli = toml::from_str(&uncommented).unwrap();
+        assert_eq!(cli.sse_keepalive_s, Some(d.sse_keepalive_s));
+        let settings = cli.settings.unwrap();
+        assert!(!settings.contains_key("events_max"), "{settings:?}");
+    }
+
+    #[test]
     fn comments_are_first_sentences() {
         assert_eq!(
             first_sentence("Serve, e.g. `--x 1`, with\n it. More here."),

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::auth::Scope;
 use crate::descriptors::FdBudget;
 use crate::mqtt::{MqttConfig, MqttConfigError};
+use crate::serverwide::{take_server_keys, ServerSettings};
 use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
 use crate::uploads::UploadConfig;
@@ -214,6 +215,23 @@ pub struct Cli {
     /// the connections when those are fewer than 4096].
     #[arg(long, env = "LOOKOUT_MAX_SSE", value_name = "N")]
     pub max_sse: Option<usize>,
+
+    /// Most events kept in the history, over every camera; the oldest go
+    /// first [default: 10000]. From 100 to 10000000; shown and changed at
+    /// run time at /config, where a change wins.
+    #[arg(long, env = "LOOKOUT_EVENTS_MAX", value_name = "N")]
+    pub events_max: Option<u32>,
+
+    /// Days an event is kept in the history [default: 30]. From 1 to 3650;
+    /// shown and changed at run time at /config, where a change wins.
+    #[arg(long, env = "LOOKOUT_EVENTS_MAX_AGE_DAYS", value_name = "DAYS")]
+    pub events_max_age_days: Option<u32>,
+
+    /// Seconds between keepalive comments on a quiet /events stream, which
+    /// proxies would otherwise close [default: 15]. From 1 to 300; shown and
+    /// changed at run time at /config, where a change wins.
+    #[arg(long, env = "LOOKOUT_SSE_KEEPALIVE_S", value_name = "SECONDS")]
+    pub sse_keepalive_s: Option<u32>,
 
     /// Seconds a client may take to send its request headers; a new
     /// connection gets this long from connect (TLS handshake included) to the
@@ -484,6 +502,7 @@ impl Cli {
             listen, data_dir, source, camera, tls_cert, tls_key, tls_self_signed,
             redirect_http, require_auth, user, password_file, allow_origins, allow_host,
             max_connections, max_connections_per_ip, trusted_proxy, max_viewers, max_sse,
+            events_max, events_max_age_days, sse_keepalive_s,
             header_timeout, idle_timeout, body_timeout, max_body_kb, max_ws_kb, max_ws,
             upload_url, upload_token,
             upload_ca_file, webhook_url, upload_on_manual, upload_clips, upload_max_age_days,
@@ -655,7 +674,7 @@ fn cameras(options: &Cli, defaults: &Settings) -> Result<Vec<CameraConfig>, Conf
                 .map_err(|e| ConfigError::Camera(format!("{which}: {e}")))?;
             cam.settings = match &table.settings {
                 Some(patch) => defaults
-                    .patched(&serde_json::Value::Object(patch.clone()))
+                    .patched_keys(patch)
                     .map_err(|e| ConfigError::Camera(format!("{which} settings: {e}")))?,
                 None => defaults.clone(),
             };
@@ -709,6 +728,12 @@ pub struct Config {
     pub trusted_proxies: crate::peers::TrustedProxies,
     /// Limits.
     pub limits: Limits,
+    /// The server-wide runtime settings to start from (before the saved
+    /// ones are applied).
+    pub server: ServerSettings,
+    /// What to say at start about this configuration (a setting in a
+    /// place it has moved from).
+    pub warnings: Vec<String>,
     /// Uploads of triggered frames and webhook calls.
     pub uploads: UploadConfig,
     /// The MQTT broker, when set.
@@ -829,6 +854,9 @@ pub enum ConfigError {
     /// The `[settings]` table is invalid.
     #[error("config file [settings]: {0}")]
     Settings(#[from] SettingsError),
+    /// A server-wide setting (`--events-max` and the like) is out of range.
+    #[error("{0}")]
+    Server(SettingsError),
     /// `--source` cannot be parsed.
     #[error(transparent)]
     Source(#[from] SpecError),
@@ -853,11 +881,10 @@ impl Config {
             Some(path) => read_file(&path)?,
             None => Cli::default(),
         };
-        let o = cli.clone().over(file);
+        let mut o = cli.clone().over(file);
+        let (server, warnings) = server_settings(&mut o)?;
         let settings = match &o.settings {
-            Some(table) => {
-                Settings::default().patched(&serde_json::Value::Object(table.clone()))?
-            }
+            Some(table) => Settings::default().patched_keys(table)?,
             None => Settings::default(),
         };
         let cameras = cameras(&o, &settings)?;
@@ -948,6 +975,8 @@ impl Config {
                 .collect(),
             trusted_proxies: crate::peers::TrustedProxies::parse(&o.trusted_proxy)?,
             limits,
+            server,
+            warnings,
             listen: address(o.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?,
             data_dir: o
                 .data_dir
@@ -974,10 +1003,57 @@ impl Config {
             allow_hosts: Vec::new(),
             trusted_proxies: Default::default(),
             limits: Limits::default(),
+            server: ServerSettings::default(),
+            warnings: Vec::new(),
             uploads: UploadConfig::default(),
             mqtt: None,
         })
     }
+}
+
+/// The server-wide settings: the top-level keys (flags and environment over
+/// the file), else the first camera's `[camera.settings]` or the file's
+/// `[settings]`, where an older lookout had them (taken out of those tables
+/// here, with a warning each), else the defaults.
+fn server_settings(o: &mut Cli) -> Result<(ServerSettings, Vec<String>), ConfigError> {
+    let mut warnings = Vec::new();
+    let mut moved = |table: &str, taken: &serde_json::Map<String, serde_json::Value>| {
+        for key in taken.keys() {
+            warnings.push(format!(
+                "config file {table}: {key} is a setting of the whole server now; \
+                 move it to the top level of the file (before any table), as `{key} = ...`"
+            ));
+        }
+    };
+    let mut legacy = match o.settings.as_mut() {
+        Some(table) => take_server_keys(table),
+        None => serde_json::Map::new(),
+    };
+    moved("[settings]", &legacy);
+    for (i, camera) in o.camera.iter_mut().enumerate() {
+        let Some(table) = camera.settings.as_mut() else {
+            continue;
+        };
+        let taken = take_server_keys(table);
+        moved(&format!("[[camera]] {} settings", i + 1), &taken);
+        // The first camera's, as when they were its settings.
+        if i == 0 {
+            legacy.extend(taken);
+        }
+    }
+    let server = ServerSettings::default().patched(&legacy)?;
+    let mut top = serde_json::Map::new();
+    for (key, value) in [
+        ("events_max", o.events_max),
+        ("events_max_age_days", o.events_max_age_days),
+        ("sse_keepalive_s", o.sse_keepalive_s),
+    ] {
+        if let Some(v) = value {
+            top.insert(key.into(), v.into());
+        }
+    }
+    let server = server.patched(&top).map_err(ConfigError::Server)?;
+    Ok((server, warnings))
 }
 
 /// The MQTT link: each `--mqtt-*` flag over its key in the `[mqtt]` table;
@@ -1362,6 +1438,11 @@ mod tests {
             // File only (a token in argv shows in `ps`; LOOKOUT_UPLOAD_TOKEN wins).
             ("upload_token = \"t\"", &[], |c| format!("{:?}", c.uploads.token), "Some(\"t\")", "Some(\"t\")"),
             ("[settings]\nthreshold = 31", &[], |c| c.cameras[0].settings.threshold.to_string(), "31", "31"),
+            ("events_max = 500", &["--events-max", "600"], |c| c.server.events_max.to_string(), "500", "600"),
+            ("events_max_age_days = 2", &["--events-max-age-days", "3"], |c| c.server.events_max_age_days.to_string(), "2", "3"),
+            ("sse_keepalive_s = 4", &["--sse-keepalive-s", "5"], |c| c.server.sse_keepalive_s.to_string(), "4", "5"),
+            // Where they were a camera's setting: the top level wins.
+            ("[settings]\nevents_max = 700", &["--events-max", "800"], |c| c.server.events_max.to_string(), "700", "800"),
         ];
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("l.toml");
@@ -1378,6 +1459,66 @@ mod tests {
             let c = Config::from_cli(&cli(&args)).unwrap();
             assert_eq!(get(&c), *with_flags, "{flags:?} over {text}");
         }
+    }
+
+    #[test]
+    fn server_settings_in_a_settings_table_still_work_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("l.toml");
+        let f = file.to_str().unwrap();
+        let load = |text: &str, flags: &[&str]| {
+            std::fs::write(&file, text).unwrap();
+            let args: Vec<&str> = ["--config", f].iter().chain(flags).copied().collect();
+            Config::from_cli(&cli(&args))
+        };
+        let c = load("[settings]\nevents_max = 700\nsse_keepalive_s = 3\n", &[]).unwrap();
+        assert_eq!((c.server.events_max, c.server.sse_keepalive_s), (700, 3));
+        assert_eq!(c.server.events_max_age_days, 30);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        for (w, key) in c.warnings.iter().zip(["events_max", "sse_keepalive_s"]) {
+            assert!(
+                w.contains("[settings]") && w.contains(key) && w.contains("top level"),
+                "{w}"
+            );
+        }
+        assert_eq!(c.cameras[0].settings, Settings::default());
+
+        // The first camera's wins over [settings] and the other cameras'.
+        let cameras = "[settings]\nevents_max = 700\n\n\
+                       [[camera]]\nname = \"yard\"\nsource = \"synthetic\"\n\
+                       [camera.settings]\nevents_max = 800\n\n\
+                       [[camera]]\nname = \"door\"\nsource = \"synthetic\"\n\
+                       [camera.settings]\nevents_max = 900\nthreshold = 4\n";
+        let c = load(cameras, &[]).unwrap();
+        assert_eq!(c.server.events_max, 800);
+        assert_eq!(c.cameras[1].settings.threshold, 4);
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert!(
+            c.warnings[1].contains("[[camera]] 1 settings"),
+            "{:?}",
+            c.warnings
+        );
+        // ... unless the top level sets it.
+        let c = load(&format!("events_max = 1000\n{cameras}"), &[]).unwrap();
+        assert_eq!(c.server.events_max, 1000);
+        // Without one of them, no warning.
+        assert!(load("events_max = 1000\n", &[])
+            .unwrap()
+            .warnings
+            .is_empty());
+        // The same ranges as before, wherever they are given.
+        for (text, flags) in [
+            ("[settings]\nevents_max = 5\n", &[][..]),
+            ("events_max = 5\n", &[]),
+            ("", &["--events-max", "5"]),
+        ] {
+            let e = load(text, flags).unwrap_err().to_string();
+            assert!(e.contains("events_max out of range"), "{e}");
+        }
+        let e = load("", &["--sse-keepalive-s", "301"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sse_keepalive_s out of range"), "{e}");
     }
 
     #[test]
@@ -1411,6 +1552,21 @@ mod tests {
             ("max_connections", format!("[default: {MAX_CONNECTIONS},")),
             ("max_viewers", format!("[default: {MAX_VIEWERS},")),
             ("max_sse", format!("[default: {MAX_SSE},")),
+            (
+                "events_max",
+                format!("[default: {}]", ServerSettings::default().events_max),
+            ),
+            (
+                "events_max_age_days",
+                format!(
+                    "[default: {}]",
+                    ServerSettings::default().events_max_age_days
+                ),
+            ),
+            (
+                "sse_keepalive_s",
+                format!("[default: {}]", ServerSettings::default().sse_keepalive_s),
+            ),
             ("header_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
             ("idle_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),
             ("body_timeout", format!("[default: {DEFAULT_TIMEOUT_S}]")),

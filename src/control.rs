@@ -305,8 +305,8 @@ pub async fn execute(hub: &Hub, camera: &Camera, cmd: Command) -> Result<Reply, 
                 Err(CommandError::ResetFailed)
             }
         },
-        Command::Set(patch) => match cam.apply_settings(&Value::Object(patch)).await {
-            Ok(applied) => Ok(Reply::Config(cam.config_json_with(applied))),
+        Command::Set(patch) => match hub.server().apply(cam, &Value::Object(patch)).await {
+            Ok(applied) => Ok(Reply::Config(applied.to_json())),
             Err(ApplyError::Invalid(e)) => Err(CommandError::Invalid(e.0)),
             Err(e) => {
                 tracing::error!("{e}");

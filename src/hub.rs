@@ -1,6 +1,8 @@
 //! The hub: what every camera shares. The store, the event bus, the upload
-//! queue, the clock of the server's life, and the list of cameras, in their
-//! configured order (the first also answers at the seed's root routes).
+//! queue, the server-wide settings, the clock of the server's life, and the
+//! list of cameras, in their configured order (the first also answers at
+//! the seed's root routes, and nothing more: what is the server's is read
+//! here, never through it).
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -12,12 +14,14 @@ use crate::camera::Camera;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::mqtt::MqttStatus;
+use crate::serverwide::ServerWide;
 use crate::uploads::Uploader;
 
 /// The shared part of a running lookout.
 pub struct Hub {
     cams: Vec<Arc<Camera>>,
     events: EventBus,
+    server: ServerWide,
     uploads: Option<Arc<Uploader>>,
     metrics: Arc<Metrics>,
     mqtt: Option<Arc<MqttStatus>>,
@@ -33,6 +37,7 @@ impl Hub {
     pub fn new(
         cams: Vec<Arc<Camera>>,
         events: EventBus,
+        server: ServerWide,
         uploads: Option<Arc<Uploader>>,
         metrics: Arc<Metrics>,
         mqtt: Option<Arc<MqttStatus>>,
@@ -41,6 +46,7 @@ impl Hub {
         Hub {
             cams,
             events,
+            server,
             uploads,
             metrics,
             mqtt,
@@ -63,6 +69,11 @@ impl Hub {
     /// The event bus.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// The server-wide settings: history retention, SSE keepalive, caps.
+    pub fn server(&self) -> &ServerWide {
+        &self.server
     }
 
     /// The upload queue, when configured.

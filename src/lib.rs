@@ -2,8 +2,12 @@
 //!
 //! # Layout
 //! Data flows one way, per camera: source -> latest frame -> (viewers, motion
-//! detector) -> events -> (SSE, WebSocket, store, uploads). Several cameras
-//! share one hub: the store, the event bus and the upload queue.
+//! detector) -> events -> (SSE, MQTT, store, uploads); commands come in over
+//! the WebSocket, HTTP and MQTT. Several cameras share one hub: the store, the
+//! event bus, the upload queue and the server-wide settings. Calls go one way
+//! too: the web, MQTT and control call into the hub and the cameras; a
+//! camera's subsystems (its recorder, person check, motion runner) call down
+//! into its [`cam::Cam`], which imports none of them.
 //!
 //! - [`config`]: flags, environment and TOML file, validated once;
 //!   [`conffile`]: the service's file, generated from the same declaration.
@@ -19,8 +23,15 @@
 //! - [`events`]: the event bus (stored, numbered, broadcast).
 //! - [`control`]: the commands and their one executor.
 //! - [`cam`]: one camera's core and the actions every transport uses.
+//! - [`camera`]: a running camera: its core, recorder and person check,
+//!   opened and started in one place.
+//! - [`alert`]: what counts as an alert, and what is uploaded for it.
 //! - [`hub`]: what the cameras share, and the list of them.
-//! - [`metrics`]: the Prometheus counters and the `/metrics` text.
+//! - [`report`]: the `/status` and `/cams` bodies, for every transport.
+//! - [`migrate`]: what an older lookout left in the data directory, moved
+//!   once at start.
+//! - [`metrics`]: the Prometheus counters (a leaf: `web::metrics` adds the
+//!   state read at scrape time).
 //! - [`mqtt`]: motion, state and events to an MQTT broker, Home Assistant
 //!   discovery, commands in.
 //! - [`peers`]: who a request comes from: the unit client addresses are
@@ -39,7 +50,9 @@
 //!   server answers and every camera supervisor ticks.
 //! - [`descriptors`]: the open-file limit and the connections it leaves room for.
 //! - [`doctor`]: `lookout doctor`, and the quick checks logged at start.
-//! - [`settings`]: runtime settings and their validation.
+//! - [`settings`]: a camera's runtime settings and their validation;
+//!   [`serverwide`]: the server's (history retention, SSE keepalive, caps),
+//!   and the one place a settings patch is split between the two.
 //! - [`zones`]: motion masks and zones: polygon checks, and their raster for
 //!   the detector's working image.
 //! - [`web`]: the HTTP router and handlers (stream, SSE, WebSocket, JSON).
@@ -75,6 +88,7 @@ pub mod peers;
 pub mod person;
 pub mod redact;
 pub mod report;
+pub mod serverwide;
 pub mod settings;
 pub mod shelf;
 pub mod snaps;
@@ -201,6 +215,21 @@ pub async fn run(
         migrate::legacy_snapshots(&root, &root.join(&first.name), &first.name)?;
         migrate::legacy_state(bus.store(), &first.name).await?;
     }
+    let names: Vec<&str> = config.cameras.iter().map(|c| c.name.as_str()).collect();
+    migrate::legacy_server_settings(bus.store(), &names).await?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let limits = fit_limits(config.limits);
+    let server = serverwide::ServerWide::load(
+        bus.store().clone(),
+        config.server,
+        serverwide::Caps {
+            max_viewers: limits.max_viewers,
+            max_sse: limits.max_sse,
+        },
+    )
+    .await?;
     // Each supervisor's heartbeat, for the systemd watchdog.
     let mut heartbeats = Vec::new();
     // One detector for every camera, loaded when a check first needs it.
@@ -226,20 +255,20 @@ pub async fn run(
         heartbeats.push(heartbeat);
         cams.push(camera);
     }
-    let cam = cams[0].cam.clone();
     if let Some(up) = uploader.clone() {
         tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
     }
-    tracker.spawn(prune_history(cam, bus.store().clone(), shutdown.clone()));
     let mqtt = config.mqtt.clone().map(mqtt::Mqtt::new);
     let hub = Arc::new(hub::Hub::new(
         cams,
         bus,
+        server,
         uploader,
         metrics,
         mqtt.as_ref().map(|m| m.status().clone()),
         shutdown.clone(),
     ));
+    tracker.spawn(prune_history(hub.clone(), shutdown.clone()));
     let addr = listener.local_addr()?;
     let required = config.require_auth || !addr.ip().is_loopback();
     let auth_opts = auth::AuthOptions {
@@ -316,14 +345,11 @@ pub async fn run(
         );
         tracker.spawn(mqtt::run(mqtt, hub.clone(), dashboard, shutdown.clone()));
     }
-    let limits = fit_limits(config.limits);
     let policy = web::policy::Policy {
         auth,
         tls: tls.is_some(),
         allowed_origins: config.allow_origins.clone(),
         allowed_hosts: config.allow_hosts.clone(),
-        max_viewers: limits.max_viewers,
-        max_sse: limits.max_sse,
         max_body: limits.max_body,
         max_ws_message: limits.max_ws_message,
         max_ws: limits.max_ws,
@@ -405,19 +431,20 @@ fn fit_limits(mut limits: config::Limits) -> config::Limits {
     limits
 }
 
-/// Prunes the event history by age and count, and expired sessions,
-/// hourly and at start.
-async fn prune_history(cam: Arc<cam::Cam>, store: store::Store, cancel: CancellationToken) {
+/// Prunes the event history by age and count (the server's settings, read
+/// at each round: a change at run time applies at the next), and expired
+/// sessions, hourly and at start.
+async fn prune_history(hub: Arc<hub::Hub>, cancel: CancellationToken) {
+    let store = hub.events().store();
     let mut ticker = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        let s = cam.settings();
+        let s = hub.server().settings();
         let now = frame::unix_secs(std::time::SystemTime::now());
-        let max_age = f64::from(s.events_max_age_days) * 86_400.0;
-        match store.prune_events(now, max_age, s.events_max).await {
+        match store.prune_events(now, s.max_age_s(), s.events_max).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("pruned {n} old events"),
             Err(e) => tracing::warn!("cannot prune events: {e}"),

@@ -1,7 +1,9 @@
 //! Settings that can change while the server runs (the seed's `state` dict).
 //!
-//! All runtime settings and their validation live here, so `POST /config`, the
-//! WebSocket `set` command and the persisted store agree on one set of rules.
+//! A camera's runtime settings and their validation live here (the
+//! server-wide ones in `serverwide`, which splits a patch between the two),
+//! so `POST /config`, the `set` command and the persisted store agree on one
+//! set of rules.
 //! A patch is validated as a whole before anything changes: a bad key leaves
 //! every setting as it was.
 
@@ -18,8 +20,9 @@ pub const DEFAULT_THRESHOLD: u8 = 12;
 /// Keys that `GET /config` shows but that no client may set.
 const READ_ONLY: &[&str] = &["trigger_count", "person_count", "frame_count", "ok"];
 
-/// The runtime-changeable settings. (`PartialEq` only: the polygons hold
-/// floats.)
+/// The runtime-changeable settings of one camera. (`PartialEq` only: the
+/// polygons hold floats.) Those of the whole server (history retention, the
+/// SSE keepalive) are `serverwide::ServerSettings`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -42,12 +45,6 @@ pub struct Settings {
     pub max_snaps: u32,
     /// Most megabytes of snapshots kept; the oldest go first.
     pub max_snaps_mb: u32,
-    /// Seconds between SSE keepalive comments (proxies drop idle streams).
-    pub sse_keepalive_s: u32,
-    /// Most events kept in the history.
-    pub events_max: u32,
-    /// Days an event is kept in the history.
-    pub events_max_age_days: u32,
     /// Motion mask: changes inside these polygons are ignored (a tree in the
     /// wind, a road, a TV). Normalized coordinates, see [`zones`].
     pub mask: Vec<Polygon>,
@@ -105,9 +102,6 @@ impl Default for Settings {
             save_on_motion: true,
             max_snaps: 1000,
             max_snaps_mb: 1024,
-            sse_keepalive_s: 15,
-            events_max: 10_000,
-            events_max_age_days: 30,
             mask: Vec::new(),
             zones: Vec::new(),
             required_zones: Vec::new(),
@@ -144,14 +138,13 @@ impl Settings {
     /// gets the seed's `missing threshold`. Keys are checked one by one, then
     /// what spans keys (every required zone is a zone) on the result.
     pub fn patched(&self, patch: &Value) -> Result<Settings, SettingsError> {
-        let obj = match patch {
-            Value::Object(obj) => obj,
-            Value::Null => return Err(SettingsError("missing threshold".into())),
-            _ => return Err(SettingsError("config must be a JSON object".into())),
-        };
-        if obj.is_empty() {
-            return Err(SettingsError("missing threshold".into()));
-        }
+        self.patched_keys(patch_object(patch)?)
+    }
+
+    /// [`Settings::patched`] for the keys of an object already checked to
+    /// be a patch: an empty one changes nothing (a patch of server-wide keys
+    /// only leaves the camera's as they are, see `serverwide`).
+    pub fn patched_keys(&self, obj: &Map<String, Value>) -> Result<Settings, SettingsError> {
         let mut next = self.clone();
         for (key, value) in obj {
             next.apply_one(key, value)?;
@@ -182,11 +175,6 @@ impl Settings {
             }
             "max_snaps" => self.max_snaps = int_in_range(key, value, 1, 1_000_000)? as u32,
             "max_snaps_mb" => self.max_snaps_mb = int_in_range(key, value, 1, 1_000_000)? as u32,
-            "sse_keepalive_s" => self.sse_keepalive_s = int_in_range(key, value, 1, 300)? as u32,
-            "events_max" => self.events_max = int_in_range(key, value, 100, 10_000_000)? as u32,
-            "events_max_age_days" => {
-                self.events_max_age_days = int_in_range(key, value, 1, 3650)? as u32
-            }
             "person_check" => {
                 self.person_check = boolean(key, value)?;
                 if self.person_check && !crate::person::AVAILABLE {
@@ -267,6 +255,18 @@ impl Settings {
     }
 }
 
+/// The keys of a settings patch: it must be a JSON object of setting names
+/// to values; none at all (or an empty object) gets the seed's `missing
+/// threshold`.
+pub fn patch_object(patch: &Value) -> Result<&Map<String, Value>, SettingsError> {
+    match patch {
+        Value::Object(obj) if obj.is_empty() => Err(SettingsError("missing threshold".into())),
+        Value::Object(obj) => Ok(obj),
+        Value::Null => Err(SettingsError("missing threshold".into())),
+        _ => Err(SettingsError("config must be a JSON object".into())),
+    }
+}
+
 /// Why a person setting is refused by a build without the check.
 const NO_PERSON_CHECK: &str = "this build has no person check";
 
@@ -288,9 +288,14 @@ fn boolean(key: &str, value: &Value) -> Result<bool, SettingsError> {
         .ok_or_else(|| SettingsError(format!("{key} must be true or false")))
 }
 
-/// Reads an integer setting. Whole-number floats (`40.0`, as JavaScript may
+/// Reads an integer setting (here and for the server-wide ones). Whole-number floats (`40.0`, as JavaScript may
 /// send) are accepted; strings and booleans are not, unlike the seed's `int()`.
-fn int_in_range(key: &str, value: &Value, min: i64, max: i64) -> Result<i64, SettingsError> {
+pub(crate) fn int_in_range(
+    key: &str,
+    value: &Value,
+    min: i64,
+    max: i64,
+) -> Result<i64, SettingsError> {
     let n = match value {
         Value::Number(n) => n
             .as_i64()
@@ -305,8 +310,8 @@ fn int_in_range(key: &str, value: &Value, min: i64, max: i64) -> Result<i64, Set
 }
 
 /// The live settings, shared by every part that reads them. Changes go
-/// through `Cam::apply_settings` (validate, persist, announce), which then
-/// [`replace`](SettingsHandle::replace)s them here. Readers get the current
+/// through `serverwide::ServerWide::apply` (validate, persist, announce),
+/// which has the camera [`replace`](SettingsHandle::replace) them here. Readers get the current
 /// settings by reference count: the detector and the recorder read them per
 /// frame, and the masks and zones inside are not small.
 #[derive(Clone)]

@@ -49,9 +49,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-pub use self::shelf::Retention;
-use self::shelf::{unix_ms, Item, Naming, Shelf, ShelfError, Stamp};
 use crate::durable::TempFiles;
+pub use crate::shelf::Retention;
+use crate::shelf::{unix_ms, Item, Naming, Shelf, ShelfError, Stamp};
 use crate::thumbs::{ThumbError, Thumbs};
 
 /// Longest accepted snapshot name, in bytes.

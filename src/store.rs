@@ -391,6 +391,20 @@ impl Store {
         .await
     }
 
+    /// Writes several state values in one transaction: all are kept or none
+    /// (a settings change that is partly the server's, partly a camera's).
+    pub async fn set_many(&self, values: Vec<(String, String)>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for (key, value) in values {
+                tx.prepare_cached(UPSERT_STATE)?
+                    .execute(params![key, value])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     /// Deletes a state value.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();

@@ -197,3 +197,202 @@ async fn a_bad_query_string_is_a_json_400_on_every_route() {
         assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{path}: {body}");
     }
 }
+
+/// Two cameras, `yard` (also at the root) and `door`, in `dir`, the config
+/// changed by `tweak`.
+async fn two_cameras(
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut lookout::Config) + Send + 'static,
+) -> TestServer {
+    TestServer::start_with(SRC, dir, move |c| {
+        c.cameras = ["yard", "door"]
+            .iter()
+            .map(|name| lookout::config::CameraConfig::new(name, SRC).unwrap())
+            .collect();
+        tweak(c);
+    })
+    .await
+}
+
+async fn post_config_at(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+/// The JSON object stored under `key`, read from a stopped server's data.
+async fn stored(dir: &std::path::Path, key: &str) -> Option<Value> {
+    let store = lookout::store::Store::open(dir).unwrap();
+    let text = store.get(key).await.unwrap()?;
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test]
+async fn server_settings_show_at_every_camera_and_change_for_all() {
+    let dir = tempfile::tempdir().unwrap();
+    // As a top-level key or flag sets them.
+    let server = two_cameras(dir, |c| c.server.events_max = 600).await;
+    for path in ["/config", "/cams/yard/config", "/cams/door/config"] {
+        let cfg = server.get_json(path).await;
+        assert_eq!(cfg["events_max"], 600, "{path}: {cfg}");
+        assert_eq!(cfg["sse_keepalive_s"], 15, "{path}: {cfg}");
+        assert_eq!(cfg["events_max_age_days"], 30, "{path}: {cfg}");
+    }
+    let (status, reply) = post_config_at(
+        &server,
+        "/cams/door/config",
+        json!({"sse_keepalive_s": 7, "threshold": 30}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (&reply["ok"], &reply["sse_keepalive_s"], &reply["threshold"]),
+        (&json!(true), &json!(7), &json!(30)),
+        "{reply}"
+    );
+    for path in ["/config", "/cams/yard/config", "/cams/door/config"] {
+        let cfg = server.get_json(path).await;
+        assert_eq!(cfg["sse_keepalive_s"], 7, "server-wide: {path}: {cfg}");
+    }
+    // The camera's own setting stays its own.
+    assert_eq!(server.get_json("/cams/door/config").await["threshold"], 30);
+    assert_eq!(server.get_json("/config").await["threshold"], 12);
+}
+
+#[tokio::test]
+async fn a_patch_mixing_camera_and_server_keys_is_validated_whole() {
+    let server = TestServer::start(SRC).await;
+    for (patch, message) in [
+        (
+            json!({"threshold": 40, "events_max": 5}),
+            "events_max out of range",
+        ),
+        (
+            json!({"threshold": 400, "events_max": 500}),
+            "threshold out of range",
+        ),
+        (
+            json!({"sse_keepalive_s": 2, "colour": 1}),
+            "unknown setting: colour",
+        ),
+    ] {
+        let (status, reply) = post_config_at(&server, "/config", patch.clone()).await;
+        assert_eq!(status, 400, "{patch}");
+        assert_eq!(reply, json!({"error": message}), "{patch}");
+    }
+    let cfg = server.get_json("/config").await;
+    assert_eq!(
+        (
+            &cfg["threshold"],
+            &cfg["events_max"],
+            &cfg["sse_keepalive_s"]
+        ),
+        (&json!(12), &json!(10_000), &json!(15)),
+        "nothing changed: {cfg}"
+    );
+    let (status, reply) = post_config_at(
+        &server,
+        "/config",
+        json!({"threshold": 40, "events_max": 500}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let cfg = server.get_json("/config").await;
+    assert_eq!(
+        (&cfg["threshold"], &cfg["events_max"]),
+        (&json!(40), &json!(500))
+    );
+}
+
+#[tokio::test]
+async fn server_settings_persist_under_a_server_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(SRC, dir).await;
+    let (status, reply) = post_config_at(
+        &server,
+        "/config",
+        json!({"events_max_age_days": 9, "threshold": 20}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let common::Stopped { dir } = server.stop_keep_dir().await;
+    let saved = stored(dir.path(), "server.settings").await.unwrap();
+    assert_eq!(saved["events_max_age_days"], 9, "{saved}");
+    let camera = stored(dir.path(), "camera.cam.settings").await.unwrap();
+    assert_eq!(camera["threshold"], 20, "{camera}");
+    assert!(camera.get("events_max_age_days").is_none(), "{camera}");
+    let server = TestServer::start_in(SRC, dir).await;
+    let cfg = server.get_json("/config").await;
+    assert_eq!(
+        (&cfg["events_max_age_days"], &cfg["threshold"]),
+        (&json!(9), &json!(20)),
+        "{cfg}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_lookouts_camera_saved_server_settings_become_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = two_cameras(dir, |_| {}).await;
+    let common::Stopped { dir } = server.stop_keep_dir().await;
+    {
+        // As an older lookout saved them: a single-camera directory's
+        // settings (the first camera takes them over), and the second
+        // camera's own copy.
+        let store = lookout::store::Store::open(dir.path()).unwrap();
+        let old = json!({"threshold": 21, "events_max": 555, "sse_keepalive_s": 4});
+        store.set("settings", old.to_string()).await.unwrap();
+        let door = json!({"threshold": 22, "events_max": 999, "events_max_age_days": 8});
+        store
+            .set("camera.door.settings", door.to_string())
+            .await
+            .unwrap();
+    }
+    let server = two_cameras(dir, |_| {}).await;
+    for path in ["/config", "/cams/door/config"] {
+        let cfg = server.get_json(path).await;
+        assert_eq!(
+            (
+                &cfg["events_max"],
+                &cfg["sse_keepalive_s"],
+                &cfg["events_max_age_days"]
+            ),
+            (&json!(555), &json!(4), &json!(30)),
+            "the first camera's: {path}: {cfg}"
+        );
+    }
+    assert_eq!(server.get_json("/config").await["threshold"], 21);
+    assert_eq!(server.get_json("/cams/door/config").await["threshold"], 22);
+    let common::Stopped { dir } = server.stop_keep_dir().await;
+    let saved = stored(dir.path(), "server.settings").await.unwrap();
+    assert_eq!(saved, json!({"events_max": 555, "sse_keepalive_s": 4}));
+    for name in ["yard", "door"] {
+        let camera = stored(dir.path(), &format!("camera.{name}.settings"))
+            .await
+            .unwrap();
+        assert!(
+            camera.get("events_max").is_none() && camera.get("events_max_age_days").is_none(),
+            "{name}: {camera}"
+        );
+    }
+    {
+        // Once the server has its own, a camera's no longer count.
+        let store = lookout::store::Store::open(dir.path()).unwrap();
+        let again = json!({"threshold": 23, "events_max": 777});
+        store
+            .set("camera.yard.settings", again.to_string())
+            .await
+            .unwrap();
+    }
+    let server = two_cameras(dir, |_| {}).await;
+    let cfg = server.get_json("/config").await;
+    assert_eq!(
+        (&cfg["events_max"], &cfg["threshold"]),
+        (&json!(555), &json!(23))
+    );
+}

@@ -293,3 +293,56 @@ async fn restart_keeps_trigger_count_and_threshold() {
 async fn server_stop_keep_dir(server: TestServer) -> common::Stopped {
     server.stop_keep_dir().await
 }
+
+#[tokio::test]
+async fn set_takes_server_wide_keys_and_checks_a_mixed_patch_whole() {
+    let server = TestServer::start(SRC).await;
+    let mut ws = connect(&server).await;
+    let bad = ask(
+        &mut ws,
+        r#"{"cmd": "set", "threshold": 30, "sse_keepalive_s": 0}"#,
+    )
+    .await;
+    assert_eq!(
+        bad,
+        json!({"ok": false, "error": "sse_keepalive_s out of range"})
+    );
+    let r = reqwest::Client::new()
+        .post(server.url("/control"))
+        .body(r#"{"cmd": "set", "threshold": 300, "events_max": 500}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let cfg: Value = server.get_json("/config").await;
+    assert_eq!(
+        (
+            &cfg["threshold"],
+            &cfg["sse_keepalive_s"],
+            &cfg["events_max"]
+        ),
+        (&json!(12), &json!(15), &json!(10_000)),
+        "nothing changed: {cfg}"
+    );
+    let reply = ask(
+        &mut ws,
+        r#"{"cmd": "set", "threshold": 30, "events_max_age_days": 7, "id": 2}"#,
+    )
+    .await;
+    assert_eq!(
+        (
+            &reply["ok"],
+            &reply["threshold"],
+            &reply["events_max_age_days"],
+            &reply["id"]
+        ),
+        (&json!(true), &json!(30), &json!(7), &json!(2)),
+        "{reply}"
+    );
+    assert!(reply["sse_keepalive_s"].is_u64() && reply["events_max"].is_u64());
+    let cfg: Value = server.get_json("/config").await;
+    assert_eq!(
+        (&cfg["threshold"], &cfg["events_max_age_days"]),
+        (&json!(30), &json!(7))
+    );
+}

@@ -123,6 +123,55 @@ async fn keepalive_comments_arrive() {
 }
 
 #[tokio::test]
+async fn the_keepalive_is_the_servers_whichever_camera_sets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with("exec:sleep 60", dir, |c| {
+        c.cameras = ["yard", "door"]
+            .iter()
+            .map(|name| lookout::config::CameraConfig::new(name, "exec:sleep 60").unwrap())
+            .collect();
+    })
+    .await;
+    let mut config = SseClient::connect(&server.url("/events"), None).await;
+    let r = reqwest::Client::new()
+        .post(server.url("/cams/door/config"))
+        .json(&json!({"sse_keepalive_s": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The change is announced by the camera it was given to, with the
+    // server's settings beside the camera's, as before.
+    let event = config.next_of("config", Duration::from_secs(5)).await;
+    let data: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(
+        (
+            &data["camera"],
+            &data["sse_keepalive_s"],
+            &data["events_max"]
+        ),
+        (&json!("door"), &json!(1), &json!(10_000)),
+        "{data}"
+    );
+    assert!(data["threshold"].is_u64(), "{data}");
+    // Every stream keeps alive at the new pace, the root's (the first
+    // camera's) and the other camera's.
+    for path in ["/events", "/cams/yard/events"] {
+        let mut sse = SseClient::connect(&server.url(path), None).await;
+        sse.next(Duration::from_secs(5)).await; // hello
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            let m = sse
+                .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
+            if m.comment {
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn motion_episodes_count_once_and_save_a_snapshot() {
     let clip = tempfile::tempdir().unwrap();
     // 1.5 s of movement then 3 s still, looped at 10 fps.

@@ -11,6 +11,7 @@
 use serde::Deserialize;
 
 use crate::config::{Cli, FileCamera, FileMqtt};
+use crate::serverwide::ServerSettings;
 use crate::settings::Settings;
 
 /// One key the file has but no table takes.
@@ -84,7 +85,11 @@ pub fn unknown_keys(text: &str) -> Result<Vec<UnknownKey>, toml::de::Error> {
         }
     };
     check("", &[], &doc, &top);
-    let settings_keys: Vec<Known> = here(settings).collect();
+    // The server-wide keys are still taken in a settings table, where an
+    // older lookout had them (with a warning at start to move them).
+    let settings_keys: Vec<Known> = here(settings)
+        .chain(here(fields_of::<ServerSettings>()))
+        .collect();
     if let Some(toml::Value::Table(t)) = doc.get("settings") {
         check("[settings]", &["settings"], t, &settings_keys);
     }
@@ -237,6 +242,15 @@ mod tests {
         // Nothing near: no guess.
         assert_eq!(hints("colour = 1\n"), ["line 1: unknown key `colour`"]);
         assert!(hints("listen = \"127.0.0.1:1\"\n[settings]\nthreshold = 3\n").is_empty());
+        // The server-wide keys at the top level, and where they were.
+        let text = "events_max = 500\nevents_max_age_days = 3\nsse_keepalive_s = 5\n\
+                    [settings]\nevents_max = 600\n[[camera]]\nname = \"a\"\n\
+                    source = \"synthetic\"\n[camera.settings]\nsse_keepalive_s = 2\n";
+        assert!(hints(text).is_empty(), "{:?}", hints(text));
+        assert_eq!(
+            hints("event_max = 500\n"),
+            ["line 1: unknown key `event_max`; did you mean `events_max`?"]
+        );
         assert!(unknown_keys("listen = \n").is_err());
     }
 }

@@ -8,9 +8,10 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Scope;
-use crate::cam::{ApplyError, ConfigBody};
+use crate::cam::ApplyError;
 use crate::control::{self, CommandError};
 use crate::report::{self, CamList, Status};
+use crate::serverwide::ConfigView;
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -42,9 +43,10 @@ pub async fn cams(State(app): State<AppState>) -> Json<CamList> {
     Json(report::cams(&app.hub))
 }
 
-/// `GET /config`: every setting plus the read-only counters.
-pub async fn get_config(State(app): State<AppState>) -> Json<ConfigBody> {
-    Json(app.cam.config_body())
+/// `GET /config`: the camera's settings and the server-wide ones, plus the
+/// read-only counters.
+pub async fn get_config(State(app): State<AppState>) -> Json<ConfigView> {
+    Json(app.hub.server().config(&app.cam))
 }
 
 /// `POST /config`: a partial object, validated as a whole, applied at once.
@@ -55,13 +57,18 @@ pub async fn post_config(State(app): State<AppState>, body: Body) -> Result<Json
     } else {
         serde_json::from_slice(&bytes).map_err(|_| ApiError::BadRequest("bad json".into()))?
     };
-    let applied = app.cam.apply_settings(&patch).await.map_err(|e| match e {
-        ApplyError::Invalid(e) => ApiError::BadRequest(e.0),
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    let applied = app
+        .hub
+        .server()
+        .apply(&app.cam, &patch)
+        .await
+        .map_err(|e| match e {
+            ApplyError::Invalid(e) => ApiError::BadRequest(e.0),
+            other => ApiError::Internal(other.to_string()),
+        })?;
     let mut body = Map::new();
     body.insert("ok".into(), Value::Bool(true));
-    body.extend(app.cam.config_json_with(applied));
+    body.extend(applied.to_json());
     Ok(Json(Value::Object(body)))
 }
 

@@ -19,10 +19,6 @@ pub struct Policy {
     /// Host names (lowercase, without port) answered without credentials
     /// besides the loopback names; see [`host_guard`].
     pub allowed_hosts: Vec<String>,
-    /// Most `/stream.jpg` viewers at once.
-    pub max_viewers: usize,
-    /// Most `/events` subscribers at once.
-    pub max_sse: usize,
     /// Largest request body in bytes (settings, commands, logins).
     pub max_body: usize,
     /// Largest WebSocket message in bytes; bigger closes with 1009.

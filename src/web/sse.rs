@@ -56,7 +56,7 @@ async fn subscribe(
     headers: HeaderMap,
     camera: Option<String>,
 ) -> Result<Response, ApiError> {
-    if app.hub.events().subscribers() >= app.policy.max_sse {
+    if app.hub.events().subscribers() >= app.hub.server().caps().max_sse {
         return Err(ApiError::Busy("too many event subscribers"));
     }
     let live = app.hub.events().subscribe();
@@ -74,7 +74,7 @@ async fn subscribe(
         None => Vec::new(),
     };
     let seen = missed.last().and_then(|e| e.id).or(last_id).unwrap_or(0);
-    let keepalive = Duration::from_secs(u64::from(app.cam.settings().sse_keepalive_s.max(1)));
+    let keepalive = app.hub.server().settings().keepalive();
     let hello =
         stream::once(async { Bytes::from(format!("retry: {}\n: lookout\n\n", RETRY.as_millis())) });
     let replay = stream::iter(missed.into_iter().map(|e| e.wire));

@@ -72,7 +72,7 @@ pub async fn stream(
             )))
         }
     };
-    if app.hub.viewers() >= app.policy.max_viewers {
+    if app.hub.viewers() >= app.hub.server().caps().max_viewers {
         return Err(ApiError::Busy("too many viewers"));
     }
     let viewer = Viewer {
