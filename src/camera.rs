@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cam::{Cam, CamParts};
-use crate::clips::{ClipError, Clips, Recorder};
+use crate::clips::recorder::Recorder;
+use crate::clips::{ClipError, Clips};
 use crate::events::{EventBus, EventKind, SourceChange};
 use crate::frame::FrameSink;
 use crate::metrics::Metrics;

@@ -79,6 +79,8 @@ pub mod events;
 pub mod frame;
 pub mod hub;
 pub mod jpeg;
+#[cfg(test)]
+mod layers;
 pub mod metrics;
 pub mod migrate;
 pub mod motion;
@@ -168,70 +170,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     install_crypto_provider();
-    let data_dir_err = |err| RunError::DataDir {
-        path: config.data_dir.clone(),
-        err,
-    };
-    datadir::create_dir(&config.data_dir).map_err(data_dir_err)?;
-    datadir::check_writable(&config.data_dir).map_err(|err| RunError::DataDirNotWritable {
-        path: config.data_dir.clone(),
-        err,
-    })?;
-    doctor::at_start(&config);
-    match datadir::tighten(&config.data_dir) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            "data directory {}: removed other users' access from {n} folder(s) and file(s) \
-             (folders 0700, files 0600)",
-            config.data_dir.display()
-        ),
-        Err(e) => tracing::warn!(
-            "cannot make data directory {} private: {e}",
-            config.data_dir.display()
-        ),
-    }
+    prepare_data_dir(&config)?;
     let tracker = TaskTracker::new();
-    let store = {
-        let dir = config.data_dir.clone();
-        tokio::task::spawn_blocking(move || store::Store::open(&dir))
-            .await
-            .map_err(|e| RunError::Serve(std::io::Error::other(e)))??
-    };
-    let bus = events::EventBus::new(store);
-    let uploader = if config.uploads.enabled() {
-        let dir = config.data_dir.clone();
-        let cfg = config.uploads.clone();
-        Some(
-            tokio::task::spawn_blocking(move || uploads::Uploader::open(&dir, cfg))
-                .await
-                .map_err(|e| RunError::Serve(std::io::Error::other(e)))??,
-        )
-    } else {
-        None
-    };
-    let metrics = Arc::new(metrics::Metrics::new());
-    if let Some(first) = config.cameras.first() {
-        let root = config.data_dir.join("snaps");
-        migrate::legacy_snapshots(&root, &root.join(&first.name), &first.name)?;
-        migrate::legacy_state(bus.store(), &first.name).await?;
-    }
-    let names: Vec<&str> = config.cameras.iter().map(|c| c.name.as_str()).collect();
-    migrate::legacy_server_settings(bus.store(), &names).await?;
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     let limits = fit_limits(config.limits);
-    let server = serverwide::ServerWide::load(
-        bus.store().clone(),
-        config.server,
-        serverwide::Caps {
-            max_viewers: limits.max_viewers,
-            max_sse: limits.max_sse,
-        },
-    )
-    .await?;
-    // Each supervisor's heartbeat, for the systemd watchdog.
-    let mut heartbeats = Vec::new();
+    let Storage {
+        bus,
+        uploader,
+        server,
+    } = open_storage(&config, &limits).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
     // One detector for every camera, loaded when a check first needs it.
     let person = person::AVAILABLE.then(motion::check::PersonWorker::default);
     let shared = camera::Shared {
@@ -243,18 +190,7 @@ pub async fn run(
         tracker: &tracker,
         shutdown: &shutdown,
     };
-    let mut cams = Vec::new();
-    for (i, c) in config.cameras.iter().enumerate() {
-        let spec = camera::Spec {
-            name: c.name.clone(),
-            source: c.source.clone(),
-            source_uri: c.source_uri.clone(),
-            settings: c.initial_settings(),
-        };
-        let (camera, heartbeat) = camera::Camera::start(spec, i == 0, &shared).await?;
-        heartbeats.push(heartbeat);
-        cams.push(camera);
-    }
+    let (cams, heartbeats) = start_cameras(&config, &shared).await?;
     if let Some(up) = uploader.clone() {
         tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
     }
@@ -282,6 +218,137 @@ pub async fn run(
         Some(source) => Some(web::tls::load(source, &config.data_dir, addr)?),
         None => None,
     };
+    let scheme = announce(&config, addr, tls.as_ref(), &auth, generated, required);
+    if let Some(mqtt) = mqtt {
+        start_mqtt(&config, mqtt, &hub, scheme, addr, &tracker, &shutdown);
+    }
+    let web = Web {
+        auth,
+        tls,
+        limits,
+        heartbeats,
+    };
+    serve(listener, &config, hub, web, &tracker, &shutdown).await?;
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// Makes the data directory, checks it is writable and private, and logs
+/// the quick doctor checks.
+fn prepare_data_dir(config: &Config) -> Result<(), RunError> {
+    let data_dir_err = |err| RunError::DataDir {
+        path: config.data_dir.clone(),
+        err,
+    };
+    datadir::create_dir(&config.data_dir).map_err(data_dir_err)?;
+    datadir::check_writable(&config.data_dir).map_err(|err| RunError::DataDirNotWritable {
+        path: config.data_dir.clone(),
+        err,
+    })?;
+    doctor::at_start(config);
+    match datadir::tighten(&config.data_dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            "data directory {}: removed other users' access from {n} folder(s) and file(s) \
+             (folders 0700, files 0600)",
+            config.data_dir.display()
+        ),
+        Err(e) => tracing::warn!(
+            "cannot make data directory {} private: {e}",
+            config.data_dir.display()
+        ),
+    }
+    Ok(())
+}
+
+/// What the server keeps: the store behind the event bus, the upload queue,
+/// and the server-wide settings.
+struct Storage {
+    bus: events::EventBus,
+    uploader: Option<Arc<uploads::Uploader>>,
+    server: serverwide::ServerWide,
+}
+
+/// Opens the store and the upload queue, moves what an older lookout left
+/// (once), and loads the server-wide settings.
+async fn open_storage(config: &Config, limits: &config::Limits) -> Result<Storage, RunError> {
+    let store = {
+        let dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || store::Store::open(&dir))
+            .await
+            .map_err(|e| RunError::Serve(std::io::Error::other(e)))??
+    };
+    let bus = events::EventBus::new(store);
+    let uploader = if config.uploads.enabled() {
+        let dir = config.data_dir.clone();
+        let cfg = config.uploads.clone();
+        Some(
+            tokio::task::spawn_blocking(move || uploads::Uploader::open(&dir, cfg))
+                .await
+                .map_err(|e| RunError::Serve(std::io::Error::other(e)))??,
+        )
+    } else {
+        None
+    };
+    if let Some(first) = config.cameras.first() {
+        let root = config.data_dir.join("snaps");
+        migrate::legacy_snapshots(&root, &root.join(&first.name), &first.name)?;
+        migrate::legacy_state(bus.store(), &first.name).await?;
+    }
+    let names: Vec<&str> = config.cameras.iter().map(|c| c.name.as_str()).collect();
+    migrate::legacy_server_settings(bus.store(), &names).await?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let server = serverwide::ServerWide::load(
+        bus.store().clone(),
+        config.server,
+        serverwide::Caps {
+            max_viewers: limits.max_viewers,
+            max_sse: limits.max_sse,
+        },
+    )
+    .await?;
+    Ok(Storage {
+        bus,
+        uploader,
+        server,
+    })
+}
+
+/// Opens and starts every camera; returns them with their supervisors'
+/// heartbeats, for the systemd watchdog.
+async fn start_cameras(
+    config: &Config,
+    shared: &camera::Shared<'_>,
+) -> Result<(Vec<Arc<camera::Camera>>, Vec<source::StatusCell>), RunError> {
+    let mut heartbeats = Vec::new();
+    let mut cams = Vec::new();
+    for (i, c) in config.cameras.iter().enumerate() {
+        let spec = camera::Spec {
+            name: c.name.clone(),
+            source: c.source.clone(),
+            source_uri: c.source_uri.clone(),
+            settings: c.initial_settings(),
+        };
+        let (camera, heartbeat) = camera::Camera::start(spec, i == 0, shared).await?;
+        heartbeats.push(heartbeat);
+        cams.push(camera);
+    }
+    Ok((cams, heartbeats))
+}
+
+/// Logs where lookout serves and how it is reached (and prints a generated
+/// password once); returns the URL scheme.
+fn announce(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    tls: Option<&web::tls::Tls>,
+    auth: &auth::Auth,
+    generated: Option<String>,
+    required: bool,
+) -> &'static str {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = if addr.ip().is_unspecified() {
         format!("{scheme}://<this machine's address>:{}/", addr.port())
@@ -298,7 +365,7 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", "),
     );
-    if let Some(tls) = &tls {
+    if let Some(tls) = tls {
         tracing::info!(
             "TLS certificate {} with SHA-256 fingerprint {}",
             tls.cert_path.display(),
@@ -325,26 +392,64 @@ pub async fn run(
             auth.user()
         ));
     }
-    if let Some(mqtt) = mqtt {
-        // Home Assistant's "visit" link: this machine by name when listening
-        // on every address.
-        let dashboard = match mqtt::host_name() {
-            Some(host) if addr.ip().is_unspecified() => {
-                format!("{scheme}://{host}:{}/", addr.port())
-            }
-            _ => format!("{scheme}://{addr}/"),
-        };
-        tracing::info!(
-            "MQTT: publishing to {} (commands {})",
-            config.mqtt.as_ref().map(|m| m.broker()).unwrap_or_default(),
-            if config.mqtt.as_ref().is_some_and(|m| m.commands) {
-                "on"
-            } else {
-                "off"
-            }
-        );
-        tracker.spawn(mqtt::run(mqtt, hub.clone(), dashboard, shutdown.clone()));
-    }
+    scheme
+}
+
+/// Starts the MQTT link, with the dashboard's URL for Home Assistant.
+fn start_mqtt(
+    config: &Config,
+    mqtt: mqtt::Mqtt,
+    hub: &Arc<hub::Hub>,
+    scheme: &str,
+    addr: std::net::SocketAddr,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    // Home Assistant's "visit" link: this machine by name when listening
+    // on every address.
+    let dashboard = match mqtt::host_name() {
+        Some(host) if addr.ip().is_unspecified() => {
+            format!("{scheme}://{host}:{}/", addr.port())
+        }
+        _ => format!("{scheme}://{addr}/"),
+    };
+    tracing::info!(
+        "MQTT: publishing to {} (commands {})",
+        config.mqtt.as_ref().map(|m| m.broker()).unwrap_or_default(),
+        if config.mqtt.as_ref().is_some_and(|m| m.commands) {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    tracker.spawn(mqtt::run(mqtt, hub.clone(), dashboard, shutdown.clone()));
+}
+
+/// What the web side needs besides the hub.
+struct Web {
+    auth: auth::Auth,
+    tls: Option<web::tls::Tls>,
+    limits: config::Limits,
+    heartbeats: Vec<source::StatusCell>,
+}
+
+/// Serves HTTP (and the HTTPS redirect, and the watchdog's pings) until
+/// `shutdown` fires.
+async fn serve(
+    listener: TcpListener,
+    config: &Config,
+    hub: Arc<hub::Hub>,
+    web: Web,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(), RunError> {
+    let Web {
+        auth,
+        tls,
+        limits,
+        heartbeats,
+    } = web;
+    let addr = listener.local_addr()?;
     let policy = web::policy::Policy {
         auth,
         tls: tls.is_some(),
@@ -389,8 +494,6 @@ pub async fn run(
         }
     }
     web::server::serve(listener, app, tls.map(|t| t.config), door, shutdown.clone()).await?;
-    tracker.close();
-    tracker.wait().await;
     Ok(())
 }
 

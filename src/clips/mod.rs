@@ -28,8 +28,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-pub use recorder::{ClipParams, Recorder};
-
 pub use crate::shelf::Retention;
 use crate::shelf::{unix_ms, Naming, Shelf, ShelfError, Stamp};
 use crate::thumbs::Thumbs;

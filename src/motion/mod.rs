@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::Alerts;
 use crate::cam::{Cam, SnapshotError};
-use crate::clips::{ClipParams, Recorder};
+use crate::clips::recorder::{ClipParams, Recorder};
 use crate::events::{EventKind, Level, Motion, MotionEnd};
 use crate::settings::Settings;
 use crate::snaps::Trigger;
