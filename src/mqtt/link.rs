@@ -38,10 +38,6 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Messages a broker client can cause (a command dropped, a Home Assistant
 /// birth) are logged at most this often.
 const QUIET_LOG: Duration = Duration::from_secs(60);
-/// Largest packet sent (a snapshot), unless the broker declares a smaller
-/// Maximum Packet Size: then what is over it is dropped (and counted) here,
-/// as sending it would end the connection.
-pub(super) const MAX_OUTGOING: usize = 16 << 20;
 /// Largest command message, as on the WebSocket. Smaller than the packets
 /// taken, so a larger command arrives and is counted as ignored.
 const MAX_COMMAND: usize = crate::web::ws::MAX_MESSAGE;
