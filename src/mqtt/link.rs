@@ -30,6 +30,8 @@ use super::connect::{self, MAX_INCOMING};
 use super::feed::{Feed, Republish};
 use super::outbox::{Kind, Message, Outbox};
 use super::{Mqtt, MqttStatus, Route, Topics};
+use crate::auth::Scope;
+use crate::control;
 use crate::hub::Hub;
 
 /// A connection that lasted this long resets the backoff; a shorter one
@@ -342,14 +344,15 @@ async fn commands(
         };
         // The topic names the camera: a `"camera"` naming another one would
         // step around ACLs written per camera topic.
-        let reply = match crate::control::parse_addressed(&message) {
-            (_, id, Some(other)) if other != cam.name => crate::control::Handled {
-                id,
-                result: Err(crate::control::CommandError::UnknownCamera),
-            }
-            .to_json(),
-            _ => crate::control::handle(&hub, &cam, &message).await,
+        let addressed = control::parse_addressed(&message);
+        let handled = match addressed.camera.as_deref() {
+            Some(other) if other != cam.name => control::Handled {
+                id: addressed.id,
+                result: Err(control::CommandError::UnknownCamera),
+            },
+            _ => control::run_addressed(&hub, &cam, addressed, Scope::Control).await,
         };
+        let reply = handled.to_json();
         outbox.push(Message::new(
             Kind::Event,
             topics.cam(&cam.name, "reply"),
