@@ -26,6 +26,7 @@ use crate::cam::{ApplyError, Cam, SnapshotError};
 use crate::frame::unix_secs;
 use crate::hub::Hub;
 use crate::snaps::Trigger;
+use crate::uploads::UploadStatus;
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,7 +167,7 @@ pub enum Reply {
     /// `ping`: the server's clock, Unix seconds.
     Pong(f64),
     /// `flush_uploads`: the queue's state.
-    Uploads(Value),
+    Uploads(UploadStatus),
 }
 
 /// Why a message got no success reply. Each has its exact reply text; the
@@ -355,7 +356,7 @@ pub async fn execute(cam: &Cam, cmd: Command) -> Result<Reply, CommandError> {
         Command::FlushUploads => match &cam.uploads() {
             Some(up) => {
                 up.flush();
-                Ok(Reply::Uploads(up.status()))
+                Ok(Reply::Uploads(up.report()))
             }
             None => Err(CommandError::UploadsOff),
         },

@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -221,6 +221,29 @@ pub struct UploadCounts {
     pub failed: u64,
     /// Dropped to keep the queue under its size limit.
     pub dropped: u64,
+}
+
+/// The queue's state as `/status` shows it under `uploads`. Fields in
+/// alphabetical order: the JSON had its keys sorted before it was typed, and
+/// clients see the same bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UploadStatus {
+    /// Dropped to keep the queue under its size limit, since start.
+    pub dropped: u64,
+    /// Given up (refused for good, or too old), since start.
+    pub failed: u64,
+    /// The last failed attempt's reason, until a later one succeeds or fails.
+    pub last_error: Option<String>,
+    /// Unix seconds of the last delivery.
+    pub last_success_ts: Option<f64>,
+    /// Items waiting.
+    pub queued: usize,
+    /// Their size on disk.
+    pub queued_bytes: u64,
+    /// Seconds until the next retry of a lane in backoff (one decimal).
+    pub retry_in_s: Option<f64>,
+    /// Delivered, since start.
+    pub sent: u64,
 }
 
 /// Items taken out of the index whose files are still to be deleted, once
@@ -414,26 +437,33 @@ impl Uploader {
         }
     }
 
-    /// The `/status` `uploads` object.
-    pub fn status(&self) -> Value {
+    /// The queue's state: the `/status` `uploads` object and the
+    /// `flush_uploads` reply.
+    pub fn report(&self) -> UploadStatus {
         let st = self.lock();
         let now = Instant::now();
-        let retry_in = st
+        let retry_in_s = st
             .backoff
             .iter()
             .filter_map(|b| b.next)
             .min()
             .map(|t| round1(t.saturating_duration_since(now).as_secs_f64()));
-        json!({
-            "queued": st.items.len(),
-            "queued_bytes": st.bytes,
-            "sent": st.sent,
-            "failed": st.failed,
-            "dropped": st.dropped,
-            "last_error": st.last_error,
-            "last_success_ts": st.last_success_ts,
-            "retry_in_s": retry_in,
-        })
+        UploadStatus {
+            dropped: st.dropped,
+            failed: st.failed,
+            last_error: st.last_error.clone(),
+            last_success_ts: st.last_success_ts,
+            queued: st.items.len(),
+            queued_bytes: st.bytes,
+            retry_in_s,
+            sent: st.sent,
+        }
+    }
+
+    /// [`Uploader::report`] as JSON, for a body that holds it untyped
+    /// (`cam::Status` until its `uploads` field takes the typed one).
+    pub fn status(&self) -> Value {
+        serde_json::to_value(self.report()).unwrap_or(Value::Null)
     }
 
     /// Wakes the worker and resets the backoff, so everything pending is
@@ -740,6 +770,24 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_json_keeps_its_shape() {
+        let status = UploadStatus {
+            dropped: 1,
+            failed: 2,
+            last_error: Some("HTTP 503".into()),
+            last_success_ts: None,
+            queued: 3,
+            queued_bytes: 4096,
+            retry_in_s: Some(1.5),
+            sent: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            r#"{"dropped":1,"failed":2,"last_error":"HTTP 503","last_success_ts":null,"queued":3,"queued_bytes":4096,"retry_in_s":1.5,"sent":7}"#
+        );
+    }
 
     #[test]
     fn jitter_stays_within_half_to_full() {
