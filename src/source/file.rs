@@ -10,8 +10,9 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
+use super::error::SourceError;
 use super::mjpeg::FrameReader;
-use super::{Output, SourceError};
+use super::output::Output;
 use crate::frame::MAX_FRAME_BYTES;
 
 /// Replays `path` at `fps` forever.

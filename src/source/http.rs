@@ -14,8 +14,9 @@ use tokio_util::io::StreamReader;
 
 use bytes::{Bytes, BytesMut};
 
+use super::error::SourceError;
 use super::mjpeg::{FrameReader, SplitError};
-use super::{Output, SourceError};
+use super::output::Output;
 use crate::frame::MAX_FRAME_BYTES;
 
 /// How long connecting to the upstream may take.

@@ -14,8 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{interval, MissedTickBehavior};
 
+use super::error::SourceError;
+use super::output::Output;
 use super::scene::{MotionMode, Scene, SceneError};
-use super::{Output, SourceError};
 
 /// Publishes the scene at `fps` until dropped.
 pub async fn run(
