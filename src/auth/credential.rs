@@ -40,7 +40,7 @@ impl Credential<'_> {
     }
 }
 
-/// What [`Auth::verify`] decided.
+/// What [`Auth::verify`](super::Auth::verify) decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// The credentials are good, for what they may do.
