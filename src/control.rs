@@ -27,6 +27,7 @@ use crate::camera::Camera;
 use crate::frame::unix_secs;
 use crate::hub::Hub;
 use crate::snaps::Trigger;
+use crate::uploads::UploadStatus;
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,29 +80,56 @@ pub enum Refusal {
     Unknown,
 }
 
+/// One message taken apart: the command, the `id` to echo and the camera
+/// it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addressed {
+    /// The command, or why the message is none.
+    pub command: Result<Command, Refusal>,
+    /// The `id` to echo, whatever its type.
+    pub id: Option<Value>,
+    /// The camera named by `"camera"`: a string as it is, any other value
+    /// as its JSON text (which names no camera that exists).
+    pub camera: Option<String>,
+}
+
 /// Parses one message into a command, the `id` to echo and the camera it
-/// names (a string `"camera"`; any other value names none that exists).
-pub fn parse_addressed(
-    message: &[u8],
-) -> (Result<Command, Refusal>, Option<Value>, Option<String>) {
-    let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(message) else {
-        let (command, id) = parse(message);
-        return (command, id, None);
+/// names. The message is parsed once and its object taken apart; `"camera"`
+/// is not a setting, so it never reaches a `set`.
+pub fn parse_addressed(message: &[u8]) -> Addressed {
+    let Ok(mut value) = serde_json::from_slice::<Value>(message) else {
+        return Addressed {
+            command: Err(Refusal::BadJson),
+            id: None,
+            camera: None,
+        };
     };
-    let camera = obj.remove("camera").map(|v| match v {
-        Value::String(s) => s,
-        other => other.to_string(),
-    });
-    let (command, id) = parse(Value::Object(obj).to_string().as_bytes());
-    (command, id, camera)
+    let camera = match &mut value {
+        Value::Object(obj) => obj.remove("camera").map(|v| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }),
+        _ => None,
+    };
+    let (command, id) = command_of(value);
+    Addressed {
+        command,
+        id,
+        camera,
+    }
 }
 
 /// Parses one message into a command and the `id` to echo.
 pub fn parse(message: &[u8]) -> (Result<Command, Refusal>, Option<Value>) {
-    let value: Value = match serde_json::from_slice(message) {
-        Ok(v) => v,
-        Err(_) => return (Err(Refusal::BadJson), None),
-    };
+    match serde_json::from_slice(message) {
+        Ok(value) => command_of(value),
+        Err(_) => (Err(Refusal::BadJson), None),
+    }
+}
+
+/// The command in a parsed message and the `id` to echo: `cmd` and `id`
+/// are taken out, and what is left is a `set`'s settings.
+fn command_of(value: Value) -> (Result<Command, Refusal>, Option<Value>) {
     let Value::Object(mut obj) = value else {
         return (Err(Refusal::Unknown), None);
     };
@@ -140,7 +168,7 @@ pub enum Reply {
     /// `ping`: the server's clock, Unix seconds.
     Pong(f64),
     /// `flush_uploads`: the queue's state.
-    Uploads(Value),
+    Uploads(UploadStatus),
 }
 
 /// Why a message got no success reply. Each has its exact reply text; the
@@ -255,7 +283,17 @@ pub async fn run(hub: &Hub, cam: &Camera, message: &[u8]) -> Handled {
 /// Runs one message for a credential of `scope`: a command it does not
 /// cover is refused before anything runs.
 pub async fn run_as(hub: &Hub, cam: &Camera, message: &[u8], scope: Scope) -> Handled {
-    let (command, id, camera) = parse_addressed(message);
+    run_addressed(hub, cam, parse_addressed(message), scope).await
+}
+
+/// [`run_as`] for a message already taken apart (a transport that looked at
+/// its `"camera"` first need not parse it again).
+pub async fn run_addressed(hub: &Hub, cam: &Camera, message: Addressed, scope: Scope) -> Handled {
+    let Addressed {
+        command,
+        id,
+        camera,
+    } = message;
     let target = match camera.as_deref() {
         None => Some(cam),
         Some(name) => hub.cam(name).map(|c| c.as_ref()),
@@ -320,7 +358,7 @@ pub async fn execute(hub: &Hub, camera: &Camera, cmd: Command) -> Result<Reply, 
         Command::FlushUploads => match hub.uploads() {
             Some(up) => {
                 up.flush();
-                Ok(Reply::Uploads(up.status()))
+                Ok(Reply::Uploads(up.report()))
             }
             None => Err(CommandError::UploadsOff),
         },
@@ -399,6 +437,38 @@ mod tests {
                 "id": 4,
             })
         );
+    }
+
+    #[test]
+    fn the_camera_is_taken_out_of_the_command() {
+        let a = parse_addressed(br#"{"cmd": "set", "camera": "door", "threshold": 5, "id": null}"#);
+        assert_eq!(a.camera.as_deref(), Some("door"));
+        assert_eq!(a.id, Some(Value::Null));
+        assert_eq!(
+            a.command,
+            Ok(Command::Set(
+                json!({"threshold": 5}).as_object().unwrap().clone()
+            ))
+        );
+        // Any other value names a camera by its JSON text (none has that name).
+        assert_eq!(
+            parse_addressed(br#"{"cmd": "ping", "camera": 7}"#)
+                .camera
+                .as_deref(),
+            Some("7")
+        );
+        let none = parse_addressed(br#"{"cmd": "reset", "id": "x"}"#);
+        assert_eq!(
+            (none.command, none.id, none.camera),
+            (Ok(Command::Reset), Some(json!("x")), None)
+        );
+        let bad = parse_addressed(b"{not json");
+        assert_eq!(
+            (bad.command, bad.id, bad.camera),
+            (Err(Refusal::BadJson), None, None)
+        );
+        let list = parse_addressed(br#"[{"camera": "door"}]"#);
+        assert_eq!((list.command, list.camera), (Err(Refusal::Unknown), None));
     }
 
     #[test]

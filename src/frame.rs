@@ -11,12 +11,17 @@ use std::time::{Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use crate::source::mjpeg::{jpeg_dimensions, MAX_FRAME_BYTES};
+use crate::jpeg;
 
 /// Largest picture side accepted from a source, in pixels. Cameras deliver at
 /// most 8K (7680); a header claiming more is garbage or an attack (65535x65535
 /// would make the motion detector allocate 4 GiB to decode it).
 pub const MAX_DIMENSION: u16 = 16384;
+
+/// Upper bound for one JPEG frame, in bytes. Far above any sane camera frame,
+/// but small enough that a broken stream cannot exhaust memory. Every source
+/// (and the MJPEG splitter) caps what it buffers by it.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// The MJPEG multipart boundary of `/stream.jpg` (the seed's).
 pub const BOUNDARY: &str = "frame";
@@ -120,7 +125,7 @@ pub fn check_jpeg(jpeg: &[u8]) -> Result<(u16, u16), FrameError> {
         return Err(FrameError::TooLarge { len });
     }
     let (width, height) = match jpeg.get(..2) {
-        Some([0xFF, 0xD8]) => jpeg_dimensions(jpeg),
+        Some([0xFF, 0xD8]) => jpeg::dimensions(jpeg),
         _ => None,
     }
     .ok_or(FrameError::NotJpeg { len })?;

@@ -1,14 +1,28 @@
-//! Whole-picture JPEG decoding, for the parts that need every pixel in
-//! colour: thumbnails and the person check. (Motion analysis decodes luma
-//! only, in `motion`.)
+//! JPEG pictures, below every module that handles them: the marker
+//! vocabulary, the picture size read from the header without decoding
+//! ([`dimensions`], what every frame is checked with, and the MJPEG
+//! splitter's markers), and whole-picture decoding for the parts that need
+//! every pixel in colour: thumbnails and the person check. (Motion analysis
+//! decodes luma only, in `motion`.)
 //!
-//! The header is read first and the size it claims checked before any
-//! pixel buffer is allocated: a hostile or broken picture claiming
+//! Before decoding, the header is read and the size it claims checked before
+//! any pixel buffer is allocated: a hostile or broken picture claiming
 //! 65535x65535 is refused, not decoded.
 
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
+
+/// Marker prefix byte; every JPEG marker starts with it.
+pub(crate) const MARKER: u8 = 0xFF;
+/// Start of image.
+pub(crate) const SOI: u8 = 0xD8;
+/// End of image.
+pub(crate) const EOI: u8 = 0xD9;
+/// Start of scan; entropy-coded data follows its header.
+pub(crate) const SOS: u8 = 0xDA;
+/// Temporary marker, standalone (no length field).
+pub(crate) const TEM: u8 = 0x01;
 
 /// Largest side accepted. A JPEG header may claim up to 65535x65535, which
 /// would ask for 12 GB; nothing lookout handles is that large.
@@ -46,6 +60,63 @@ pub enum JpegError {
         /// Height from the JPEG header.
         height: usize,
     },
+}
+
+/// Width and height from the first SOFn segment (C0..CF except C4, C8, CC),
+/// `None` if absent/invalid. Cheap: walks segment headers only. Used to fill
+/// `Frame::width`/`height`. A zero dimension (height defined later by DNL) is
+/// treated as invalid since callers need real numbers.
+pub fn dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
+    if !jpeg.starts_with(&[MARKER, SOI]) {
+        return None;
+    }
+    let mut pos = 2;
+    loop {
+        if *jpeg.get(pos)? != MARKER {
+            return None;
+        }
+        while *jpeg.get(pos + 1)? == MARKER {
+            pos += 1;
+        }
+        let code = *jpeg.get(pos + 1)?;
+        pos += 2;
+        match code {
+            0xD0..=0xD7 | TEM => continue,
+            // Image data or end before any frame header: no SOF to find.
+            0x00 | SOI | EOI | SOS => return None,
+            _ => {}
+        }
+        let len = usize::from(read_u16(jpeg, pos)?);
+        if len < 2 {
+            return None;
+        }
+        if is_sof(code) {
+            return sof_dimensions(jpeg, pos, len);
+        }
+        pos += len;
+    }
+}
+
+/// SOF0..SOF15; C4 (DHT), C8 (JPG extension) and CC (DAC) share the range
+/// but are not frame headers.
+fn is_sof(code: u8) -> bool {
+    matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC)
+}
+
+/// Parse `len, precision, height, width` of a SOF segment starting at `pos`.
+fn sof_dimensions(jpeg: &[u8], pos: usize, len: usize) -> Option<(u16, u16)> {
+    if len < 7 {
+        return None;
+    }
+    let height = read_u16(jpeg, pos + 3)?;
+    let width = read_u16(jpeg, pos + 5)?;
+    (width > 0 && height > 0).then_some((width, height))
+}
+
+/// Big-endian u16 at `at`, if there are enough bytes.
+pub(crate) fn read_u16(data: &[u8], at: usize) -> Option<u16> {
+    let bytes = data.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
 /// Decodes `jpeg` to interleaved RGB, refusing pictures over the limits.
@@ -98,7 +169,12 @@ pub fn decode_rgb(jpeg: &[u8]) -> Result<Rgb, JpegError> {
 
 #[cfg(test)]
 mod tests {
+    use super::samples::{app0, dht, dqt, entropy, jpeg, segment, sof0, sos};
     use super::*;
+
+    /// What comes before a frame in a `multipart/x-mixed-replace` stream.
+    const MULTIPART_HEAD: &[u8] =
+        b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 123\r\n\r\n";
 
     fn encode(px: &[u8], w: u16, h: u16, color: jpeg_encoder::ColorType) -> Vec<u8> {
         let mut out = Vec::new();
@@ -150,5 +226,113 @@ mod tests {
             decode_rgb(b"not a jpeg"),
             Err(JpegError::Decode(_))
         ));
+    }
+
+    #[test]
+    fn dimensions_of_test_frames() {
+        assert_eq!(dimensions(&jpeg(320, 240)), Some((320, 240)));
+        assert_eq!(dimensions(&jpeg(1920, 1080)), Some((1920, 1080)));
+        assert_eq!(dimensions(&jpeg(0, 1080)), None);
+    }
+
+    #[test]
+    fn dimensions_of_garbage() {
+        assert_eq!(dimensions(b""), None);
+        assert_eq!(dimensions(MULTIPART_HEAD), None);
+        assert_eq!(dimensions(&[0xFF, 0xD8, 0x00, 0x01]), None);
+        assert_eq!(dimensions(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00]), None);
+        // SOS before any SOF.
+        let mut no_sof = vec![0xFF, 0xD8];
+        no_sof.extend(dht());
+        no_sof.extend(sos());
+        no_sof.extend(entropy());
+        no_sof.extend([0xFF, 0xD9]);
+        assert_eq!(dimensions(&no_sof), None);
+        // DHT (C4) is in the SOF range but is not a frame header.
+        let mut fake = vec![0xFF, 0xD8];
+        fake.extend(segment(0xC4, &[8, 0, 16, 0, 32, 1, 1, 0x11, 0]));
+        assert_eq!(dimensions(&fake), None);
+    }
+
+    #[test]
+    fn dimensions_of_truncated_data() {
+        let frame = jpeg(320, 240);
+        let sof_end = 2 + app0().len() + dqt().len() + sof0(320, 240).len();
+        for cut in 0..sof_end - 4 {
+            assert_eq!(dimensions(&frame[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(dimensions(&frame[..sof_end]), Some((320, 240)));
+    }
+}
+
+/// Small, structurally valid JPEG pieces built by hand, for the tests of
+/// everything that walks JPEG markers (here and the MJPEG splitter).
+#[cfg(test)]
+pub(crate) mod samples {
+    /// A segment with a length field: `FF code len payload`.
+    pub(crate) fn segment(code: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(payload.len() + 2).unwrap();
+        let mut out = vec![0xFF, code];
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    pub(crate) fn app0() -> Vec<u8> {
+        segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0")
+    }
+
+    pub(crate) fn dqt() -> Vec<u8> {
+        let mut payload = vec![0x00];
+        payload.extend((1..=64).map(|i: u8| i));
+        // Include FF D9 / FF D8 inside the table bytes: must be skipped by length.
+        payload[10] = 0xFF;
+        payload[11] = 0xD9;
+        payload[20] = 0xFF;
+        payload[21] = 0xD8;
+        segment(0xDB, &payload)
+    }
+
+    pub(crate) fn sof0(width: u16, height: u16) -> Vec<u8> {
+        let mut payload = vec![8];
+        payload.extend_from_slice(&height.to_be_bytes());
+        payload.extend_from_slice(&width.to_be_bytes());
+        payload.extend_from_slice(&[1, 1, 0x11, 0]);
+        segment(0xC0, &payload)
+    }
+
+    pub(crate) fn dht() -> Vec<u8> {
+        let mut payload = vec![0x00, 1];
+        payload.extend_from_slice(&[0; 15]);
+        payload.push(0);
+        segment(0xC4, &payload)
+    }
+
+    pub(crate) fn sos() -> Vec<u8> {
+        segment(0xDA, &[1, 1, 0x00, 0, 63, 0])
+    }
+
+    /// Entropy data with stuffing, restart markers and a fill byte run
+    /// before a restart marker.
+    pub(crate) fn entropy() -> Vec<u8> {
+        vec![
+            0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0x00, 0xFF, 0xD1, 0x78, 0xFF, 0xFF,
+            0xD2, 0x9A, 0xD9, 0xD8,
+        ]
+    }
+
+    /// A small structurally valid baseline JPEG.
+    pub(crate) fn jpeg(width: u16, height: u16) -> Vec<u8> {
+        let mut out = vec![0xFF, 0xD8];
+        out.extend(app0());
+        out.extend(dqt());
+        out.extend(sof0(width, height));
+        out.extend([0xFF, 0xFF]); // fill bytes before a marker
+        out.extend(dht());
+        out.extend(segment(0xFE, b"comment \xFF\xD9 inside"));
+        out.extend(sos());
+        out.extend(entropy());
+        out.extend([0xFF, 0xD9]);
+        out
     }
 }

@@ -12,6 +12,7 @@ use crate::hub::Hub;
 use crate::motion::check::PersonStatus;
 use crate::mqtt::MqttReport;
 use crate::source::{SourceState, SourceStatus};
+use crate::uploads::UploadStatus;
 
 /// `GET /status` (fields in the order the seed's JSON had them: sorted).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,7 +42,7 @@ pub struct Status {
     /// The seed's name for the same count.
     pub triggers: u64,
     /// The upload queue, when configured.
-    pub uploads: Option<serde_json::Value>,
+    pub uploads: Option<UploadStatus>,
     /// Seconds since start.
     pub uptime_s: u64,
     /// lookout's version.
@@ -116,7 +117,7 @@ pub fn status(hub: &Hub, camera: &Camera) -> Status {
         threshold: settings.threshold,
         trigger_count: triggers,
         triggers,
-        uploads: hub.uploads().map(|u| u.status()),
+        uploads: hub.uploads().map(|u| u.report()),
         uptime_s: hub.started().elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
         viewers: cam.viewers(),

@@ -2,7 +2,8 @@
 //! client, the parsers neither panic nor grow without bound.
 
 use lookout::control;
-use lookout::source::mjpeg::{jpeg_dimensions, MjpegSplitter};
+use lookout::jpeg::dimensions as jpeg_dimensions;
+use lookout::source::mjpeg::MjpegSplitter;
 use lookout::source::SourceSpec;
 use proptest::prelude::*;
 

@@ -6,7 +6,8 @@ use argon2::Argon2;
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
-use super::{pool, AuthError};
+use super::error::AuthError;
+use super::pool;
 
 pub(super) async fn hash_blocking(password: String) -> Result<String, AuthError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
@@ -106,4 +107,22 @@ pub fn generate_password() -> Result<String, AuthError> {
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_crate() {
+        let hash = hash_password("correct horse").unwrap();
+        let mut memory = pool::Memory::new();
+        assert!(verify_with(&hash, "correct horse", &mut memory));
+        let size = memory.len();
+        assert!(size > 0);
+        assert!(!verify_with(&hash, "wrong horse", &mut memory));
+        assert_eq!(memory.len(), size, "reused, not grown");
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_with("not a hash", "x", &mut memory));
+    }
 }

@@ -4,7 +4,8 @@
 
 use std::time::SystemTime;
 
-use super::{hex, AuthError};
+use super::error::AuthError;
+use super::secrets::hex;
 use crate::frame::unix_secs;
 use crate::store::Store;
 

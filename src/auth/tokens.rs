@@ -9,7 +9,9 @@
 
 use std::time::SystemTime;
 
-use super::{hex, random_hex, sha256, AuthError, Scope};
+use super::error::AuthError;
+use super::scope::Scope;
+use super::secrets::{hex, random_hex, sha256};
 use crate::config::is_plain_name;
 use crate::console::printable;
 use crate::frame::unix_secs;

@@ -34,7 +34,7 @@
 use std::time::{Duration, Instant};
 
 use super::blobs::{Blob, Blobs};
-use super::image::{blur3_into, decode_luma_into, downscale_into};
+use super::image::{blur3_into, decode_luma_into, downscale_into, MotionError};
 use crate::zones::{Polygon, Zone, ZoneMap};
 
 /// Width of the working image in pixels. At 240 px a person 30 m away is
@@ -170,14 +170,6 @@ pub struct Analysis {
     pub transition: Option<Transition>,
     /// Whether an episode is running after this frame.
     pub active: bool,
-}
-
-/// Why a frame could not be analysed.
-#[derive(Debug, thiserror::Error)]
-pub enum MotionError {
-    /// The bytes are not a JPEG zune-jpeg can decode to luma.
-    #[error("cannot decode frame: {0}")]
-    Decode(String),
 }
 
 /// A running motion episode.

@@ -10,7 +10,14 @@ use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
-use super::detector::MotionError;
+/// Why a frame could not be analysed. It lives here, below the detector,
+/// because decoding is the only step that can fail: the detector passes it on.
+#[derive(Debug, thiserror::Error)]
+pub enum MotionError {
+    /// The bytes are not a JPEG zune-jpeg can decode to luma.
+    #[error("cannot decode frame: {0}")]
+    Decode(String),
+}
 
 /// Largest JPEG side accepted, to bound memory for a hostile or broken source.
 const MAX_DECODE_SIDE: usize = 8192;

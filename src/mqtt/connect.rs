@@ -35,6 +35,12 @@ use crate::hub::Hub;
 /// discards larger messages for lookout instead of sending them. Commands
 /// have their own, smaller cap (counted as ignored when over it).
 pub(super) const MAX_INCOMING: u32 = 1 << 20;
+/// Largest packet sent (a snapshot), unless the broker declares a smaller
+/// Maximum Packet Size: then what is over it is dropped (and counted) by
+/// the link's publisher, as sending it would end the connection. It sits
+/// here, beside [`MAX_INCOMING`], so the feed that sizes snapshots and the
+/// link that sends them both read it from below.
+pub(super) const MAX_OUTGOING: usize = 16 << 20;
 /// Publishes sent but not yet acknowledged; what a dropped connection loses
 /// (and counts).
 const INFLIGHT: u16 = 32;

@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
 
+use super::connect::MAX_OUTGOING;
 use super::outbox::{Kind, Message, Outbox};
 use super::{discovery, Topics};
 use crate::camera::Camera;
@@ -39,7 +40,7 @@ const SCORE_EVERY: Duration = Duration::from_secs(1);
 const CATCH_UP: u32 = 1000;
 /// Largest snapshot published (a larger packet would fail at the broker on
 /// every reconnect).
-const MAX_SNAPSHOT: usize = super::link::MAX_OUTGOING - 4096;
+const MAX_SNAPSHOT: usize = MAX_OUTGOING - 4096;
 /// Republishing on request (Home Assistant's birth) happens at most once
 /// per this interval.
 const REPUBLISH_EVERY: Duration = Duration::from_secs(5);

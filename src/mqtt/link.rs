@@ -30,6 +30,8 @@ use super::connect::{self, MAX_INCOMING};
 use super::feed::{Feed, Republish};
 use super::outbox::{Kind, Message, Outbox};
 use super::{Mqtt, MqttStatus, Route, Topics};
+use crate::auth::Scope;
+use crate::control;
 use crate::hub::Hub;
 
 /// A connection that lasted this long resets the backoff; a shorter one
@@ -38,10 +40,6 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// Messages a broker client can cause (a command dropped, a Home Assistant
 /// birth) are logged at most this often.
 const QUIET_LOG: Duration = Duration::from_secs(60);
-/// Largest packet sent (a snapshot), unless the broker declares a smaller
-/// Maximum Packet Size: then what is over it is dropped (and counted) here,
-/// as sending it would end the connection.
-pub(super) const MAX_OUTGOING: usize = 16 << 20;
 /// Largest command message, as on the WebSocket. Smaller than the packets
 /// taken, so a larger command arrives and is counted as ignored.
 const MAX_COMMAND: usize = crate::web::ws::MAX_MESSAGE;
@@ -346,14 +344,15 @@ async fn commands(
         };
         // The topic names the camera: a `"camera"` naming another one would
         // step around ACLs written per camera topic.
-        let reply = match crate::control::parse_addressed(&message) {
-            (_, id, Some(other)) if other != cam.name => crate::control::Handled {
-                id,
-                result: Err(crate::control::CommandError::UnknownCamera),
-            }
-            .to_json(),
-            _ => crate::control::handle(&hub, &cam, &message).await,
+        let addressed = control::parse_addressed(&message);
+        let handled = match addressed.camera.as_deref() {
+            Some(other) if other != cam.name => control::Handled {
+                id: addressed.id,
+                result: Err(control::CommandError::UnknownCamera),
+            },
+            _ => control::run_addressed(&hub, &cam, addressed, Scope::Control).await,
         };
+        let reply = handled.to_json();
         outbox.push(Message::new(
             Kind::Event,
             topics.cam(&cam.name, "reply"),

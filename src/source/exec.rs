@@ -13,8 +13,9 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use super::error::SourceError;
 use super::mjpeg::FrameReader;
-use super::output::{Output, SourceError};
+use super::output::Output;
 
 /// Runs `command` with `sh -c` and publishes every frame of its stdout.
 pub async fn run(command: &str, out: &Output) -> Result<(), SourceError> {

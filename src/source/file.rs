@@ -10,8 +10,10 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
-use super::mjpeg::{FrameReader, MAX_FRAME_BYTES};
-use super::output::{Output, SourceError};
+use super::error::SourceError;
+use super::mjpeg::FrameReader;
+use super::output::Output;
+use crate::frame::MAX_FRAME_BYTES;
 
 /// Replays `path` at `fps` forever.
 pub async fn run(path: &Path, fps: u32, out: &Output) -> Result<(), SourceError> {

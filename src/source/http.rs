@@ -14,8 +14,10 @@ use tokio_util::io::StreamReader;
 
 use bytes::{Bytes, BytesMut};
 
-use super::mjpeg::{FrameReader, SplitError, MAX_FRAME_BYTES};
-use super::output::{Output, SourceError};
+use super::error::SourceError;
+use super::mjpeg::{FrameReader, SplitError};
+use super::output::Output;
+use crate::frame::MAX_FRAME_BYTES;
 
 /// How long connecting to the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -33,9 +33,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Default upper bound for one JPEG frame. Far above any sane camera frame,
-/// but small enough that a broken stream cannot exhaust memory.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+use crate::frame::MAX_FRAME_BYTES;
+use crate::jpeg::{read_u16, EOI, MARKER, SOI, SOS, TEM};
 
 /// Bytes outside any frame after which [`SplitError::Garbage`] is reported
 /// (and again after as many more). Multipart boundaries and part headers
@@ -44,17 +43,6 @@ pub const GARBAGE_REPORT: usize = 1024 * 1024;
 
 /// How much [`FrameReader`] asks the underlying reader for at a time.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Marker prefix byte; every JPEG marker starts with it.
-const MARKER: u8 = 0xFF;
-/// Start of image.
-const SOI: u8 = 0xD8;
-/// End of image.
-const EOI: u8 = 0xD9;
-/// Start of scan; entropy-coded data follows its header.
-const SOS: u8 = 0xDA;
-/// Temporary marker, standalone (no length field).
-const TEM: u8 = 0x01;
 
 /// Errors produced while splitting a stream into frames.
 #[derive(Debug, thiserror::Error)]
@@ -440,12 +428,6 @@ fn find_soi(data: &[u8]) -> Option<usize> {
     data.windows(2).position(|w| w == [MARKER, SOI])
 }
 
-/// Big-endian u16 at `at`, if there are enough bytes.
-fn read_u16(data: &[u8], at: usize) -> Option<u16> {
-    let bytes = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
-}
-
 /// Reads frames from any `AsyncRead` (child stdout, file, HTTP body via
 /// `StreamReader`).
 ///
@@ -523,127 +505,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-/// Width and height from the first SOFn segment (C0..CF except C4, C8, CC),
-/// `None` if absent/invalid. Cheap: walks segment headers only. Used to fill
-/// `Frame::width`/`height`. A zero dimension (height defined later by DNL) is
-/// treated as invalid since callers need real numbers.
-pub fn jpeg_dimensions(jpeg: &[u8]) -> Option<(u16, u16)> {
-    if !jpeg.starts_with(&[MARKER, SOI]) {
-        return None;
-    }
-    let mut pos = 2;
-    loop {
-        if *jpeg.get(pos)? != MARKER {
-            return None;
-        }
-        while *jpeg.get(pos + 1)? == MARKER {
-            pos += 1;
-        }
-        let code = *jpeg.get(pos + 1)?;
-        pos += 2;
-        match code {
-            0xD0..=0xD7 | TEM => continue,
-            // Image data or end before any frame header: no SOF to find.
-            0x00 | SOI | EOI | SOS => return None,
-            _ => {}
-        }
-        let len = usize::from(read_u16(jpeg, pos)?);
-        if len < 2 {
-            return None;
-        }
-        if is_sof(code) {
-            return sof_dimensions(jpeg, pos, len);
-        }
-        pos += len;
-    }
-}
-
-/// SOF0..SOF15; C4 (DHT), C8 (JPG extension) and CC (DAC) share the range
-/// but are not frame headers.
-fn is_sof(code: u8) -> bool {
-    matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC)
-}
-
-/// Parse `len, precision, height, width` of a SOF segment starting at `pos`.
-fn sof_dimensions(jpeg: &[u8], pos: usize, len: usize) -> Option<(u16, u16)> {
-    if len < 7 {
-        return None;
-    }
-    let height = read_u16(jpeg, pos + 3)?;
-    let width = read_u16(jpeg, pos + 5)?;
-    (width > 0 && height > 0).then_some((width, height))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A segment with a length field: `FF code len payload`.
-    fn segment(code: u8, payload: &[u8]) -> Vec<u8> {
-        let len = u16::try_from(payload.len() + 2).unwrap();
-        let mut out = vec![0xFF, code];
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
-    fn app0() -> Vec<u8> {
-        segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0")
-    }
-
-    fn dqt() -> Vec<u8> {
-        let mut payload = vec![0x00];
-        payload.extend((1..=64).map(|i: u8| i));
-        // Include FF D9 / FF D8 inside the table bytes: must be skipped by length.
-        payload[10] = 0xFF;
-        payload[11] = 0xD9;
-        payload[20] = 0xFF;
-        payload[21] = 0xD8;
-        segment(0xDB, &payload)
-    }
-
-    fn sof0(width: u16, height: u16) -> Vec<u8> {
-        let mut payload = vec![8];
-        payload.extend_from_slice(&height.to_be_bytes());
-        payload.extend_from_slice(&width.to_be_bytes());
-        payload.extend_from_slice(&[1, 1, 0x11, 0]);
-        segment(0xC0, &payload)
-    }
-
-    fn dht() -> Vec<u8> {
-        let mut payload = vec![0x00, 1];
-        payload.extend_from_slice(&[0; 15]);
-        payload.push(0);
-        segment(0xC4, &payload)
-    }
-
-    fn sos() -> Vec<u8> {
-        segment(0xDA, &[1, 1, 0x00, 0, 63, 0])
-    }
-
-    /// Entropy data with stuffing, restart markers and a fill byte run
-    /// before a restart marker.
-    fn entropy() -> Vec<u8> {
-        vec![
-            0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0x00, 0xFF, 0xD1, 0x78, 0xFF, 0xFF,
-            0xD2, 0x9A, 0xD9, 0xD8,
-        ]
-    }
-
-    /// A small structurally valid baseline JPEG.
-    fn jpeg(width: u16, height: u16) -> Vec<u8> {
-        let mut out = vec![0xFF, 0xD8];
-        out.extend(app0());
-        out.extend(dqt());
-        out.extend(sof0(width, height));
-        out.extend([0xFF, 0xFF]); // fill bytes before a marker
-        out.extend(dht());
-        out.extend(segment(0xFE, b"comment \xFF\xD9 inside"));
-        out.extend(sos());
-        out.extend(entropy());
-        out.extend([0xFF, 0xD9]);
-        out
-    }
+    use crate::jpeg::dimensions;
+    use crate::jpeg::samples::{dht, dqt, entropy, jpeg, segment, sos};
 
     /// A JPEG whose APP1 carries a complete thumbnail JPEG.
     fn jpeg_with_exif_thumbnail() -> Vec<u8> {
@@ -808,14 +674,14 @@ mod tests {
         let got = split_all(&[&outer]);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0], outer);
-        assert_eq!(jpeg_dimensions(&got[0]), Some((640, 480)));
+        assert_eq!(dimensions(&got[0]), Some((640, 480)));
     }
 
     #[test]
     fn progressive_scans_continue_frame() {
         let frame = progressive_jpeg();
         assert_eq!(split_all(&[&frame]), vec![Bytes::from(frame.clone())]);
-        assert_eq!(jpeg_dimensions(&frame), Some((32, 16)));
+        assert_eq!(dimensions(&frame), Some((32, 16)));
     }
 
     #[test]
@@ -966,42 +832,6 @@ mod tests {
     fn default_cap() {
         assert_eq!(MjpegSplitter::default().max_frame(), MAX_FRAME_BYTES);
         assert_eq!(MAX_FRAME_BYTES, 16 * 1024 * 1024);
-    }
-
-    #[test]
-    fn dimensions_of_test_frames() {
-        assert_eq!(jpeg_dimensions(&jpeg(320, 240)), Some((320, 240)));
-        assert_eq!(jpeg_dimensions(&jpeg(1920, 1080)), Some((1920, 1080)));
-        assert_eq!(jpeg_dimensions(&jpeg(0, 1080)), None);
-    }
-
-    #[test]
-    fn dimensions_of_garbage() {
-        assert_eq!(jpeg_dimensions(b""), None);
-        assert_eq!(jpeg_dimensions(MULTIPART), None);
-        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0x00, 0x01]), None);
-        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00]), None);
-        // SOS before any SOF.
-        let mut no_sof = vec![0xFF, 0xD8];
-        no_sof.extend(dht());
-        no_sof.extend(sos());
-        no_sof.extend(entropy());
-        no_sof.extend([0xFF, 0xD9]);
-        assert_eq!(jpeg_dimensions(&no_sof), None);
-        // DHT (C4) is in the SOF range but is not a frame header.
-        let mut fake = vec![0xFF, 0xD8];
-        fake.extend(segment(0xC4, &[8, 0, 16, 0, 32, 1, 1, 0x11, 0]));
-        assert_eq!(jpeg_dimensions(&fake), None);
-    }
-
-    #[test]
-    fn dimensions_of_truncated_data() {
-        let frame = jpeg(320, 240);
-        let sof_end = 2 + app0().len() + dqt().len() + sof0(320, 240).len();
-        for cut in 0..sof_end - 4 {
-            assert_eq!(jpeg_dimensions(&frame[..cut]), None, "cut at {cut}");
-        }
-        assert_eq!(jpeg_dimensions(&frame[..sof_end]), Some((320, 240)));
     }
 
     #[tokio::test]

@@ -6,17 +6,17 @@
 //! that `/status` reports. Sources never wait for consumers: publishing is a
 //! `watch` send.
 
+mod error;
 pub mod exec;
 pub mod file;
 pub mod http;
 pub mod mjpeg;
-pub mod output;
+mod output;
 pub mod scene;
 pub mod spec;
 pub mod synthetic;
 pub mod v4l2;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,9 +24,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::FrameSink;
-use crate::redact::Redactor;
-use output::{lock, STALL_TIMEOUT};
-pub use output::{Output, SourceError, SourceState, SourceStatus, StatusCell, HEARTBEAT};
+pub use error::SourceError;
+use error::STALL_TIMEOUT;
+pub use output::{Output, SourceState, SourceStatus, StatusCell};
+pub use spec::{SourceSpec, SpecError};
 
 /// First wait before restarting a failed source.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -35,7 +36,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A source that delivered frames this long is considered healthy again, so its
 /// next failure restarts quickly instead of at the last backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-pub use spec::{SourceSpec, SpecError};
+/// How often the supervisor's loop says it is alive (in every state, the
+/// backoff after a failure included), for the systemd watchdog (`notify`).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Keeps one source running: start, watch for stalls, restart with backoff.
 pub struct Supervisor {
@@ -51,15 +54,7 @@ impl Supervisor {
         uri: &str,
         sink: FrameSink,
     ) -> (Supervisor, StatusCell, watch::Receiver<SourceState>) {
-        let redactor = Redactor::for_source(uri);
-        let status = Arc::new(Mutex::new(SourceStatus::new(redactor.apply(uri))));
-        let (states, states_rx) = watch::channel(SourceState::Starting);
-        let output = Output {
-            sink,
-            status: status.clone(),
-            states: Arc::new(states),
-            redactor,
-        };
+        let (output, status, states_rx) = Output::new(uri, sink);
         (Supervisor { spec, output }, status, states_rx)
     }
 
@@ -95,7 +90,7 @@ impl Supervisor {
             let err = self.output.redact(&err.to_string());
             tracing::warn!(
                 "source {} stopped: {err}; retrying in {:.1} s",
-                lock(&self.output.status).uri,
+                self.output.uri(),
                 backoff.as_secs_f64()
             );
             self.output.set_state(SourceState::Failed, Some(err));

@@ -1,6 +1,6 @@
-//! What a source reports through: its frames, its state and the errors that
-//! end it. The source kinds beside this file and the supervisor above them
-//! share it.
+//! What a source publishes through ([`Output`]): the frame channel, and the
+//! status `/status` reports ([`SourceStatus`]), kept as frames arrive, are
+//! refused, or the supervisor changes the state.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,46 +9,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::{mjpeg, scene, v4l2};
+use super::mjpeg::one_frame;
 use crate::frame::FrameSink;
 use crate::redact::Redactor;
 
-/// A running source that sends nothing for this long is restarted (a hung
-/// ffmpeg or a stalled network stream otherwise freezes the picture forever).
-pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the supervisor's loop says it is alive (in every state, the
-/// backoff after a failure included), for the systemd watchdog (`notify`).
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// At most one log line per this interval about refused frames, per source:
 /// a camera sending nothing but garbage must not fill the SD card with logs.
 /// `bad_frames` on `/status` and `/metrics` counts every one.
 const BAD_FRAME_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Why a source stopped. The text is shown on `/status`, so it says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The command could not be started or exited.
-    #[error("{0}")]
-    Exec(String),
-    /// The upstream URL failed.
-    #[error("{0}")]
-    Http(String),
-    /// The file or folder could not be read.
-    #[error("{0}")]
-    File(String),
-    /// The V4L2 device failed.
-    #[error(transparent)]
-    V4l2(#[from] v4l2::V4l2Error),
-    /// The synthetic scene could not be rendered.
-    #[error(transparent)]
-    Scene(#[from] scene::SceneError),
-    /// The stream carried no usable frame for too long.
-    #[error("no frame for {} s; restarting the source", STALL_TIMEOUT.as_secs())]
-    Stalled,
-    /// The source ended by itself.
-    #[error("source ended")]
-    Ended,
-}
 
 /// Lifecycle of the source, as `/status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,13 +63,13 @@ pub struct SourceStatus {
     last_frame: Option<Instant>,
     #[serde(skip)]
     bad_frame_logged: Option<Instant>,
-    /// When the supervisor's loop last ran (see [`HEARTBEAT`]).
+    /// When the supervisor's loop last ran (see [`HEARTBEAT`](super::HEARTBEAT)).
     #[serde(skip)]
     heartbeat: Option<Instant>,
 }
 
 impl SourceStatus {
-    pub(crate) fn new(uri: String) -> Self {
+    fn new(uri: String) -> Self {
         SourceStatus {
             uri,
             state: SourceState::Starting,
@@ -136,15 +104,39 @@ pub type StatusCell = Arc<Mutex<SourceStatus>>;
 /// What a source publishes through: the frame channel plus status bookkeeping.
 #[derive(Clone)]
 pub struct Output {
-    pub(crate) sink: FrameSink,
-    pub(crate) status: StatusCell,
+    sink: FrameSink,
+    status: StatusCell,
     /// State changes, for the `source` events (up/down) on the bus.
-    pub(crate) states: Arc<watch::Sender<SourceState>>,
+    states: Arc<watch::Sender<SourceState>>,
     /// Hides the URI's secrets in everything the source reports.
-    pub(crate) redactor: Redactor,
+    redactor: Redactor,
 }
 
 impl Output {
+    /// The output of the source named `uri` (shown redacted on `/status`),
+    /// publishing into `sink`; with the status it keeps and its state
+    /// changes.
+    pub(super) fn new(
+        uri: &str,
+        sink: FrameSink,
+    ) -> (Output, StatusCell, watch::Receiver<SourceState>) {
+        let redactor = Redactor::for_source(uri);
+        let status = Arc::new(Mutex::new(SourceStatus::new(redactor.apply(uri))));
+        let (states, states_rx) = watch::channel(SourceState::Starting);
+        let output = Output {
+            sink,
+            status: status.clone(),
+            states: Arc::new(states),
+            redactor,
+        };
+        (output, status, states_rx)
+    }
+
+    /// The source's URI, its secrets hidden.
+    pub(super) fn uri(&self) -> String {
+        lock(&self.status).uri.clone()
+    }
+
     /// `text` (a program's output, an error) with the source's secrets hidden:
     /// everything a source logs or reports goes through this.
     pub fn redact(&self, text: &str) -> String {
@@ -183,9 +175,9 @@ impl Output {
     }
 
     /// Publishes the picture in a buffer meant to hold one (a snapshot URL's
-    /// answer, a `.jpg` file, a V4L2 buffer): see [`mjpeg::one_frame`].
+    /// answer, a `.jpg` file, a V4L2 buffer): see [`one_frame`].
     pub fn publish_one(&self, data: Bytes) {
-        match mjpeg::one_frame(data) {
+        match one_frame(data) {
             Ok(jpeg) => self.publish(jpeg),
             Err(e) => self.reject(&e),
         }
@@ -216,15 +208,15 @@ impl Output {
         lock(&self.status).pid = pid;
     }
 
-    pub(crate) fn beat(&self) {
+    pub(super) fn beat(&self) {
         lock(&self.status).heartbeat = Some(Instant::now());
     }
 
-    pub(crate) fn last_frame(&self) -> Option<Instant> {
+    pub(super) fn last_frame(&self) -> Option<Instant> {
         lock(&self.status).last_frame
     }
 
-    pub(crate) fn set_state(&self, state: SourceState, error: Option<String>) {
+    pub(super) fn set_state(&self, state: SourceState, error: Option<String>) {
         let mut st = lock(&self.status);
         st.state = state;
         if let Some(e) = error {
@@ -241,6 +233,6 @@ impl Output {
 
 /// Locks the status, recovering from a poisoned lock (the data is plain values,
 /// always consistent).
-pub(crate) fn lock(cell: &StatusCell) -> std::sync::MutexGuard<'_, SourceStatus> {
+fn lock(cell: &StatusCell) -> std::sync::MutexGuard<'_, SourceStatus> {
     crate::sync::lock(cell)
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{interval, MissedTickBehavior};
 
-use super::output::{Output, SourceError};
+use super::error::SourceError;
+use super::output::Output;
 use super::scene::{MotionMode, Scene, SceneError};
 
 /// Publishes the scene at `fps` until dropped.

@@ -41,146 +41,33 @@
 //!
 //! # Layout
 //! `queue.rs` moves files (the durable queue), `sender.rs` makes requests and
-//! reads answers; this file is the worker that decides, with its index and
+//! reads answers, `config.rs` and `error.rs` hold the settings and the error
+//! they share; this file is the worker that decides, with its index and
 //! counters behind one lock that is never held across a file operation.
 
+mod config;
+mod error;
 mod queue;
 mod sender;
 
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, EventKind, UploadNotice, UploadState};
 use crate::frame::unix_secs;
+pub use config::UploadConfig;
+pub use error::UploadError;
 use queue::{Item, ItemMeta, Lane, Queue};
 use sender::{Outcome, Sender, MAX_RETRY_AFTER};
-
-/// Upload settings, from flags or the TOML file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UploadConfig {
-    /// Receiver of frames (`multipart/form-data` POST); `http` or `https`.
-    pub url: Option<String>,
-    /// Bearer token sent to `url` (never to the webhook, a different service).
-    pub token: Option<String>,
-    /// PEM file with the CA(s) to trust instead of the public roots, for a
-    /// self-hosted receiver with its own CA. The public roots are then not
-    /// trusted at all (this is pinning, not adding).
-    pub ca_file: Option<PathBuf>,
-    /// Receiver of the event JSON alone (`application/json` POST).
-    pub webhook_url: Option<String>,
-    /// Also upload manual snapshots (and call the webhook for them).
-    pub on_manual: bool,
-    /// Also upload each saved clip (field `clip`).
-    pub clips: bool,
-    /// Items older than this are given up (dropped, counted as failed).
-    pub max_age: Duration,
-    /// Bound of `pending/`, in MiB; the oldest items go first.
-    pub queue_mb: u64,
-    /// Exact bound in bytes; overrides `queue_mb` when set (tests, tiny
-    /// devices).
-    pub queue_bytes: Option<u64>,
-    /// First retry delay, doubled after each failure.
-    pub retry_start: Duration,
-    /// Longest retry delay.
-    pub retry_max: Duration,
-    /// Longest one request may take, so a receiver that accepts the
-    /// connection and then hangs cannot stall the queue.
-    pub request_timeout: Duration,
-}
-
-impl Default for UploadConfig {
-    /// Nothing to send to; 7 days, 256 MiB, 1 s doubling to 5 min, 60 s per
-    /// request.
-    fn default() -> Self {
-        UploadConfig {
-            url: None,
-            token: None,
-            ca_file: None,
-            webhook_url: None,
-            on_manual: false,
-            clips: false,
-            max_age: Duration::from_secs(7 * 86_400),
-            queue_mb: 256,
-            queue_bytes: None,
-            retry_start: Duration::from_secs(1),
-            retry_max: Duration::from_secs(300),
-            request_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl UploadConfig {
-    /// Whether there is anywhere to send to; when not, don't open an
-    /// [`Uploader`] at all.
-    pub fn enabled(&self) -> bool {
-        self.url.is_some() || self.webhook_url.is_some()
-    }
-
-    /// The same settings with another backoff (tests use milliseconds).
-    pub fn with_backoff(mut self, start: Duration, max: Duration) -> Self {
-        self.retry_start = start;
-        self.retry_max = max.max(start);
-        self
-    }
-
-    /// The queue bound in bytes.
-    pub fn queue_limit(&self) -> u64 {
-        self.queue_bytes
-            .unwrap_or_else(|| self.queue_mb.saturating_mul(1024 * 1024))
-    }
-}
-
-/// Why the uploader could not start or queue an item.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    /// A receiver URL is not an absolute `http(s)` URL.
-    #[error("invalid upload URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL as given (it may hold a secret, but the user typed it).
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The CA file could not be read or holds no certificate.
-    #[error("cannot use CA file {path}: {reason}")]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The HTTP client could not be built (TLS set-up).
-    #[error("cannot set up the upload client: {0}")]
-    Client(String),
-    /// The file system refused (queue folder, item files).
-    #[error("{what}: {err}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Why it failed.
-        #[source]
-        err: io::Error,
-    },
-}
-
-impl UploadError {
-    fn io(what: impl Into<String>, err: io::Error) -> UploadError {
-        UploadError::Io {
-            what: what.into(),
-            err,
-        }
-    }
-}
 
 /// Retry state of one lane.
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +108,29 @@ pub struct UploadCounts {
     pub failed: u64,
     /// Dropped to keep the queue under its size limit.
     pub dropped: u64,
+}
+
+/// The queue's state as `/status` shows it under `uploads`. Fields in
+/// alphabetical order: the JSON had its keys sorted before it was typed, and
+/// clients see the same bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UploadStatus {
+    /// Dropped to keep the queue under its size limit, since start.
+    pub dropped: u64,
+    /// Given up (refused for good, or too old), since start.
+    pub failed: u64,
+    /// The last failed attempt's reason, until a later one succeeds or fails.
+    pub last_error: Option<String>,
+    /// Unix seconds of the last delivery.
+    pub last_success_ts: Option<f64>,
+    /// Items waiting.
+    pub queued: usize,
+    /// Their size on disk.
+    pub queued_bytes: u64,
+    /// Seconds until the next retry of a lane in backoff (one decimal).
+    pub retry_in_s: Option<f64>,
+    /// Delivered, since start.
+    pub sent: u64,
 }
 
 /// Items taken out of the index whose files are still to be deleted, once
@@ -414,26 +324,32 @@ impl Uploader {
         }
     }
 
-    /// The `/status` `uploads` object.
-    pub fn status(&self) -> Value {
+    /// The queue's state: the `/status` `uploads` object and the
+    /// `flush_uploads` reply.
+    pub fn report(&self) -> UploadStatus {
         let st = self.lock();
         let now = Instant::now();
-        let retry_in = st
+        let retry_in_s = st
             .backoff
             .iter()
             .filter_map(|b| b.next)
             .min()
             .map(|t| round1(t.saturating_duration_since(now).as_secs_f64()));
-        json!({
-            "queued": st.items.len(),
-            "queued_bytes": st.bytes,
-            "sent": st.sent,
-            "failed": st.failed,
-            "dropped": st.dropped,
-            "last_error": st.last_error,
-            "last_success_ts": st.last_success_ts,
-            "retry_in_s": retry_in,
-        })
+        UploadStatus {
+            dropped: st.dropped,
+            failed: st.failed,
+            last_error: st.last_error.clone(),
+            last_success_ts: st.last_success_ts,
+            queued: st.items.len(),
+            queued_bytes: st.bytes,
+            retry_in_s,
+            sent: st.sent,
+        }
+    }
+
+    /// [`Uploader::report`] as JSON, as `/status` shows it.
+    pub fn status(&self) -> Value {
+        serde_json::to_value(self.report()).unwrap_or(Value::Null)
     }
 
     /// Wakes the worker and resets the backoff, so everything pending is
@@ -740,6 +656,24 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_json_keeps_its_shape() {
+        let status = UploadStatus {
+            dropped: 1,
+            failed: 2,
+            last_error: Some("HTTP 503".into()),
+            last_success_ts: None,
+            queued: 3,
+            queued_bytes: 4096,
+            retry_in_s: Some(1.5),
+            sent: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            r#"{"dropped":1,"failed":2,"last_error":"HTTP 503","last_success_ts":null,"queued":3,"queued_bytes":4096,"retry_in_s":1.5,"sent":7}"#
+        );
+    }
 
     #[test]
     fn jitter_stays_within_half_to_full() {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::UploadError;
+use super::error::UploadError;
 use crate::durable::{sync_dir, TempFiles};
 
 /// Prefix of temporary files; [`Queue::scan`] removes them, since only a

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
 
+use super::config::UploadConfig;
+use super::error::UploadError;
 use super::queue::Lane;
-use super::{UploadConfig, UploadError};
 use crate::redact::Redactor;
 
 /// Longest wait a `Retry-After` may impose; a receiver asking for more is

@@ -26,16 +26,19 @@
 //! password in effect is kept under [`KEY_IN_USE`] to notice a change made
 //! through `LOOKOUT_PASSWORD` or `--password-file` between two starts.
 
+mod credential;
+mod error;
+mod password;
 mod pool;
 mod scope;
 mod secrets;
 mod sessions;
 mod throttle;
 mod tokens;
+mod turn;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,14 +46,19 @@ use subtle::ConstantTimeEq;
 
 use crate::frame::unix_secs;
 use crate::store::{Store, StoreError, TokenRow};
+pub use credential::{Credential, Verdict};
+pub use error::AuthError;
+use password::{given_password, KEY_IN_USE, KEY_PASSWORD};
+pub use password::{set_stored_password, AuthOptions, MIN_PASSWORD_CHARS};
 pub use scope::Scope;
+use secrets::verify_with;
 pub use secrets::{generate_password, hash_password, hex, random_hex, sha256, verify_password};
-use secrets::{hash_blocking, verify_with};
 pub use sessions::{end_sessions, list_sessions, SessionInfo};
 pub use throttle::Throttled;
 pub use tokens::{
     create_long_token, forget_long_token, list_long_tokens, revoke_long_token, LongToken, TokenRef,
 };
+use turn::Turn;
 
 /// Name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "lookout_session";
@@ -67,97 +75,6 @@ const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
 /// still signs in a household without waiting; a check beyond it is answered
 /// 503 at once (with Retry-After) instead of queueing on the blocking pool.
 pub const PASSWORD_CHECKS: usize = 2;
-/// The shortest password accepted from any source.
-pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Store key of the password hash set with `lookout passwd`.
-const KEY_PASSWORD: &str = "password_hash";
-/// Store key of the argon2 hash of the password sessions were issued under;
-/// when the password in effect no longer matches it, sessions end.
-const KEY_IN_USE: &str = "password_in_use";
-
-/// Why authentication could not be set up or used.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The password file could not be read.
-    #[error("cannot read password file {path}: {err}")]
-    PasswordFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        err: std::io::Error,
-    },
-    /// Hashing failed (should not happen).
-    #[error("cannot hash the password: {0}")]
-    Hash(String),
-    /// A password that is too short to protect a camera.
-    #[error("the password must have at least 8 characters")]
-    Weak,
-    /// A password from the environment or a file that is too short.
-    #[error(
-        "the password from {origin} has {chars} character(s); use at least 8 \
-         (a few words make a strong one), or unset it to use `lookout passwd`"
-    )]
-    WeakGiven {
-        /// Where it came from (`LOOKOUT_PASSWORD`, or the file).
-        origin: String,
-        /// How many characters it has.
-        chars: usize,
-    },
-    /// The system random generator failed.
-    #[error("no system randomness available")]
-    Random,
-    /// The password-check threads could not be started.
-    #[error("cannot start the password-check threads: {0}")]
-    Threads(std::io::Error),
-    /// A session id prefix matches more than one session.
-    #[error("more than one session starts with {0:?}; give more of its id")]
-    Ambiguous(String),
-    /// A token name that is not plain (shown escaped and quoted).
-    #[error("token name {0} must be 1 to 32 of a-z, 0-9, _ and - (as camera names)")]
-    TokenName(String),
-    /// A long-lived token of this name exists.
-    #[error(
-        "a token named {0:?} exists already; choose another name, or revoke it first \
-         (`lookout token revoke {0}`)"
-    )]
-    TokenExists(String),
-    /// No long-lived token fits (`named "x"`, `with id "y"`).
-    #[error("no token {0}; `lookout token list` shows them")]
-    NoToken(String),
-    /// Several long-lived tokens share a name (possible in stores from
-    /// before names were checked): nothing is revoked.
-    #[error(
-        "{} tokens are named {name} (ids {}); revoke one with `lookout token revoke --id ID`",
-        ids.len(),
-        ids.join(", ")
-    )]
-    SharedName {
-        /// The name, shown escaped and quoted.
-        name: String,
-        /// Their ids.
-        ids: Vec<String>,
-    },
-    /// A token id prefix matches more than one token.
-    #[error("more than one token's id starts with {0}; give more of it")]
-    AmbiguousToken(String),
-}
-
-/// How the password is given.
-#[derive(Debug, Clone, Default)]
-pub struct AuthOptions {
-    /// The user name (the seed's `owner` unless set).
-    pub user: String,
-    /// Whether every route (but `/healthz` and the login page) needs credentials.
-    pub required: bool,
-    /// A password from `LOOKOUT_PASSWORD`.
-    pub password: Option<String>,
-    /// A file holding the password.
-    pub password_file: Option<PathBuf>,
-}
-
 /// The authentication state of a running server.
 pub struct Auth {
     user: String,
@@ -173,87 +90,6 @@ pub struct Auth {
     pool: pool::CheckPool,
     /// Addresses ([`crate::peers::key`]) with a password check under way.
     checking: Mutex<HashSet<IpAddr>>,
-}
-
-/// An address's one password check under way; ends when dropped.
-struct Turn<'a> {
-    checking: &'a Mutex<HashSet<IpAddr>>,
-    key: IpAddr,
-}
-
-impl<'a> Turn<'a> {
-    /// The turn of `ip`'s address, unless it has one already.
-    fn take(checking: &'a Mutex<HashSet<IpAddr>>, ip: IpAddr) -> Option<Turn<'a>> {
-        let key = crate::peers::key(ip);
-        // Not `then_some(Turn { .. })`: that builds (and drops, which locks)
-        // a Turn even when the address has one, under this very lock.
-        let free = crate::sync::lock(checking).insert(key);
-        if free {
-            Some(Turn { checking, key })
-        } else {
-            None
-        }
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        crate::sync::lock(self.checking).remove(&self.key);
-    }
-}
-
-/// Credentials a request presents.
-#[derive(Debug, Clone, Copy)]
-pub enum Credential<'a> {
-    /// A user name and password (login form, `/api/login`, HTTP Basic).
-    Password {
-        /// The user name.
-        user: &'a str,
-        /// The password.
-        pass: &'a str,
-    },
-    /// A session cookie or bearer token, valid only as one of `kinds`.
-    Token {
-        /// The secret as sent.
-        secret: &'a str,
-        /// Token kinds accepted here (`session`, `api`, `long`).
-        kinds: &'a [&'a str],
-        /// How it was sent, for the log (`cookie`, `bearer`).
-        via: &'static str,
-    },
-    /// Something in the place of credentials that cannot be one (a Basic
-    /// value that does not decode, an unknown scheme). Counts as a failure.
-    Malformed,
-}
-
-impl Credential<'_> {
-    fn describe(&self) -> &'static str {
-        match self {
-            Credential::Password { .. } => "password",
-            Credential::Token { via, .. } => via,
-            Credential::Malformed => "malformed credentials",
-        }
-    }
-}
-
-/// What [`Auth::verify`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The credentials are good, for what they may do.
-    Granted(Scope),
-    /// The credentials are wrong (counted against the address).
-    Denied,
-    /// Too many recent failures from this address: try again later.
-    Throttled(Throttled),
-    /// Too many password checks running or waiting, or another one from this
-    /// address under way: try again in a moment.
-    Busy,
-}
-
-/// Where a password given at start came from, for error messages.
-struct Given {
-    source: String,
-    password: String,
 }
 
 impl Auth {
@@ -528,35 +364,6 @@ impl Auth {
     }
 }
 
-/// The password given by environment or file, checked for length.
-fn given_password(opts: &AuthOptions) -> Result<Option<Given>, AuthError> {
-    let given = match (&opts.password, &opts.password_file) {
-        (Some(p), _) => Given {
-            source: "LOOKOUT_PASSWORD".into(),
-            password: p.clone(),
-        },
-        (None, Some(path)) => Given {
-            source: format!("password file {}", path.display()),
-            password: std::fs::read_to_string(path)
-                .map_err(|err| AuthError::PasswordFile {
-                    path: path.clone(),
-                    err,
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-        },
-        (None, None) => return Ok(None),
-    };
-    let chars = given.password.chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        return Err(AuthError::WeakGiven {
-            origin: given.source,
-            chars,
-        });
-    }
-    Ok(Some(given))
-}
-
 /// Stores a new random token of `kind` and returns its secret.
 async fn issue_token(
     store: &Store,
@@ -575,20 +382,6 @@ async fn issue_token(
     };
     store.add_token(sha256(secret.as_bytes()), row).await?;
     Ok(secret)
-}
-
-/// Stores the owner's password hash (`lookout passwd`) and ends every browser
-/// session and one-hour API token issued under the old one; returns how many
-/// ended. Long-lived tokens stay.
-pub async fn set_stored_password(store: &Store, password: &str) -> Result<usize, AuthError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(AuthError::Weak);
-    }
-    let hash = hash_blocking(password.to_string()).await?;
-    store.set(KEY_PASSWORD, hash.clone()).await?;
-    let ended = store.delete_short_tokens().await?;
-    store.set(KEY_IN_USE, hash).await?;
-    Ok(ended)
 }
 
 #[cfg(test)]
@@ -819,18 +612,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_address_has_one_turn_at_a_time() {
-        let checking = Mutex::new(HashSet::new());
-        let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let same_64: IpAddr = "2001:db8::2".parse().unwrap();
-        let turn = Turn::take(&checking, a).expect("a free address");
-        assert!(Turn::take(&checking, same_64).is_none(), "one per /64");
-        assert!(Turn::take(&checking, IP).is_some(), "another address");
-        drop(turn);
-        assert!(Turn::take(&checking, a).is_some(), "given back");
-    }
-
     #[tokio::test]
     async fn short_passwords_from_anywhere_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -889,29 +670,5 @@ mod tests {
         );
         assert!(a.check_token(&session, &["session"]).await.is_none());
         assert!(a.check_token(&long, &["long"]).await.is_some());
-    }
-
-    #[test]
-    fn verifying_in_reused_memory_agrees_with_the_crate() {
-        let hash = hash_password("correct horse").unwrap();
-        let mut memory = pool::Memory::new();
-        assert!(verify_with(&hash, "correct horse", &mut memory));
-        let size = memory.len();
-        assert!(size > 0);
-        assert!(!verify_with(&hash, "wrong horse", &mut memory));
-        assert_eq!(memory.len(), size, "reused, not grown");
-        assert!(verify_password(&hash, "correct horse"));
-        assert!(!verify_with("not a hash", "x", &mut memory));
-    }
-
-    #[test]
-    fn weak_passwords_are_refused() {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        assert!(matches!(
-            rt.block_on(set_stored_password(&store, "short")),
-            Err(AuthError::Weak)
-        ));
     }
 }
