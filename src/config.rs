@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::auth::Scope;
 use crate::descriptors::FdBudget;
 use crate::mqtt::{MqttConfig, MqttConfigError};
+pub use crate::names::is_plain_name;
 use crate::serverwide::{take_server_keys, ServerSettings};
 use crate::settings::{Settings, SettingsError};
 use crate::source::{SourceSpec, SpecError};
@@ -599,16 +600,6 @@ impl CameraConfig {
             settings: Settings::default(),
         })
     }
-}
-
-/// Whether `name` is a name lookout uses as it is: 1-32 of a-z, 0-9, `_` and
-/// `-`. Camera names go into URLs, file names and MQTT topics; token names
-/// are printed to a terminal (no escape sequences, no forged lines).
-pub fn is_plain_name(name: &str) -> bool {
-    (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A camera name: see [`is_plain_name`].

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::camera::Camera;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
-use crate::mqtt::MqttStatus;
+use crate::mqtt::status::MqttStatus;
 use crate::serverwide::ServerWide;
 use crate::uploads::Uploader;
 

@@ -71,11 +71,11 @@ fn paths(module: &str, code: &str) -> Vec<Vec<String>> {
         module.split("::").collect()
     };
     let mut out = Vec::new();
-    for (start, base) in [("crate::", 0usize), ("super::", 1)] {
-        let prefix: Vec<String> = here[..here.len().saturating_sub(base)]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let parent: Vec<String> = here[..here.len().saturating_sub(1)]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (start, prefix) in [("crate::", Vec::new()), ("super::", parent)] {
         let mut rest = code;
         while let Some(i) = rest.find(start) {
             let before = rest[..i].chars().last();

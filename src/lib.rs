@@ -34,6 +34,7 @@
 //!   state read at scrape time).
 //! - [`mqtt`]: motion, state and events to an MQTT broker, Home Assistant
 //!   discovery, commands in.
+//! - [`names`]: the one rule for camera and token names.
 //! - [`peers`]: who a request comes from: the unit client addresses are
 //!   counted by, and the address a trusted reverse proxy forwards.
 //! - [`redact`]: secrets out of everything a source or an upload reports.
@@ -85,6 +86,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod motion;
 pub mod mqtt;
+pub mod names;
 pub mod notify;
 pub mod peers;
 pub mod person;

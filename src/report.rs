@@ -10,7 +10,7 @@ use crate::camera::Camera;
 use crate::clips::recorder::ClipStatus;
 use crate::hub::Hub;
 use crate::motion::check::PersonStatus;
-use crate::mqtt::MqttReport;
+use crate::mqtt::status::MqttReport;
 use crate::source::{SourceState, SourceStatus};
 use crate::uploads::UploadStatus;
 

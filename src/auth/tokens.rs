@@ -12,9 +12,9 @@ use std::time::SystemTime;
 use super::error::AuthError;
 use super::scope::Scope;
 use super::secrets::{hex, random_hex, sha256};
-use crate::config::is_plain_name;
 use crate::console::printable;
 use crate::frame::unix_secs;
+use crate::names::is_plain_name;
 use crate::store::{Store, TokenRow};
 
 /// Hex characters of a token's hash shown as its id (as for sessions).

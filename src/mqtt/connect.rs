@@ -28,7 +28,8 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{ConnectionError, MqttOptions, StateError};
 use rumqttc::{TlsConfiguration, Transport};
 
-use super::{MqttConfig, Topics};
+use super::config::MqttConfig;
+use super::topics::Topics;
 use crate::hub::Hub;
 
 /// Largest packet taken from the broker, declared in CONNECT: the broker

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::Topics;
+use super::topics::Topics;
 
 /// The `origin` name.
 const ORIGIN: &str = "lookout";

@@ -26,8 +26,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
 
 use super::connect::MAX_OUTGOING;
+use super::discovery;
 use super::outbox::{Kind, Message, Outbox};
-use super::{discovery, Topics};
+use super::topics::Topics;
 use crate::camera::Camera;
 use crate::events::Event;
 use crate::hub::Hub;
