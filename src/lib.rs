@@ -174,7 +174,7 @@ pub async fn run(
     install_crypto_provider();
     prepare_data_dir(&config)?;
     let tracker = TaskTracker::new();
-    let limits = fit_limits(config.limits);
+    let (limits, fitted) = fit_limits(config.limits);
     let Storage {
         bus,
         uploader,
@@ -224,6 +224,7 @@ pub async fn run(
     if let Some(mqtt) = mqtt {
         start_mqtt(&config, mqtt, &hub, scheme, addr, &tracker, &shutdown);
     }
+    tracing::info!("{fitted}");
     let web = Web {
         auth,
         tls,
@@ -501,8 +502,9 @@ async fn serve(
 
 /// Fits the connection, viewer and subscriber caps to the open-file limit
 /// (see [`descriptors`]), so that a cap refuses a client before the limit
-/// refuses a snapshot or a database write, and says so at start.
-fn fit_limits(mut limits: config::Limits) -> config::Limits {
+/// refuses a snapshot or a database write. Returns them with the line that
+/// says so, logged once lookout has said where it serves.
+fn fit_limits(mut limits: config::Limits) -> (config::Limits, String) {
     let budget = descriptors::FdBudget::probe();
     let shown = budget
         .limit
@@ -522,7 +524,7 @@ fn fit_limits(mut limits: config::Limits) -> config::Limits {
     limits.max_sse = limits.max_sse.min(limits.max_connections);
     limits.max_ws = limits.max_ws.min(limits.max_connections);
     limits.max_connections_per_ip = limits.max_connections_per_ip.min(limits.max_connections);
-    tracing::info!(
+    let said = format!(
         "open-file limit {shown}: up to {} connections ({} per client address), {} stream \
          viewers, {} event subscribers, {} WebSockets ({} descriptors kept for the store, \
          snapshots, sources and uploads)",
@@ -533,7 +535,7 @@ fn fit_limits(mut limits: config::Limits) -> config::Limits {
         limits.max_ws,
         budget.reserve
     );
-    limits
+    (limits, said)
 }
 
 /// Prunes the event history by age and count (the server's settings, read
