@@ -547,7 +547,7 @@ impl Cam {
 impl Cam {
     /// `body` as a JSON object with this camera's name, as every event of a
     /// camera carries it.
-    pub fn stamp(&self, body: &impl serde::Serialize) -> Map<String, Value> {
+    fn stamp(&self, body: &impl serde::Serialize) -> Map<String, Value> {
         let mut data = obj(serde_json::to_value(body).unwrap_or(Value::Null));
         data.insert("camera".into(), Value::String(self.name.clone()));
         data
@@ -560,7 +560,7 @@ pub(crate) fn key(camera: &str, key: &str) -> String {
 }
 
 /// A JSON object from a `json!` literal (empty for anything else).
-pub fn obj(v: Value) -> Map<String, Value> {
+fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, Mutex};
 
@@ -20,7 +21,7 @@ use crate::store::{Store, StoreError, StoredEvent};
 
 /// Every kind of event, the SSE `event:` name. The vocabulary lives here and
 /// nowhere else: publishers name a kind and hand over a `Serialize` body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A motion episode started ([`Motion`]).
@@ -67,6 +68,21 @@ impl EventKind {
             EventKind::Upload => "upload",
             EventKind::Level => "level",
         }
+    }
+}
+
+impl EventKind {
+    /// The kind named `name` (as [`EventKind::as_str`] gives it), through
+    /// the same serde names, so there is no second list to keep.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::deserialize(StrDeserializer::<ValueError>::new(name)).ok()
+    }
+}
+
+/// `kind == "motion"`: a kind compares with its name.
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -246,7 +262,7 @@ pub struct Event {
     /// Store id; `None` for transient events.
     pub id: Option<i64>,
     /// Kind, the SSE `event:` name.
-    pub kind: String,
+    pub kind: EventKind,
     /// The JSON data (an object with at least `ts`).
     pub data: Value,
     /// The camera it is about (its `camera` key); `None` for server-wide
@@ -259,7 +275,7 @@ pub struct Event {
 
 impl Event {
     /// An event with its SSE form.
-    pub fn new(id: Option<i64>, kind: &str, data: Value) -> Event {
+    pub fn new(id: Option<i64>, kind: EventKind, data: Value) -> Event {
         let mut wire = String::with_capacity(64);
         if let Some(id) = id {
             wire.push_str(&format!("id: {id}\n"));
@@ -269,7 +285,7 @@ impl Event {
         wire.push_str(&format!("event: {kind}\ndata: {data}\n\n"));
         Event {
             id,
-            kind: kind.to_string(),
+            kind,
             camera: data
                 .get("camera")
                 .and_then(Value::as_str)
@@ -286,15 +302,27 @@ impl Event {
     pub fn data_with_kind(&self) -> Value {
         let mut data = self.data.clone();
         if let Value::Object(o) = &mut data {
-            o.insert("kind".into(), Value::String(self.kind.clone()));
+            o.insert("kind".into(), Value::String(self.kind.as_str().into()));
         }
         data
     }
 }
 
-impl From<StoredEvent> for Event {
-    fn from(e: StoredEvent) -> Self {
-        Event::new(Some(e.id), &e.kind, e.data)
+impl Event {
+    /// A stored event, when its kind is one this build knows (the store
+    /// holds only what it published; anything else is passed over).
+    pub fn from_stored(e: StoredEvent) -> Option<Event> {
+        match EventKind::parse(&e.kind) {
+            Some(kind) => Some(Event::new(Some(e.id), kind, e.data)),
+            None => {
+                tracing::debug!(
+                    "passing over stored event {} of unknown kind {:?}",
+                    e.id,
+                    e.kind
+                );
+                None
+            }
+        }
     }
 }
 
@@ -344,7 +372,7 @@ impl EventBus {
             .store
             .append_event_with_state(ts, kind.as_str(), camera, &data, state)
             .await?;
-        let event = Arc::new(Event::new(Some(id), kind.as_str(), data));
+        let event = Arc::new(Event::new(Some(id), kind, data));
         // No subscriber is not an error.
         let _ = self.tx.send(event.clone());
         Ok(event)
@@ -362,7 +390,7 @@ impl EventBus {
     pub fn publish_transient(&self, kind: EventKind, data: &impl Serialize) {
         match object(kind, data) {
             Ok(data) => {
-                let event = Event::new(None, kind.as_str(), with_ts(data));
+                let event = Event::new(None, kind, with_ts(data));
                 let _ = self.tx.send(Arc::new(event));
             }
             Err(e) => tracing::error!("{e}"),
@@ -393,7 +421,7 @@ impl EventBus {
         camera: Option<String>,
     ) -> Result<Vec<Event>, StoreError> {
         let stored = self.store.events_after(after, limit, camera).await?;
-        Ok(stored.into_iter().map(Event::from).collect())
+        Ok(stored.into_iter().filter_map(Event::from_stored).collect())
     }
 
     /// A page of history, newest first (see [`Store::events_page`]).
@@ -419,6 +447,30 @@ fn with_ts(mut data: Map<String, Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_parses_back_from_its_name() {
+        use EventKind::*;
+        for k in [
+            Motion,
+            MotionEnd,
+            Person,
+            Reset,
+            Config,
+            Snapshot,
+            SnapshotDeleted,
+            Clip,
+            ClipDeleted,
+            Source,
+            Upload,
+            Level,
+        ] {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+            assert!(k == k.as_str());
+        }
+        assert_eq!(EventKind::parse("motion-end"), None);
+        assert_eq!(EventKind::parse(""), None);
+    }
     use serde_json::json;
 
     #[tokio::test]
@@ -448,7 +500,7 @@ mod tests {
         }
         bus.publish_transient(EventKind::Level, &json!({"change": 1.5}));
         let level = rx.recv().await.unwrap();
-        assert_eq!((level.id, level.kind.as_str()), (None, "level"));
+        assert_eq!((level.id, level.kind), (None, EventKind::Level));
         assert!(level.wire.starts_with(b"event: level\ndata: {"));
         assert!(level.wire.ends_with(b"}\n\n"));
         assert_eq!(bus.store().last_event_id().await.unwrap(), 20);

@@ -30,7 +30,7 @@ use super::discovery;
 use super::outbox::{Kind, Message, Outbox};
 use super::topics::Topics;
 use crate::camera::Camera;
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::hub::Hub;
 use crate::snaps::Trigger;
 use crate::source::SourceState;
@@ -255,13 +255,13 @@ impl Feed {
         let Some(p) = cams.get_mut(&cam.name) else {
             return;
         };
-        match event.kind.as_str() {
-            "motion" => {
+        match event.kind {
+            EventKind::Motion => {
                 p.motion = true;
                 self.publish_motion(cam, true);
                 self.publish_event_snapshot(cam, event).await;
             }
-            "motion_end" => {
+            EventKind::MotionEnd => {
                 p.motion = false;
                 self.publish_motion(cam, false);
                 if p.person {
@@ -269,13 +269,13 @@ impl Feed {
                     self.publish_person(cam, false);
                 }
             }
-            "person" => {
+            EventKind::Person => {
                 p.person = true;
                 self.publish_person(cam, true);
                 // The frame that shows the person is the better picture.
                 self.publish_event_snapshot(cam, event).await;
             }
-            "level" => {
+            EventKind::Level => {
                 if let Some(change) = event.data.get("change").and_then(Value::as_f64) {
                     p.change = change;
                 }

@@ -114,9 +114,11 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
             command_rx,
         )),
     ];
-    let mut backoff = BACKOFF_MIN;
-    let mut logged: Option<(String, Instant)> = None;
-    let mut up_since: Option<Instant> = None;
+    let mut retry = Retry {
+        backoff: BACKOFF_MIN,
+        logged: None,
+        up_since: None,
+    };
     let quiet = Quiet::default();
     loop {
         let polled = tokio::select! {
@@ -126,8 +128,8 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
         match polled {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!("MQTT connected to {}", config.broker());
-                up_since = Some(Instant::now());
-                logged = None;
+                retry.up_since = Some(Instant::now());
+                retry.logged = None;
                 let max = ack.properties.as_ref().and_then(|p| p.max_packet_size);
                 broker_max.store(max.unwrap_or(0), Ordering::Relaxed);
                 subscribe(&client, &topics, &hub, config.commands);
@@ -151,58 +153,15 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
                 status.sent.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                let refused = ack
-                    .return_codes
-                    .iter()
-                    .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                    .count();
-                if refused > 0 {
-                    tracing::warn!(
-                        "MQTT: the broker refused {refused} subscription(s): commands or \
-                         Home Assistant's restarts go unheard (check the broker's ACLs \
-                         for user {:?})",
-                        config.user.as_deref().unwrap_or("")
-                    );
-                }
+                warn_refused(&ack.return_codes, config.user.as_deref());
             }
             Ok(_) => {}
             Err(e) => {
-                let was_up = status.connected.swap(false, Ordering::Relaxed);
-                let _ = connected_tx.send(false);
-                // A clean start resumes nothing: what was sent but not
-                // acknowledged, or still queued in the client, is lost.
-                let lost = events
-                    .pending
-                    .drain(..)
-                    .filter(|r| matches!(r, rumqttc::v5::Request::Publish(_)))
-                    .count();
-                outbox.count_lost(lost as u64);
-                if up_since
-                    .take()
-                    .is_some_and(|at| at.elapsed() >= STABLE_AFTER)
-                {
-                    backoff = BACKOFF_MIN;
-                }
-                let text = connect::describe(&e, &config, !was_up);
-                status.set_error(text.clone());
-                let again = logged
-                    .as_ref()
-                    .is_none_or(|(last, at)| *last != text || at.elapsed() >= RELOG_EVERY);
-                if again {
-                    tracing::warn!(
-                        "MQTT {}: {text}; retrying with backoff (up to {} s)",
-                        config.broker(),
-                        BACKOFF_MAX.as_secs()
-                    );
-                    logged = Some((text.clone(), Instant::now()));
-                } else {
-                    tracing::debug!("MQTT {}: {text}", config.broker());
-                }
+                let wait = retry.failed(&e, &mut events, &config, &status, &connected_tx);
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.cancelled() => break,
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
@@ -212,6 +171,82 @@ pub async fn run(mqtt: Mqtt, hub: Arc<Hub>, dashboard: String, shutdown: Cancell
     if status.connected() {
         say_offline(&client, &mut events, &topics).await;
         status.connected.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Warns when the broker refused subscriptions (its ACLs): commands or Home
+/// Assistant's restarts would go unheard.
+fn warn_refused(codes: &[SubscribeReasonCode], user: Option<&str>) {
+    let refused = codes
+        .iter()
+        .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+        .count();
+    if refused > 0 {
+        tracing::warn!(
+            "MQTT: the broker refused {refused} subscription(s): commands or \
+             Home Assistant's restarts go unheard (check the broker's ACLs \
+             for user {:?})",
+            user.unwrap_or("")
+        );
+    }
+}
+
+/// The reconnect backoff, and what was last logged about a failure.
+struct Retry {
+    backoff: Duration,
+    logged: Option<(String, Instant)>,
+    up_since: Option<Instant>,
+}
+
+impl Retry {
+    /// The connection failed: counts what it lost, records and logs why
+    /// (the same reason at most every [`RELOG_EVERY`]), and returns how long
+    /// to wait before the next try (doubling up to [`BACKOFF_MAX`]; back to
+    /// the start after a connection that held).
+    fn failed(
+        &mut self,
+        e: &rumqttc::v5::ConnectionError,
+        events: &mut EventLoop,
+        config: &super::config::MqttConfig,
+        status: &MqttStatus,
+        connected_tx: &watch::Sender<bool>,
+    ) -> Duration {
+        let was_up = status.connected.swap(false, Ordering::Relaxed);
+        let _ = connected_tx.send(false);
+        // A clean start resumes nothing: what was sent but not
+        // acknowledged, or still queued in the client, is lost.
+        let lost = events
+            .pending
+            .drain(..)
+            .filter(|r| matches!(r, rumqttc::v5::Request::Publish(_)))
+            .count();
+        status.outbox.count_lost(lost as u64);
+        if self
+            .up_since
+            .take()
+            .is_some_and(|at| at.elapsed() >= STABLE_AFTER)
+        {
+            self.backoff = BACKOFF_MIN;
+        }
+        let text = connect::describe(e, config, !was_up);
+        status.set_error(text.clone());
+        let again = self
+            .logged
+            .as_ref()
+            .is_none_or(|(last, at)| *last != text || at.elapsed() >= RELOG_EVERY);
+        if again {
+            tracing::warn!(
+                "MQTT {}: {text}; retrying with backoff (up to {} s)",
+                config.broker(),
+                BACKOFF_MAX.as_secs()
+            );
+            self.logged = Some((text, Instant::now()));
+        } else {
+            tracing::debug!("MQTT {}: {text}", config.broker());
+        }
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        wait
     }
 }
 
