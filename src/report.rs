@@ -1,6 +1,6 @@
 //! What the server says about itself and its cameras: the `/status` and
-//! `/cams` bodies, built in one place for the HTTP API, the WebSocket
-//! `status` command, MQTT and the dashboard.
+//! `/cams` bodies and MQTT's state, built in one place for the HTTP API,
+//! the WebSocket `status` command, MQTT and the dashboard.
 
 use std::sync::atomic::Ordering;
 
@@ -94,6 +94,40 @@ pub struct CamSummary {
 pub struct CamList {
     /// Every camera, in configuration order.
     pub cameras: Vec<CamSummary>,
+}
+
+/// A camera's state as MQTT publishes it (`PREFIX/NAME/state`, retained),
+/// which Home Assistant's sensors read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CamState {
+    /// Motion episodes since the last reset.
+    pub trigger_count: u64,
+    /// Episodes with a person since the last reset.
+    pub person_count: u64,
+    /// Whether the episode under way holds a person.
+    pub person: bool,
+    /// The motion threshold.
+    pub threshold: u8,
+    /// The latest motion score.
+    pub change: f64,
+    /// Whether an episode is under way.
+    pub motion: bool,
+    /// The source's state.
+    pub source: SourceState,
+}
+
+/// `camera`'s [`CamState`], with what the feed follows from the events: a
+/// person in the episode under way, the latest score, and motion.
+pub fn cam_state(camera: &Camera, person: bool, change: f64, motion: bool) -> CamState {
+    CamState {
+        trigger_count: camera.cam.trigger_count(),
+        person_count: camera.cam.person_count(),
+        person,
+        threshold: camera.cam.settings().threshold,
+        change,
+        motion,
+        source: camera.cam.source().state,
+    }
 }
 
 /// A camera's `/status` (also the WebSocket `status` reply).

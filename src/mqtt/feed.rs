@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
@@ -32,8 +31,8 @@ use super::topics::Topics;
 use crate::camera::Camera;
 use crate::events::{Event, EventKind};
 use crate::hub::Hub;
+use crate::report::{self, CamState};
 use crate::snaps::Trigger;
-use crate::source::SourceState;
 
 /// The score alone is published at most this often.
 const SCORE_EVERY: Duration = Duration::from_secs(1);
@@ -49,22 +48,10 @@ const REPUBLISH_EVERY: Duration = Duration::from_secs(5);
 /// of a camera since removed are emptied.
 const KEY_RETAINED: &str = "mqtt_retained_topics";
 
-/// `PREFIX/NAME/state`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-struct State {
-    trigger_count: u64,
-    person_count: u64,
-    person: bool,
-    threshold: u8,
-    change: f64,
-    motion: bool,
-    source: SourceState,
-}
-
 /// What was last published for one camera.
 #[derive(Default)]
 struct Published {
-    state: Option<State>,
+    state: Option<CamState>,
     at: Option<Instant>,
     /// The latest score (from `level` events).
     change: f64,
@@ -300,19 +287,10 @@ impl Feed {
     /// Publishes the state when it changed: at once for anything but the
     /// score, at most once a second for the score alone; `force` always.
     fn publish_state(&self, cam: &Camera, p: &mut Published, force: bool) {
-        let source = cam.cam.source().state;
-        let state = State {
-            trigger_count: cam.cam.trigger_count(),
-            person_count: cam.cam.person_count(),
-            person: p.person,
-            threshold: cam.cam.settings().threshold,
-            change: p.change,
-            motion: p.motion,
-            source,
-        };
+        let state = report::cam_state(cam, p.person, p.change, p.motion);
         let due = match (&p.state, p.at) {
             (Some(last), Some(at)) if !force => {
-                let same_but_score = State {
+                let same_but_score = CamState {
                     change: last.change,
                     ..state.clone()
                 } == *last;
