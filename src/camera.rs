@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::cam::{Cam, CamParts};
 use crate::clips::recorder::Recorder;
@@ -149,20 +150,28 @@ impl Camera {
             cam,
         });
         let cancel = shared.shutdown;
-        shared.tracker.spawn(crate::motion::run(
-            camera.cam.clone(),
-            camera.recorder.clone(),
-            camera.check.clone(),
-            cancel.clone(),
-        ));
-        shared.tracker.spawn(crate::clips::recorder::run(
-            camera.cam.clone(),
-            camera.recorder.clone(),
-            cancel.clone(),
-        ));
+        // Every line its tasks log names the camera (`camera{name=yard}:`).
+        let span = tracing::info_span!("camera", name = %camera.name);
+        shared.tracker.spawn(
+            crate::motion::run(
+                camera.cam.clone(),
+                camera.recorder.clone(),
+                camera.check.clone(),
+                cancel.clone(),
+            )
+            .instrument(span.clone()),
+        );
+        shared.tracker.spawn(
+            crate::clips::recorder::run(
+                camera.cam.clone(),
+                camera.recorder.clone(),
+                cancel.clone(),
+            )
+            .instrument(span.clone()),
+        );
         shared
             .tracker
-            .spawn(announce_source(camera.cam.clone(), states, cancel.clone()));
+            .spawn(announce_source(camera.cam.clone(), states, cancel.clone()).instrument(span));
         Ok((camera, source_status))
     }
 }

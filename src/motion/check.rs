@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::alert::Alerts;
 use crate::cam::Cam;
@@ -379,28 +380,31 @@ pub fn offer(
     let check = check.clone();
     let frame = frame.clone();
     let min_score = settings.person_min_score as f32;
-    tokio::spawn(async move {
-        let (people, took) = match answer.await {
-            Ok(Ok(found)) => found,
-            Ok(Err(e)) => {
-                tracing::debug!("person check: {e}");
-                return;
+    tokio::spawn(
+        async move {
+            let (people, took) = match answer.await {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    tracing::debug!("person check: {e}");
+                    return;
+                }
+                // The check panicked (logged by the worker) or the worker is gone.
+                Err(_) => return,
+            };
+            cam.person_checked(took.as_secs_f64());
+            let best = people.first().map(|p| p.score);
+            let confirmed: Vec<Person> = people
+                .into_iter()
+                .filter(|p| p.score >= min_score)
+                .collect();
+            let seq = due.seq;
+            drop(due);
+            if check.finished(seq, best, took, !confirmed.is_empty()) {
+                confirm(&cam, &frame, &confirmed, check.available()).await;
             }
-            // The check panicked (logged by the worker) or the worker is gone.
-            Err(_) => return,
-        };
-        cam.person_checked(took.as_secs_f64());
-        let best = people.first().map(|p| p.score);
-        let confirmed: Vec<Person> = people
-            .into_iter()
-            .filter(|p| p.score >= min_score)
-            .collect();
-        let seq = due.seq;
-        drop(due);
-        if check.finished(seq, best, took, !confirmed.is_empty()) {
-            confirm(&cam, &frame, &confirmed, check.available()).await;
         }
-    });
+        .in_current_span(),
+    );
 }
 
 /// The first person of an episode: snapshot of that frame, `person` event
