@@ -24,12 +24,12 @@ FOOTAGE_TAIL=3
 TRUTH=$ROOT/testdata/footage/scenes.toml
 SCENES=$TMP/scenes
 
-say "building the scenes (scripts/scenes) and the footage bench (release)"
+say "building the scenes (scripts/scenes) and the footage bench ($PROFILE)"
 scripts/scenes "$SCENES" >"$TMP/scenes.log" 2>&1 &
 scenes_pid=$!
 PIDS+=("$scenes_pid")
-cargo build --release --locked --example footage
-FOOTAGE=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/footage
+"${BUILD[@]}" --example footage
+FOOTAGE=$TARGET_DIR/$PROFILE_DIR/examples/footage
 wait "$scenes_pid" || { cat "$TMP/scenes.log" >&2; die "scripts/scenes failed"; }
 # The analysis CPU the README quotes is per 1280x720 frame: the walkers
 # scaled to that size, encoded as the scenes are.
