@@ -94,6 +94,9 @@ fn the_package_holds_the_service_and_installs_and_purges_cleanly() {
         "./etc/lookout/lookout.toml",
         "./usr/share/doc/lookout/copyright",
         "./usr/share/doc/lookout/README.md",
+        "./usr/share/doc/lookout/docs/guide/install.md",
+        "./usr/share/doc/lookout/docs/reference/config.md",
+        "./usr/share/doc/lookout/docs/design/architecture.md",
     ] {
         assert!(listing.contains(file), "no {file} in\n{listing}");
     }
