@@ -89,6 +89,7 @@ pub mod mqtt;
 pub mod names;
 pub mod notify;
 pub mod peers;
+pub mod push;
 pub mod person;
 pub mod redact;
 pub mod report;
