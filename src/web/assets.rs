@@ -60,6 +60,12 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
     }
 }
 
+/// Whether `path` (with its leading `/`) is an embedded file.
+#[cfg(test)]
+pub(super) fn embedded(path: &str) -> bool {
+    Assets::get(path.trim_start_matches('/')).is_some()
+}
+
 fn mime_for(path: &str) -> &'static str {
     match path.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
@@ -69,6 +75,22 @@ fn mime_for(path: &str) -> &'static str {
         Some("png") => "image/png",
         Some("ico") => "image/x-icon",
         Some("json") => "application/json",
+        Some("webmanifest") => "application/manifest+json",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_files_have_their_types() {
+        assert_eq!(
+            mime_for("manifest.webmanifest"),
+            "application/manifest+json"
+        );
+        assert_eq!(mime_for("icon-192.png"), "image/png");
+        assert_eq!(mime_for("sw.js"), "text/javascript; charset=utf-8");
     }
 }

@@ -27,11 +27,25 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::{Credential, Scope, Throttled, Verdict, SESSION_COOKIE};
 
-/// Routes reachable without credentials.
+/// Routes reachable without credentials. The app's manifest and icons are
+/// among them because browsers fetch a manifest without cookies, and the
+/// service worker because its script holds nothing private (what it fetches
+/// goes through the door like any request).
 fn is_open(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/login" | "/logout" | "/api/login" | "/login.css" | "/favicon.svg"
+        "/healthz"
+            | "/login"
+            | "/logout"
+            | "/api/login"
+            | "/login.css"
+            | "/favicon.svg"
+            | "/manifest.webmanifest"
+            | "/sw.js"
+            | "/icon-192.png"
+            | "/icon-512.png"
+            | "/icon-maskable-512.png"
+            | "/badge-96.png"
     )
 }
 
@@ -429,6 +443,26 @@ mod tests {
             ("evil.example:8080", "evil.example"),
         ] {
             assert_eq!(super::super::policy::host_name(host), name, "{host}");
+        }
+    }
+
+    #[test]
+    fn the_app_manifest_icons_and_worker_are_open_the_dashboard_is_not() {
+        // Browsers fetch a manifest (and its icons) without cookies; each
+        // open name must be a file that exists, or the list has gone stale.
+        for path in [
+            "/manifest.webmanifest",
+            "/sw.js",
+            "/icon-192.png",
+            "/icon-512.png",
+            "/icon-maskable-512.png",
+            "/badge-96.png",
+        ] {
+            assert!(is_open(path), "{path}");
+            assert!(super::super::assets::embedded(path), "{path}");
+        }
+        for path in ["/", "/index.html", "/app.js", "/sw.js/x", "/api/push/key"] {
+            assert!(!is_open(path), "{path}");
         }
     }
 
