@@ -6,6 +6,8 @@
 //                        root routes are)
 //   #cam/NAME            that camera's live view
 //   #cam/NAME/gallery    that camera's snapshots
+//   ?camera=NAME         that camera's live view (the links in phone
+//                        notifications); with &clip=CLIP, that clip plays
 //
 // One camera (or an older server) gets exactly the page it always had, on the
 // root routes. The parts live in their own modules; this file only switches
@@ -16,6 +18,9 @@ import { getJSON } from './api.js';
 import { CameraView } from './camera.js';
 import { Overview } from './overview.js';
 import { toast } from './toast.js';
+import { player } from './player.js';
+import { registerWorker } from './push.js';
+import { NotifyPanel } from './notify.js';
 
 /**
  * The cameras (entries of /cams), or null for one camera at the root routes.
@@ -129,7 +134,38 @@ function route() {
   showCamera(found.name, found.base, view);
 }
 
+/** What the query asks for (a notification's link): `{camera, clip}`, each null when not said. */
+function parseQuery(search) {
+  const q = new URLSearchParams(search);
+  return { camera: q.get('camera') || null, clip: q.get('clip') || null };
+}
+
+/**
+ * Turns `?camera=NAME[&clip=CLIP]` into the hash route it means, once, so a
+ * reload or the back button does not open the clip again. Answers the clip
+ * to play, or null.
+ */
+function takeQuery() {
+  const { camera, clip } = parseQuery(location.search);
+  if (camera === null) return null;
+  const view = clip ? 'gallery' : 'live';
+  const hash = cameras === null ? `#${view}` : camHash(camera, view);
+  history.replaceState(null, '', location.pathname + hash);
+  return clip;
+}
+
+/** Plays a clip of the camera on show (from a notification's link). */
+function openClip(clip) {
+  if (!current) return;
+  const base = current.view.base;
+  // It may still be recording when the notification went out: the player
+  // then waits for it to be saved.
+  player().open({ url: `${base}/clips/${encodeURIComponent(clip)}`, name: clip, pending: true });
+}
+
 async function main() {
+  registerWorker().catch(() => {});
+  new NotifyPanel();
   cameras = await discover();
   if (cameras !== null) overview = new Overview();
   // Pictures start after the page's load event: an MJPEG image that has no
@@ -145,7 +181,9 @@ async function main() {
     current?.view.visibility();
     overview?.visibility();
   });
+  const clip = takeQuery();
   route();
+  if (clip) openClip(clip);
 }
 
 main();

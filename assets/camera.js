@@ -20,6 +20,7 @@ import { Overlay } from './overlay.js';
 import { Zones } from './zones.js';
 import { ZoneEditor } from './zone-editor.js';
 import { Tuner } from './tuner.js';
+import { SnoozeCard, snoozeText } from './snooze.js';
 import { toast } from './toast.js';
 
 const STATUS_EVERY_MS = 10000;
@@ -77,6 +78,7 @@ export class CameraView {
     this.zones = new Zones(this.overlay, $('zones-show'), { key: base || '/' });
     this.editor = new ZoneEditor(this.overlay, this.zones, { base });
     this.tuner = new Tuner(this.overlay);
+    this.snooze = new SnoozeCard();
     this.stream = new LiveStream($('stream'), {
       path: `${base}/stream.jpg`,
       onState: (s) => {
@@ -145,6 +147,7 @@ export class CameraView {
     this.zones.destroy();
     this.tuner.destroy();
     this.overlay.destroy();
+    this.snooze.destroy();
   }
 
   // ---- counter, threshold and camera state -------------------------------
@@ -180,6 +183,7 @@ export class CameraView {
 
   applyStatus(st) {
     this.setCount(st.trigger_count);
+    this.snooze.apply(st.notify);
     // The filters mean something only where the person check runs.
     const people = Boolean(st.person?.available);
     $('events-people-label').hidden = !people;
@@ -311,6 +315,18 @@ export class CameraView {
       }
     });
 
+    for (const b of this.snooze.buttons) {
+      this.onButton(b, async () => {
+        const reply = await this.command({ cmd: 'snooze', minutes: this.snooze.minutesOf(b) });
+        if (!reply.ok) {
+          toast(`Snooze failed: ${reply.error || reply.reason || 'unknown error'}`, { kind: 'error' });
+          return;
+        }
+        this.snooze.set(reply.snoozed_until ?? null);
+        toast(snoozeText(reply.snoozed_until ?? null) ? `Notifications ${snoozeText(reply.snoozed_until)}` : 'Notifications back on');
+      });
+    }
+
     const slider = this.slider;
     slider.addEventListener('pointerdown', () => { this.sliding = true; }, { signal });
     slider.addEventListener('pointerup', () => { this.sliding = false; }, { signal });
@@ -329,6 +345,14 @@ export class CameraView {
       const b = e.target.closest('button.play-clip');
       if (b) player().open({ url: b.dataset.clip, pending: b.dataset.pending === 'true' });
     }, { signal });
+  }
+
+  /**
+   * Runs a command that is safe to repeat: over the socket when it is up,
+   * else by POST (the server's reply either way).
+   */
+  command(cmd) {
+    return this.control.connected ? this.control.send(cmd) : postJSON(`${this.base}/control`, cmd);
   }
 
   /**
@@ -370,6 +394,8 @@ export class CameraView {
       .on('clip', (d, id) => { clips.added(d); player().saved(d); recent.add(id, 'clip', d); })
       .on('clip_deleted', (d, id) => { clips.removed(d.name); player().removed(d.name); recent.add(id, 'clip_deleted', d); })
       .on('config', (d, id) => { this.applyConfig(d); recent.add(id, 'config', d); })
+      .on('snooze', (d, id) => { this.snooze.set(d.snoozed_until ?? null); recent.add(id, 'snooze', d); })
+      .on('notify', (d, id) => { recent.add(id, 'notify', d); })
       .on('source', (d, id) => {
         this.setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');
         recent.add(id, 'source', d);

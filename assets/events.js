@@ -8,7 +8,7 @@
 
 import { Backoff } from './util.js';
 
-export const KINDS = ['motion', 'motion_end', 'person', 'reset', 'snapshot', 'snapshot_deleted', 'clip', 'clip_deleted', 'config', 'source', 'level'];
+export const KINDS = ['motion', 'motion_end', 'person', 'reset', 'snapshot', 'snapshot_deleted', 'clip', 'clip_deleted', 'config', 'source', 'level', 'snooze', 'notify'];
 
 export class EventFeed {
   /**

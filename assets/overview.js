@@ -11,6 +11,7 @@ import { $, h, setPill, formatAgo, formatTime } from './util.js';
 import { getJSON } from './api.js';
 import { EventFeed } from './events.js';
 import { LiveStream } from './stream.js';
+import { snoozeText } from './snooze.js';
 
 // A tile needs to show life, not every frame: the server caps each viewer.
 const TILE_FPS = 2;
@@ -86,17 +87,20 @@ class Tile {
     this.countEl = h('strong', { class: 'tile-count-n' }, '–');
     this.countUnit = h('span', {}, ' triggers');
     this.motionEl = h('time', { class: 'tile-motion muted small' });
+    this.snoozeEl = h('span', { class: 'tile-snooze small', hidden: true });
     this.link = h('a', { class: 'tile', href: `#cam/${encodeURIComponent(cam.name)}`, dataset: { camera: cam.name } },
       h('span', { class: 'tile-frame' }, this.img, this.stateEl),
       h('span', { class: 'tile-body' },
         h('strong', { class: 'tile-name' }, cam.name),
         h('span', { class: 'tile-count' }, this.countEl, this.countUnit),
-        this.motionEl));
+        this.motionEl,
+        this.snoozeEl));
     this.el = h('li', { class: 'tile-item' }, this.link);
     this.picture = stream
       ? new LiveStream(this.img, { path: `${cam.stream_url}?fps=${TILE_FPS}` })
       : new Still(this.img, cam.snapshot_url);
     this.lastMotion = null;
+    this.snoozedUntil = null;
     this.update(cam);
   }
 
@@ -105,6 +109,20 @@ class Tile {
     this.setState(stateWord(cam.state));
     this.setCount(cam.trigger_count);
     this.setMotion(cam.last_motion_ts);
+    if (cam.notify) this.setSnooze(cam.notify.snoozed_until);
+  }
+
+  /** The camera's notifications are snoozed until then (unix s), or not (null). */
+  setSnooze(until) {
+    this.snoozedUntil = Number.isFinite(until) ? until : null;
+    this.renderSnooze();
+  }
+
+  renderSnooze() {
+    const text = snoozeText(this.snoozedUntil);
+    this.snoozeEl.hidden = text === null;
+    this.snoozeEl.textContent = text ?? '';
+    this.link.dataset.snoozed = String(text !== null);
   }
 
   setState(word, detail = '') {
@@ -172,7 +190,11 @@ export class Overview {
     if (gen !== this.generation) return;
     this.visibility();
     this.agoTimer = setInterval(() => {
-      for (const tile of this.tiles.values()) tile.renderMotion();
+      for (const tile of this.tiles.values()) {
+        tile.renderMotion();
+        // A snooze runs out by itself.
+        tile.renderSnooze();
+      }
     }, AGO_EVERY_MS);
   }
 
@@ -258,6 +280,7 @@ export class Overview {
       .on('motion_end', (d) => tile(d)?.setCount(d.count))
       .on('reset', (d) => tile(d)?.setCount(0))
       .on('config', (d) => tile(d)?.setCount(d.trigger_count))
+      .on('snooze', (d) => tile(d)?.setSnooze(d.snoozed_until))
       .on('source', (d) => tile(d)?.setState(stateWord(d.state, d.up), d.up ? '' : d.error || ''));
     this.feed.start();
   }

@@ -32,6 +32,12 @@ function describe(kind, d) {
       return `clip ${d.name} deleted`;
     case 'config':
       return `settings changed: threshold ${d.threshold}`;
+    case 'snooze':
+      return Number.isFinite(d.snoozed_until)
+        ? `notifications snoozed until ${formatTime(d.snoozed_until)}`
+        : 'notifications back on';
+    case 'notify':
+      return `notification ${d.status === 'sent' ? 'sent' : d.status === 'merged' ? 'updated' : 'held back (snoozed)'}: ${d.title || d.kind || ''}`;
     case 'source':
       return d.up ? 'camera online' : `camera offline${d.error ? `: ${d.error}` : ''}`;
     default:
@@ -119,7 +125,9 @@ export class RecentEvents {
       if (kind === 'snapshot_deleted') this.forget(data.name);
       return;
     }
-    this.byId.set(id, { id, kind, ts: data.ts, data });
+    // Some events (`snooze`) carry no time of their own: they happen now.
+    const ts = Number.isFinite(data.ts) ? data.ts : Date.now() / 1000;
+    this.byId.set(id, { id, kind, ts, data });
     if (kind === 'snapshot_deleted') this.forget(data.name);
     this.render();
   }

@@ -4,15 +4,23 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
-export function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** The browser; `args` adds command-line switches. */
+export function launch({ args = [] } = {}) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...ARGS, ...args] });
+}
+
+/**
+ * A browser context with a profile in `dir`, not an incognito one: what
+ * Chrome refuses in incognito (installing an app, Web Push) needs it.
+ * Closing the context closes its browser.
+ */
+export function launchPersistent(dir) {
+  return chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS });
 }
 
 /**
