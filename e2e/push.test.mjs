@@ -1,0 +1,342 @@
+// The dashboard as an installable app with phone notifications: the manifest
+// and service worker, a push shown as a notification (delivered over the
+// DevTools protocol: headless Chromium has no push service), the
+// notification's buttons, the links they open, and the Notifications panel.
+//
+// Headless Chromium cannot click an OS notification: the tests call the
+// worker's own click handler (`self.lookoutAction`) instead.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createECDH, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLookout, api } from './lib/server.mjs';
+import { launch, launchPersistent, openPage, until } from './lib/browser.mjs';
+
+const CAMERAS = [
+  'yard=synthetic:?size=320x180&fps=5&motion=never',
+  'gate=synthetic:?size=320x180&fps=5&motion=never',
+];
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startLookout({ cameras: CAMERAS });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A context allowed to show notifications, with the dashboard open and its worker in charge. */
+async function openApp(path = '/') {
+  const context = await browser.newContext();
+  await context.grantPermissions(['notifications'], { origin: server.url });
+  const page = await openPage(context, server.url + path);
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  return { context, page };
+}
+
+/** The worker's registration id on the DevTools protocol (needed to push to it). */
+async function registrationId(cdp) {
+  const regs = new Map();
+  cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => {
+    for (const r of e.registrations) regs.set(r.registrationId, r);
+  });
+  await cdp.send('ServiceWorker.enable');
+  return until(() => [...regs.values()].find((r) => r.scopeURL === `${server.url}/` && !r.isDeleted)?.registrationId,
+    { what: 'the service worker registration' });
+}
+
+/** Delivers `payload` (JSON) to the worker as a push message. */
+async function deliver(cdp, id, payload) {
+  await cdp.send('ServiceWorker.deliverPushMessage', {
+    origin: `${server.url}/`,
+    registrationId: id,
+    data: JSON.stringify(payload),
+  });
+}
+
+/** The notifications the worker shows, as plain objects. */
+function shown(page) {
+  return page.evaluate(async () => {
+    const reg = await navigator.serviceWorker.ready;
+    return (await reg.getNotifications()).map((n) => ({
+      title: n.title, body: n.body, tag: n.tag, image: n.image, icon: n.icon, badge: n.badge,
+      data: n.data, actions: n.actions.map((a) => a.action), timestamp: n.timestamp,
+    }));
+  });
+}
+
+/** Runs the worker's click handler, as a click on `action` of a notification with `data`. */
+async function click(context, action, data) {
+  const [worker] = context.serviceWorkers();
+  assert.ok(worker, 'a service worker runs');
+  return worker.evaluate(([a, d]) => self.lookoutAction(a, d), [action, data]);
+}
+
+const payload = (over = {}) => ({
+  title: 'Person at yard',
+  body: '14:03 · gate',
+  tag: 'lookout-yard-1',
+  // Any picture of this origin that needs the session: the worker must not care which.
+  image: '/cams/yard/snapshot.jpg',
+  url: '/?camera=yard',
+  camera: 'yard',
+  kind: 'person',
+  incident: 1,
+  ts: 1765000000.5,
+  update: false,
+  ...over,
+});
+
+test('the service worker controls the page and the manifest passes Chromium\'s install check', async () => {
+  // Not incognito: there Chrome refuses to install anything, whatever the manifest says.
+  const dir = await mkdtemp(join(tmpdir(), 'lookout-e2e-profile-'));
+  const context = await launchPersistent(dir);
+  try {
+    const page = await openPage(context, server.url + '/');
+    const active = await page.evaluate(async () => {
+      const reg = await navigator.serviceWorker.ready;
+      return { scope: reg.scope, script: reg.active?.scriptURL, state: reg.active?.state };
+    });
+    assert.deepEqual(active, { scope: `${server.url}/`, script: `${server.url}/sw.js`, state: 'activated' });
+    const cdp = await context.newCDPSession(page);
+    const manifest = await cdp.send('Page.getAppManifest');
+    assert.equal(manifest.url, `${server.url}/manifest.webmanifest`);
+    assert.deepEqual(manifest.errors, []);
+    const parsed = JSON.parse(manifest.data);
+    assert.equal(parsed.display, 'standalone');
+    assert.ok(parsed.icons.some((i) => i.purpose === 'maskable'));
+    // The check runs once the worker is in charge: ask until it has settled.
+    let errors;
+    await until(async () => {
+      ({ installabilityErrors: errors } = await cdp.send('Page.getInstallabilityErrors'));
+      return errors.length === 0;
+    }, { what: 'no installability errors' }).catch(() => {});
+    assert.deepEqual(errors, []);
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a push shows a notification with its picture; the same tag replaces it', async () => {
+  const { context, page } = await openApp('/');
+  try {
+    const cdp = await context.newCDPSession(page);
+    const id = await registrationId(cdp);
+    await deliver(cdp, id, payload());
+    const [first] = await until(async () => {
+      const list = await shown(page);
+      return list.length > 0 ? list : null;
+    }, { what: 'a notification' });
+    assert.equal(first.title, 'Person at yard');
+    assert.equal(first.body, '14:03 · gate');
+    assert.equal(first.tag, 'lookout-yard-1');
+    // The picture travels inside the notification: the shade has no cookie.
+    assert.match(first.image, /^data:image\/jpeg;base64,\/9j\//);
+    assert.ok(first.image.length > 1000, 'a whole picture');
+    assert.equal(first.icon, `${server.url}/icon-192.png`);
+    assert.equal(first.badge, `${server.url}/badge-96.png`);
+    assert.deepEqual(first.actions, ['open', 'snooze']);
+    assert.deepEqual(first.data, { url: `${server.url}/?camera=yard`, camera: 'yard', incident: 1 });
+    assert.equal(first.timestamp, 1765000000500);
+
+    // An update of the same incident: one notification with the new words.
+    await deliver(cdp, id, payload({ body: '14:04 · gate, 2 people', update: true }));
+    await until(async () => {
+      const list = (await shown(page)).filter((n) => n.tag === 'lookout-yard-1');
+      return list.length === 1 && list[0].body === '14:04 · gate, 2 people';
+    }, { what: 'the notification replaced' });
+
+    // A picture that cannot be had: the words still come, without one.
+    await deliver(cdp, id, payload({ tag: 'lookout-yard-2', image: '/no/such/picture.jpg', title: 'Motion at yard' }));
+    const second = await until(async () => (await shown(page)).find((n) => n.tag === 'lookout-yard-2'), { what: 'the second notification' });
+    assert.equal(second.title, 'Motion at yard');
+    assert.equal(second.image, '');
+    // Only pictures of this origin are fetched.
+    await deliver(cdp, id, payload({ tag: 'lookout-yard-3', image: 'https://elsewhere.invalid/x.jpg' }));
+    const third = await until(async () => (await shown(page)).find((n) => n.tag === 'lookout-yard-3'), { what: 'the third notification' });
+    assert.equal(third.image, '');
+    assert.deepEqual(page.problems.filter((p) => !p.includes('/no/such/picture.jpg')), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('"Snooze 1 h" on a notification snoozes the camera, and the dashboard shows it', async () => {
+  const { context, page } = await openApp('/');
+  try {
+    await page.locator('#overview-list a.tile[data-camera="gate"]').waitFor();
+    const before = Date.now() / 1000;
+    const reply = await click(context, 'snooze', { camera: 'gate', url: '/?camera=gate', incident: 7 });
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    const status = await until(async () => {
+      const st = await api(server, '/cams/gate/status');
+      return Number.isFinite(st.notify?.snoozed_until) ? st : null;
+    }, { what: 'gate snoozed on the server' });
+    const until_ = status.notify.snoozed_until;
+    assert.ok(until_ > before + 3500 && until_ < Date.now() / 1000 + 3700, `snoozed until ${until_}, an hour ahead`);
+    // The overview hears it from the event feed.
+    const tileSnooze = page.locator('#overview-list a.tile[data-camera="gate"] .tile-snooze');
+    await until(async () => /^snoozed until \d\d:\d\d$/.test(await tileSnooze.textContent()), { what: 'the tile says snoozed' });
+    assert.equal(await page.locator('#overview-list a.tile[data-camera="yard"] .tile-snooze').isHidden(), true);
+
+    // The camera's own view has the card; "Lift snooze" lifts it.
+    await page.click('#overview-list a.tile[data-camera="gate"]');
+    await page.locator('#snooze-card[data-snoozed="true"]').waitFor();
+    assert.match(await page.locator('#snooze-state').textContent(), /snoozed until \d\d:\d\d/);
+    await page.click('#snooze-lift');
+    await page.locator('#snooze-card[data-snoozed="false"]').waitFor();
+    await until(async () => (await api(server, '/cams/gate/status')).notify?.snoozed_until === null, { what: 'gate no longer snoozed' });
+    // And "8 h" from the card.
+    await page.click('#snooze-card button[data-minutes="480"]');
+    await page.locator('#snooze-card[data-snoozed="true"]').waitFor();
+    const st = await api(server, '/cams/gate/status');
+    assert.ok(st.notify.snoozed_until > Date.now() / 1000 + 8 * 3600 - 120, 'eight hours ahead');
+    await api(server, '/cams/gate/control', { method: 'POST', body: { cmd: 'snooze', minutes: 0 } });
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('"Open" on a notification takes the dashboard to the camera, or the clip', async () => {
+  const { context, page } = await openApp('/');
+  try {
+    await page.locator('#overview-list a.tile[data-camera="gate"]').waitFor();
+    const result = await click(context, 'open', { url: `${server.url}/?camera=gate`, camera: 'gate' });
+    assert.deepEqual(result, { ok: true, navigated: true });
+    // The query became the camera's route, so a reload does not repeat it.
+    await page.waitForURL(`${server.url}/#cam/gate`);
+    await page.locator('#camera-name', { hasText: 'gate' }).waitFor();
+    assert.equal(await page.locator('#live-view').isVisible(), true);
+
+    // A link with a clip opens that camera's gallery and the player on the
+    // clip; one not saved yet (or not kept) is said so.
+    await click(context, undefined, { url: '/?camera=yard&clip=motion-1765000000123.mkv', camera: 'yard' });
+    await page.waitForURL(`${server.url}/#cam/yard/gallery`);
+    await page.locator('#player[open]').waitFor();
+    assert.equal(await page.locator('#player-title').textContent(), 'motion-1765000000123.mkv');
+    assert.equal(await page.locator('#player-download').getAttribute('href'), '/cams/yard/clips/motion-1765000000123.mkv');
+    await page.locator('#player-status', { hasText: 'not saved yet' }).waitFor();
+    assert.deepEqual(page.problems.filter((p) => !/404/.test(p)), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the panel says why notifications cannot work: plain HTTP off loopback, or blocked', async () => {
+  // A LAN name over plain HTTP is not a secure context: no worker, no push.
+  const lan = await launch({ args: [`--host-resolver-rules=MAP cam.test 127.0.0.1`] });
+  const named = await startLookout({ source: 'synthetic:?size=320x180&fps=5&motion=never', args: ['--allow-host', 'cam.test'] });
+  try {
+    const context = await lan.newContext();
+    const page = await openPage(context, `http://cam.test:${named.port}/`);
+    await page.click('#notify-open');
+    await page.locator('#notify-state[data-kind="error"]', { hasText: 'HTTPS' }).waitFor();
+    assert.equal(await page.locator('#notify-enable').isDisabled(), true);
+    assert.equal(await page.evaluate(() => window.isSecureContext || 'serviceWorker' in navigator), false);
+    // One camera: nothing to choose.
+    assert.equal(await page.locator('#notify-cams').isHidden(), true);
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await lan.close();
+    await named.stop();
+  }
+
+  // Not allowed to notify (headless Chromium answers a prompt with "denied").
+  const context = await browser.newContext();
+  try {
+    const page = await openPage(context, server.url + '/');
+    await page.click('#notify-open');
+    await page.locator('#notify-state', { hasText: 'Off for this device' }).waitFor();
+    await page.click('#notify-enable');
+    await page.locator('#notify-state[data-kind="error"]', { hasText: 'not allowed' }).waitFor();
+    // Now the browser remembers the refusal: the panel says so when opened.
+    await page.click('#notify-close');
+    await page.click('#notify-open');
+    await page.locator('#notify-state[data-kind="error"]', { hasText: 'blocked' }).waitFor();
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+
+  // Allowed, but a private window: Chrome refuses the subscription itself.
+  const { context: priv, page } = await openApp('/');
+  try {
+    await page.click('#notify-open');
+    await page.locator('#notify-state', { hasText: 'Off for this device' }).waitFor();
+    await page.click('#notify-enable');
+    await page.locator('#notify-state[data-kind="error"]', { hasText: 'Private windows cannot receive' }).waitFor();
+    assert.deepEqual((await api(server, '/api/push/subscriptions')).subscriptions, []);
+    // Chrome logs its refusal as an error of the page.
+    assert.deepEqual(page.problems.filter((p) => !/Push API in incognito/.test(p)), []);
+  } finally {
+    await priv.close();
+  }
+});
+
+/** A subscription as a browser would send it, for an endpoint nobody answers. */
+function fakeSubscription(n) {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  return {
+    endpoint: `https://push.invalid/send/${n}-${randomBytes(8).toString('hex')}`,
+    expirationTime: null,
+    keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
+  };
+}
+
+test('the panel sends a test to a device, turns this one off and removes another', async () => {
+  const mine = await api(server, '/api/push/subscriptions', {
+    method: 'POST', body: { subscription: fakeSubscription(1), name: 'Test phone', cameras: ['gate'], on: 'motion' },
+  });
+  const other = await api(server, '/api/push/subscriptions', {
+    method: 'POST', body: { subscription: fakeSubscription(2), name: 'Other tablet', cameras: null, on: 'person' },
+  });
+  assert.equal(mine.ok, true);
+  const context = await browser.newContext();
+  try {
+    // This browser is the device that registered `mine` (a real subscription
+    // needs a push service, which headless Chromium has not).
+    await context.addInitScript((id) => {
+      if (!localStorage.getItem('lookout.push')) localStorage.setItem('lookout.push', JSON.stringify({ id, endpoint_origin: 'https://push.invalid' }));
+    }, mine.id);
+    const page = await openPage(context, server.url + '/');
+    await page.click('#notify-open');
+    await page.locator('#notify-state[data-kind="ok"]', { hasText: 'On for this device: any motion · gate' }).waitFor();
+    assert.equal(await page.locator('#notify-enable').textContent(), 'Save');
+    assert.equal(await page.locator('#notify-name').inputValue(), 'Test phone');
+    assert.equal(await page.locator('#notify-cams-some').isChecked(), true);
+    assert.equal(await page.locator('#notify-cam-list input[value="gate"]').isChecked(), true);
+    assert.equal(await page.locator('#notify-cam-list input[value="yard"]').isChecked(), false);
+    assert.equal(await page.locator('#notify-on-motion').isChecked(), true);
+    const row = (id) => page.locator(`#notify-devices li[data-id="${id}"]`);
+    await row(other.id).waitFor();
+    assert.match(await row(mine.id).textContent(), /Test phone.*this device/);
+    assert.match(await row(other.id).textContent(), /Other tablet.*people · all cameras · push\.invalid/);
+
+    await page.click('#notify-test');
+    await page.locator('.toast', { hasText: 'Test notification sent' }).waitFor();
+
+    await row(other.id).locator('button', { hasText: 'Remove' }).click();
+    await row(other.id).waitFor({ state: 'detached' });
+    await page.click('#notify-off');
+    await page.locator('#notify-state', { hasText: 'Off for this device.' }).waitFor();
+    assert.equal(await page.locator('#notify-off').isHidden(), true);
+    assert.equal(await page.evaluate(() => localStorage.getItem('lookout.push')), null);
+    const left = (await api(server, '/api/push/subscriptions')).subscriptions.map((s) => s.id);
+    assert.ok(!left.includes(mine.id) && !left.includes(other.id), `both gone: ${left}`);
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
