@@ -40,6 +40,11 @@ const FILE_ONLY: &[(&str, &str, &str)] = &[
         "Bearer token for upload_url (LOOKOUT_UPLOAD_TOKEN wins; not set by default).",
     ),
     (
+        "ntfy_token",
+        "\"TOKEN\"",
+        "Access token for ntfy_url (LOOKOUT_NTFY_TOKEN wins; not set by default).",
+    ),
+    (
         "settings",
         "",
         "Initial runtime settings, as /config takes them; values changed at run time win.",

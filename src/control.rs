@@ -11,6 +11,7 @@
 //! | `{"cmd": "status"}` | `{"ok": true, "status": {...}}` |
 //! | `{"cmd": "ping"}` | `{"ok": true, "pong": <unix seconds>}` |
 //! | `{"cmd": "flush_uploads"}` | `{"ok": true, "uploads": {...}}` (retry the upload queue now) |
+//! | `{"cmd": "snooze", "minutes": N}` | `{"ok": true, "snoozed_until": <unix seconds> \| null}` (no notifications from this camera for N minutes; 0 lifts it) |
 //! | any other JSON | `{"error": "unknown command"}` |
 //!
 //! An `"id"` in a command object is echoed in its reply.
@@ -44,6 +45,8 @@ pub enum Command {
     Ping,
     /// Retry queued uploads now.
     FlushUploads,
+    /// No notifications from the camera for this many minutes (0: lift).
+    Snooze(Value),
 }
 
 impl Command {
@@ -56,6 +59,7 @@ impl Command {
             Command::Status => "status",
             Command::Ping => "ping",
             Command::FlushUploads => "flush_uploads",
+            Command::Snooze(_) => "snooze",
         }
     }
 
@@ -64,9 +68,11 @@ impl Command {
     pub fn needs(&self) -> Scope {
         match self {
             Command::Status | Command::Ping => Scope::Read,
-            Command::SnapshotNow | Command::Reset | Command::Set(_) | Command::FlushUploads => {
-                Scope::Control
-            }
+            Command::SnapshotNow
+            | Command::Reset
+            | Command::Set(_)
+            | Command::FlushUploads
+            | Command::Snooze(_) => Scope::Control,
         }
     }
 }
@@ -142,6 +148,9 @@ fn command_of(value: Value) -> (Result<Command, Refusal>, Option<Value>) {
             "status" => Ok(Command::Status),
             "ping" => Ok(Command::Ping),
             "flush_uploads" => Ok(Command::FlushUploads),
+            "snooze" => Ok(Command::Snooze(
+                obj.remove("minutes").unwrap_or(Value::Null),
+            )),
             _ => Err(Refusal::Unknown),
         },
         _ => Err(Refusal::Unknown),
@@ -169,6 +178,8 @@ pub enum Reply {
     Pong(f64),
     /// `flush_uploads`: the queue's state.
     Uploads(UploadStatus),
+    /// `snooze`: until when (`None`: not snoozed).
+    Snoozed(Option<f64>),
 }
 
 /// Why a message got no success reply. Each has its exact reply text; the
@@ -250,6 +261,7 @@ impl Handled {
             Ok(Reply::Status(status)) => json!({"ok": true, "status": status}),
             Ok(Reply::Pong(ts)) => json!({"ok": true, "pong": ts}),
             Ok(Reply::Uploads(uploads)) => json!({"ok": true, "uploads": uploads}),
+            Ok(Reply::Snoozed(until)) => json!({"ok": true, "snoozed_until": until}),
             Err(
                 e @ (CommandError::BadJson | CommandError::Unknown | CommandError::UnknownCamera),
             ) => json!({"error": e.to_string()}),
@@ -362,6 +374,22 @@ pub async fn execute(hub: &Hub, camera: &Camera, cmd: Command) -> Result<Reply, 
             }
             None => Err(CommandError::UploadsOff),
         },
+        Command::Snooze(minutes) => {
+            let max = crate::push::MAX_SNOOZE_MINUTES;
+            let Some(minutes) = minutes.as_u64().filter(|m| *m <= max) else {
+                return Err(CommandError::Invalid(format!(
+                    "minutes must be a whole number from 0 (lift the snooze) to {max} (a week)"
+                )));
+            };
+            match hub.push().snooze(&camera.name, minutes).await {
+                Ok(until) => Ok(Reply::Snoozed(until)),
+                Err(crate::push::PushError::Invalid(e)) => Err(CommandError::Invalid(e)),
+                Err(e) => {
+                    tracing::error!("snooze failed: {e}");
+                    Err(CommandError::SaveFailed)
+                }
+            }
+        }
     }
 }
 

@@ -49,6 +49,12 @@ pub enum EventKind {
     Upload,
     /// The motion level for the graph ([`Level`]); never stored.
     Level,
+    /// An incident was notified, or would have been but for a snooze or
+    /// the cooldown (`push::Notice`).
+    Notify,
+    /// A camera's notifications were snoozed or the snooze lifted
+    /// (`push::SnoozeChange`).
+    Snooze,
 }
 
 impl EventKind {
@@ -67,6 +73,8 @@ impl EventKind {
             EventKind::Source => "source",
             EventKind::Upload => "upload",
             EventKind::Level => "level",
+            EventKind::Notify => "notify",
+            EventKind::Snooze => "snooze",
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::camera::Camera;
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::mqtt::status::MqttStatus;
+use crate::push::Notifier;
 use crate::serverwide::ServerWide;
 use crate::uploads::Uploader;
 
@@ -23,6 +24,7 @@ pub struct Hub {
     events: EventBus,
     server: ServerWide,
     uploads: Option<Arc<Uploader>>,
+    push: Arc<Notifier>,
     metrics: Arc<Metrics>,
     mqtt: Option<Arc<MqttStatus>>,
     started: Instant,
@@ -32,22 +34,45 @@ pub struct Hub {
     shutdown: CancellationToken,
 }
 
+/// What a hub is made of, for [`Hub::new`].
+pub struct HubParts {
+    /// The cameras, at least one, in configuration order.
+    pub cams: Vec<Arc<Camera>>,
+    /// The event bus.
+    pub events: EventBus,
+    /// The server-wide settings.
+    pub server: ServerWide,
+    /// The upload queue, when configured.
+    pub uploads: Option<Arc<Uploader>>,
+    /// Phone notifications.
+    pub push: Arc<Notifier>,
+    /// The Prometheus counters.
+    pub metrics: Arc<Metrics>,
+    /// The MQTT link's state, when configured.
+    pub mqtt: Option<Arc<MqttStatus>>,
+    /// Fires at shutdown.
+    pub shutdown: CancellationToken,
+}
+
 impl Hub {
-    /// A hub over `cams` (at least one).
-    pub fn new(
-        cams: Vec<Arc<Camera>>,
-        events: EventBus,
-        server: ServerWide,
-        uploads: Option<Arc<Uploader>>,
-        metrics: Arc<Metrics>,
-        mqtt: Option<Arc<MqttStatus>>,
-        shutdown: CancellationToken,
-    ) -> Hub {
+    /// A hub over `parts.cams` (at least one).
+    pub fn new(parts: HubParts) -> Hub {
+        let HubParts {
+            cams,
+            events,
+            server,
+            uploads,
+            push,
+            metrics,
+            mqtt,
+            shutdown,
+        } = parts;
         Hub {
             cams,
             events,
             server,
             uploads,
+            push,
             metrics,
             mqtt,
             started: Instant::now(),
@@ -79,6 +104,11 @@ impl Hub {
     /// The upload queue, when configured.
     pub fn uploads(&self) -> Option<&Arc<Uploader>> {
         self.uploads.as_ref()
+    }
+
+    /// Phone notifications: subscriptions, snoozes, incidents.
+    pub fn push(&self) -> &Arc<Notifier> {
+        &self.push
     }
 
     /// The Prometheus counters.

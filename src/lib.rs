@@ -89,8 +89,8 @@ pub mod mqtt;
 pub mod names;
 pub mod notify;
 pub mod peers;
-pub mod push;
 pub mod person;
+pub mod push;
 pub mod redact;
 pub mod report;
 pub mod serverwide;
@@ -148,6 +148,9 @@ pub enum RunError {
     /// The upload queue could not be opened.
     #[error(transparent)]
     Uploads(#[from] uploads::UploadError),
+    /// Notifications could not be set up.
+    #[error("notifications: {0}")]
+    Push(#[from] push::PushError),
     /// Authentication could not be set up.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
@@ -193,20 +196,31 @@ pub async fn run(
         tracker: &tracker,
         shutdown: &shutdown,
     };
+    // Subscribed before any camera publishes, so no incident is missed.
+    let incidents = bus.subscribe();
+    let names: Vec<String> = config.cameras.iter().map(|c| c.name.clone()).collect();
+    let notifier =
+        push::Notifier::open(&config.data_dir, config.push.clone(), bus.clone(), &names).await?;
     let (cams, heartbeats) = start_cameras(&config, &shared).await?;
     if let Some(up) = uploader.clone() {
         tracker.spawn(up.run(bus.clone(), shutdown.child_token()));
     }
+    tracker.spawn(
+        notifier
+            .clone()
+            .run(cams.clone(), incidents, shutdown.child_token()),
+    );
     let mqtt = config.mqtt.clone().map(mqtt::Mqtt::new);
-    let hub = Arc::new(hub::Hub::new(
+    let hub = Arc::new(hub::Hub::new(hub::HubParts {
         cams,
-        bus,
+        events: bus,
         server,
-        uploader,
+        uploads: uploader,
+        push: notifier,
         metrics,
-        mqtt.as_ref().map(|m| m.status().clone()),
-        shutdown.clone(),
-    ));
+        mqtt: mqtt.as_ref().map(|m| m.status().clone()),
+        shutdown: shutdown.clone(),
+    }));
     tracker.spawn(prune_history(hub.clone(), shutdown.clone()));
     let addr = listener.local_addr()?;
     let required = config.require_auth || !addr.ip().is_loopback();

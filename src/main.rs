@@ -15,6 +15,8 @@ use lookout::console::{print_line, printable, prompt, say};
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 fn main() -> ExitCode {
+    // While the process has one thread: the zone for notifications' times.
+    lookout::push::message::init_local_offset();
     let cli = Cli::parse();
     // The doctor's lines are its output: the sources' logs stay out of them.
     let log = if matches!(cli.command, Some(Command::Doctor)) {

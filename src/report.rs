@@ -11,6 +11,7 @@ use crate::clips::recorder::ClipStatus;
 use crate::hub::Hub;
 use crate::motion::check::PersonStatus;
 use crate::mqtt::status::MqttReport;
+use crate::push::PushStatus;
 use crate::source::{SourceState, SourceStatus};
 use crate::uploads::UploadStatus;
 
@@ -27,6 +28,12 @@ pub struct Status {
     /// The MQTT link (root `/status` only, when configured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttReport>,
+    /// Phone notifications: deliveries and subscriptions (root `/status`
+    /// only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<PushStatus>,
+    /// This camera's notifications: what is notified, and its snooze.
+    pub notify: NotifyReport,
     /// The seed's frame counter.
     pub frames: u64,
     /// The person check: available, enabled, counts.
@@ -52,6 +59,25 @@ pub struct Status {
     /// Open `/control` WebSockets of the whole server (root `/status` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub websockets: Option<usize>,
+}
+
+/// A camera's notification state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotifyReport {
+    /// What its incidents are notified on now: `person`, `motion` (also
+    /// when `person` is set but the check cannot run) or `off`.
+    pub on: &'static str,
+    /// Until when it is snoozed, Unix seconds (`null`: it is not).
+    pub snoozed_until: Option<f64>,
+}
+
+/// `camera`'s [`NotifyReport`].
+pub fn notify(hub: &Hub, camera: &Camera) -> NotifyReport {
+    let alerts = crate::alert::Alerts::new(&camera.cam.settings(), camera.check.available());
+    NotifyReport {
+        on: alerts.notify_at().map_or("off", |a| a.as_str()),
+        snoozed_until: hub.push().snoozed_until(&camera.name),
+    }
 }
 
 /// The source's state with the age of its last frame.
@@ -87,6 +113,8 @@ pub struct CamSummary {
     pub snapshot_url: String,
     /// The prefix of all its routes.
     pub base: String,
+    /// Its notifications.
+    pub notify: NotifyReport,
 }
 
 /// `GET /cams`.
@@ -141,6 +169,8 @@ pub fn status(hub: &Hub, camera: &Camera) -> Status {
         clips: camera.recorder.status(),
         event_subscribers: hub.events().subscribers(),
         mqtt: None,
+        notifications: None,
+        notify: notify(hub, camera),
         frames: cam.frame_count(),
         person: camera.check.status(&settings, cam.person_count()),
         person_count: cam.person_count(),
@@ -165,13 +195,14 @@ pub fn root_status(hub: &Hub, first: &Camera) -> Status {
     Status {
         cameras: Some(cams(hub).cameras),
         mqtt: hub.mqtt().map(|m| m.report()),
+        notifications: Some(hub.push().status()),
         websockets: Some(hub.websockets().load(Ordering::Relaxed)),
         ..status(hub, first)
     }
 }
 
 /// What `/cams` says about one camera.
-pub fn summary(camera: &Camera) -> CamSummary {
+pub fn summary(hub: &Hub, camera: &Camera) -> CamSummary {
     let source = camera.cam.source();
     let base = format!("/cams/{}", camera.name);
     CamSummary {
@@ -185,12 +216,13 @@ pub fn summary(camera: &Camera) -> CamSummary {
         stream_url: format!("{base}/stream.jpg"),
         snapshot_url: format!("{base}/snapshot.jpg"),
         base,
+        notify: notify(hub, camera),
     }
 }
 
 /// `GET /cams`.
 pub fn cams(hub: &Hub) -> CamList {
     CamList {
-        cameras: hub.cams().iter().map(|c| summary(c)).collect(),
+        cameras: hub.cams().iter().map(|c| summary(hub, c)).collect(),
     }
 }

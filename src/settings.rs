@@ -78,6 +78,14 @@ pub struct Settings {
     pub person_checks_per_s: u32,
     /// What uploads, the webhook and MQTT notifications treat as an alert.
     pub alert_on: AlertOn,
+    /// Which incidents buzz the phone (Web Push, ntfy): people, any motion,
+    /// or none. `person` falls back to motion while the person check cannot
+    /// run (off, or not in this build): a person can never be confirmed.
+    pub notify_on: NotifyOn,
+    /// Incidents closer together than this (seconds from the last
+    /// notification sent to the next incident's qualifying event) are one
+    /// notification: a family walking out one by one buzzes once.
+    pub notify_cooldown_s: u32,
 }
 
 /// What counts as an alert: any motion episode, or only one in which the
@@ -89,6 +97,29 @@ pub enum AlertOn {
     Motion,
     /// Only episodes with a person in them.
     Person,
+}
+
+/// Which incidents are notified (see [`Settings::notify_on`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyOn {
+    /// Only incidents in which the person check saw a person.
+    Person,
+    /// Every motion episode.
+    Motion,
+    /// None.
+    Off,
+}
+
+impl NotifyOn {
+    /// Its name in settings and `/status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyOn::Person => "person",
+            NotifyOn::Motion => "motion",
+            NotifyOn::Off => "off",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -117,6 +148,8 @@ impl Default for Settings {
             person_min_score: 0.5,
             person_checks_per_s: 2,
             alert_on: AlertOn::Motion,
+            notify_on: NotifyOn::Person,
+            notify_cooldown_s: 60,
         }
     }
 }
@@ -196,6 +229,21 @@ impl Settings {
                         )))
                     }
                 }
+            }
+            "notify_on" => {
+                self.notify_on = match value.as_str() {
+                    Some("person") => NotifyOn::Person,
+                    Some("motion") => NotifyOn::Motion,
+                    Some("off") => NotifyOn::Off,
+                    _ => {
+                        return Err(SettingsError(format!(
+                            "{key} must be \"person\", \"motion\" or \"off\""
+                        )))
+                    }
+                }
+            }
+            "notify_cooldown_s" => {
+                self.notify_cooldown_s = int_in_range(key, value, 0, 86_400)? as u32
             }
             "mask" => self.mask = zones::parse_mask(value)?,
             "zones" => self.zones = zones::parse_zones(value)?,

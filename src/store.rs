@@ -342,7 +342,7 @@ impl Store {
     }
 
     /// Runs `f` with the connection on the store's thread and waits for it.
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

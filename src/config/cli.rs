@@ -284,6 +284,29 @@ pub struct Cli {
     #[arg(long, env = "LOOKOUT_UPLOAD_QUEUE_MB", value_name = "MIB")]
     pub upload_queue_mb: Option<u64>,
 
+    /// Send one notification per incident, with the picture, to this ntfy
+    /// topic, e.g. `--ntfy-url https://ntfy.sh/my-yard-4f9a` (a self-hosted
+    /// server works the same); its token comes from LOOKOUT_NTFY_TOKEN or
+    /// `ntfy_token` in the config file.
+    #[arg(long, env = "LOOKOUT_NTFY_URL", value_name = "URL")]
+    pub ntfy_url: Option<String>,
+
+    /// Access token for `ntfy_url`, in the file only (or LOOKOUT_NTFY_TOKEN,
+    /// which wins): a token in argv shows in `ps`.
+    #[arg(skip)]
+    pub ntfy_token: Option<String>,
+
+    /// The address the dashboard is reached at from a phone, for the links
+    /// in notifications, e.g. `--public-url https://cam.example.org`.
+    #[arg(long, env = "LOOKOUT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Who push services may contact about this server (VAPID's subject),
+    /// e.g. `--push-contact mailto:me@example.org` [default:
+    /// mailto:lookout@localhost].
+    #[arg(long, env = "LOOKOUT_PUSH_CONTACT", value_name = "URL")]
+    pub push_contact: Option<String>,
+
     /// Publish to an MQTT broker and take commands from it (Home Assistant
     /// discovers every camera), e.g. `--mqtt-url mqtt://lookout@homeassistant.local`
     /// or `mqtts://lookout@broker.lan:8883`. The password comes from
@@ -489,7 +512,7 @@ impl Cli {
             header_timeout, idle_timeout, body_timeout, max_body_kb, max_ws_kb, max_ws,
             upload_url, upload_token,
             upload_ca_file, webhook_url, upload_on_manual, upload_clips, upload_max_age_days,
-            upload_queue_mb, mqtt, settings,
+            upload_queue_mb, ntfy_url, ntfy_token, public_url, push_contact, mqtt, settings,
         }
         self
     }

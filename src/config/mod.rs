@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::mqtt::MqttConfig;
 pub use crate::names::is_plain_name;
+use crate::push::PushConfig;
 use crate::serverwide::{take_server_keys, ServerSettings};
 use crate::settings::Settings;
 use crate::uploads::UploadConfig;
@@ -72,6 +73,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Uploads of triggered frames and webhook calls.
     pub uploads: UploadConfig,
+    /// Phone notifications (ntfy, links, the VAPID contact).
+    pub push: PushConfig,
     /// The MQTT broker, when set.
     pub mqtt: Option<MqttConfig>,
 }
@@ -150,9 +153,21 @@ impl Config {
             queue_mb: o.upload_queue_mb.unwrap_or(defaults.queue_mb),
             ..defaults
         };
+        let push_defaults = PushConfig::default();
+        let push = PushConfig {
+            ntfy_url: o.ntfy_url,
+            ntfy_token: std::env::var("LOOKOUT_NTFY_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or(o.ntfy_token),
+            public_url: o.public_url,
+            contact: o.push_contact.unwrap_or(push_defaults.contact.clone()),
+            ..push_defaults
+        };
         Ok(Config {
             cameras,
             uploads,
+            push,
             mqtt,
             tls,
             redirect_http,
@@ -208,6 +223,7 @@ impl Config {
             server: ServerSettings::default(),
             warnings: Vec::new(),
             uploads: UploadConfig::default(),
+            push: PushConfig::default(),
             mqtt: None,
         })
     }

@@ -262,6 +262,15 @@ impl Feed {
                 // The frame that shows the person is the better picture.
                 self.publish_event_snapshot(cam, event).await;
             }
+            // What a phone was told, for an automation to forward to Home
+            // Assistant's app (not what a snooze or the cooldown held).
+            EventKind::Notify
+                if event.data.get("status").and_then(Value::as_str) == Some("sent") =>
+            {
+                let topic = self.topics.cam(&cam.name, "notify");
+                self.outbox
+                    .push(Message::new(Kind::Event, topic, event.data.to_string()));
+            }
             EventKind::Level => {
                 if let Some(change) = event.data.get("change").and_then(Value::as_f64) {
                     p.change = change;

@@ -92,7 +92,7 @@ pub async fn post_control(
 }
 
 /// Reads a request body of at most `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
     to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BadRequest(format!("request body over {} KiB", limit / 1024)))

@@ -17,6 +17,7 @@ pub mod error;
 pub mod login;
 pub mod metrics;
 pub mod policy;
+pub mod push;
 pub mod query;
 pub mod ranged;
 pub mod server;
@@ -96,6 +97,18 @@ pub fn router(hub: Arc<Hub>, policy: Arc<policy::Policy>) -> Router {
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
         .route("/api/login", post(login::api_login))
+        .route("/api/push/key", get(push::key))
+        .route(
+            "/api/push/subscriptions",
+            get(push::subscriptions).post(push::subscribe),
+        )
+        .route(
+            "/api/push/subscriptions/{id}",
+            axum::routing::delete(push::unsubscribe),
+        )
+        .route("/api/push/test", post(push::test))
+        .route("/api/incidents", get(push::incidents))
+        .route("/api/incidents/{id}/picture.jpg", get(push::picture))
         .fallback(assets::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state.clone());

@@ -2,12 +2,14 @@
 //! directory, and a small MJPEG client that parses parts off the wire.
 //!
 //! Beside it: `sse` (the SSE reader) and `receiver` (the upload receiver),
-//! which the bench programs include too, and `broker` (a real mosquitto).
+//! which the bench programs include too, `broker` (a real mosquitto) and
+//! `webpush` (a real Web Push service).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod broker;
 pub mod receiver;
 pub mod sse;
+pub mod webpush;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -44,6 +44,8 @@ pub(crate) fn answer(f: impl Fn(&str, usize) -> Response + Send + Sync + 'static
 /// One request as the receiver saw it, and the status it answered.
 #[derive(Clone, Debug)]
 pub(crate) struct Hit {
+    /// `POST`, `PUT`, ...
+    pub(crate) method: String,
     pub(crate) path: String,
     /// When it arrived.
     pub(crate) at: Instant,
@@ -110,36 +112,39 @@ impl Receiver {
         let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let into = hits.clone();
         let app = axum::Router::new()
-            .fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (plan, hits, counts) = (plan.clone(), into.clone(), counts.clone());
-                async move {
-                    let at = Instant::now();
-                    let path = uri.path().to_string();
-                    let n = {
-                        let mut counts = counts.lock().expect("receiver lock");
-                        let n = counts.entry(path.clone()).or_insert(0);
-                        *n += 1;
-                        *n - 1
-                    };
-                    let req = Request {
-                        path: path.clone(),
-                        n,
-                        headers: headers.clone(),
-                        body: body.clone(),
-                    };
-                    let resp = plan(req).await;
-                    if let Some(hits) = hits {
-                        hits.lock().expect("receiver lock").push(Hit {
-                            path,
-                            at,
-                            headers,
-                            body,
-                            status: resp.status().as_u16(),
-                        });
+            .fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let (plan, hits, counts) = (plan.clone(), into.clone(), counts.clone());
+                    async move {
+                        let at = Instant::now();
+                        let path = uri.path().to_string();
+                        let n = {
+                            let mut counts = counts.lock().expect("receiver lock");
+                            let n = counts.entry(path.clone()).or_insert(0);
+                            *n += 1;
+                            *n - 1
+                        };
+                        let req = Request {
+                            path: path.clone(),
+                            n,
+                            headers: headers.clone(),
+                            body: body.clone(),
+                        };
+                        let resp = plan(req).await;
+                        if let Some(hits) = hits {
+                            hits.lock().expect("receiver lock").push(Hit {
+                                method: method.to_string(),
+                                path,
+                                at,
+                                headers,
+                                body,
+                                status: resp.status().as_u16(),
+                            });
+                        }
+                        resp
                     }
-                    resp
-                }
-            })
+                },
+            )
             // Clips are uploaded whole: more than axum's 2 MB default.
             .layer(axum::extract::DefaultBodyLimit::disable());
         let stop = CancellationToken::new();

@@ -1,1 +1,0 @@
-//! Web Push: the VAPID key pair, subscriptions, and the aes128gcm payload.
