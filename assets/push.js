@@ -141,11 +141,15 @@ export async function devices() {
   return Array.isArray(data?.subscriptions) ? data.subscriptions : [];
 }
 
-/** This device's entry in `list`, or null. */
+/**
+ * This device's entry in `list`, or null: the id it was given, from the
+ * same push service (when the server says which).
+ */
 export function mine(list) {
   const own = stored();
   if (!own) return null;
-  return list.find((d) => d.id === own.id && (!own.endpoint_origin || d.endpoint_origin === own.endpoint_origin)) ?? null;
+  const sameService = (d) => !own.endpoint_origin || !d.endpoint_origin || d.endpoint_origin === own.endpoint_origin;
+  return list.find((d) => d.id === own.id && sameService(d)) ?? null;
 }
 
 /**
