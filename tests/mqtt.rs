@@ -880,3 +880,51 @@ async fn a_broker_that_speaks_only_mqtt_3_1_1_is_named_in_the_error() {
     assert_eq!(server.status().await["mqtt"]["connected"], false);
     broker.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_the_notify_topic_and_a_snooze_over_mqtt_holds_them() {
+    let broker = Broker::start();
+    let mut w = Watcher::connect(&broker, &["lookout/#"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scene = dir.path().join("scene");
+    std::fs::create_dir(&scene).unwrap();
+    common::motion_scene(&scene);
+    let mqtt = broker.config();
+    let source = format!("file:{}?fps=10", scene.display());
+    let server = TestServer::start_with(&source, dir, move |c| {
+        c.mqtt = Some(mqtt);
+        let s = &mut c.cameras[0].settings;
+        s.threshold = 5;
+        s.cooldown_s = 0;
+        s.notify_on = lookout::settings::NotifyOn::Motion;
+        s.notify_cooldown_s = 0;
+    })
+    .await;
+    let sent = w.next("lookout/cam/notify", |_| true).await.json();
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(sent["title"], "Motion at cam", "{sent}");
+    assert!(
+        sent["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/incidents/"),
+        "{sent}"
+    );
+    let reply = w
+        .command("cam", json!({"cmd": "snooze", "minutes": 30, "id": 4}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let until = reply["snoozed_until"].as_f64().expect("snoozed_until");
+    assert_eq!(
+        server.status().await["notify"]["snoozed_until"].as_f64(),
+        Some(until)
+    );
+    // Snoozed incidents are decided (the `notify` event says so) but never
+    // published on the topic.
+    let mut sse = common::sse::SseClient::subscribe(&server.url("/events")).await;
+    let snoozed = sse.next_of("notify", Duration::from_secs(30)).await.json();
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    assert!(got_on(&w, "lookout/cam/notify")
+        .iter()
+        .all(|g| g.json()["incident"] != snoozed["incident"]));
+}

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -299,47 +299,24 @@ impl Courier {
             Ok(p) => p,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let body = match webpush::encrypt(&sub, &payload) {
-            Ok(b) => b,
+        let topic = webpush::topic(&message.tag);
+        let options = webpush::PushOptions {
+            ttl: u32::try_from(self.config.max_age.as_secs()).unwrap_or(u32::MAX),
+            urgency: if message.urgent() {
+                webpush::Urgency::High
+            } else {
+                webpush::Urgency::Normal
+            },
+            topic: Some(&topic),
+            subject: &self.config.contact,
+        };
+        let request = match webpush::request(&self.vapid, &sub, &payload, &options, now() as u64) {
+            Ok(r) => r,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let auth = match self
-            .vapid
-            .authorization(&sub.endpoint, &self.config.contact, now() as u64)
-        {
-            Ok(a) => a,
-            Err(e) => return Outcome::Failed(e.to_string()),
-        };
-        let ttl = self.config.max_age.as_secs().to_string();
-        let urgency = if message.urgent() { "high" } else { "normal" };
-        let request = self
-            .client
-            .post(&sub.endpoint)
-            .header("TTL", ttl)
-            .header("Urgency", urgency)
-            .header("Topic", topic(&message.tag))
-            .header(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"))
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )
-            .header(reqwest::header::AUTHORIZATION, auth)
-            .body(body);
+        let request = request.to_reqwest(&self.client);
         classify(request.send().await, true)
     }
-}
-
-/// RFC 8030's `Topic` (at most 32 characters of the base64url alphabet): the
-/// tag when it fits, else a digest of it, so an update replaces its
-/// undelivered first notification at the push service.
-fn topic(tag: &str) -> String {
-    let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if tag.len() <= 32 && tag.chars().all(ok) {
-        return tag.to_string();
-    }
-    use base64::Engine;
-    let digest = ring::digest::digest(&ring::digest::SHA256, tag.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..24])
 }
 
 /// What an answer means (`gone`: 404 and 410 end a push subscription).
@@ -381,23 +358,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topics_fit_rfc_8030() {
-        assert_eq!(topic("lookout-yard-42"), "lookout-yard-42");
-        let long = topic("lookout-a-very-long-camera-name-indeed-1234567");
-        assert_eq!(long.len(), 32);
-        assert!(long
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert_ne!(
-            long,
-            topic("lookout-a-very-long-camera-name-indeed-1234568")
-        );
-    }
 }

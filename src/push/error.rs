@@ -6,21 +6,23 @@ pub enum PushError {
     /// A client sent something unusable (the message is its 400 reply).
     #[error("{0}")]
     Invalid(String),
-    /// The VAPID key could not be read or written.
-    #[error("VAPID key {path}: {err}")]
-    Key {
-        /// The key file.
-        path: std::path::PathBuf,
-        /// What failed.
-        err: String,
-    },
     /// A bad ntfy URL or contact, found at start-up.
     #[error("{0}")]
     Config(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// Encrypting or signing failed.
-    #[error("crypto: {0}")]
-    Crypto(String),
+    /// Web Push (its key, or a push) failed.
+    #[error(transparent)]
+    WebPush(super::webpush::PushError),
+}
+
+impl From<super::webpush::PushError> for PushError {
+    /// A client's bad subscription stays a 400 ([`PushError::Invalid`]).
+    fn from(e: super::webpush::PushError) -> Self {
+        match e {
+            super::webpush::PushError::Subscription(_) => PushError::Invalid(e.to_string()),
+            other => PushError::WebPush(other),
+        }
+    }
 }

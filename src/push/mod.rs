@@ -158,6 +158,10 @@ impl Notifier {
         let vapid = tokio::task::spawn_blocking(move || webpush::Vapid::load_or_create(&dir))
             .await
             .map_err(|e| PushError::Config(format!("key task failed: {e}")))??;
+        // A contact push services refuse would fail every push: say so now.
+        vapid
+            .authorization("https://push.example/", &config.contact, now() as u64)
+            .map_err(|e| PushError::Config(format!("push contact {:?}: {e}", config.contact)))?;
         let db = db::Db::open(events.store().clone()).await?;
         let mut book = Book::default();
         for (camera, ts) in db.last_notified().await? {

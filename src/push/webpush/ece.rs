@@ -8,7 +8,8 @@
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{aead, agreement, hkdf};
 
-use super::{PushError, Subscription};
+use super::error::PushError;
+use super::subscription::Subscription;
 
 /// The record size announced in the header. Push services take a body of
 /// at most 4096 bytes; one record of this size is what they all accept.

@@ -7,7 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::digest;
 
-use super::{encrypt, PushError, Subscription, Vapid};
+use super::ece::encrypt;
+use super::error::PushError;
+use super::subscription::Subscription;
+use super::vapid::Vapid;
 
 /// How urgent a push is (RFC 8030 section 5.3): a phone in power saving
 /// delivers `High` at once and may hold `Normal` back.

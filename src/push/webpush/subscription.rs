@@ -11,7 +11,7 @@ use ring::rand::SystemRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::PushError;
+use super::error::PushError;
 
 /// Longest endpoint taken. Real ones are under 500 bytes; the cap keeps a
 /// client from storing megabytes in a field the server sends to.

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
-use super::PushError;
+use super::error::PushError;
 use crate::durable::{sync_dir, TempFiles};
 
 /// The key's file in the data directory (PKCS#8 DER, mode 0600).

@@ -1,7 +1,10 @@
-//! Notifications to ntfy against a real HTTP receiver on loopback: one `PUT`
-//! per incident with the picture and the headers ntfy reads, nothing for
-//! motion that is not a person, the cooldown, the snooze, and retries that
-//! deliver exactly once across a restart.
+//! Notifications through a running server: Web Push to a real push service
+//! (web-push-testing, which checks VAPID and decrypts each push) and ntfy to
+//! a real HTTP receiver, both on loopback. One notification per person
+//! incident (Web Push: one tag, a first push and one update), nothing for
+//! motion that is not a person, the cooldown, the snooze, a gone
+//! subscription, bad subscriptions refused, and retries that deliver
+//! exactly once across a restart.
 
 mod common;
 
@@ -11,8 +14,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use common::receiver::{answer, Hit, Receiver};
 use common::sse::SseClient;
-use common::{decode_jpeg, motion_scene, wait_until, TestServer};
-use serde_json::Value;
+use common::webpush::PushService;
+use common::{decode_jpeg, motion_scene, post, wait_until, TestServer};
+use serde_json::{json, Value};
 
 /// The synthetic motion loop (an episode every 2 s) notified on motion,
 /// with ntfy at `rx`.
@@ -34,6 +38,7 @@ async fn motion_server_with(
     let ntfy = rx.url("/yard-topic");
     TestServer::start_with(&source, dir, move |c| {
         c.push.ntfy_url = Some(ntfy);
+        c.push.allow_loopback_http = true;
         c.push = c.push.clone().with_backoff(retry, retry * 2);
         let s = &mut c.cameras[0].settings;
         s.threshold = 5;
@@ -242,6 +247,7 @@ async fn scene_server(name: &str, rx: &Receiver) -> (tempfile::TempDir, TestServ
         tempfile::tempdir().unwrap(),
         move |c| {
             c.push.ntfy_url = Some(ntfy);
+            c.push.allow_loopback_http = true;
             c.push.public_url = Some("https://cam.example.org".into());
             c.cameras[0].settings.notify_cooldown_s = 0;
         },
@@ -252,9 +258,13 @@ async fn scene_server(name: &str, rx: &Receiver) -> (tempfile::TempDir, TestServ
 
 #[cfg(feature = "person")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_walk_of_real_people_is_one_high_priority_put_with_the_person_frame() {
+async fn each_walk_of_real_people_is_one_notification_on_each_channel_with_the_person_frame() {
+    let Some(service) = PushService::start_or_skip() else {
+        return;
+    };
     let rx = Receiver::start().await;
     let (_scenes, server) = scene_server("walkers", &rx).await;
+    let hash = register(&server, &service, json!({"name": "phone", "on": "motion"})).await;
     let mut sse = SseClient::subscribe(&server.url("/events")).await;
     let mut ends = 0;
     let mut seen = Vec::new();
@@ -283,7 +293,6 @@ async fn each_walk_of_real_people_is_one_high_priority_put_with_the_person_frame
         );
         decode_jpeg(&hit.body);
     }
-    // The picture is the frame the check saw the person in.
     let incidents = server.get_json("/api/incidents").await;
     let list = incidents["incidents"].as_array().unwrap();
     assert!(
@@ -291,6 +300,41 @@ async fn each_walk_of_real_people_is_one_high_priority_put_with_the_person_frame
             .take(2)
             .all(|i| i["kind"] == "person" && i["notified"] == "sent"),
         "{incidents}"
+    );
+    // Web Push: per incident one tag, the first push and its update once
+    // the clip is saved (the same tag, so the phone replaces it).
+    let messages = service.wait_for_messages(&hash, 4).await;
+    let pushes: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    for (notice, pair) in seen.iter().zip(pushes.chunks(2)) {
+        let (first, update) = (&pair[0], &pair[1]);
+        assert_eq!(first["tag"], notice["tag"], "{pushes:?}");
+        assert_eq!(update["tag"], notice["tag"], "{pushes:?}");
+        assert_eq!(
+            (&first["update"], &update["update"]),
+            (&json!(false), &json!(true))
+        );
+        assert_eq!(first["title"], "Person at cam");
+        assert_eq!(first["kind"], "person");
+        assert_eq!(first["camera"], "cam");
+        assert_eq!(first["url"], "https://cam.example.org/?camera=cam");
+        assert!(
+            update["url"].as_str().unwrap().contains("&clip=motion-"),
+            "{update}"
+        );
+        assert!(update["body"].as_str().unwrap().contains(" s"), "{update}");
+        // The picture the service worker fetches is the person's frame.
+        let image = first["image"].as_str().unwrap();
+        let resp = reqwest::get(server.url(image)).await.unwrap();
+        assert_eq!(resp.status(), 200, "{image}");
+        decode_jpeg(&resp.bytes().await.unwrap());
+    }
+    assert_eq!(
+        pushes.len(),
+        4,
+        "one first push and one update per incident: {pushes:?}"
     );
     server.stop().await.unwrap();
 }
@@ -326,5 +370,136 @@ async fn a_car_crossing_notifies_no_one() {
     let first = &incidents["incidents"][0];
     assert_eq!(first["kind"], "motion", "{incidents}");
     assert_eq!(first["notified"], Value::Null, "{incidents}");
+    server.stop().await.unwrap();
+}
+
+/// Subscribes at `service` with the server's key, like a browser, and
+/// registers it with `fields` (name, cameras, on); returns its client hash.
+async fn register(server: &TestServer, service: &PushService, fields: Value) -> String {
+    let key = server.get_json("/api/push/key").await;
+    let key = key["public_key"].as_str().expect("public_key");
+    let (subscription, hash) = service.subscribe(key).await;
+    let mut body = fields;
+    body["subscription"] = subscription;
+    let (status, reply) = post(server, "/api/push/subscriptions", &body.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["ok"], true, "{reply}");
+    hash
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_push_decrypts_and_a_gone_subscription_is_removed() {
+    let Some(service) = PushService::start_or_skip() else {
+        return;
+    };
+    let rx = Receiver::start().await;
+    // Notified on motion, a cooldown longer than the test: one incident.
+    let server = motion_server(tempfile::tempdir().unwrap(), &rx, 3600).await;
+    let hash = register(
+        &server,
+        &service,
+        json!({"name": "tablet", "cameras": ["cam"]}),
+    )
+    .await;
+    let list = server.get_json("/api/push/subscriptions").await;
+    let subs = list["subscriptions"].as_array().unwrap();
+    assert_eq!(subs.len(), 1, "{list}");
+    assert_eq!(subs[0]["name"], "tablet");
+    assert_eq!(subs[0]["on"], "person");
+    let id = subs[0]["id"].as_str().unwrap().to_string();
+    // The tablet wants people, and the synthetic square is none: only the
+    // test reaches it.
+    let (status, reply) = post(&server, "/api/push/test", &json!({"id": id}).to_string()).await;
+    assert_eq!(
+        (status, reply["queued"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    let got = service.wait_for_messages(&hash, 1).await;
+    let test: Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(test["kind"], "test", "{test}");
+    assert_eq!(test["tag"], "lookout-test");
+    // Unsubscribed in the browser: the service answers 410 and the phone
+    // is removed, with what waited for it.
+    service.expire(&hash).await;
+    post(&server, "/api/push/test", &json!({"id": id}).to_string()).await;
+    wait_until(Duration::from_secs(30), || async {
+        server.get_json("/api/push/subscriptions").await["subscriptions"] == json!([])
+    })
+    .await;
+    let status = server.status().await;
+    assert_eq!(status["notifications"]["gone"], 1, "{status}");
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("lookout_notifications_total{channel=\"webpush\",result=\"sent\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_subscriptions_get_a_clear_400_and_nothing_is_stored() {
+    let Some(service) = PushService::start_or_skip() else {
+        return;
+    };
+    let server = TestServer::start("synthetic").await;
+    let key = server.get_json("/api/push/key").await["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (good, _) = service.subscribe(&key).await;
+    let with = |field: &str, key: Option<&str>, value: Value| {
+        let mut s = good.clone();
+        match key {
+            Some(k) => s[field][k] = value,
+            None => s[field] = value,
+        }
+        json!({"subscription": s, "name": "x"})
+    };
+    // A point that is not on P-256: the good key with one coordinate byte
+    // changed (the odds that this lands on the curve are negligible).
+    let p256dh = good["keys"]["p256dh"].as_str().unwrap();
+    let mut chars: Vec<char> = p256dh.chars().collect();
+    let i = chars.len() - 3;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let off_curve: String = chars.into_iter().collect();
+    let cases = [
+        (
+            with("endpoint", None, json!("ftp://push.example/x")),
+            "https",
+        ),
+        (
+            with("endpoint", None, json!("http://push.example/x")),
+            "https",
+        ),
+        (with("keys", Some("p256dh"), json!("not base64!")), "p256dh"),
+        (with("keys", Some("auth"), json!("AAAA")), "auth"),
+        (with("keys", Some("p256dh"), json!(off_curve)), "p256dh"),
+        (json!({"name": "x"}), "subscription"),
+        (
+            json!({"subscription": good, "cameras": ["nowhere"]}),
+            "camera",
+        ),
+        (json!({"subscription": good, "on": "cats"}), "on"),
+    ];
+    for (body, word) in cases {
+        let (status, reply) = post(&server, "/api/push/subscriptions", &body.to_string()).await;
+        assert_eq!(status, 400, "{body} -> {reply}");
+        assert_eq!(reply["ok"], false, "{reply}");
+        let error = reply["error"].as_str().unwrap();
+        assert!(
+            error.contains(word),
+            "{body}: {error:?} does not say {word:?}"
+        );
+    }
+    let (status, _) = post(&server, "/api/push/subscriptions", "{not json").await;
+    assert_eq!(status, 400);
+    let huge = json!({"subscription": good, "name": "x".repeat(200 * 1024)});
+    let (status, _) = post(&server, "/api/push/subscriptions", &huge.to_string()).await;
+    assert!(status == 400 || status == 413, "{status}");
+    assert_eq!(
+        server.get_json("/api/push/subscriptions").await["subscriptions"],
+        json!([])
+    );
     server.stop().await.unwrap();
 }
