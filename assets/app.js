@@ -18,7 +18,7 @@ import { getJSON } from './api.js';
 import { CameraView } from './camera.js';
 import { Overview } from './overview.js';
 import { toast } from './toast.js';
-import { player } from './player.js';
+import { player, clipName } from './player.js';
 import { registerWorker } from './push.js';
 import { NotifyPanel } from './notify.js';
 
@@ -137,7 +137,9 @@ function route() {
 /** What the query asks for (a notification's link): `{camera, clip}`, each null when not said. */
 function parseQuery(search) {
   const q = new URLSearchParams(search);
-  return { camera: q.get('camera') || null, clip: q.get('clip') || null };
+  // A clip is named by its file name; a whole clip URL works too.
+  const clip = q.get('clip');
+  return { camera: q.get('camera') || null, clip: clip ? clipName(clip) || null : null };
 }
 
 /**

@@ -32,6 +32,20 @@ function sameOrigin(url) {
   }
 }
 
+/**
+ * Where a notification's link leads, on this origin. The server may write
+ * links under its public URL, which can differ from the address this phone
+ * uses: the path is what matters, and a tap must never leave for elsewhere.
+ */
+function localLink(url) {
+  try {
+    const u = new URL(typeof url === 'string' && url ? url : '/', self.location.origin);
+    return new URL(u.pathname + u.search + u.hash, self.location.origin).href;
+  } catch {
+    return new URL('/', self.location.origin).href;
+  }
+}
+
 /** The picture at `url` as a data: URL, or null when it cannot be had. */
 async function pictureData(url) {
   const href = sameOrigin(url);
@@ -66,7 +80,7 @@ async function show(msg) {
     body: typeof m.body === 'string' ? m.body : '',
     icon: ICON,
     badge: BADGE,
-    data: { url: sameOrigin(m.url) ?? '/', camera, incident: m.incident ?? null },
+    data: { url: localLink(m.url), camera, incident: m.incident ?? null },
     // An update of an incident already shown (a better picture, a person
     // after the motion) replaces it quietly; a new one rings again. Without
     // a tag there is nothing to replace, and renotify would be refused.
@@ -123,7 +137,7 @@ async function snooze(camera) {
  * any), or in a new window when there is none or it cannot be steered.
  */
 async function open(url) {
-  const href = sameOrigin(url) ?? new URL('/', self.location.origin).href;
+  const href = localLink(url);
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const ours = windows.filter((c) => sameOrigin(c.url) !== null);
   ours.sort((a, b) => Number(b.focused) - Number(a.focused) || Number(b.visibilityState === 'visible') - Number(a.visibilityState === 'visible'));

@@ -261,7 +261,8 @@ test('"Open" on a notification takes the dashboard to the camera, or the clip', 
 
     // A link with a clip opens that camera's gallery and the player on the
     // clip; one not saved yet (or not kept) is said so.
-    await click(context, undefined, { url: '/?camera=yard&clip=motion-1765000000123.mkv', camera: 'yard' });
+    // (The server may write its links under its public URL: the worker keeps the path, on this origin.)
+    await click(context, undefined, { url: 'https://cam.example.org/?camera=yard&clip=motion-1765000000123.mkv', camera: 'yard' });
     await page.waitForURL(`${server.url}/#cam/yard/gallery`);
     await page.locator('#player[open]').waitFor();
     assert.equal(await page.locator('#player-title').textContent(), 'motion-1765000000123.mkv');
