@@ -47,6 +47,7 @@ export class NotifyPanel {
     this.list = $('notify-devices');
     this.empty = $('notify-devices-empty');
     this.own = null; // this device's server entry
+    this.workerError = null;
     this.busy = false;
     this.generation = 0;
 
@@ -59,6 +60,8 @@ export class NotifyPanel {
     });
     this.testBtn.addEventListener('click', () => this.run(this.testBtn, () => this.test(this.own?.id)));
     this.offBtn.addEventListener('click', () => this.run(this.offBtn, () => this.remove(this.own?.id)));
+    const all = $('notify-test-all');
+    all.addEventListener('click', () => this.run(all, () => this.testAll()));
     // Ticking a camera means "only these".
     this.camList.addEventListener('change', () => { $('notify-cams-some').checked = true; });
   }
@@ -77,8 +80,9 @@ export class NotifyPanel {
   /** Reads the cameras and the devices again and shows them. */
   async refresh() {
     const gen = ++this.generation;
-    const [cams, list] = await Promise.allSettled([getJSON('/cams'), push.devices()]);
+    const [cams, list, worker] = await Promise.allSettled([getJSON('/cams'), push.devices(), this.worker()]);
     if (gen !== this.generation) return;
+    this.workerError = worker.value ?? null;
     this.renderCameras(cams.status === 'fulfilled' && Array.isArray(cams.value?.cameras)
       ? cams.value.cameras.map((c) => c.name) : []);
     if (list.status === 'rejected') {
@@ -87,7 +91,7 @@ export class NotifyPanel {
       this.setButtons();
       // What stands in the way on this device comes first: it is the one
       // the person can do something about.
-      const problem = push.obstacle();
+      const problem = this.problem();
       if (problem) this.say(problem, 'error');
       else this.say(list.reason?.status === 404
         ? 'This lookout has no phone notifications (it is an older version).'
@@ -101,9 +105,29 @@ export class NotifyPanel {
     this.sayState();
   }
 
+  /**
+   * Why the service worker could not start (an Error), or null. Only asked
+   * where one could run at all: a certificate the browser does not trust
+   * shows here, and nowhere before.
+   */
+  async worker() {
+    if (push.obstacle()) return null;
+    try {
+      await push.registerWorker();
+      return null;
+    } catch (e) {
+      return e;
+    }
+  }
+
+  /** What stands in the way, as a sentence, or null. */
+  problem() {
+    return push.obstacle() ?? (this.workerError ? push.explain(this.workerError) : null);
+  }
+
   /** The line at the top: what stands in the way, or whether this device is on. */
   sayState() {
-    const problem = push.obstacle();
+    const problem = this.problem();
     if (problem) this.say(problem, 'error');
     else if (this.own) this.say(`On for this device: ${describe(this.own)}.`, 'ok');
     else this.say('Off for this device.');
@@ -112,7 +136,7 @@ export class NotifyPanel {
   setButtons() {
     const on = this.own !== null;
     this.enableBtn.textContent = on ? 'Save' : 'Enable';
-    this.enableBtn.disabled = push.obstacle() !== null;
+    this.enableBtn.disabled = this.problem() !== null;
     this.testBtn.hidden = !on;
     this.offBtn.hidden = !on;
   }
@@ -178,7 +202,7 @@ export class NotifyPanel {
   }
 
   async enable() {
-    const problem = push.obstacle();
+    const problem = this.problem();
     if (problem) {
       this.say(problem, 'error');
       return;
@@ -199,6 +223,13 @@ export class NotifyPanel {
     if (!id) return;
     const n = await push.sendTest(id);
     toast(n > 0 ? 'Test notification sent' : 'No test was sent (is that device still registered?)', { kind: n > 0 ? 'info' : 'error' });
+  }
+
+  /** A test to every device and to ntfy: the check for those without Web Push here. */
+  async testAll() {
+    const n = await push.sendTest(null);
+    toast(n > 0 ? `Test sent (${n} ${n === 1 ? 'notification' : 'notifications'})` : 'Nothing to send to: no device registered, and no ntfy topic set',
+      { kind: n > 0 ? 'info' : 'error' });
   }
 
   async remove(id) {

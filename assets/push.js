@@ -56,7 +56,7 @@ export function obstacle() {
 
 /** A sentence for a failed worker registration or subscription. */
 export function explain(e) {
-  const text = String(e?.message || e);
+  const text = String(e?.message || e).replace(/\.$/, '');
   if (e?.name === 'SecurityError' || /SSL|certificate/i.test(text)) {
     return `The browser refused: ${text}. A self-signed certificate is not enough for notifications: `
       + 'this device must trust the certificate (install it, or use one from a public authority).';

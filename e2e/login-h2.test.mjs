@@ -44,7 +44,11 @@ test('a browser signs in over HTTP/2 and gets a working dashboard', async () => 
     const session = cookies.find((c) => c.name === 'lookout_session');
     assert.ok(session, 'session cookie set');
     assert.equal(session.secure, true, 'Secure under TLS');
-    assert.deepEqual(page.problems, []);
+    // Chromium refuses a service worker from a certificate it does not trust
+    // (trusting it for this context is not enough) and logs that itself; the
+    // page carries on without one, and its Notifications panel says why.
+    const refused = 'An SSL certificate error occurred when fetching the script.';
+    assert.deepEqual(page.problems.filter((p) => p !== `console: ${refused}`), []);
   } finally {
     await context.close();
   }

@@ -274,7 +274,7 @@ test('"Open" on a notification takes the dashboard to the camera, or the clip', 
   }
 });
 
-test('the panel says why notifications cannot work: plain HTTP off loopback, or blocked', async () => {
+test('the panel says why notifications cannot work: plain HTTP off loopback, an untrusted certificate, blocked, a private window', async () => {
   // A LAN name over plain HTTP is not a secure context: no worker, no push.
   const lan = await launch({ args: [`--host-resolver-rules=MAP cam.test 127.0.0.1`] });
   const named = await startLookout({ source: 'synthetic:?size=320x180&fps=5&motion=never', args: ['--allow-host', 'cam.test'] });
@@ -291,6 +291,21 @@ test('the panel says why notifications cannot work: plain HTTP off loopback, or 
   } finally {
     await lan.close();
     await named.stop();
+  }
+
+  // A self-signed certificate: the page opens once the person accepts it,
+  // but the browser refuses the worker, so there can be no push.
+  const tls = await startLookout({ source: 'synthetic:?size=320x180&fps=5&motion=never', args: ['--tls-self-signed'] });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await openPage(context, `${tls.url}/`);
+    await page.click('#notify-open');
+    await page.locator('#notify-state[data-kind="error"]', { hasText: 'this device must trust the certificate' }).waitFor();
+    assert.equal(await page.locator('#notify-enable').isDisabled(), true);
+    // Chromium logs its refusal itself.
+    assert.deepEqual(page.problems.filter((p) => !/SSL certificate error/.test(p)), []);
+  } finally {
+    await tls.stop();
   }
 
   // Not allowed to notify (headless Chromium answers a prompt with "denied").
@@ -367,6 +382,8 @@ test('the panel sends a test to a device, turns this one off and removes another
 
     await page.click('#notify-test');
     await page.locator('.toast', { hasText: 'Test notification sent' }).waitFor();
+    await page.click('#notify-test-all');
+    await page.locator('.toast', { hasText: 'Test sent (2 notifications)' }).waitFor();
 
     await row(other.id).locator('button', { hasText: 'Remove' }).click();
     await row(other.id).waitFor({ state: 'detached' });
