@@ -241,7 +241,10 @@ test('"Snooze 1 h" on a notification snoozes the camera, and the dashboard shows
     await page.locator('#snooze-card[data-snoozed="true"]').waitFor();
     const st = await api(server, '/cams/gate/status');
     assert.ok(st.notify.snoozed_until > Date.now() / 1000 + 8 * 3600 - 120, 'eight hours ahead');
+    // Lifted elsewhere (another phone, MQTT): the feed tells this view.
     await api(server, '/cams/gate/control', { method: 'POST', body: { cmd: 'snooze', minutes: 0 } });
+    await page.locator('#snooze-card[data-snoozed="false"]').waitFor();
+    assert.match(await page.locator('#snooze-state').textContent(), /^on for people$/);
     assert.deepEqual(page.problems, []);
   } finally {
     await context.close();
