@@ -133,14 +133,16 @@ impl Courier {
     pub async fn run(&self, cancel: CancellationToken) {
         loop {
             self.recount().await;
-            let next = match self.db.next().await {
-                Ok(next) => next,
+            let (next, failed) = match self.db.next().await {
+                Ok(next) => (next, false),
                 Err(e) => {
                     tracing::error!("notification outbox: {e}");
-                    None
+                    (None, true)
                 }
             };
             let wait = match &next {
+                // The store failed: look again in a while.
+                None if failed => Some(Duration::from_secs(5)),
                 None => None,
                 Some(p) if p.next_at > now() => Some(Duration::from_secs_f64(p.next_at - now())),
                 Some(_) => Some(Duration::ZERO),
