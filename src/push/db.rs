@@ -51,9 +51,13 @@ CREATE TABLE IF NOT EXISTS push_outbox (
 pub struct SubscriptionRow {
     /// Its id.
     pub id: String,
-    /// The push service's URL for this phone.
+    /// The push service's URL for this phone (its path is the phone's
+    /// secret address, so only the origin is shown).
     #[serde(skip)]
     pub endpoint: String,
+    /// The push service (`https://fcm.googleapis.com`), so a device can
+    /// tell its own registration.
+    pub endpoint_origin: String,
     /// The browser's PushSubscriptionJSON.
     #[serde(skip)]
     pub subscription: String,
@@ -120,6 +124,13 @@ fn cameras_column(cameras: &Option<Vec<String>>) -> Option<String> {
     cameras
         .as_ref()
         .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()))
+}
+
+/// The origin of `url` (`https://push.example`), or nothing.
+fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// The picture route of incident `id`.
@@ -191,9 +202,11 @@ impl Db {
                 )?;
                 let rows = st.query_map([], |r| {
                     let cameras: Option<String> = r.get(4)?;
+                    let endpoint: String = r.get(1)?;
                     Ok(SubscriptionRow {
                         id: r.get(0)?,
-                        endpoint: r.get(1)?,
+                        endpoint_origin: origin(&endpoint),
+                        endpoint,
                         subscription: r.get(2)?,
                         name: r.get(3)?,
                         cameras: cameras.and_then(|c| serde_json::from_str(&c).ok()),
@@ -502,6 +515,7 @@ mod tests {
         let all = db.subscriptions().await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].name, "phone 2");
+        assert_eq!(all[0].endpoint_origin, "https://p");
         assert_eq!(all[0].cameras.as_deref(), Some(&["yard".to_string()][..]));
         assert!(db.unsubscribe(&a).await.unwrap());
         assert!(!db.unsubscribe(&a).await.unwrap());
