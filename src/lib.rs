@@ -65,6 +65,7 @@ pub mod alert;
 pub mod auth;
 pub mod cam;
 pub mod camera;
+pub mod chain;
 pub mod clips;
 pub mod conffile;
 pub mod config;

@@ -28,6 +28,7 @@ use super::db::{Db, Pending};
 use super::message::Message;
 use super::ntfy::NTFY;
 use super::webpush;
+use crate::chain::error_chain;
 use crate::frame::unix_secs;
 
 /// Unix seconds now.
@@ -348,16 +349,4 @@ fn classify(result: reqwest::Result<reqwest::Response>, push_service: bool) -> O
     } else {
         Outcome::Failed(why)
     }
-}
-
-/// `reqwest`'s error with its causes (refused, certificate, timeout).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -14,6 +14,7 @@ use reqwest::multipart::{Form, Part};
 use super::config::UploadConfig;
 use super::error::UploadError;
 use super::queue::Lane;
+use crate::chain::error_chain;
 use crate::redact::Redactor;
 
 /// Longest wait a `Retry-After` may impose; a receiver asking for more is
@@ -234,17 +235,4 @@ fn classify(resp: &reqwest::Response) -> Outcome {
     } else {
         Outcome::Permanent(error)
     }
-}
-
-/// `reqwest`'s top error says little ("error sending request"); its sources
-/// say why (refused, certificate, timeout).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
