@@ -503,3 +503,78 @@ async fn bad_subscriptions_get_a_clear_400_and_nothing_is_stored() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_service_that_fails_three_times_gets_the_push_once_across_a_restart() {
+    let Some(service) = PushService::start_or_skip() else {
+        return;
+    };
+    // In front of the push service: 503 three times, then the service's
+    // own answer.
+    let port = service.port;
+    let forward = reqwest::Client::new();
+    let proxy = Receiver::start_with(std::sync::Arc::new(
+        move |req: common::receiver::Request| {
+            let forward = forward.clone();
+            Box::pin(async move {
+                if req.n < 3 {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                let mut to = forward.post(format!("http://127.0.0.1:{port}{}", req.path));
+                for (name, value) in &req.headers {
+                    if name != "host" && name != "content-length" {
+                        to = to.header(name, value);
+                    }
+                }
+                match to.body(req.body).send().await {
+                    Ok(r) => StatusCode::from_u16(r.status().as_u16())
+                        .unwrap_or(StatusCode::BAD_GATEWAY)
+                        .into_response(),
+                    Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }) as futures_util::future::BoxFuture<'static, axum::response::Response>
+        },
+    ))
+    .await;
+    let start = |dir: tempfile::TempDir| {
+        TestServer::start_with("synthetic", dir, |c| {
+            c.push.allow_loopback_http = true;
+            let retry = Duration::from_millis(1000);
+            c.push = c.push.clone().with_backoff(retry, retry * 2);
+        })
+    };
+    let server = start(tempfile::tempdir().unwrap()).await;
+    let key = server.get_json("/api/push/key").await["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut subscription, hash) = service.subscribe(&key).await;
+    // The phone's endpoint, through the proxy.
+    let endpoint = subscription["endpoint"].as_str().unwrap().to_string();
+    let path = &endpoint[endpoint.find("/notify").expect("a /notify path")..];
+    subscription["endpoint"] = json!(proxy.url(path));
+    let body = json!({"subscription": subscription, "name": "phone"});
+    let (status, reply) = post(&server, "/api/push/subscriptions", &body.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, _) = post(&server, "/api/push/test", "{}").await;
+    assert_eq!(status, 200);
+    wait_until(Duration::from_secs(30), || async {
+        !proxy.hits(path).is_empty()
+    })
+    .await;
+    let stopped = server.stop_keep_dir().await;
+    let server = start(stopped.dir).await;
+    let got = service.wait_for_messages(&hash, 1).await;
+    wait_until(Duration::from_secs(30), || async {
+        server.status().await["notifications"]["queued"] == 0
+    })
+    .await;
+    assert_eq!(service.messages(&hash).await.len(), 1, "{got:?}");
+    let statuses: Vec<u16> = proxy.hits(path).iter().map(|h| h.status).collect();
+    assert_eq!(
+        statuses,
+        [503, 503, 503, 201],
+        "three failures, then one delivery"
+    );
+    server.stop().await.unwrap();
+}
