@@ -12,8 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
 
-/// Incidents kept (with their pictures, about 100 KB each); the oldest go.
+/// Incidents kept; the oldest go.
 pub const MAX_INCIDENTS: i64 = 1000;
+/// Incidents that keep their picture (about 100 KB each at 720p: some
+/// 20 MB of the database); older ones keep their row and lose the picture.
+pub const MAX_PICTURES: i64 = 200;
+/// Notifications waiting at most (a push service down for hours while the
+/// yard is busy); the oldest go first.
+pub const MAX_OUTBOX: i64 = 5000;
 
 /// The tables, made at open when missing.
 const SCHEMA: &str = "
@@ -117,6 +123,15 @@ pub struct Pending {
 #[derive(Clone)]
 pub struct Db {
     store: Store,
+}
+
+/// Drops the oldest notifications beyond [`MAX_OUTBOX`]; how many.
+fn bound_outbox(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM push_outbox WHERE id <= (SELECT id FROM push_outbox ORDER BY id DESC
+         LIMIT 1 OFFSET ?1)",
+        [MAX_OUTBOX],
+    )
 }
 
 /// `cameras` as stored: JSON, or NULL for all.
@@ -258,6 +273,11 @@ impl Db {
                      LIMIT 1 OFFSET ?1)",
                     [MAX_INCIDENTS],
                 )?;
+                c.execute(
+                    "UPDATE incidents SET picture = NULL WHERE picture IS NOT NULL AND id <=
+                     (SELECT id FROM incidents ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                    [MAX_PICTURES],
+                )?;
                 Ok(())
             })
             .await
@@ -320,6 +340,7 @@ impl Db {
                         params![target, id, now, message],
                     )?;
                 }
+                bound_outbox(&tx)?;
                 tx.commit()
             })
             .await
@@ -341,6 +362,7 @@ impl Db {
                         params![target, now, message],
                     )?;
                 }
+                bound_outbox(&tx)?;
                 tx.commit()
             })
             .await
@@ -560,6 +582,28 @@ mod tests {
             db.last_notified().await.unwrap(),
             [("yard".to_string(), 10.0)]
         );
+    }
+
+    #[tokio::test]
+    async fn old_incidents_lose_their_picture_then_their_row_and_the_outbox_is_bounded() {
+        let (_dir, db) = db().await;
+        for id in 1..=MAX_INCIDENTS + 5 {
+            db.add_incident(id, "yard", id as f64, &[], None, Some(vec![1]))
+                .await
+                .unwrap();
+        }
+        let newest = MAX_INCIDENTS + 5;
+        assert_eq!(db.picture(newest).await.unwrap(), Some(vec![1]));
+        assert_eq!(db.picture(newest - MAX_PICTURES).await.unwrap(), None);
+        let all = db.incidents(None, None, 2000).await.unwrap();
+        assert_eq!(all.len() as i64, MAX_INCIDENTS);
+        let rows: Vec<(String, String)> = (0..MAX_OUTBOX + 3)
+            .map(|i| ("t".to_string(), format!("m{i}")))
+            .collect();
+        db.queue_test(rows, 1.0).await.unwrap();
+        assert_eq!(db.queued().await.unwrap() as i64, MAX_OUTBOX);
+        // The oldest went: the first one due is now the fourth queued.
+        assert_eq!(db.next().await.unwrap().unwrap().message, "m3");
     }
 
     #[tokio::test]
