@@ -29,6 +29,7 @@
 mod check;
 mod keys;
 mod local;
+mod notify;
 mod remote;
 
 use std::future::Future;
@@ -105,6 +106,7 @@ fn checks(config: &Config) -> (Vec<Check>, Pending<'_>) {
         local::listen_and_sign_in(config),
         local::password(config),
         local::tls(config),
+        notify::web_push(config),
     ];
     if let (Some(addr), Some(_)) = (config.redirect_http, &config.tls) {
         quick.push(
@@ -136,6 +138,7 @@ fn checks(config: &Config) -> (Vec<Check>, Pending<'_>) {
         Some(mqtt) => Box::pin(remote::mqtt(mqtt)),
         None => Box::pin(async { Check::skip("MQTT: off (no --mqtt-url)") }),
     });
+    slow.push_back(Box::pin(notify::ntfy(config)));
     slow.push_back(Box::pin(remote::person(&config.cameras)));
     (quick, slow)
 }
