@@ -442,7 +442,12 @@ async fn bad_subscriptions_get_a_clear_400_and_nothing_is_stored() {
     let Some(service) = PushService::start_or_skip() else {
         return;
     };
-    let server = TestServer::start("synthetic").await;
+    // Loopback http allowed, as for the push service under test: each case
+    // below is wrong in one field only.
+    let server = TestServer::start_with("synthetic", tempfile::tempdir().unwrap(), |c| {
+        c.push.allow_loopback_http = true;
+    })
+    .await;
     let key = server.get_json("/api/push/key").await["public_key"]
         .as_str()
         .unwrap()

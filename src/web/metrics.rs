@@ -268,6 +268,38 @@ fn register_server(reg: &mut Registry, hub: &Hub) {
             results,
         );
     }
+    let c = hub.push().counts();
+    let queued = Gauge::<i64>::default();
+    queued.set(i64::try_from(c.queued).unwrap_or(i64::MAX));
+    reg.register(
+        "notification_queue_items",
+        "Phone notifications (Web Push, ntfy) waiting in the outbox",
+        queued,
+    );
+    let results = Family::<ChannelResult, Counter>::default();
+    for (channel, result, n) in [
+        ("webpush", "sent", c.sent_webpush),
+        ("ntfy", "sent", c.sent_ntfy),
+        ("any", "failed", c.failed),
+        ("any", "retried", c.retries),
+    ] {
+        results
+            .get_or_create(&ChannelResult { channel, result })
+            .inc_by(n);
+    }
+    reg.register(
+        "notifications",
+        "Phone notification attempts by channel and result (failed: given up; retried: \
+         failed attempts tried again)",
+        results,
+    );
+}
+
+/// A notification's channel and result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ChannelResult {
+    channel: &'static str,
+    result: &'static str,
 }
 
 /// A count as a gauge's value.
