@@ -92,6 +92,9 @@ pub struct IncidentRow {
     pub duration_s: Option<f64>,
     /// The picture's URL, when one was kept.
     pub picture: Option<String>,
+    /// Its thumbnail's URL (320 px wide, for lists of incidents), when a
+    /// picture was kept.
+    pub thumb: Option<String>,
 }
 
 /// A notification waiting in the outbox.
@@ -136,6 +139,11 @@ fn origin(url: &str) -> String {
 /// The picture route of incident `id`.
 pub fn picture_url(id: i64) -> String {
     format!("/api/incidents/{id}/picture.jpg")
+}
+
+/// The thumbnail route of incident `id`.
+pub fn thumb_url(id: i64) -> String {
+    format!("/api/incidents/{id}/thumb.jpg")
 }
 
 /// A new subscription, for [`Db::subscribe`].
@@ -472,6 +480,7 @@ impl Db {
                         clip: r.get(6)?,
                         duration_s: r.get(7)?,
                         picture: has_picture.then(|| picture_url(id)),
+                        thumb: has_picture.then(|| thumb_url(id)),
                     })
                 })?;
                 rows.collect()
@@ -554,6 +563,10 @@ mod tests {
         assert_eq!(
             listed[0].picture.as_deref(),
             Some("/api/incidents/7/picture.jpg")
+        );
+        assert_eq!(
+            listed[0].thumb.as_deref(),
+            Some("/api/incidents/7/thumb.jpg")
         );
         assert_eq!(db.picture(7).await.unwrap(), Some(vec![1, 2]));
         assert_eq!(
