@@ -202,9 +202,14 @@ export class Incidents extends PagedList {
     const person = inc.kind === 'person';
     const { thumb, full } = pictures(inc);
     const when = formatTime(inc.start_ts);
-    const img = h('img', { alt: `${inc.kind} at ${when}`, loading: 'lazy', width: 160, height: 90 });
-    loadThumb(img, thumb);
-    const picture = h('a', { href: full, target: '_blank', rel: 'noopener', class: 'incident-thumb', title: 'open the picture' }, img);
+    let picture;
+    if (thumb) {
+      const img = h('img', { alt: `${inc.kind} at ${when}`, loading: 'lazy', width: 160, height: 90 });
+      loadThumb(img, thumb);
+      picture = h('a', { href: full, target: '_blank', rel: 'noopener', class: 'incident-thumb', title: 'open the picture' }, img);
+    } else {
+      picture = h('span', { class: 'incident-thumb', title: 'no picture' });
+    }
     const over = Number.isFinite(inc.duration_s);
     const tag = NOTIFIED[inc.notified];
     return h('li', {
@@ -229,16 +234,24 @@ function signature(inc) {
 }
 
 /**
- * The card's thumbnail and full picture. The person's frame from the feed
- * is a snapshot (its URL never changes); else the incident's own picture,
- * asked for with its kind, since the store swaps it for the person's frame
- * once (the browser keeps each for a day under its URL).
+ * The card's thumbnail and full picture. An incident that came live names
+ * its frames as snapshots (the motion's, then the person's), saved before
+ * the event was sent and never changed under their URL: the same pictures
+ * the store keeps for it, which it may not have written yet when the event
+ * arrives. Else the incident's own picture, asked for with its kind, since
+ * the store swaps it for the person's frame once (the browser keeps each
+ * for a day under its URL).
  */
 function pictures(inc) {
   if (inc.kind === 'person' && inc.personSnapshot) {
     return { thumb: `${inc.personSnapshot}/thumb`, full: inc.personSnapshot };
   }
+  if (inc.kind !== 'person' && inc.snapshot) {
+    return { thumb: `${inc.snapshot}/thumb`, full: inc.snapshot };
+  }
   const v = `?v=${inc.kind === 'person' ? 'person' : 'motion'}`;
+  // Listed without a picture: none to ask for (the grey box stays).
+  if (inc.thumb === null && inc.picture === null) return { thumb: null, full: null };
   return {
     thumb: `${inc.thumb ?? `/api/incidents/${inc.id}/thumb.jpg`}${v}`,
     full: `${inc.picture ?? `/api/incidents/${inc.id}/picture.jpg`}${v}`,

@@ -97,7 +97,9 @@ test('one card per incident, with picture, badge, time, duration, zones, clip an
     }, done.id);
     const width = await card.locator('img').evaluate((img) => img.naturalWidth);
     assert.ok(width > 0 && width <= 320, `a thumbnail, not the full picture: ${width} px`);
-    assert.match(await card.locator('a.incident-thumb').getAttribute('href'), new RegExp(`^/api/incidents/${done.id}/picture\\.jpg|^/snaps/`));
+    // Listed before the page opened: the incident's own pictures.
+    assert.equal(await card.locator('img').getAttribute('src'), `/api/incidents/${done.id}/thumb.jpg?v=${done.kind}`);
+    assert.equal(await card.locator('a.incident-thumb').getAttribute('href'), `/api/incidents/${done.id}/picture.jpg?v=${done.kind}`);
     assert.match(await card.locator('.badge').textContent(), /^(person|motion)$/);
     assert.equal(await card.locator('.badge').textContent(), done.kind);
     assert.match(await card.locator('time').textContent(), /\d\d:\d\d:\d\d/);
