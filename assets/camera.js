@@ -85,7 +85,8 @@ export class CameraView {
     this.recent = new RecentEvents();
     this.recent.peopleOnly = $('events-people').checked;
     this.recent.render();
-    this.incidents = new Incidents({ camera: name, onNew: (inc) => this.newIncident(inc) });    this.gallery = new Gallery({ base, trigger: $('gallery-people').checked ? 'person' : '' });
+    this.incidents = new Incidents({ camera: name, onNew: (inc) => this.newIncident(inc) });
+    this.gallery = new Gallery({ base, trigger: $('gallery-people').checked ? 'person' : '' });
     this.clips = new Clips({ base });
     // Mask and zone outlines, their editor and the tuner's boxes share one
     // overlay on the picture; each redraws when the picture changes size.
