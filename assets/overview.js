@@ -99,9 +99,10 @@ class Tile {
     // Ids of the unseen incidents: the list and the feed may both name one.
     this.unseen = new Set();
     this.link = h('a', { class: 'tile', href: `#cam/${encodeURIComponent(cam.name)}`, dataset: { camera: cam.name } },
-      h('span', { class: 'tile-frame' }, this.img, this.stateEl, this.unseenEl),
+      h('span', { class: 'tile-frame' }, this.img, this.stateEl),
       h('span', { class: 'tile-body' },
         h('strong', { class: 'tile-name' }, cam.name),
+        this.unseenEl,
         h('span', { class: 'tile-count' }, this.countEl, this.countUnit),
         this.motionEl,
         this.snoozeEl));
