@@ -576,6 +576,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_incident_without_a_picture_lists_no_picture_and_no_thumbnail() {
+        let (_dir, db) = db().await;
+        db.add_incident(3, "yard", 1.0, &[], None, None)
+            .await
+            .unwrap();
+        let listed = db.incidents(None, None, 10).await.unwrap();
+        assert_eq!(
+            (listed[0].picture.as_deref(), listed[0].thumb.as_deref()),
+            (None, None)
+        );
+        // The person's frame arrives: both are listed from then on.
+        db.incident_person(3, Some(vec![9])).await.unwrap();
+        let listed = db.incidents(None, None, 10).await.unwrap();
+        assert_eq!(
+            listed[0].thumb.as_deref(),
+            Some("/api/incidents/3/thumb.jpg")
+        );
+    }
+
+    #[tokio::test]
     async fn unsubscribing_drops_what_waits_for_that_phone() {
         let (_dir, db) = db().await;
         let id = db
