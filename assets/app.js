@@ -21,6 +21,7 @@ import { toast } from './toast.js';
 import { player, clipName } from './player.js';
 import { registerWorker } from './push.js';
 import { NotifyPanel } from './notify.js';
+import { setTitle } from './unseen.js';
 
 /**
  * The cameras (entries of /cams), or null for one camera at the root routes.
@@ -87,7 +88,7 @@ function chrome(mode, name = null) {
   const title = $('camera-name');
   title.hidden = !multi || inOverview;
   title.textContent = name ?? '';
-  document.title = multi && name !== null ? `${name} · lookout` : 'lookout';
+  setTitle(multi && name !== null ? `${name} · lookout` : 'lookout');
 }
 
 function showOverview() {
@@ -106,7 +107,7 @@ function showCamera(name, base, view) {
   if (!current || current.name !== name) {
     // The old camera's stream, socket and feed close before the new ones open.
     current?.view.destroy();
-    current = { name, view: new CameraView({ base }) };
+    current = { name, view: new CameraView({ base, name }) };
   }
   chrome(view, name);
   current.view.show(view);

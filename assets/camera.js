@@ -1,18 +1,20 @@
-// One camera's full view: live picture, controls, motion graph, recent events
-// and gallery, all on that camera's routes.
+// One camera's full view: live picture, controls, motion graph, incidents
+// (with the raw events one tap away) and gallery, all on that camera's routes.
 //
 // The page has one set of these elements; a CameraView owns them while it
 // lives. Switching camera destroys the view and builds a new one, so nothing
 // of the old camera (its stream, control socket, event feed, timers, answers
 // still on the way) can reach the new one's screen.
 
-import { $, setPill, formatPercent } from './util.js';
+import { $, setPill, formatScore } from './util.js';
 import { getJSON, postJSON } from './api.js';
 import { Control, NotConnected } from './ws.js';
 import { EventFeed } from './events.js';
 import { LiveStream } from './stream.js';
 import { LevelGraph } from './graph.js';
 import { RecentEvents } from './recent.js';
+import { Incidents } from './incidents.js';
+import { markSeen, setUnseen } from './unseen.js';
 import { Gallery } from './gallery.js';
 import { Clips } from './clips.js';
 import { player, closePlayer } from './player.js';
@@ -30,16 +32,31 @@ const STATUS_EVERY_MS = 10000;
 const STATUS_SETTLE_MS = 1000;
 // A running source with no frame for this long is as good as offline.
 const STALE_FRAME_MS = 10000;
+// Which list the events card shows, kept across reloads: 'incidents' or 'raw'.
+const EVENTS_VIEW_KEY = 'lookout.eventsView';
+
+/** The events card's list as last chosen: 'incidents' (the default) or 'raw'. */
+function readEventsView() {
+  try {
+    return localStorage.getItem(EVENTS_VIEW_KEY) === 'raw' ? 'raw' : 'incidents';
+  } catch {
+    return 'incidents';
+  }
+}
 
 export class CameraView {
   /**
    * `base` is the camera's route prefix: '' for the root routes (one camera,
    * or an older server), else its `base` from /cams (`/cams/garage`). Every
    * request of the view goes under it, its event feed included
-   * (`base/events` carries only this camera).
+   * (`base/events` carries only this camera). `name`: the camera's name,
+   * or null for the one camera of the root routes.
    */
-  constructor({ base = '' } = {}) {
+  constructor({ base = '', name = null } = {}) {
     this.base = base;
+    this.name = name;
+    // Incidents that came while the page was hidden: the title counts them.
+    this.unseenHidden = 0;
     this.closed = false;
     // Takes every listener this view put on the page's elements off again.
     this.listening = new AbortController();
@@ -68,6 +85,7 @@ export class CameraView {
     this.recent = new RecentEvents();
     this.recent.peopleOnly = $('events-people').checked;
     this.recent.render();
+    this.incidents = new Incidents({ camera: name, onNew: (inc) => this.newIncident(inc) });
     this.gallery = new Gallery({ base, trigger: $('gallery-people').checked ? 'person' : '' });
     this.clips = new Clips({ base });
     // Mask and zone outlines, their editor and the tuner's boxes share one
@@ -99,6 +117,7 @@ export class CameraView {
       onFirstOpen: () => this.resync(),
     });
 
+    this.showEvents(readEventsView());
     this.bindControls();
     this.bindFeed();
     this.showThreshold(this.slider.value);
@@ -129,6 +148,42 @@ export class CameraView {
   visibility() {
     if (this.view === 'gallery' || document.hidden) this.stream.pause();
     else this.stream.start();
+    if (!document.hidden) this.seeIncidents();
+  }
+
+  // ---- incidents: the events card, and which of them were seen ---------------
+
+  /** 'incidents' or 'raw': which list the events card shows. */
+  showEvents(which) {
+    const raw = which === 'raw';
+    $('incidents-panel').hidden = raw;
+    $('raw-panel').hidden = !raw;
+    $('show-incidents').setAttribute('aria-pressed', String(!raw));
+    $('show-raw').setAttribute('aria-pressed', String(raw));
+    try {
+      localStorage.setItem(EVENTS_VIEW_KEY, raw ? 'raw' : 'incidents');
+    } catch {
+      // Not kept: the card opens on incidents next time.
+    }
+  }
+
+  /** Everything this view lists has been seen (the page is on show). */
+  seeIncidents() {
+    if (this.closed || document.hidden) return;
+    const id = this.incidents.newest();
+    if (id !== null) markSeen(this.name ?? this.incidents.known.get(id)?.camera, id);
+    this.unseenHidden = 0;
+    setUnseen(0);
+  }
+
+  /** A new incident came live: seen now, or counted in the title until the page is looked at. */
+  newIncident(inc) {
+    if (!document.hidden) {
+      markSeen(this.name ?? inc.camera, inc.id);
+      return;
+    }
+    this.unseenHidden++;
+    setUnseen(this.unseenHidden);
   }
 
   /** Closes the stream, the socket and the feed, and lets go of the page. */
@@ -142,6 +197,8 @@ export class CameraView {
     this.graph.destroy();
     this.gallery.destroy();
     this.clips.destroy();
+    this.incidents.destroy();
+    setUnseen(0);
     closePlayer();
     this.editor.destroy();
     this.zones.destroy();
@@ -249,8 +306,15 @@ export class CameraView {
       if (this.settling(status.value)) this.scheduleStatus(STATUS_SETTLE_MS);
     }
     if (history.status === 'fulfilled') this.recent.load(history.value.events);
+    this.loadIncidents();
     if (withGallery && this.gallery.loaded) this.gallery.reload();
     if (withGallery && this.clips.loaded) this.clips.reload();
+  }
+
+  /** Reads the incident list afresh (at start, and after a gap in the feed), then it counts as seen. */
+  async loadIncidents() {
+    await this.incidents.reload();
+    this.seeIncidents();
   }
 
   /** The query of the recent events' history: all kinds, or person events only. */
@@ -340,11 +404,16 @@ export class CameraView {
     $('events-people').addEventListener('change', (e) => this.setPeopleOnly(e.target.checked), { signal });
     $('gallery-people').addEventListener('change', (e) => this.gallery.setTrigger(e.target.checked ? 'person' : ''), { signal });
 
-    // "Play clip" in Recent events (recent.js draws the buttons).
-    $('events').addEventListener('click', (e) => {
-      const b = e.target.closest('button.play-clip');
-      if (b) player().open({ url: b.dataset.clip, pending: b.dataset.pending === 'true' });
-    }, { signal });
+    // "Play clip" in the incidents and the raw events (incidents.js and
+    // recent.js draw the buttons).
+    for (const list of [$('events'), $('incidents-list')]) {
+      list.addEventListener('click', (e) => {
+        const b = e.target.closest('button.play-clip');
+        if (b) player().open({ url: b.dataset.clip, pending: b.dataset.pending === 'true' });
+      }, { signal });
+    }
+    $('show-incidents').addEventListener('click', () => this.showEvents('incidents'), { signal });
+    $('show-raw').addEventListener('click', () => this.showEvents('raw'), { signal });
   }
 
   /**
@@ -383,19 +452,19 @@ export class CameraView {
   // ---- events from the server ------------------------------------------------
 
   bindFeed() {
-    const { recent, gallery, clips, graph } = this;
+    const { recent, gallery, clips, graph, incidents } = this;
     this.feed
-      .on('motion', (d, id) => { this.setCount(d.count); recent.add(id, 'motion', d); })
-      .on('motion_end', (d, id) => { this.setCount(d.count); recent.add(id, 'motion_end', d); })
-      .on('person', (d, id) => { recent.add(id, 'person', d); })
+      .on('motion', (d, id) => { this.setCount(d.count); recent.add(id, 'motion', d); incidents.motion(d, id); })
+      .on('motion_end', (d, id) => { this.setCount(d.count); recent.add(id, 'motion_end', d); incidents.motionEnd(d); })
+      .on('person', (d, id) => { recent.add(id, 'person', d); incidents.person(d); })
       .on('reset', (d, id) => { this.setCount(0); recent.add(id, 'reset', d); })
       .on('snapshot', (d, id) => { gallery.added(d); recent.add(id, 'snapshot', d); })
       .on('snapshot_deleted', (d, id) => { gallery.removed(d.name); recent.add(id, 'snapshot_deleted', d); })
-      .on('clip', (d, id) => { clips.added(d); player().saved(d); recent.add(id, 'clip', d); })
+      .on('clip', (d, id) => { clips.added(d); player().saved(d); recent.add(id, 'clip', d); incidents.clipSaved(d); })
       .on('clip_deleted', (d, id) => { clips.removed(d.name); player().removed(d.name); recent.add(id, 'clip_deleted', d); })
       .on('config', (d, id) => { this.applyConfig(d); recent.add(id, 'config', d); })
       .on('snooze', (d, id) => { this.snooze.set(d.snoozed_until ?? null); recent.add(id, 'snooze', d); })
-      .on('notify', (d, id) => { recent.add(id, 'notify', d); })
+      .on('notify', (d, id) => { recent.add(id, 'notify', d); incidents.notified(d); })
       .on('source', (d, id) => {
         this.setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');
         recent.add(id, 'source', d);
@@ -403,7 +472,7 @@ export class CameraView {
       .on('level', (d) => {
         graph.add(d.ts, d.change);
         this.tuner.level(d);
-        this.levelValue.textContent = `${formatPercent(d.change)}${d.active ? ' · motion' : ''}`;
+        this.levelValue.textContent = `score ${formatScore(d.change)}${d.active ? ' · motion' : ''}`;
       });
   }
 }

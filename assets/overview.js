@@ -6,12 +6,17 @@
 // reachable by keyboard and opens in a new tab too. While a camera's view is
 // open the overview is hidden: its pictures and its feed are closed then, and
 // it reads /cams afresh when it comes back.
+//
+// Each tile also counts the camera's unseen incidents (unseen.js): those
+// newer than the last one its view showed, from /api/incidents and then
+// live from the feed's `motion` events; the page title says the sum.
 
 import { $, h, setPill, formatAgo, formatTime } from './util.js';
 import { getJSON } from './api.js';
 import { EventFeed } from './events.js';
 import { LiveStream } from './stream.js';
 import { snoozeText } from './snooze.js';
+import { lastSeen, setUnseen, formatCount } from './unseen.js';
 
 // A tile needs to show life, not every frame: the server caps each viewer.
 const TILE_FPS = 2;
@@ -23,6 +28,8 @@ const STREAM_TILES_H1 = 3;
 const STILL_EVERY_MS = 2000;
 // "motion 2 min ago" ages by itself.
 const AGO_EVERY_MS = 10000;
+// Unseen incidents counted per camera at most (then "99+").
+const UNSEEN_PAGE = 100;
 
 /** The word a tile shows for a source state from /cams or a `source` event. */
 function stateWord(state, up) {
@@ -88,10 +95,14 @@ class Tile {
     this.countUnit = h('span', {}, ' triggers');
     this.motionEl = h('time', { class: 'tile-motion muted small' });
     this.snoozeEl = h('span', { class: 'tile-snooze small', hidden: true });
+    this.unseenEl = h('span', { class: 'tile-unseen', hidden: true });
+    // Ids of the unseen incidents: the list and the feed may both name one.
+    this.unseen = new Set();
     this.link = h('a', { class: 'tile', href: `#cam/${encodeURIComponent(cam.name)}`, dataset: { camera: cam.name } },
       h('span', { class: 'tile-frame' }, this.img, this.stateEl),
       h('span', { class: 'tile-body' },
         h('strong', { class: 'tile-name' }, cam.name),
+        this.unseenEl,
         h('span', { class: 'tile-count' }, this.countEl, this.countUnit),
         this.motionEl,
         this.snoozeEl));
@@ -110,6 +121,26 @@ class Tile {
     this.setCount(cam.trigger_count);
     this.setMotion(cam.last_motion_ts);
     if (cam.notify) this.setSnooze(cam.notify.snoozed_until);
+  }
+
+  /**
+   * Counts `ids` (incidents of this camera) that are newer than the last
+   * one seen, with those counted before (a list read and the feed may
+   * overlap, in either order) that are still unseen.
+   */
+  countUnseen(ids) {
+    const seen = lastSeen(this.name);
+    if (seen !== null) {
+      for (const id of this.unseen) if (id <= seen) this.unseen.delete(id);
+    }
+    for (const id of ids) {
+      if (Number.isFinite(id) && (seen === null || id > seen)) this.unseen.add(id);
+    }
+    const n = this.unseen.size;
+    this.unseenEl.hidden = n === 0;
+    this.unseenEl.textContent = n === 0 ? '' : `${formatCount(n)} new`;
+    this.unseenEl.title = n === 1 ? 'one incident not seen yet' : `${formatCount(n)} incidents not seen yet`;
+    this.link.dataset.unseen = String(n);
   }
 
   /** The camera's notifications are snoozed until then (unix s), or not (null). */
@@ -185,8 +216,12 @@ export class Overview {
     this.section.hidden = false;
     const gen = ++this.generation;
     this.startFeed();
-    if (cameras) this.render(cameras);
-    else await this.refresh(gen);
+    if (cameras) {
+      this.render(cameras);
+      this.readUnseen(gen);
+    } else {
+      await this.refresh(gen);
+    }
     if (gen !== this.generation) return;
     this.visibility();
     this.agoTimer = setInterval(() => {
@@ -205,6 +240,7 @@ export class Overview {
     this.generation++;
     this.section.hidden = true;
     clearInterval(this.agoTimer);
+    setUnseen(0);
     this.feed?.close();
     this.feed = null;
     this.visibility();
@@ -235,9 +271,32 @@ export class Overview {
     }
     if (gen !== this.generation || !Array.isArray(data?.cameras)) return;
     this.render(data.cameras);
+    this.readUnseen(gen);
     if (restart && this.running) {
       for (const tile of this.tiles.values()) tile.picture.start();
     }
+  }
+
+  /** Reads each camera's newest incidents and counts the unseen ones. */
+  async readUnseen(gen = this.generation) {
+    await Promise.all([...this.tiles.values()].map(async (tile) => {
+      let page;
+      try {
+        page = await getJSON(`/api/incidents?${new URLSearchParams({ camera: tile.name, limit: String(UNSEEN_PAGE) })}`);
+      } catch {
+        return; // An older server, or away: the tile keeps its count.
+      }
+      if (gen !== this.generation || !Array.isArray(page?.incidents)) return;
+      tile.countUnseen(page.incidents.map((i) => i.id));
+    }));
+    if (gen === this.generation) this.showUnseen();
+  }
+
+  /** The title counts every camera's unseen incidents. */
+  showUnseen() {
+    let total = 0;
+    for (const tile of this.tiles.values()) total += tile.unseen.size;
+    setUnseen(total);
   }
 
   /** Makes the tiles match `cameras` (in their order), keeping the ones that stay. */
@@ -271,11 +330,16 @@ export class Overview {
       onFirstOpen: () => this.refresh(this.generation),
     });
     this.feed
-      .on('motion', (d) => {
+      .on('motion', (d, id) => {
         const t = tile(d);
         if (!t) return;
         t.setCount(d.count);
         t.setMotion(d.ts);
+        // Its SSE id is the incident's.
+        if (id !== null) {
+          t.countUnseen([id]);
+          this.showUnseen();
+        }
       })
       .on('motion_end', (d) => tile(d)?.setCount(d.count))
       .on('reset', (d) => tile(d)?.setCount(0))

@@ -4,7 +4,7 @@
 // name, not URL: the same file is /snaps/NAME at the root routes and
 // /cams/CAM/snaps/NAME under its camera's prefix.
 
-import { $, h, formatTime, formatPercent, formatBytes, thumbnail } from './util.js';
+import { $, h, formatTime, formatPercent, formatScore, formatBytes, thumbnail } from './util.js';
 import { playClipButton } from './clips.js';
 
 const KEEP = 20;
@@ -13,9 +13,11 @@ const KEEP = 20;
 function describe(kind, d) {
   switch (kind) {
     case 'motion':
-      return `motion, ${formatPercent(d.change)} changed (trigger ${d.count})`;
+      // `change` is a score, `area` the share of the picture that changed
+      // (absent in events from before it was measured).
+      return `motion, score ${formatScore(d.change)}${Number.isFinite(d.area) ? `, ${formatPercent(d.area)} changed` : ''} (trigger ${d.count})`;
     case 'motion_end':
-      return `motion ended after ${Number(d.duration_s ?? 0).toFixed(1)} s, peak ${formatPercent(d.peak)}${d.person === false ? ', no person' : ''}`;
+      return `motion ended after ${Number(d.duration_s ?? 0).toFixed(1)} s, peak score ${formatScore(d.peak)}${d.person === false ? ', no person' : ''}`;
     case 'person': {
       const n = Number(d.people ?? 1);
       return `${n > 1 ? `${n} people` : 'a person'} seen, score ${Math.round(Number(d.score ?? 0) * 100)}% (episode ${d.count})`;

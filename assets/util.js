@@ -93,6 +93,22 @@ export function formatPercent(x) {
   return Number.isFinite(x) ? `${x.toFixed(1)} %` : '–';
 }
 
+/**
+ * The motion score (0-100): how strongly the picture changed, not a share of
+ * it (that is `area`, a percentage). One decimal, no unit.
+ */
+export function formatScore(x) {
+  return Number.isFinite(x) ? x.toFixed(1) : '–';
+}
+
+/** "12.8 s", "2 min 5 s" from a minute on. */
+export function formatSeconds(s) {
+  if (!Number.isFinite(s)) return '';
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+}
+
 /** Shows a state on a connection pill: colour via data-state, the word as text. */
 export function setPill(el, state, word = state) {
   el.dataset.state = state;

@@ -102,6 +102,8 @@ test('"Play clip" on a motion event waits for the clip still being recorded', as
   page.expected404.push(/\/clips\/[^/]+\/index$/);
   try {
     await page.goto(server.url + '/#live');
+    // The raw events: the camera view opens on its incidents.
+    await page.locator('#show-raw').click();
     const button = page.locator('#events li[data-kind="motion"] button.play-clip').first();
     await button.waitFor({ timeout: 30000 });
     await button.click();
@@ -218,6 +220,8 @@ test('"Play clip" in Recent events opens the player', async () => {
   const { context, page } = await phonePage();
   try {
     await page.goto(server.url + '/#live');
+    // The raw events: the camera view opens on its incidents.
+    await page.locator('#show-raw').click();
     // The `clip` event (stored history, or live when this test runs first).
     const button = page.locator('#events li[data-kind="clip"] button.play-clip').first();
     await button.waitFor({ timeout: 60000 });

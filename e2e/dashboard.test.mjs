@@ -193,6 +193,8 @@ test('an event stored while the event feed connects still shows', async () => {
     const id = (await api(server, '/api/events?limit=1&kind=reset')).events[0].id;
     release();
     await page.waitForFunction(() => document.getElementById('conn-events').dataset.state === 'ok');
+    // In the raw events: the camera view opens on its incidents.
+    await page.locator('#show-raw').click();
     await page.locator(`#events li[data-id="${id}"]`).waitFor();
     assert.deepEqual(page.problems, []);
   } finally {

@@ -51,6 +51,8 @@ test('a person event has its badge and box, and "People only" filters events and
   const page = await openPage(context);
   try {
     await page.goto(server.url + '/#live');
+    // The raw events: the camera view opens on its incidents.
+    await page.locator('#show-raw').click();
     const person = page.locator('#events li[data-kind="person"]').first();
     await person.waitFor({ timeout: 90000 });
     await person.locator('.badge-person').waitFor();

@@ -98,6 +98,9 @@ pub struct IncidentRow {
     pub duration_s: Option<f64>,
     /// The picture's URL, when one was kept.
     pub picture: Option<String>,
+    /// Its thumbnail's URL (320 px wide, for lists of incidents), when a
+    /// picture was kept.
+    pub thumb: Option<String>,
 }
 
 /// A notification waiting in the outbox.
@@ -151,6 +154,11 @@ fn origin(url: &str) -> String {
 /// The picture route of incident `id`.
 pub fn picture_url(id: i64) -> String {
     format!("/api/incidents/{id}/picture.jpg")
+}
+
+/// The thumbnail route of incident `id`.
+pub fn thumb_url(id: i64) -> String {
+    format!("/api/incidents/{id}/thumb.jpg")
 }
 
 /// A new subscription, for [`Db::subscribe`].
@@ -494,6 +502,7 @@ impl Db {
                         clip: r.get(6)?,
                         duration_s: r.get(7)?,
                         picture: has_picture.then(|| picture_url(id)),
+                        thumb: has_picture.then(|| thumb_url(id)),
                     })
                 })?;
                 rows.collect()
@@ -577,6 +586,10 @@ mod tests {
             listed[0].picture.as_deref(),
             Some("/api/incidents/7/picture.jpg")
         );
+        assert_eq!(
+            listed[0].thumb.as_deref(),
+            Some("/api/incidents/7/thumb.jpg")
+        );
         assert_eq!(db.picture(7).await.unwrap(), Some(vec![1, 2]));
         assert_eq!(
             db.last_notified().await.unwrap(),
@@ -604,6 +617,26 @@ mod tests {
         assert_eq!(db.queued().await.unwrap() as i64, MAX_OUTBOX);
         // The oldest went: the first one due is now the fourth queued.
         assert_eq!(db.next().await.unwrap().unwrap().message, "m3");
+    }
+
+    #[tokio::test]
+    async fn an_incident_without_a_picture_lists_no_picture_and_no_thumbnail() {
+        let (_dir, db) = db().await;
+        db.add_incident(3, "yard", 1.0, &[], None, None)
+            .await
+            .unwrap();
+        let listed = db.incidents(None, None, 10).await.unwrap();
+        assert_eq!(
+            (listed[0].picture.as_deref(), listed[0].thumb.as_deref()),
+            (None, None)
+        );
+        // The person's frame arrives: both are listed from then on.
+        db.incident_person(3, Some(vec![9])).await.unwrap();
+        let listed = db.incidents(None, None, 10).await.unwrap();
+        assert_eq!(
+            listed[0].thumb.as_deref(),
+            Some("/api/incidents/3/thumb.jpg")
+        );
     }
 
     #[tokio::test]

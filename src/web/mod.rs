@@ -109,6 +109,7 @@ pub fn router(hub: Arc<Hub>, policy: Arc<policy::Policy>) -> Router {
         .route("/api/push/test", post(push::test))
         .route("/api/incidents", get(push::incidents))
         .route("/api/incidents/{id}/picture.jpg", get(push::picture))
+        .route("/api/incidents/{id}/thumb.jpg", get(push::thumb))
         .fallback(assets::serve)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state.clone());
