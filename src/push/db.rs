@@ -242,6 +242,22 @@ impl Db {
             .await
     }
 
+    /// Subscription `id`'s stored PushSubscriptionJSON (one row, read for
+    /// each push).
+    pub async fn subscription_json(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let id = id.to_string();
+        self.store
+            .with(move |c| {
+                c.query_row(
+                    "SELECT subscription FROM push_subscriptions WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+            })
+            .await
+    }
+
     /// Removes a subscription and what waits for it; whether it existed.
     pub async fn unsubscribe(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();

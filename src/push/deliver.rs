@@ -32,7 +32,7 @@ use crate::chain::error_chain;
 use crate::frame::unix_secs;
 
 /// Unix seconds now.
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     unix_secs(SystemTime::now())
 }
 
@@ -280,12 +280,16 @@ impl Courier {
 
     /// The stored subscription `id`, parsed.
     async fn subscription(&self, id: &str) -> Result<Option<webpush::Subscription>, String> {
-        let subs = self.db.subscriptions().await.map_err(|e| e.to_string())?;
-        let Some(row) = subs.into_iter().find(|s| s.id == id) else {
+        let Some(json) = self
+            .db
+            .subscription_json(id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
-        let value: Value = serde_json::from_str(&row.subscription)
-            .map_err(|e| format!("stored subscription: {e}"))?;
+        let value: Value =
+            serde_json::from_str(&json).map_err(|e| format!("stored subscription: {e}"))?;
         webpush::parse_subscription(&value, self.config.allow_loopback_http)
             .map(Some)
             .map_err(|e| e.to_string())

@@ -24,7 +24,7 @@ pub mod webpush;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -34,10 +34,9 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::{Alerts, NotifyAt};
 use crate::camera::Camera;
 use crate::events::{Event, EventBus, EventKind};
-use crate::frame::unix_secs;
 pub use config::PushConfig;
 pub use db::{IncidentRow, NewSubscription, SubscriptionRow};
-use deliver::Courier;
+use deliver::{now, Courier};
 pub use error::PushError;
 use incident::{Book, Rules, Target};
 use message::Message;
@@ -47,11 +46,6 @@ use ntfy::NTFY;
 pub const MAX_SNOOZE_MINUTES: u64 = 7 * 24 * 60;
 /// Most phones registered at once (each costs a request per incident).
 pub const MAX_SUBSCRIPTIONS: usize = 64;
-
-/// Unix seconds now.
-fn now() -> f64 {
-    unix_secs(SystemTime::now())
-}
 
 /// The notifications' part of `/status` (keys sorted, as the rest).
 #[derive(Debug, Clone, PartialEq, Serialize)]
