@@ -22,6 +22,9 @@ pub enum SourceError {
     /// The file or folder could not be read.
     #[error("{0}")]
     File(String),
+    /// The RTSP camera, or the decoder of its video, failed.
+    #[error("{0}")]
+    Rtsp(String),
     /// The V4L2 device failed.
     #[error(transparent)]
     V4l2(#[from] V4l2Error),

@@ -12,6 +12,7 @@ pub mod file;
 pub mod http;
 pub mod mjpeg;
 mod output;
+pub mod rtsp;
 pub mod scene;
 pub mod spec;
 pub mod synthetic;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::frame::FrameSink;
 pub use error::SourceError;
 use error::STALL_TIMEOUT;
-pub use output::{Output, SourceState, SourceStatus, StatusCell};
+pub use output::{Output, SourceState, SourceStatus, StatusCell, StreamInfo};
 pub use spec::{SourceSpec, SpecError};
 
 /// First wait before restarting a failed source.
@@ -113,7 +114,7 @@ impl Supervisor {
 async fn watch_stall(output: &Output, started: Instant) -> SourceError {
     loop {
         let last = output
-            .last_frame()
+            .last_sign_of_life()
             .filter(|t| *t > started)
             .unwrap_or(started);
         let deadline = last + STALL_TIMEOUT;
@@ -136,6 +137,7 @@ async fn run_source(
         SourceSpec::Exec { command } => exec::run(command, out).await,
         SourceSpec::Http { url, fps } => http::run(url, *fps, out).await,
         SourceSpec::File { path, fps } => file::run(path, *fps, out).await,
+        SourceSpec::Rtsp { url, transport } => rtsp::run(url, *transport, out).await,
         SourceSpec::V4l2(opts) => run_v4l2(opts.clone(), out.clone(), cancel.child_token()).await,
     }
 }

@@ -54,13 +54,23 @@ pub struct SourceStatus {
     /// claiming more than 16384 pixels on a side, and every mebibyte of
     /// bytes outside any frame (a part header that never ends).
     pub bad_frames: u64,
-    /// Process id of an `exec:` child, for operators (and tests) that need it.
+    /// Process id of an `exec:` child, or of an RTSP camera's decoder, for
+    /// operators (and tests) that need it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// What a camera that sends compressed video (RTSP) sends: codec,
+    /// profile, size, and the rate, bitrate and keyframe interval measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamInfo>,
     #[serde(skip)]
     fps_window: Option<(Instant, u32)>,
     #[serde(skip)]
     last_frame: Option<Instant>,
+    /// When the source last received data that will become a frame (an
+    /// RTSP camera's compressed frame, which waits for a keyframe before
+    /// anything can be shown): the stall watchdog counts it as life.
+    #[serde(skip)]
+    last_data: Option<Instant>,
     #[serde(skip)]
     bad_frame_logged: Option<Instant>,
     /// When the supervisor's loop last ran (see [`HEARTBEAT`](super::HEARTBEAT)).
@@ -80,8 +90,10 @@ impl SourceStatus {
             height: 0,
             bad_frames: 0,
             pid: None,
+            stream: None,
             fps_window: None,
             last_frame: None,
+            last_data: None,
             bad_frame_logged: None,
             heartbeat: None,
         }
@@ -96,6 +108,30 @@ impl SourceStatus {
     pub fn heartbeat_age(&self) -> Option<Duration> {
         self.heartbeat.map(|t| t.elapsed())
     }
+}
+
+/// A compressed stream as it arrives (before any decoding).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamInfo {
+    /// `h264`, `h265` or `jpeg`.
+    pub codec: String,
+    /// The profile, e.g. `Main` or `High`, when known.
+    pub profile: Option<String>,
+    /// The codec in RFC 6381 form (`avc1.4D401F`), what a browser is asked
+    /// whether it can play.
+    pub rfc6381: Option<String>,
+    /// Picture width from the stream's parameters (0 until known).
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second arriving, measured.
+    pub fps: Option<f64>,
+    /// Bits per second arriving, in thousands, measured.
+    pub bitrate_kbps: Option<u64>,
+    /// Seconds between the last two keyframes.
+    pub keyframe_interval_s: Option<f64>,
+    /// `tcp` (interleaved in the RTSP connection) or `udp`.
+    pub transport: &'static str,
 }
 
 /// Shared, cheaply readable source status.
@@ -203,6 +239,11 @@ impl Output {
         }
     }
 
+    /// Records what a compressed stream is and how it arrives.
+    pub fn set_stream(&self, info: StreamInfo) {
+        lock(&self.status).stream = Some(info);
+    }
+
     /// Records the process id of a child process (exec sources).
     pub fn set_pid(&self, pid: Option<u32>) {
         lock(&self.status).pid = pid;
@@ -214,6 +255,18 @@ impl Output {
 
     pub(super) fn last_frame(&self) -> Option<Instant> {
         lock(&self.status).last_frame
+    }
+
+    /// Records that the source received data at `now` (see `last_data`).
+    pub(super) fn heard(&self, now: Instant) {
+        lock(&self.status).last_data = Some(now);
+    }
+
+    /// The latest of the last frame and the last data received: what the
+    /// stall watchdog counts from.
+    pub(super) fn last_sign_of_life(&self) -> Option<Instant> {
+        let st = lock(&self.status);
+        st.last_frame.max(st.last_data)
     }
 
     pub(super) fn set_state(&self, state: SourceState, error: Option<String>) {

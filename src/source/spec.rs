@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::rtsp::RtspTransport;
 use super::scene::MotionMode;
 use super::v4l2::V4l2Options;
 use crate::redact::redact;
@@ -52,6 +53,14 @@ pub enum SourceSpec {
     },
     /// A V4L2 capture device.
     V4l2(V4l2Options),
+    /// An IP camera's RTSP stream, read natively.
+    Rtsp {
+        /// The `rtsp://` URL, credentials included (any `#...` options
+        /// removed).
+        url: String,
+        /// How the packets travel.
+        transport: RtspTransport,
+    },
 }
 
 /// A `--source` value that cannot be used, with what is wrong.
@@ -106,6 +115,34 @@ fn parse(uri: &str) -> Result<SourceSpec, String> {
             fps,
         });
     }
+    if uri.starts_with("rtsps://") {
+        return Err("rtsps:// (RTSP over TLS) is read through ffmpeg: use \
+            exec:ffmpeg -loglevel error -rtsp_transport tcp -i rtsps://... -c:v mjpeg -f mjpeg -"
+            .into());
+    }
+    if uri.starts_with("rtsp://") {
+        let (url, fragment) = uri.split_once('#').unwrap_or((uri, ""));
+        let mut transport = RtspTransport::Tcp;
+        for (k, v) in pairs(fragment) {
+            match (k, v) {
+                ("transport", "tcp") => transport = RtspTransport::Tcp,
+                ("transport", "udp") => transport = RtspTransport::Udp,
+                ("transport", _) => return Err(format!("transport {v:?}: tcp or udp")),
+                _ => {
+                    return Err(format!(
+                        "unknown option #{k}; only #transport=tcp|udp is known"
+                    ))
+                }
+            }
+        }
+        if url::Url::parse(url).map_or(true, |u| u.host_str().is_none_or(str::is_empty)) {
+            return Err("not an rtsp:// URL with a host, e.g. rtsp://user:password@192.168.1.20:554/stream1".into());
+        }
+        return Ok(SourceSpec::Rtsp {
+            url: url.to_string(),
+            transport,
+        });
+    }
     if let Some(rest) = uri.strip_prefix("file:") {
         let (path, query) = split_query(rest);
         let mut fps = DEFAULT_FILE_FPS;
@@ -140,7 +177,7 @@ fn parse(uri: &str) -> Result<SourceSpec, String> {
         return Ok(SourceSpec::V4l2(opts));
     }
     Err(
-        "unknown kind; use synthetic, exec:COMMAND, http(s)://URL, file:PATH or v4l2:/dev/videoN"
+        "unknown kind; use synthetic, exec:COMMAND, http(s)://URL, rtsp://URL, file:PATH or v4l2:/dev/videoN"
             .into(),
     )
 }
@@ -265,7 +302,24 @@ mod tests {
                 fps: Some(15)
             })
         );
-        let err = "rtsp://u:secret@cam".parse::<SourceSpec>().unwrap_err();
+        assert_eq!(
+            "rtsp://u:p@cam:554/s#transport=udp"
+                .parse::<SourceSpec>()
+                .unwrap(),
+            SourceSpec::Rtsp {
+                url: "rtsp://u:p@cam:554/s".into(),
+                transport: RtspTransport::Udp
+            }
+        );
+        for bad in [
+            "rtsp://u:secret@cam#x=1",
+            "rtsp://u:secret@/s",
+            "rtsps://u:secret@cam",
+        ] {
+            let err = bad.parse::<SourceSpec>().unwrap_err();
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        let err = "ftp://u:secret@cam".parse::<SourceSpec>().unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
     }
 }

@@ -1,0 +1,243 @@
+//! `rtsp://` cameras, read natively with `retina`: the IP cameras people
+//! own (Reolink, Hikvision, Dahua, Amcrest, Tapo), which send H.264 or H.265
+//! (or, rarely, MJPEG) over RTSP.
+//!
+//! The session runs over TCP (interleaved in the RTSP connection, the
+//! default, as it crosses NAT and loses nothing) or UDP (`#transport=udp`).
+//! H.264 and H.265 frames are decoded by an ffmpeg child ([`decode`]) and
+//! published as JPEGs like any other camera's; MJPEG frames are published as
+//! they come. `/status` gets the stream's codec, profile, size, rate,
+//! bitrate and keyframe interval ([`stats`]). A failure ends the run with a
+//! clear error, and the supervisor reconnects with backoff.
+//!
+//! `rtsps://` is not taken here (retina has no TLS); the `exec:ffmpeg` form
+//! reads it.
+
+mod annexb;
+mod decode;
+mod stats;
+mod y4m;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use retina::client::{
+    Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+    Transport, UdpTransportOptions,
+};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoFrame, VideoParametersCodec};
+
+use self::annexb::{to_annex_b, Codec};
+use self::decode::Decoder;
+use self::stats::Stats;
+use super::error::SourceError;
+use super::output::Output;
+
+/// How long the camera may take to answer each step of setting up.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// How the RTP packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP connection.
+    #[default]
+    Tcp,
+    /// In UDP datagrams.
+    Udp,
+}
+
+impl RtspTransport {
+    fn name(self) -> &'static str {
+        match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        }
+    }
+}
+
+/// Reads the camera at `url` (which may hold `user:password@`) until the
+/// stream fails or ends.
+pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<(), SourceError> {
+    let (url, creds) = split_credentials(url)?;
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("lookout/{}", env!("CARGO_PKG_VERSION")));
+    let mut session = answer("DESCRIBE", Session::describe(url, options)).await?;
+    let (index, stream) = session
+        .streams()
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.media() == "video")
+        .ok_or_else(|| SourceError::Rtsp("the camera's stream has no video".into()))?;
+    let encoding = stream.encoding_name().to_ascii_lowercase();
+    let codec = match encoding.as_str() {
+        "h264" => Some(Codec::H264),
+        "h265" => Some(Codec::H265),
+        "jpeg" => None,
+        other => {
+            return Err(SourceError::Rtsp(format!(
+                "the camera sends {other} video; lookout reads H.264, H.265 and MJPEG"
+            )))
+        }
+    };
+    let transport_opts = match transport {
+        RtspTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
+        RtspTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
+    };
+    let setup = SetupOptions::default()
+        .transport(transport_opts)
+        .frame_format(FrameFormat::MP4);
+    answer("SETUP", session.setup(index, setup)).await?;
+    let playing = answer("PLAY", session.play(PlayOptions::default())).await?;
+    let mut demuxed = playing.demuxed().map_err(|e| rtsp_error("PLAY", &e))?;
+    let mut stats = Stats::new(&encoding, transport.name());
+    out.set_stream(stats.info());
+    let mut decoder: Option<Decoder> = None;
+    loop {
+        let item = tokio::select! {
+            item = demuxed.next() => item,
+            why = ended(&mut decoder) => return Err(SourceError::Rtsp(why)),
+        };
+        let frame = match item {
+            None => return Err(SourceError::Rtsp("the camera ended the stream".into())),
+            Some(Err(e)) => return Err(rtsp_error("the stream", &e)),
+            Some(Ok(CodecItem::VideoFrame(frame))) => frame,
+            Some(Ok(_)) => continue,
+        };
+        let now = Instant::now();
+        out.heard(now);
+        let params = match demuxed.streams()[index].parameters() {
+            Some(ParametersRef::Video(p)) => Some(p.clone()),
+            _ => None,
+        };
+        if frame.has_new_parameters() || stats.info().width == 0 {
+            if let Some(p) = &params {
+                stats.parameters(p.rfc6381_codec(), p.pixel_dimensions());
+                out.set_stream(stats.info());
+            }
+        }
+        let key = frame.is_random_access_point();
+        if let Some(info) = stats.frame(frame.data().len(), key, now) {
+            out.set_stream(info);
+        }
+        let Some(codec) = codec else {
+            out.publish_one(Bytes::from(frame.into_data()));
+            continue;
+        };
+        // New parameters (a new size, say) start a new decoder at this
+        // keyframe: ffmpeg's y4m output cannot change size mid-stream.
+        if frame.has_new_parameters() && key {
+            decoder = None;
+        }
+        if decoder.is_none() {
+            decoder = Some(Decoder::start(codec, out)?);
+        }
+        if let Some(d) = decoder.as_mut() {
+            feed(d, &frame, params.as_ref().map(|p| p.codec_params()), out);
+        }
+    }
+}
+
+/// Hands one frame to the decoder in Annex B, with the parameter sets in
+/// front of a keyframe.
+fn feed(
+    decoder: &mut Decoder,
+    frame: &VideoFrame,
+    params: Option<&VideoParametersCodec>,
+    out: &Output,
+) {
+    let key = frame.is_random_access_point();
+    let sets: Vec<&[u8]> = match (key, params) {
+        (true, Some(VideoParametersCodec::H264 { sps, pps })) => vec![sps, pps],
+        (true, Some(VideoParametersCodec::H265 { vps, sps, pps })) => vec![vps, sps, pps],
+        _ => Vec::new(),
+    };
+    match to_annex_b(decoder.codec(), frame.data(), &sets) {
+        Ok(au) => {
+            decoder.feed(au, key);
+        }
+        Err(e) => out.reject(&e),
+    }
+}
+
+/// Resolves when the decoder (if any) stops.
+async fn ended(decoder: &mut Option<Decoder>) -> String {
+    match decoder {
+        Some(d) => d.ended().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for one step of the set-up, at most [`ANSWER_WITHIN`].
+async fn answer<T>(
+    step: &str,
+    f: impl std::future::Future<Output = Result<T, retina::Error>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(ANSWER_WITHIN, f).await {
+        Ok(r) => r.map_err(|e| rtsp_error(step, &e)),
+        Err(_) => Err(SourceError::Rtsp(format!(
+            "the camera did not answer {step} within {} s",
+            ANSWER_WITHIN.as_secs()
+        ))),
+    }
+}
+
+/// A retina error as one line that says what to do. retina's own text runs
+/// over several lines of connection details; the first says what happened.
+fn rtsp_error(step: &str, e: &retina::Error) -> SourceError {
+    let first = e.to_string();
+    let first = first.lines().next().unwrap_or("").trim().to_string();
+    SourceError::Rtsp(match e.status_code() {
+        Some(401) => format!(
+            "the camera refused the user name or password (401 Unauthorized to {step}); \
+             check user:password@ in the URL"
+        ),
+        Some(404) => format!(
+            "the camera has no stream at this path (404 Not Found to {step}); \
+             check the path in the camera's manual"
+        ),
+        Some(code) => format!("the camera answered {code} to {step}: {first}"),
+        None => format!("RTSP {step} failed: {first}"),
+    })
+}
+
+/// The URL without its `user:password@`, and the credentials (decoded).
+fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), SourceError> {
+    let mut url = url::Url::parse(url).map_err(|e| SourceError::Rtsp(format!("not a URL: {e}")))?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let creds = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, password) => Some(Credentials {
+            username: decode(user),
+            password: decode(password.unwrap_or("")),
+        }),
+    };
+    // Neither can fail on an rtsp:// URL with a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok((url, creds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, creds) = split_credentials("rtsp://ad%40min:p%3Ass@cam:554/s?x=1").unwrap();
+        assert_eq!(url.as_str(), "rtsp://cam:554/s?x=1");
+        let creds = creds.unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("ad@min", "p:ss")
+        );
+        let (url, creds) = split_credentials("rtsp://cam/s").unwrap();
+        assert_eq!(url.as_str(), "rtsp://cam/s");
+        assert!(creds.is_none());
+    }
+}
