@@ -59,6 +59,8 @@ pub struct Camera {
     pub recorder: Arc<Recorder>,
     /// Whether what moved is a person.
     pub check: Arc<PersonCheck>,
+    /// The main stream's state when the pictures come from a detect stream.
+    pub main_source: Option<StatusCell>,
 }
 
 /// One camera as configured, for [`Camera::start`].
@@ -69,6 +71,9 @@ pub struct Spec {
     pub source: SourceSpec,
     /// The source as given (shown redacted in `/status`).
     pub source_uri: String,
+    /// A stream of the same camera to take the pictures from (its
+    /// substream), as given and parsed; `source` is then passed through.
+    pub detect_source: Option<(String, SourceSpec)>,
     /// The settings it starts from, before the saved ones.
     pub settings: Settings,
 }
@@ -104,11 +109,24 @@ impl Camera {
             name,
             source,
             source_uri,
+            detect_source,
             settings,
         } = spec;
         let (frames, _) = FrameSink::new();
+        // With a detect stream, that one gives the pictures and the main
+        // stream is read beside it, undecoded.
+        let (pictures, main_source) = match detect_source {
+            Some((uri, spec)) => {
+                let (main, status, _) = Supervisor::passthrough(source, &source_uri);
+                shared
+                    .tracker
+                    .spawn(main.run(shared.shutdown.child_token()));
+                ((spec, uri), Some(status))
+            }
+            None => ((source, source_uri), None),
+        };
         let (supervisor, source_status, states) =
-            Supervisor::new(source, &source_uri, frames.clone());
+            Supervisor::new(pictures.0, &pictures.1, frames.clone());
         shared
             .tracker
             .spawn(supervisor.run(shared.shutdown.child_token()));
@@ -148,6 +166,7 @@ impl Camera {
             recorder: Arc::new(Recorder::new(clips)),
             check: Arc::new(PersonCheck::new(shared.person.cloned())),
             cam,
+            main_source,
         });
         let cancel = shared.shutdown;
         // Every line its tasks log names the camera (`camera{name=yard}:`).

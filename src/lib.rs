@@ -350,6 +350,7 @@ async fn start_cameras(
             name: c.name.clone(),
             source: c.source.clone(),
             source_uri: c.source_uri.clone(),
+            detect_source: c.detect_source.clone(),
             settings: c.initial_settings(),
         };
         let (camera, heartbeat) = camera::Camera::start(spec, i == 0, shared).await?;

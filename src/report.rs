@@ -42,6 +42,10 @@ pub struct Status {
     pub person_count: u64,
     /// The camera's source.
     pub source: SourceReport,
+    /// The camera's main stream, passed through undecoded, when its
+    /// pictures come from a detect stream (`source` is then that one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub main_source: Option<SourceReport>,
     /// The motion threshold.
     pub threshold: u8,
     /// Motion episodes since the last reset.
@@ -178,6 +182,13 @@ pub fn status(hub: &Hub, camera: &Camera) -> Status {
             last_frame_age_ms: source.last_frame_age_ms(),
             status: source,
         },
+        main_source: camera.main_source.as_ref().map(|cell| {
+            let status = crate::sync::lock(cell).clone();
+            SourceReport {
+                last_frame_age_ms: status.last_data_age_ms(),
+                status,
+            }
+        }),
         threshold: settings.threshold,
         trigger_count: triggers,
         triggers,

@@ -16,6 +16,10 @@ pub struct CameraConfig {
     pub source_uri: String,
     /// The parsed source.
     pub source: SourceSpec,
+    /// A second stream of the same camera to decode and detect on (its
+    /// substream), as given and parsed; the main `source` is then only
+    /// passed through.
+    pub detect_source: Option<(String, SourceSpec)>,
     /// Runtime settings to start from (before the saved ones are applied).
     pub settings: Settings,
 }
@@ -43,9 +47,51 @@ impl CameraConfig {
             name: check_camera_name(name)?,
             source: source_uri.parse()?,
             source_uri: source_uri.to_string(),
+            detect_source: None,
             settings: Settings::default(),
         })
     }
+
+    /// Gives the camera a stream to detect on. The main source must be an
+    /// `rtsp://` camera: only its stream can be passed through undecoded.
+    fn set_detect_source(&mut self, uri: &str) -> Result<(), ConfigError> {
+        let uri = uri.trim();
+        if !matches!(self.source, SourceSpec::Rtsp { .. }) {
+            return Err(ConfigError::Camera(format!(
+                "camera {:?}: a detect source needs an rtsp:// source (the main stream, \
+                 recorded as it comes); this camera's source is decoded already",
+                self.name
+            )));
+        }
+        let spec: SourceSpec = uri.parse()?;
+        self.detect_source = Some((uri.to_string(), spec));
+        Ok(())
+    }
+}
+
+/// Lays `--detect-source [NAME=]URI` entries over the cameras.
+fn detect_sources(list: &mut [CameraConfig], entries: &[String]) -> Result<(), ConfigError> {
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (name, uri) = match entry.split_once('=') {
+            Some((name, uri)) if is_plain_name(name.trim()) => (Some(name.trim()), uri),
+            _ => (None, entry),
+        };
+        let cam = match name {
+            Some(name) => list.iter_mut().find(|c| c.name == name).ok_or_else(|| {
+                ConfigError::Camera(format!(
+                    "--detect-source {name}=...: no camera named {name:?}"
+                ))
+            })?,
+            None if list.len() == 1 => &mut list[0],
+            None => {
+                return Err(ConfigError::Camera(
+                    "--detect-source needs NAME=URI when there are several cameras".into(),
+                ))
+            }
+        };
+        cam.set_detect_source(uri)?;
+    }
+    Ok(())
 }
 
 /// A camera name: see [`is_plain_name`].
@@ -112,6 +158,10 @@ pub(super) fn cameras(
                 .ok_or_else(|| ConfigError::Camera(format!("{which}: no source")))?;
             let mut cam = CameraConfig::new(name, source)
                 .map_err(|e| ConfigError::Camera(format!("{which}: {e}")))?;
+            if let Some(detect) = &table.detect_source {
+                cam.set_detect_source(detect)
+                    .map_err(|e| ConfigError::Camera(format!("{which} detect_source: {e}")))?;
+            }
             cam.settings = match &table.settings {
                 Some(patch) => defaults
                     .patched_keys(patch)
@@ -127,6 +177,7 @@ pub(super) fn cameras(
         cam.settings = defaults.clone();
         list.push(cam);
     }
+    detect_sources(&mut list, &options.detect_sources)?;
     for (i, cam) in list.iter().enumerate() {
         if list[..i].iter().any(|other| other.name == cam.name) {
             return Err(ConfigError::Camera(format!(

@@ -91,6 +91,22 @@ pub struct Cli {
     #[serde(skip)]
     pub cameras: Vec<String>,
 
+    /// A second, smaller stream of an `rtsp://` camera to detect motion on
+    /// (its substream), as `NAME=URI`, or just `URI` when there is one
+    /// camera; repeatable. The camera's `--source`/`--camera` stream is then
+    /// read without decoding (for recording and the live view), and only this
+    /// one is decoded: `--camera yard=rtsp://u:p@cam/main --detect-source
+    /// yard=rtsp://u:p@cam/sub`. LOOKOUT_DETECT_SOURCES takes one per line;
+    /// the file's `[[camera]]` tables take `detect_source`.
+    #[arg(
+        long = "detect-source",
+        env = "LOOKOUT_DETECT_SOURCES",
+        value_name = "[NAME=]URI",
+        value_delimiter = '\n'
+    )]
+    #[serde(skip)]
+    pub detect_sources: Vec<String>,
+
     /// `[[camera]]` tables in the file: several cameras, as --camera.
     #[arg(skip)]
     pub camera: Vec<FileCamera>,
@@ -497,7 +513,7 @@ impl Cli {
             ($($field:ident),* $(,)?) => {{
                 // Flag-only: serde skips them, so the file never sets them.
                 let Cli {
-                    config: _, cameras: _, command: _, mqtt_url: _, mqtt_ca_file: _,
+                    config: _, cameras: _, detect_sources: _, command: _, mqtt_url: _, mqtt_ca_file: _,
                     mqtt_prefix: _, mqtt_discovery_prefix: _, mqtt_node: _,
                     mqtt_commands: _, $($field),*
                 } = file;
@@ -562,6 +578,8 @@ pub struct FileCamera {
     pub name: Option<String>,
     /// Its source URI, as `--source`.
     pub source: Option<String>,
+    /// The stream to detect motion on, as `--detect-source`.
+    pub detect_source: Option<String>,
     /// Its initial runtime settings, over the file's `[settings]`.
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }

@@ -323,6 +323,7 @@ mod tests {
     use super::limits::{MAX_CONNECTIONS, MAX_SSE, MAX_VIEWERS};
     use super::*;
     use crate::auth::Scope;
+    use crate::source::SourceSpec;
     use clap::Parser;
 
     fn cli(args: &[&str]) -> Cli {
@@ -530,6 +531,85 @@ mod tests {
         let c = Config::from_cli(&cli(&["--source", "synthetic:?fps=5"])).unwrap();
         assert_eq!(c.cameras.len(), 1);
         assert_eq!(c.cameras[0].name, "cam");
+    }
+
+    #[test]
+    fn detect_sources_from_flags_and_file() {
+        let c = Config::from_cli(&cli(&[
+            "--source",
+            "rtsp://u:p@cam/main",
+            "--detect-source",
+            "rtsp://u:p@cam/sub?a=1",
+        ]))
+        .unwrap();
+        let (uri, spec) = c.cameras[0].detect_source.clone().unwrap();
+        assert_eq!(uri, "rtsp://u:p@cam/sub?a=1");
+        assert!(matches!(spec, SourceSpec::Rtsp { .. }));
+        let c = Config::from_cli(&cli(&[
+            "--camera",
+            "yard=rtsp://cam/main",
+            "--camera",
+            "door=rtsp://door/main",
+            "--detect-source",
+            "door=rtsp://door/sub",
+        ]))
+        .unwrap();
+        assert!(c.cameras[0].detect_source.is_none());
+        assert_eq!(
+            c.cameras[1].detect_source.as_ref().unwrap().0,
+            "rtsp://door/sub"
+        );
+        for (args, want) in [
+            (
+                &[
+                    "--camera",
+                    "yard=rtsp://cam/main",
+                    "--camera",
+                    "door=synthetic",
+                    "--detect-source",
+                    "rtsp://cam/sub",
+                ][..],
+                "NAME=URI",
+            ),
+            (
+                &[
+                    "--camera",
+                    "yard=rtsp://cam/main",
+                    "--detect-source",
+                    "gate=rtsp://cam/sub",
+                ],
+                "no camera named",
+            ),
+            (
+                &["--source", "synthetic", "--detect-source", "rtsp://cam/sub"],
+                "needs an rtsp:// source",
+            ),
+            (
+                &[
+                    "--source",
+                    "rtsp://cam/main",
+                    "--detect-source",
+                    "rtsps://cam/sub",
+                ],
+                "rtsps://",
+            ),
+        ] {
+            let e = Config::from_cli(&cli(args)).unwrap_err().to_string();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lookout.toml");
+        std::fs::write(
+            &file,
+            "[[camera]]\nname = \"yard\"\nsource = \"rtsp://cam/main\"\n\
+             detect_source = \"rtsp://cam/sub\"\n",
+        )
+        .unwrap();
+        let c = Config::from_cli(&cli(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            c.cameras[0].detect_source.as_ref().unwrap().0,
+            "rtsp://cam/sub"
+        );
     }
 
     #[test]

@@ -189,12 +189,15 @@ mod tests {
         let cli = fields_of::<Cli>();
         assert!(cli.contains(&"listen") && cli.contains(&"camera") && cli.contains(&"settings"));
         // Flag-only options are no file keys.
-        for flag_only in ["config", "cameras", "mqtt_url", "command"] {
+        for flag_only in ["config", "cameras", "detect_sources", "mqtt_url", "command"] {
             assert!(!cli.contains(&flag_only), "{flag_only} in {cli:?}");
         }
         let settings = fields_of::<Settings>();
         assert!(settings.contains(&"threshold") && settings.contains(&"person_check"));
-        assert_eq!(fields_of::<FileCamera>(), ["name", "source", "settings"]);
+        assert_eq!(
+            fields_of::<FileCamera>(),
+            ["name", "source", "detect_source", "settings"]
+        );
         assert!(fields_of::<FileMqtt>().contains(&"password"));
     }
 

@@ -31,6 +31,7 @@ mod keys;
 mod local;
 mod notify;
 mod remote;
+mod stream;
 
 use std::future::Future;
 use std::path::Path;
@@ -132,7 +133,23 @@ fn checks(config: &Config) -> (Vec<Check>, Pending<'_>) {
                 continue;
             }
         }
+        if let Some(found) = stream::decoder(camera) {
+            let missing = found.status == Status::Fail;
+            quick.push(found);
+            if missing {
+                let name = camera.name.clone();
+                slow.push_back(Box::pin(async move {
+                    Check::skip(format!(
+                        "camera {name}: not started, ffmpeg is missing (above)"
+                    ))
+                }));
+                continue;
+            }
+        }
         slow.push_back(Box::pin(remote::camera(camera)));
+        if camera.detect_source.is_some() {
+            slow.push_back(Box::pin(stream::main_stream(camera)));
+        }
     }
     slow.push_back(match &config.mqtt {
         Some(mqtt) => Box::pin(remote::mqtt(mqtt)),

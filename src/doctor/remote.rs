@@ -24,10 +24,15 @@ pub(super) const BROKER_WITHIN: Duration = Duration::from_secs(10);
 /// kind of JPEG; or the reason it does not, with what to do.
 pub(super) async fn camera(camera: &CameraConfig) -> Check {
     let name = &camera.name;
-    let shown = crate::redact::redact(&camera.source_uri);
+    // With a detect stream, the pictures come from it (the main stream has
+    // a check of its own, `stream::main_stream`).
+    let (source, uri) = match &camera.detect_source {
+        Some((uri, spec)) => (spec, uri),
+        None => (&camera.source, &camera.source_uri),
+    };
+    let shown = crate::redact::redact(uri);
     let (sink, mut frames) = FrameSink::new();
-    let (supervisor, status, mut states) =
-        Supervisor::new(camera.source.clone(), &camera.source_uri, sink);
+    let (supervisor, status, mut states) = Supervisor::new(source.clone(), uri, sink);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(supervisor.run(cancel.clone()));
     let deadline = tokio::time::Instant::now() + FIRST_FRAME_WITHIN;
@@ -66,28 +71,25 @@ pub(super) async fn camera(camera: &CameraConfig) -> Check {
             return Check::fail(format!(
                 "camera {name}: {error}, after sending only data that is not JPEG \
                  ({bad_frames} piece(s) refused){}",
-                not_mjpeg(&camera.source)
+                not_mjpeg(source)
             ))
         }
         Err(Some(error)) => {
-            return Check::fail(format!(
-                "camera {name}: {error}{}",
-                hint(&camera.source, &error)
-            ))
+            return Check::fail(format!("camera {name}: {error}{}", hint(source, &error)))
         }
         Err(None) if bad_frames > 0 => {
             return Check::fail(format!(
                 "camera {name}: {shown} sent no picture within {} s, only data that is not \
                  JPEG ({bad_frames} piece(s) refused){}",
                 FIRST_FRAME_WITHIN.as_secs(),
-                not_mjpeg(&camera.source)
+                not_mjpeg(source)
             ));
         }
         Err(None) => {
             return Check::fail(format!(
                 "camera {name}: {shown} sent no frame within {} s{}",
                 FIRST_FRAME_WITHIN.as_secs(),
-                hint(&camera.source, "timed out")
+                hint(source, "timed out")
             ))
         }
     };
@@ -111,10 +113,20 @@ pub(super) async fn camera(camera: &CameraConfig) -> Check {
             ))
         }
     };
-    let text = format!(
-        "camera {name}: {shown} gives {}x{} {kind} at {rate}",
-        first.width, first.height
-    );
+    let stream = crate::sync::lock(&status).stream.clone();
+    let text = match stream {
+        // An IP camera: what it sends, then what lookout makes of it.
+        Some(info) => format!(
+            "camera {name}: {shown} sends {}; decoded to {}x{} at {rate}",
+            super::stream::describe(&info),
+            first.width,
+            first.height
+        ),
+        None => format!(
+            "camera {name}: {shown} gives {}x{} {kind} at {rate}",
+            first.width, first.height
+        ),
+    };
     if bad_frames > 0 {
         Check::warn(format!(
             "{text}, but {bad_frames} piece(s) of its data were not whole JPEGs and were dropped"
@@ -200,6 +212,7 @@ fn hint(source: &SourceSpec, error: &str) -> String {
                 ""
             }
         }
+        SourceSpec::Rtsp { .. } => super::stream::hint(error).unwrap_or(""),
         SourceSpec::V4l2(_) if e.contains("busy") => {
             "another program (another lookout?) is using the camera"
         }

@@ -55,7 +55,20 @@ impl Supervisor {
         uri: &str,
         sink: FrameSink,
     ) -> (Supervisor, StatusCell, watch::Receiver<SourceState>) {
-        let (output, status, states_rx) = Output::new(uri, sink);
+        let (output, status, states_rx) = Output::new(uri, sink, false);
+        (Supervisor { spec, output }, status, states_rx)
+    }
+
+    /// A supervisor for a stream that is read but not decoded: an IP
+    /// camera's main stream when a substream is decoded for detection. It
+    /// runs (and is reported, restarted and watched for stalls) like any
+    /// source, but publishes no frames.
+    pub fn passthrough(
+        spec: SourceSpec,
+        uri: &str,
+    ) -> (Supervisor, StatusCell, watch::Receiver<SourceState>) {
+        let (sink, _) = FrameSink::new();
+        let (output, status, states_rx) = Output::new(uri, sink, true);
         (Supervisor { spec, output }, status, states_rx)
     }
 

@@ -104,6 +104,11 @@ impl SourceStatus {
         self.last_frame.map(|t| t.elapsed().as_millis() as u64)
     }
 
+    /// Milliseconds since the source last received data, if it has.
+    pub fn last_data_age_ms(&self) -> Option<u64> {
+        self.last_data.map(|t| t.elapsed().as_millis() as u64)
+    }
+
     /// How long ago the supervisor's loop last ran, if it has.
     pub fn heartbeat_age(&self) -> Option<Duration> {
         self.heartbeat.map(|t| t.elapsed())
@@ -146,6 +151,9 @@ pub struct Output {
     states: Arc<watch::Sender<SourceState>>,
     /// Hides the URI's secrets in everything the source reports.
     redactor: Redactor,
+    /// The stream is read for passing through, not decoded into frames:
+    /// received data, not published frames, is what makes it run.
+    passthrough: bool,
 }
 
 impl Output {
@@ -155,6 +163,7 @@ impl Output {
     pub(super) fn new(
         uri: &str,
         sink: FrameSink,
+        passthrough: bool,
     ) -> (Output, StatusCell, watch::Receiver<SourceState>) {
         let redactor = Redactor::for_source(uri);
         let status = Arc::new(Mutex::new(SourceStatus::new(redactor.apply(uri))));
@@ -164,6 +173,7 @@ impl Output {
             status: status.clone(),
             states: Arc::new(states),
             redactor,
+            passthrough,
         };
         (output, status, states_rx)
     }
@@ -241,7 +251,14 @@ impl Output {
 
     /// Records what a compressed stream is and how it arrives.
     pub fn set_stream(&self, info: StreamInfo) {
-        lock(&self.status).stream = Some(info);
+        let mut st = lock(&self.status);
+        if self.passthrough {
+            // No decoded frames to measure: the stream's figures are the ones.
+            st.width = u16::try_from(info.width).unwrap_or(u16::MAX);
+            st.height = u16::try_from(info.height).unwrap_or(u16::MAX);
+            st.fps = info.fps.unwrap_or(0.0);
+        }
+        st.stream = Some(info);
     }
 
     /// Records the process id of a child process (exec sources).
@@ -257,9 +274,21 @@ impl Output {
         lock(&self.status).last_frame
     }
 
-    /// Records that the source received data at `now` (see `last_data`).
+    /// Records that the source received data at `now` (see `last_data`);
+    /// for a passed-through stream, that it runs.
     pub(super) fn heard(&self, now: Instant) {
-        lock(&self.status).last_data = Some(now);
+        let mut st = lock(&self.status);
+        st.last_data = Some(now);
+        if self.passthrough && st.state != SourceState::Running {
+            st.state = SourceState::Running;
+            drop(st);
+            self.states.send_replace(SourceState::Running);
+        }
+    }
+
+    /// Whether the stream is only passed through (see [`Supervisor::passthrough`](super::Supervisor::passthrough)).
+    pub(super) fn passthrough(&self) -> bool {
+        self.passthrough
     }
 
     /// The latest of the last frame and the last data received: what the

@@ -121,6 +121,9 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         if let Some(info) = stats.frame(frame.data().len(), key, now) {
             out.set_stream(info);
         }
+        if out.passthrough() {
+            continue;
+        }
         let Some(codec) = codec else {
             out.publish_one(Bytes::from(frame.into_data()));
             continue;
