@@ -26,6 +26,7 @@ use crate::source::spec::SourceSpec;
 use crate::source::{SourceState, StatusCell, Supervisor};
 use crate::store::StoreError;
 use crate::uploads::Uploader;
+use crate::video::VideoFeed;
 
 /// Why a camera could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,22 @@ pub struct Camera {
     pub check: Arc<PersonCheck>,
     /// The main stream's state when the pictures come from a detect stream.
     pub main_source: Option<StatusCell>,
+    /// The camera's own compressed video, for the live view.
+    pub video: CameraVideo,
+}
+
+/// The compressed streams of an RTSP camera, as they arrive.
+#[derive(Clone, Default)]
+pub struct CameraVideo {
+    /// The main stream (the camera's `source`).
+    pub main: Option<Arc<VideoFeed>>,
+    /// The detect stream, when the camera has one.
+    pub detect: Option<Arc<VideoFeed>>,
+}
+
+/// A feed for `spec` when it sends compressed video.
+fn feed_for(spec: &SourceSpec) -> Option<Arc<VideoFeed>> {
+    matches!(spec, SourceSpec::Rtsp { .. }).then(VideoFeed::new)
 }
 
 /// One camera as configured, for [`Camera::start`].
@@ -115,18 +132,29 @@ impl Camera {
         let (frames, _) = FrameSink::new();
         // With a detect stream, that one gives the pictures and the main
         // stream is read beside it, undecoded.
+        let mut video = CameraVideo {
+            main: feed_for(&source),
+            ..CameraVideo::default()
+        };
         let (pictures, main_source) = match detect_source {
             Some((uri, spec)) => {
-                let (main, status, _) = Supervisor::passthrough(source, &source_uri);
+                let (mut main, status, _) = Supervisor::passthrough(source, &source_uri);
+                if let Some(feed) = &video.main {
+                    main = main.with_video(feed.clone());
+                }
                 shared
                     .tracker
                     .spawn(main.run(shared.shutdown.child_token()));
-                ((spec, uri), Some(status))
+                video.detect = feed_for(&spec);
+                ((spec, uri, video.detect.clone()), Some(status))
             }
-            None => ((source, source_uri), None),
+            None => ((source, source_uri, video.main.clone()), None),
         };
-        let (supervisor, source_status, states) =
+        let (mut supervisor, source_status, states) =
             Supervisor::new(pictures.0, &pictures.1, frames.clone());
+        if let Some(feed) = pictures.2 {
+            supervisor = supervisor.with_video(feed);
+        }
         shared
             .tracker
             .spawn(supervisor.run(shared.shutdown.child_token()));
@@ -167,6 +195,7 @@ impl Camera {
             check: Arc::new(PersonCheck::new(shared.person.cloned())),
             cam,
             main_source,
+            video,
         });
         let cancel = shared.shutdown;
         // Every line its tasks log names the camera (`camera{name=yard}:`).

@@ -86,6 +86,7 @@ mod layers;
 pub mod metrics;
 pub mod migrate;
 pub mod motion;
+pub mod mp4;
 pub mod mqtt;
 pub mod names;
 pub mod notify;
@@ -104,6 +105,7 @@ pub mod store;
 mod sync;
 pub mod thumbs;
 pub mod uploads;
+pub mod video;
 pub mod web;
 pub mod zones;
 

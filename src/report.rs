@@ -115,10 +115,27 @@ pub struct CamSummary {
     pub stream_url: String,
     /// Its latest frame.
     pub snapshot_url: String,
+    /// Its own H.264/H.265 as fragmented MP4 (an RTSP camera), for Media
+    /// Source Extensions; `?stream=detect` for its detect stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_url: Option<String>,
+    /// The codecs of its streams in RFC 6381 form, once known: `main` and,
+    /// with a detect stream, `detect`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_codecs: Option<LiveCodecs>,
     /// The prefix of all its routes.
     pub base: String,
     /// Its notifications.
     pub notify: NotifyReport,
+}
+
+/// The codecs of a camera's compressed streams.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCodecs {
+    /// The main stream's, e.g. `avc1.640028` or `hvc1.1.6.L120.90`.
+    pub main: Option<String>,
+    /// The detect stream's, when there is one.
+    pub detect: Option<String>,
 }
 
 /// `GET /cams`.
@@ -226,6 +243,20 @@ pub fn summary(hub: &Hub, camera: &Camera) -> CamSummary {
         last_motion_ts: camera.cam.last_motion_ts(),
         stream_url: format!("{base}/stream.jpg"),
         snapshot_url: format!("{base}/snapshot.jpg"),
+        live_url: camera
+            .video
+            .main
+            .as_ref()
+            .map(|_| format!("{base}/live.mp4")),
+        live_codecs: camera.video.main.as_ref().map(|main| LiveCodecs {
+            main: main.track().map(|t| t.codec.clone()),
+            detect: camera
+                .video
+                .detect
+                .as_ref()
+                .and_then(|d| d.track())
+                .map(|t| t.codec.clone()),
+        }),
         base,
         notify: notify(hub, camera),
     }

@@ -59,6 +59,13 @@ impl Supervisor {
         (Supervisor { spec, output }, status, states_rx)
     }
 
+    /// Sends the source's compressed frames (an RTSP camera's H.264 or
+    /// H.265) to `feed` as well, as they arrive.
+    pub fn with_video(mut self, feed: std::sync::Arc<crate::video::VideoFeed>) -> Supervisor {
+        self.output.set_video(feed);
+        self
+    }
+
     /// A supervisor for a stream that is read but not decoded: an IP
     /// camera's main stream when a substream is decoded for detection. It
     /// runs (and is reported, restarted and watched for stalls) like any

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::mjpeg::one_frame;
 use crate::frame::FrameSink;
 use crate::redact::Redactor;
+use crate::video::VideoFeed;
 
 /// At most one log line per this interval about refused frames, per source:
 /// a camera sending nothing but garbage must not fill the SD card with logs.
@@ -154,6 +155,9 @@ pub struct Output {
     /// The stream is read for passing through, not decoded into frames:
     /// received data, not published frames, is what makes it run.
     passthrough: bool,
+    /// Where a source of compressed video (RTSP) puts its frames as they
+    /// come, for the live view.
+    video: Option<Arc<VideoFeed>>,
 }
 
 impl Output {
@@ -174,6 +178,7 @@ impl Output {
             states: Arc::new(states),
             redactor,
             passthrough,
+            video: None,
         };
         (output, status, states_rx)
     }
@@ -284,6 +289,15 @@ impl Output {
             drop(st);
             self.states.send_replace(SourceState::Running);
         }
+    }
+
+    /// The feed the source's compressed frames go to, if any.
+    pub(super) fn video(&self) -> Option<&Arc<VideoFeed>> {
+        self.video.as_ref()
+    }
+
+    pub(super) fn set_video(&mut self, feed: Arc<VideoFeed>) {
+        self.video = Some(feed);
     }
 
     /// Whether the stream is only passed through (see [`Supervisor::passthrough`](super::Supervisor::passthrough)).

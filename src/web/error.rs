@@ -27,6 +27,9 @@ pub enum ApiError {
     /// No frame has been captured yet.
     #[error("no frame yet")]
     NoFrame,
+    /// The camera sends no compressed video to pass on (it is not RTSP).
+    #[error("this camera sends pictures, not video: watch /stream.jpg")]
+    NoVideo,
     /// A limit is reached (viewers, subscribers); try again later.
     #[error("{0}")]
     Busy(&'static str),
@@ -72,6 +75,7 @@ impl IntoResponse for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": self.to_string()}),
             ),
+            ApiError::NoVideo => (StatusCode::NOT_FOUND, json!({"error": self.to_string()})),
             ApiError::Internal(detail) => {
                 tracing::error!("internal error: {detail}");
                 (

@@ -14,6 +14,7 @@ pub mod client;
 pub mod clips;
 pub mod conn;
 pub mod error;
+pub mod live;
 pub mod login;
 pub mod metrics;
 pub mod policy;
@@ -53,6 +54,7 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
     let routes = Router::new()
         .route("/snapshot.jpg", get(stream::snapshot))
         .route("/stream.jpg", get(stream::stream))
+        .route("/live.mp4", get(live::live))
         .route("/config", get(api::get_config).post(api::post_config))
         .route("/control", get(ws::upgrade).post(api::post_control))
         .route("/api/events", get(sse::history))

@@ -33,6 +33,7 @@ use self::decode::Decoder;
 use self::stats::Stats;
 use super::error::SourceError;
 use super::output::Output;
+use crate::video::{Packet, Track, VideoFeed};
 
 /// How long the camera may take to answer each step of setting up.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -121,25 +122,64 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         if let Some(info) = stats.frame(frame.data().len(), key, now) {
             out.set_stream(info);
         }
-        if out.passthrough() {
-            continue;
-        }
         let Some(codec) = codec else {
-            out.publish_one(Bytes::from(frame.into_data()));
+            if !out.passthrough() {
+                out.publish_one(Bytes::from(frame.into_data()));
+            }
             continue;
         };
-        // New parameters (a new size, say) start a new decoder at this
-        // keyframe: ffmpeg's y4m output cannot change size mid-stream.
-        if frame.has_new_parameters() && key {
-            decoder = None;
+        if !out.passthrough() {
+            // New parameters (a new size, say) start a new decoder at this
+            // keyframe: ffmpeg's y4m output cannot change size mid-stream.
+            if frame.has_new_parameters() && key {
+                decoder = None;
+            }
+            if decoder.is_none() {
+                decoder = Some(Decoder::start(codec, out)?);
+            }
+            if let Some(d) = decoder.as_mut() {
+                feed(d, &frame, params.as_ref().map(|p| p.codec_params()), out);
+            }
         }
-        if decoder.is_none() {
-            decoder = Some(Decoder::start(codec, out)?);
-        }
-        if let Some(d) = decoder.as_mut() {
-            feed(d, &frame, params.as_ref().map(|p| p.codec_params()), out);
+        if let (Some(video), Some(p)) = (out.video(), &params) {
+            pass_on(video, p, frame, now);
         }
     }
+}
+
+/// Hands one frame, as it came, to the video feed (the live view), with
+/// the track when it is new.
+fn pass_on(
+    video: &VideoFeed,
+    params: &retina::codec::VideoParameters,
+    frame: VideoFrame,
+    now: Instant,
+) {
+    if frame.has_new_parameters() || video.track().is_none() {
+        match params.mp4_sample_entry().build() {
+            Ok(entry) => {
+                let (width, height) = params.pixel_dimensions();
+                video.set_track(Track {
+                    codec: params.rfc6381_codec().to_string(),
+                    sample_entry: Bytes::from(entry),
+                    width,
+                    height,
+                    timescale: frame.timestamp().clock_rate().get(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!("the stream's parameters make no MP4 sample entry: {e}");
+                return;
+            }
+        }
+    }
+    video.push(Packet {
+        keyframe: frame.is_random_access_point(),
+        pts: frame.timestamp().elapsed(),
+        received: now,
+        received_at: std::time::SystemTime::now(),
+        data: Bytes::from(frame.into_data()),
+    });
 }
 
 /// Hands one frame to the decoder in Annex B, with the parameter sets in
