@@ -2,11 +2,13 @@
 //! directory, and a small MJPEG client that parses parts off the wire.
 //!
 //! Beside it: `sse` (the SSE reader) and `receiver` (the upload receiver),
-//! which the bench programs include too, `broker` (a real mosquitto) and
-//! `webpush` (a real Web Push service).
+//! which the bench programs include too, `broker` (a real mosquitto),
+//! `webpush` (a real Web Push service) and `fakecam` (a scripted RTSP
+//! camera).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod broker;
+pub mod fakecam;
 pub mod receiver;
 pub mod sse;
 pub mod webpush;
@@ -205,6 +207,15 @@ impl Binary {
         Self::start(cmd, args, data_dir)
     }
 
+    /// Starts `lookout` with `args`, its standard error (where a panic is
+    /// written) read too: into the [`Log`] of [`Binary::collect`], or
+    /// drained by [`Binary::drain`].
+    pub fn spawn_with_stderr(args: &[&str], data_dir: &Path) -> Binary {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
+        cmd.stderr(std::process::Stdio::piped());
+        Self::start(cmd, args, data_dir)
+    }
+
     /// Starts `lookout` with `args` and the environment variables `env`.
     pub fn spawn_with_env(env: &[(&str, &str)], args: &[&str], data_dir: &Path) -> Binary {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
@@ -268,9 +279,19 @@ impl Binary {
 
     /// Keeps reading the log in the background into a [`Log`] the test can
     /// search later, and hands back the process.
-    pub fn collect(self) -> (tokio::process::Child, Log) {
+    pub fn collect(mut self) -> (tokio::process::Child, Log) {
+        use tokio::io::AsyncBufReadExt;
         let mut lines = self.lines;
         let log = Log::default();
+        if let Some(stderr) = self.child.stderr.take() {
+            let into = log.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    into.0.lock().expect("log lock").push(line);
+                }
+            });
+        }
         let into = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -282,7 +303,12 @@ impl Binary {
 
     /// Keeps draining the log in the background (so the process never blocks
     /// on a full pipe) and hands back the process.
-    pub fn drain(self) -> tokio::process::Child {
+    pub fn drain(mut self) -> tokio::process::Child {
+        use tokio::io::AsyncBufReadExt;
+        if let Some(stderr) = self.child.stderr.take() {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        }
         let mut lines = self.lines;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child
