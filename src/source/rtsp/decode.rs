@@ -29,6 +29,9 @@ use crate::source::output::Output;
 /// the picture on show is never older than that.
 const QUEUE: usize = 6;
 
+/// At most one line of the decoder's complaints per this interval.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// The program that decodes.
 const FFMPEG: &str = "ffmpeg";
 
@@ -106,12 +109,26 @@ impl Decoder {
         let (log, log_out) = (last_line.clone(), out.clone());
         tasks.spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
+            // A broken stream makes ffmpeg complain for every slice: at most
+            // one line per LOG_EVERY reaches the log, with how many were not.
+            let (mut logged, mut quiet) = (None::<std::time::Instant>, 0u64);
             while let Ok(Some(line)) = lines.next_line().await {
                 let line = log_out.redact(line.trim());
-                if !line.is_empty() {
-                    tracing::info!(target: "lookout::source::rtsp", "decoder: {line}");
-                    *crate::sync::lock(&log) = line;
+                if line.is_empty() {
+                    continue;
                 }
+                if logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+                    logged = Some(std::time::Instant::now());
+                    if quiet > 0 {
+                        tracing::info!(target: "lookout::source::rtsp", "decoder: {line} ({quiet} more lines not logged)");
+                    } else {
+                        tracing::info!(target: "lookout::source::rtsp", "decoder: {line}");
+                    }
+                    quiet = 0;
+                } else {
+                    quiet += 1;
+                }
+                *crate::sync::lock(&log) = line;
             }
         });
         let out = out.clone();

@@ -102,7 +102,7 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         };
         let frame = match item {
             None => return Err(SourceError::Rtsp("the camera ended the stream".into())),
-            Some(Err(e)) => return Err(rtsp_error("the stream", &e)),
+            Some(Err(e)) => return Err(rtsp_error("PLAY", &e)),
             Some(Ok(CodecItem::VideoFrame(frame))) => frame,
             Some(Ok(_)) => continue,
         };
@@ -241,6 +241,8 @@ fn rtsp_error(step: &str, e: &retina::Error) -> SourceError {
              check the path in the camera's manual"
         ),
         Some(code) => format!("the camera answered {code} to {step}: {first}"),
+        // Once playing, an error is the stream breaking: say so.
+        None if step == "PLAY" => format!("the camera's stream broke off: {first}"),
         None => format!("RTSP {step} failed: {first}"),
     })
 }
