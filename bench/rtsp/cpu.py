@@ -10,6 +10,8 @@ is read from /proc over a window:
   native      --source rtsp://.../main --detect-source rtsp://.../sub
               (the substream decoded by an ffmpeg child, the main stream
               read undecoded)
+  native + 20 live.mp4 viewers: the same, with 20 clients reading the main
+              stream over /live.mp4 (their cost is the difference)
   native-main --source rtsp://.../main (the main stream decoded)
   transcode   --source 'exec:ffmpeg -rtsp_transport tcp -i rtsp://.../main
               -c:v mjpeg -f mjpeg -' (the way before native RTSP)
@@ -76,7 +78,21 @@ def status(port):
         return json.load(r)
 
 
-def run_one(lookout, args, window, person, settle=5.0):
+def live_viewer(port, stop, counted):
+    """Reads /live.mp4 until `stop` is set, counting bytes."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/live.mp4")
+    resp = conn.getresponse()
+    while not stop.is_set():
+        chunk = resp.read1(65536)
+        if not chunk:
+            break
+        counted.append(len(chunk))
+    conn.close()
+
+
+def run_one(lookout, args, window, person, viewers=0, settle=5.0):
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         config = os.path.join(data, "lookout.toml")
@@ -99,7 +115,15 @@ def run_one(lookout, args, window, person, settle=5.0):
                 if time.time() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"lookout {args} did not start")
                 time.sleep(0.2)
+            import threading
+            stop, counted, threads = threading.Event(), [], []
+            for _ in range(viewers):
+                t = threading.Thread(target=live_viewer, args=(port, stop, counted), daemon=True)
+                t.start()
+                threads.append(t)
             time.sleep(settle)
+            if viewers and not counted:
+                raise RuntimeError("the live viewers got nothing")
             pids = tree(proc.pid)
             before = {p: cpu_ticks(p) for p in pids}
             frames0, t0 = status(port)["frames"], time.monotonic()
@@ -109,6 +133,7 @@ def run_one(lookout, args, window, person, settle=5.0):
             if any(after[p] is None for p in pids) or set(tree(proc.pid)) != set(pids):
                 raise RuntimeError(f"the process tree changed during the window: {args}")
             ticks = sum(after[p] - before[p] for p in pids)
+            stop.set()
             return ticks / CLK_TCK / (t1 - t0), (frames1 - frames0) / (t1 - t0)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -139,6 +164,7 @@ def main():
         main_url, sub_url = ready[1], ready[2]
         configs = {
             "native": ["--source", main_url, "--detect-source", sub_url],
+            "native + 20 live.mp4 viewers": ["--source", main_url, "--detect-source", sub_url],
             "native-main": ["--source", main_url],
             "transcode": ["--source", "exec:ffmpeg -loglevel error -rtsp_transport tcp -i "
                           f"{main_url} -c:v mjpeg -f mjpeg -"],
@@ -146,7 +172,8 @@ def main():
         results = {name: [] for name in configs}
         for run in range(a.runs):
             for name, args in configs.items():
-                cpu, fps = run_one(a.lookout, args, a.window, a.person == "on")
+                viewers = 20 if "live.mp4" in name else 0
+                cpu, fps = run_one(a.lookout, args, a.window, a.person == "on", viewers)
                 print(f"run {run + 1} {name}: {cpu:.3f} core, {fps:.1f} frames/s",
                       file=sys.stderr, flush=True)
                 results[name].append((cpu, fps))
