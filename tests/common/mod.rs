@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod receiver;
+pub mod rtsp;
 pub mod sse;
 pub mod webpush;
 
