@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod fakecam;
 pub mod receiver;
+pub mod rtsp;
 pub mod sse;
 pub mod webpush;
 
