@@ -279,6 +279,12 @@ impl Output {
         lock(&self.status).last_frame
     }
 
+    /// Records a sign of life at `now` that is not yet data (a camera's
+    /// answer while setting up): the stall watchdog counts from it.
+    pub(super) fn alive(&self, now: Instant) {
+        lock(&self.status).last_data = Some(now);
+    }
+
     /// Records that the source received data at `now` (see `last_data`);
     /// for a passed-through stream, that it runs.
     pub(super) fn heard(&self, now: Instant) {

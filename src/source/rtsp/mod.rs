@@ -35,8 +35,11 @@ use super::error::SourceError;
 use super::output::Output;
 use crate::video::{Packet, Track, VideoFeed};
 
-/// How long the camera may take to answer each step of setting up.
-const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// How long the camera may take to answer each step of setting up: under
+/// the stall watchdog's 10 s, so that a camera that never answers is
+/// reported as that, not as a stall. Each answer counts as life for the
+/// watchdog, so a slow camera gets this long for every step.
+const ANSWER_WITHIN: Duration = Duration::from_secs(8);
 
 /// How the RTP packets travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +68,7 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         .creds(creds)
         .user_agent(format!("lookout/{}", env!("CARGO_PKG_VERSION")));
     let mut session = answer("DESCRIBE", Session::describe(url, options)).await?;
+    out.alive(Instant::now());
     let (index, stream) = session
         .streams()
         .iter()
@@ -90,7 +94,9 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         .transport(transport_opts)
         .frame_format(FrameFormat::MP4);
     answer("SETUP", session.setup(index, setup)).await?;
+    out.alive(Instant::now());
     let playing = answer("PLAY", session.play(PlayOptions::default())).await?;
+    out.alive(Instant::now());
     let mut demuxed = playing.demuxed().map_err(|e| rtsp_error("PLAY", &e))?;
     let mut stats = Stats::new(&encoding, transport.name());
     out.set_stream(stats.info());
@@ -229,8 +235,20 @@ async fn answer<T>(
 /// A retina error as one line that says what to do. retina's own text runs
 /// over several lines of connection details; the first says what happened.
 fn rtsp_error(step: &str, e: &retina::Error) -> SourceError {
-    let first = e.to_string();
-    let first = first.lines().next().unwrap_or("").trim().to_string();
+    let text = e.to_string();
+    // retina's first line may end in a "buffered:" that its next lines fill.
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first
+        .strip_suffix("buffered:")
+        .unwrap_or(first)
+        .trim_end_matches([';', ' ', ','])
+        .to_string();
+    if first.contains("Invalid RTSP message") {
+        return SourceError::Rtsp(format!(
+            "the port answered {step}, but not in RTSP (a web server? cameras serve RTSP \
+             on port 554): {first}"
+        ));
+    }
     SourceError::Rtsp(match e.status_code() {
         Some(401) => format!(
             "the camera refused the user name or password (401 Unauthorized to {step}); \
