@@ -92,7 +92,6 @@ pub mod names;
 pub mod notify;
 pub mod peers;
 pub mod person;
-pub mod picture;
 pub mod push;
 pub mod redact;
 pub mod report;

@@ -1,8 +1,14 @@
 //! The detect stream's decoder: an `ffmpeg` child, H.264 or H.265 in on a
-//! pipe, I420 pictures out on another (see docs/design/ipcam.md for why a
-//! child and not a library: it was the cheapest per frame, costs the build
-//! nothing, covers H.265, and a decoder crash on a broken stream kills a
-//! child the supervisor restarts, never the server).
+//! pipe, JPEGs out on another (see docs/design/ipcam.md for why a child and
+//! not a library: it was the cheapest per frame, costs the build nothing,
+//! covers H.265, and a decoder crash on a broken stream kills a child the
+//! supervisor restarts, never the server).
+//!
+//! The child encodes the JPEGs too: everything downstream takes JPEG
+//! frames, and ffmpeg's encoder is the cheaper one. Measured with
+//! `scripts/bench --rtsp` (a 1080p15 main stream decoded): 0.220 core with
+//! JPEGs from the child, 0.285 with raw I420 out and the `jpeg-encoder`
+//! crate in lookout.
 //!
 //! The RTSP session never waits for the decoder. Frames go into a short
 //! queue; when it is full, frames are dropped up to the next keyframe (a
@@ -20,8 +26,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::annexb::Codec;
-use super::y4m::Y4mReader;
-use crate::picture::JPEG_QUALITY;
 use crate::source::error::SourceError;
 use crate::source::output::Output;
 
@@ -66,8 +70,8 @@ impl Decoder {
             // thread. A 32-byte probe: the stream is known, start at once.
             .args(["-threads", "1", "-probesize", "32", "-analyzeduration", "0"])
             .args(["-f", codec.ffmpeg_format(), "-i", "pipe:0"])
-            .args(["-fps_mode", "passthrough", "-pix_fmt", "yuv420p"])
-            .args(["-f", "yuv4mpegpipe", "pipe:1"])
+            .args(["-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "5"])
+            .args(["-f", "mjpeg", "pipe:1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -188,23 +192,16 @@ impl Decoder {
     }
 }
 
-/// Reads pictures until the stream ends or breaks, and publishes each as a
-/// JPEG; returns why it stopped.
+/// Publishes the child's JPEGs until its output ends or breaks; returns why
+/// it stopped. (A JPEG that is not whole is counted and skipped.)
 async fn publish_pictures(stdout: ChildStdout, out: &Output) -> String {
-    let mut pictures = Y4mReader::new(BufReader::with_capacity(1 << 16, stdout));
+    let mut frames = crate::source::mjpeg::FrameReader::new(stdout);
     loop {
-        let picture = match pictures.next_picture().await {
-            Ok(Some(p)) => p,
+        match frames.next_frame().await {
+            Ok(Some(jpeg)) => out.publish(jpeg),
             Ok(None) => return "its output ended".into(),
+            Err(e) if e.is_bad_data() => out.reject(&e),
             Err(e) => return e.to_string(),
-        };
-        // A 1080p encode takes milliseconds: off the async workers. While it
-        // runs the pipe fills, the decoder waits, and the queue drops frames.
-        let jpeg = tokio::task::spawn_blocking(move || picture.to_jpeg(JPEG_QUALITY)).await;
-        match jpeg {
-            Ok(Ok(jpeg)) => out.publish(Bytes::from(jpeg)),
-            Ok(Err(e)) => out.reject(&e),
-            Err(e) => return format!("the JPEG encoder failed: {e}"),
         }
     }
 }

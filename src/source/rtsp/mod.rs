@@ -16,7 +16,6 @@
 mod annexb;
 mod decode;
 mod stats;
-mod y4m;
 
 use std::time::{Duration, Instant};
 
@@ -136,7 +135,7 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         };
         if !out.passthrough() {
             // New parameters (a new size, say) start a new decoder at this
-            // keyframe: ffmpeg's y4m output cannot change size mid-stream.
+            // keyframe, so the decoder starts clean on the new stream.
             if frame.has_new_parameters() && key {
                 decoder = None;
             }
