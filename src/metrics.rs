@@ -84,6 +84,13 @@ pub struct CameraResultLabels {
     pub result: &'static str,
 }
 
+/// A camera and one of its compressed streams (`main` or `detect`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CameraStreamLabels {
+    pub camera: String,
+    pub stream: &'static str,
+}
+
 /// The build, as a constant series carrying the version.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {

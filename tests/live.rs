@@ -217,3 +217,57 @@ async fn live_mp4_is_refused_clearly_where_there_is_no_video() {
     assert_eq!(headers["x-video-size"], "320x240");
     assert!(boxes(&body).iter().any(|(k, _)| k == "mdat"));
 }
+
+#[tokio::test]
+async fn the_streams_figures_reach_metrics_that_promtool_accepts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let footage = fakecam::encode_footage(dir.path(), 60, 10, 20);
+    let cam = FakeCam::start(&footage, Script::default()).await;
+    let (base, _child, _data) = lookout(&cam.url).await;
+    let client = reqwest::Client::new();
+    // The bitrate is measured over about 2 s; the keyframe interval needs two.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let text = loop {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("text");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let bytes = value(r#"lookout_video_bytes_per_second{camera="cam",stream="main"} "#);
+        let gop = value(r#"lookout_video_keyframe_interval_seconds{camera="cam",stream="main"} "#);
+        if bytes.is_some_and(|b| b > 1_000.0) && gop.is_some_and(|g| (1.0..=3.0).contains(&g)) {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "video figures in /metrics within {WAIT:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let file = dir.path().join("scrape.txt");
+    std::fs::write(&file, &text).expect("write");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).expect("open"))
+        .output();
+    match out {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            eprintln!("skipped promtool: not installed (scripts/test installs it)");
+        }
+        Err(e) => panic!("promtool cannot run: {e}"),
+    }
+}

@@ -20,7 +20,8 @@ use prometheus_client::registry::Registry;
 use crate::camera::Camera;
 use crate::hub::Hub;
 use crate::metrics::{
-    CameraLabel, CameraResultLabels, FloatGauge, ResultLabel, CONTENT_TYPE, UNMATCHED,
+    CameraLabel, CameraResultLabels, CameraStreamLabels, FloatGauge, ResultLabel, CONTENT_TYPE,
+    UNMATCHED,
 };
 use crate::source::SourceState;
 
@@ -80,6 +81,8 @@ struct CameraSeries {
     clips: Family<CameraResultLabels, Counter>,
     clip_dropped: Family<CameraLabel, Counter>,
     clip_buffer: Family<CameraLabel, Gauge>,
+    stream_bitrate: Family<CameraStreamLabels, Gauge>,
+    stream_keyframe_interval: Family<CameraStreamLabels, FloatGauge>,
 }
 
 impl CameraSeries {
@@ -131,6 +134,32 @@ impl CameraSeries {
         self.motion_active
             .get_or_create(&label)
             .set(i64::from(cam.cam.motion_active()));
+        // An RTSP camera's compressed streams, as they arrive: the one that
+        // gives the pictures, and the main stream read beside a detect one.
+        let main = cam
+            .main_source
+            .as_ref()
+            .map(|c| crate::sync::lock(c).clone());
+        let pictures = cam.cam.source();
+        let streams = match main {
+            Some(main) => [("main", main.stream), ("detect", pictures.stream)],
+            None => [("main", pictures.stream), ("detect", None)],
+        };
+        for (stream, info) in streams {
+            let Some(info) = info else { continue };
+            let labels = CameraStreamLabels {
+                camera: cam.name.clone(),
+                stream,
+            };
+            if let Some(kbps) = info.bitrate_kbps {
+                // Prometheus's base unit is the byte.
+                let bytes = i64::try_from(kbps.saturating_mul(125)).unwrap_or(i64::MAX);
+                self.stream_bitrate.get_or_create(&labels).set(bytes);
+            }
+            if let Some(s) = info.keyframe_interval_s {
+                self.stream_keyframe_interval.get_or_create(&labels).set(s);
+            }
+        }
     }
 
     /// Registers every series but `motion_active`, which the text has last.
@@ -157,7 +186,21 @@ impl CameraSeries {
             "Frames per second the camera delivers, measured over the last second",
             self.fps,
         );
-        reg.register("stream_viewers", "Open MJPEG stream viewers", self.viewers);
+        reg.register(
+            "stream_viewers",
+            "Open live viewers: MJPEG (/stream.jpg) and MP4 (/live.mp4)",
+            self.viewers,
+        );
+        reg.register(
+            "video_bytes_per_second",
+            "Bytes per second an RTSP camera's stream sends (main, or detect beside it), measured",
+            self.stream_bitrate,
+        );
+        reg.register(
+            "video_keyframe_interval_seconds",
+            "Seconds between the last two keyframes of an RTSP camera's stream",
+            self.stream_keyframe_interval,
+        );
         reg.register(
             "person_check_available",
             "Whether the person check can run on the camera (1: the model is loaded) or not (0)",
