@@ -10,7 +10,7 @@ import { $, setPill, formatScore } from './util.js';
 import { getJSON, postJSON } from './api.js';
 import { Control, NotConnected } from './ws.js';
 import { EventFeed } from './events.js';
-import { LiveStream } from './stream.js';
+import { LiveView } from './live-view.js';
 import { LevelGraph } from './graph.js';
 import { RecentEvents } from './recent.js';
 import { Incidents } from './incidents.js';
@@ -97,8 +97,11 @@ export class CameraView {
     this.editor = new ZoneEditor(this.overlay, this.zones, { base });
     this.tuner = new Tuner(this.overlay);
     this.snooze = new SnoozeCard();
-    this.stream = new LiveStream($('stream'), {
-      path: `${base}/stream.jpg`,
+    // The live picture: the camera's video (MSE) or MJPEG, as live-view.js decides.
+    this.stream = new LiveView({
+      base,
+      name,
+      onSize: (w, h) => this.overlay.adopt(w, h),
       onState: (s) => {
         setPill($('conn-stream'), s === 'live' ? 'ok' : s === 'paused' ? 'idle' : 'bad', s);
         const wasLive = this.streamLive;

@@ -55,8 +55,14 @@ export class Overlay {
 
   /** Adopts the frame's size once a frame is shown (a camera may change it). */
   measure() {
-    const w = this.img.naturalWidth;
-    const h = this.img.naturalHeight;
+    this.adopt(this.img.naturalWidth, this.img.naturalHeight);
+  }
+
+  /**
+   * Adopts a picture size given from outside: the live <video> (live-view.js)
+   * shows in the same box when it replaces the image.
+   */
+  adopt(w, h) {
     if (!w || !h || (w === this.width && h === this.height)) return;
     this.width = w;
     this.height = h;

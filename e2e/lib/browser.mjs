@@ -33,9 +33,10 @@ export async function openPage(context, url) {
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     // While the camera has no frame the stream answers 503 and the page
-    // retries: the browser logs each attempt, which is expected, not a fault.
+    // retries (so does the video stream, live.mp4): the browser logs each
+    // attempt, which is expected, not a fault.
     const url = msg.location()?.url || '';
-    if (url.includes('/stream.jpg') && msg.text().includes('503')) return;
+    if ((url.includes('/stream.jpg') || url.includes('/live.mp4')) && msg.text().includes('503')) return;
     page.problems.push(`console: ${msg.text()}`);
   });
   page.on('pageerror', (err) => page.problems.push(`pageerror: ${err.message}`));
