@@ -137,7 +137,10 @@ export class LiveView {
     this.renderSwitch();
     if (this.mode === null) this.use(this.defaultMode());
     const codecs = this.cam?.live_codecs;
-    if (this.cam?.live_url && (!codecs?.main || !codecs?.detect) && this.codecsTries < CODECS_TRIES) {
+    // `detect` is absent for a camera without a detect stream, null while
+    // it is not known yet.
+    const pending = !codecs?.main || (codecs && 'detect' in codecs && !codecs.detect);
+    if (this.cam?.live_url && pending && this.codecsTries < CODECS_TRIES) {
       const wait = Math.min(CODECS_RETRY_MAX_MS, CODECS_RETRY_MS * 2 ** this.codecsTries);
       this.codecsTries++;
       this.codecsTimer = setTimeout(() => this.loadCamera(), wait);

@@ -134,8 +134,10 @@ pub struct CamSummary {
 pub struct LiveCodecs {
     /// The main stream's, e.g. `avc1.640028` or `hvc1.1.6.L120.90`.
     pub main: Option<String>,
-    /// The detect stream's, when there is one.
-    pub detect: Option<String>,
+    /// The detect stream's: absent without a detect stream, null until
+    /// its parameters are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect: Option<Option<String>>,
 }
 
 /// `GET /cams`.
@@ -254,8 +256,7 @@ pub fn summary(hub: &Hub, camera: &Camera) -> CamSummary {
                 .video
                 .detect
                 .as_ref()
-                .and_then(|d| d.track())
-                .map(|t| t.codec.clone()),
+                .map(|d| d.track().map(|t| t.codec.clone())),
         }),
         base,
         notify: notify(hub, camera),

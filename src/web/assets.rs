@@ -41,7 +41,7 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
                     (
                         header::CONTENT_SECURITY_POLICY,
                         HeaderValue::from_static(
-                            "default-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'",
+                            "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'",
                         ),
                     ),
                     (
