@@ -257,12 +257,15 @@ export class LiveView {
     this.onState(word);
   }
 
-  showInfo({ width, height, bitrate, codec }) {
+  showInfo({ width, height, bitrate, codec, delayMs }) {
     if (width && height) this.onSize(width, height);
     const parts = [];
     if (width && height) parts.push(`${width}x${height}`);
     if (bitrate !== null && bitrate !== undefined) parts.push(formatRate(bitrate));
     if (codec) parts.push(codec);
+    // How far behind lookout the picture is (the camera's own delay comes on top).
+    if (delayMs !== null && delayMs !== undefined) parts.push(`${(Math.max(0, delayMs) / 1000).toFixed(1)} s behind`);
     this.info.textContent = parts.join(' · ');
+    this.info.dataset.delayMs = delayMs ?? '';
   }
 }

@@ -22,9 +22,14 @@
 import { Backoff } from './util.js';
 
 // Playback further behind the newest frame than this jumps forward...
-const MAX_LATENCY_S = 1.5;
+const MAX_LATENCY_S = 1.0;
 // ...to this far behind it (a little slack so it does not stall at once).
 const JUMP_TO_S = 0.3;
+// Between the two, it plays a little faster until it is this close again
+// (catching up without a jump the eye sees).
+const CATCH_UP_ABOVE_S = 0.5;
+const CAUGHT_UP_BELOW_S = 0.3;
+const CATCH_UP_RATE = 1.1;
 // Bitrate: bytes received over this window.
 const RATE_WINDOW_MS = 4000;
 // How often the state (resolution, bitrate) is reported.
@@ -110,6 +115,21 @@ function timescaleOf(b, moov) {
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const version = b[mdhd.body];
   return view.getUint32(mdhd.body + (version === 1 ? 20 : 12));
+}
+
+/**
+ * A producer reference time box: the wall-clock time (Unix ms) lookout had
+ * the frame whose decode time is `mediaTime` (in the track's timescale).
+ */
+function referenceTime(b, prft) {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const version = b[prft.body];
+  const at = prft.body + 8; // version, flags, reference track id
+  if (at + 8 + (version === 1 ? 8 : 4) > prft.end) return null;
+  const secs = view.getUint32(at) - 2208988800; // NTP counts from 1900
+  const fraction = view.getUint32(at + 4) / 2 ** 32;
+  const mediaTime = version === 1 ? Number(view.getBigUint64(at + 8)) : view.getUint32(at + 8);
+  return { wallMs: (secs + fraction) * 1000, mediaTime };
 }
 
 /**
@@ -333,7 +353,7 @@ export class LivePlayer {
     if (!s) return;
     const width = s.width || this.video.videoWidth || null;
     const height = s.height || this.video.videoHeight || null;
-    this.onInfo({ width, height, bitrate: s.bitrate(), codec: s.codec });
+    this.onInfo({ width, height, bitrate: s.bitrate(), codec: s.codec, delayMs: s.delayMs() });
   }
 }
 
@@ -349,6 +369,9 @@ class Session {
     this.timescale = null;
     // Times (s) of the keyframes still buffered, oldest first.
     this.keyframes = [];
+    // [media time (s), wall-clock ms lookout had that frame], from the
+    // server's prft boxes, oldest first (the last few seconds).
+    this.clock = [];
     this.width = null;
     this.height = null;
     this.codec = null;
@@ -363,6 +386,20 @@ class Session {
 
   playedFor() {
     return this.playingSince === null ? 0 : performance.now() - this.playingSince;
+  }
+
+  /**
+   * How far behind lookout the picture on screen is, in ms: now minus when
+   * lookout had the frame at the playhead (null until known).
+   */
+  delayMs() {
+    const t = this.video.currentTime;
+    let wall = null;
+    for (const [media, ms] of this.clock) {
+      if (media > t + 1e-3) break;
+      wall = ms;
+    }
+    return wall === null ? null : Date.now() - wall;
   }
 
   /** Bits per second over the last few seconds, or null until a second has passed. */
@@ -455,6 +492,15 @@ class Session {
 
   /** Notes what a box says (timescale, keyframes) and queues it. */
   take(box) {
+    if (box.type === 'prft') {
+      // Read, not appended: it says when lookout had the next frame.
+      const ref = this.timescale && referenceTime(box.bytes, { body: 8, end: box.bytes.length });
+      if (ref) {
+        this.clock.push([ref.mediaTime / this.timescale, ref.wallMs]);
+        if (this.clock.length > 300) this.clock.shift();
+      }
+      return;
+    }
     if (box.type === 'moov') this.timescale = timescaleOf(box.bytes, { body: 8, end: box.bytes.length });
     if (box.type === 'moof' && this.timescale) {
       const info = fragmentInfo(box.bytes, { body: 8, end: box.bytes.length });
@@ -529,8 +575,14 @@ class Session {
     if (!b.length) return;
     const end = b.end(b.length - 1);
     const t = this.video.currentTime;
-    if (end - t > MAX_LATENCY_S || t < b.start(0)) {
+    const behind = end - t;
+    if (behind > MAX_LATENCY_S || t < b.start(0)) {
       this.video.currentTime = Math.max(b.start(b.length - 1), end - JUMP_TO_S);
+      this.video.playbackRate = 1;
+    } else if (behind > CATCH_UP_ABOVE_S) {
+      this.video.playbackRate = CATCH_UP_RATE;
+    } else if (behind < CAUGHT_UP_BELOW_S) {
+      this.video.playbackRate = 1;
     }
     if (this.video.paused && this.playingSince !== null) this.video.play().catch(() => {});
   }

@@ -51,7 +51,7 @@ async function waitPlaying(page) {
   }, null, { timeout: SLOW });
 }
 
-test('H.264 plays live in the video, with little buffer behind the playhead', async () => {
+test('H.264 plays live in the video, with little buffer behind the playhead', async (t) => {
   const context = await browser.newContext();
   try {
     const page = await openPage(context, server.url + '/');
@@ -69,20 +69,30 @@ test('H.264 plays live in the video, with little buffer behind the playhead', as
     let samples = 0;
     let maxBehind = 0;
     let maxAhead = 0;
+    // How far behind lookout the picture on screen is (ms): now minus when
+    // lookout had the frame at the playhead, from the stream's prft boxes.
+    const delays = [];
     await until(async () => {
       const s = await videoState(page);
       assert.ok(s.start !== null, 'something is buffered');
       maxBehind = Math.max(maxBehind, s.t - s.start);
       maxAhead = Math.max(maxAhead, s.end - s.t);
       samples++;
+      const d = Number(await page.locator('#live-info').getAttribute('data-delay-ms'));
+      if (Number.isFinite(d) && d > 0) delays.push(d);
       return s.t >= first.t + 10;
     }, { timeout: SLOW, interval: 200, what: 'ten seconds of playback' });
     assert.ok(samples > 10, `sampled ${samples} times`);
     assert.ok(maxBehind < 2.6, `buffer behind the playhead reached ${maxBehind.toFixed(2)} s`);
     assert.ok(maxAhead < 3, `playback fell ${maxAhead.toFixed(2)} s behind the newest frame`);
+    assert.ok(delays.length >= 5, `delay known in ${delays.length} samples`);
+    delays.sort((a, b) => a - b);
+    const p95 = delays[Math.min(delays.length - 1, Math.floor(delays.length * 0.95))];
+    assert.ok(p95 <= 1500, `the picture is ${p95} ms behind lookout (p95 of ${delays.length})`);
+    t.diagnostic(`picture behind lookout: median ${delays[Math.floor(delays.length / 2)]} ms, p95 ${p95} ms, of ${delays.length} samples`);
 
     // Size, measured bitrate and codec beside the switch.
-    await page.waitForFunction(() => /^1280x720 · [\d.]+ [kM]bit\/s · H\.264$/.test(document.getElementById('live-info').textContent), null, { timeout: SLOW });
+    await page.waitForFunction(() => /^1280x720 · [\d.]+ [kM]bit\/s · H\.264( · [\d.]+ s behind)?$/.test(document.getElementById('live-info').textContent), null, { timeout: SLOW });
     const s = await videoState(page);
     assert.deepEqual([s.width, s.height], [1280, 720]);
     assert.deepEqual(page.problems, []);
@@ -143,7 +153,7 @@ test('an H.265 camera plays in the video only where the browser can, else MJPEG 
   t.diagnostic(`this browser ${supported ? 'plays' : 'does not play'} ${mime}`);
   if (supported) {
     await waitPlaying(page);
-    await page.waitForFunction(() => /· H\.265$/.test(document.getElementById('live-info').textContent), null, { timeout: SLOW });
+    await page.waitForFunction(() => /· H\.265( · [\d.]+ s behind)?$/.test(document.getElementById('live-info').textContent), null, { timeout: SLOW });
   } else {
     await page.waitForFunction(() => {
       const img = document.getElementById('stream');

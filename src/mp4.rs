@@ -186,7 +186,16 @@ impl Fragmenter {
         } else {
             0x0101_0000 // depends on others, not a sync sample
         };
-        let mut out = BytesMut::with_capacity(packet.data.len() + 120);
+        let mut out = BytesMut::with_capacity(packet.data.len() + 160);
+        // When lookout had the frame, on the wall clock, for a player that
+        // measures how far behind it shows it (ISO BMFF's producer
+        // reference time, ahead of the fragment it refers to).
+        full_box(&mut out, b"prft", 1, 1, |o| {
+            o.put_u32(1);
+            o.put_u64(ntp(packet.received_at));
+            o.put_u64(self.next_time);
+        });
+        let moof_at = out.len();
         let mut data_offset_at = 0;
         write_box(&mut out, b"moof", |o| {
             full_box(o, b"mfhd", 0, 0, |o| o.put_u32(self.sequence));
@@ -206,11 +215,20 @@ impl Fragmenter {
             });
         });
         // The sample starts after the moof and the mdat header.
-        let offset = (out.len() + 8) as i32;
+        let offset = (out.len() - moof_at + 8) as i32;
         out[data_offset_at..data_offset_at + 4].copy_from_slice(&offset.to_be_bytes());
         write_box(&mut out, b"mdat", |o| o.put_slice(&packet.data));
         out.freeze()
     }
+}
+
+/// `t` as a 64-bit NTP timestamp: seconds since 1900 and a binary fraction.
+fn ntp(t: std::time::SystemTime) -> u64 {
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() + NTP_UNIX_OFFSET;
+    let fraction = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | fraction
 }
 
 #[cfg(test)]
@@ -261,13 +279,25 @@ mod tests {
         let parts = boxes(&frag);
         assert_eq!(
             parts.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            ["moof", "mdat"]
+            ["prft", "moof", "mdat"]
         );
-        // The data offset points at the sample: the moof, then mdat's header.
+        // The data offset counts from the moof: past it and mdat's header
+        // lies the sample.
         let offset_at = frag.len() - 6 - 8 - 16;
         let offset = i32::from_be_bytes(frag[offset_at..offset_at + 4].try_into().unwrap());
-        assert_eq!(offset as usize, parts[0].1 + 8);
-        assert_eq!(&frag[offset as usize..], &[0, 0, 0, 2, 0x65, 0x88]);
+        assert_eq!(offset as usize, parts[1].1 + 8);
+        let moof_at = parts[0].1;
+        assert_eq!(
+            &frag[moof_at + offset as usize..],
+            &[0, 0, 0, 2, 0x65, 0x88]
+        );
+    }
+
+    #[test]
+    fn ntp_times_count_from_1900() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1500);
+        assert_eq!(ntp(t) >> 32, 2_208_988_801);
+        assert_eq!(ntp(t) & 0xffff_ffff, 1 << 31);
     }
 
     #[test]
