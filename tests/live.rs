@@ -29,6 +29,18 @@ async fn lookout(source: &str) -> (String, tokio::process::Child, tempfile::Temp
     (base, child, data)
 }
 
+/// GETs `url` as JSON.
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 /// The boxes of an MP4 byte string: (type, body).
 fn boxes(mut b: &[u8]) -> Vec<(String, &[u8])> {
     let mut out = Vec::new();
@@ -183,14 +195,7 @@ async fn live_mp4_is_refused_clearly_where_there_is_no_video() {
             .is_some_and(|e| e.contains("/stream.jpg")),
         "{body}"
     );
-    let cams: serde_json::Value = client
-        .get(format!("{base}/cams"))
-        .send()
-        .await
-        .expect("cams")
-        .json()
-        .await
-        .expect("json");
+    let cams = get_json(&client, &format!("{base}/cams")).await;
     assert!(cams["cameras"][0].get("live_url").is_none(), "{cams}");
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -203,14 +208,7 @@ async fn live_mp4_is_refused_clearly_where_there_is_no_video() {
         .await
         .expect("answers");
     assert_eq!(r.status(), 400);
-    let cams: serde_json::Value = client
-        .get(format!("{base}/cams"))
-        .send()
-        .await
-        .expect("cams")
-        .json()
-        .await
-        .expect("json");
+    let cams = get_json(&client, &format!("{base}/cams")).await;
     assert_eq!(cams["cameras"][0]["live_url"], "/cams/cam/live.mp4");
     // Without a detect stream, ?stream=detect is the main stream.
     let (headers, body) = read_for(&format!("{base}/live.mp4?stream=detect"), 2, 1 << 20).await;

@@ -119,29 +119,22 @@ fn checks(config: &Config) -> (Vec<Check>, Pending<'_>) {
     }
     let mut slow = Pending::new();
     for camera in &config.cameras {
-        if let SourceSpec::Exec { command } = &camera.source {
-            let found = local::programs(&camera.name, command);
+        // The programs a camera needs: its exec: command's, or the
+        // decoder of an rtsp:// stream. Without them it is not started.
+        let needs = match &camera.source {
+            SourceSpec::Exec { command } => Some((
+                local::programs(&camera.name, command),
+                "its program is missing",
+            )),
+            _ => stream::decoder(camera).map(|found| (found, "ffmpeg is missing")),
+        };
+        if let Some((found, why)) = needs {
             let missing = found.status == Status::Fail;
             quick.push(found);
             if missing {
                 let name = camera.name.clone();
                 slow.push_back(Box::pin(async move {
-                    Check::skip(format!(
-                        "camera {name}: not started, its program is missing (above)"
-                    ))
-                }));
-                continue;
-            }
-        }
-        if let Some(found) = stream::decoder(camera) {
-            let missing = found.status == Status::Fail;
-            quick.push(found);
-            if missing {
-                let name = camera.name.clone();
-                slow.push_back(Box::pin(async move {
-                    Check::skip(format!(
-                        "camera {name}: not started, ffmpeg is missing (above)"
-                    ))
+                    Check::skip(format!("camera {name}: not started, {why} (above)"))
                 }));
                 continue;
             }

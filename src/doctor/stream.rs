@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::check::Check;
+use super::check::{Check, Status};
 use crate::config::CameraConfig;
 use crate::source::{SourceState, StreamInfo, Supervisor};
 
@@ -55,7 +55,7 @@ pub(super) fn decoder(camera: &CameraConfig) -> Option<Check> {
         return None;
     }
     let check = super::local::programs(&camera.name, "ffmpeg");
-    Some(if check.status == super::Status::Fail {
+    Some(if check.status == Status::Fail {
         Check::fail(format!(
             "camera {}: an rtsp:// camera's H.264 or H.265 is decoded by ffmpeg, which is \
              not installed (e.g. `apt install ffmpeg`)",
