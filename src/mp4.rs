@@ -6,6 +6,8 @@
 //! Only what a player needs is written: one video track, no edit list, no
 //! sample tables in the init segment (`mvex` says they come in fragments).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::video::{Packet, Track};
@@ -158,6 +160,12 @@ impl Fragmenter {
         Fragmenter::default()
     }
 
+    /// The decode time of the last fragment made, in the track's timescale
+    /// (what a `prft` before it refers to).
+    pub fn decode_time(&self) -> u64 {
+        self.next_time
+    }
+
     /// `moof` and `mdat` for `packet`. Its duration is the gap since the
     /// previous frame (the next frame's time is not known yet), which holds
     /// for cameras at a steady rate.
@@ -213,10 +221,36 @@ impl Fragmenter {
     }
 }
 
+/// Seconds from 1900 (NTP's epoch) to 1970.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// A `prft` box (producer reference time): the wall-clock time `at` of the
+/// frame at decode time `media_time`. Put before a fragment, it lets a
+/// reader of the file tell when the frame was taken.
+pub fn prft(at: SystemTime, media_time: u64) -> Bytes {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() + NTP_UNIX_OFFSET;
+    let frac = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
+    let mut out = BytesMut::with_capacity(32);
+    full_box(&mut out, b"prft", 1, 0, |o| {
+        o.put_u32(1); // track id
+        o.put_u64((secs << 32) | frac);
+        o.put_u64(media_time);
+    });
+    out.freeze()
+}
+
+/// The wall-clock time of a `prft` box's NTP timestamp.
+pub fn ntp_time(ntp: u64) -> Option<SystemTime> {
+    let secs = (ntp >> 32).checked_sub(NTP_UNIX_OFFSET)?;
+    let nanos = ((ntp & 0xffff_ffff) * 1_000_000_000) >> 32;
+    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Instant, SystemTime};
+    use std::time::Instant;
 
     fn boxes(mut b: &[u8]) -> Vec<(String, usize)> {
         let mut out = Vec::new();
