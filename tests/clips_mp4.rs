@@ -262,6 +262,10 @@ async fn an_rtsp_cameras_clip_is_mp4_of_its_own_h264_from_a_keyframe() {
         "{frames} frames in {duration} s"
     );
     decodes(&file);
+    eprintln!(
+        "{name}: {frames} frames, {duration:.2} s, {} bytes",
+        body.len()
+    );
 }
 
 #[tokio::test]

@@ -644,4 +644,54 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 1, "{left:?}");
     }
+
+    #[test]
+    fn an_mp4_clip_left_by_a_crash_is_cut_after_its_last_fragment() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("c");
+        let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
+        let track = crate::video::Track {
+            codec: "avc1.4D401F".into(),
+            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+            width: 320,
+            height: 240,
+            timescale: 90_000,
+        };
+        let name = clips.allocate(SystemTime::now(), Kind::Mp4);
+        let mut w = mp4file::Writer::new(clips.create(&name).unwrap(), &track).unwrap();
+        for i in 0..8i64 {
+            w.write(&crate::video::Packet {
+                data: bytes::Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+                keyframe: i == 0,
+                pts: i * 9000,
+                received: std::time::Instant::now(),
+                received_at: SystemTime::now(),
+            })
+            .unwrap();
+        }
+        drop(w);
+        // Half a fragment more, as if killed mid-write.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(folder.join(format!(".rec-{name}")))
+            .unwrap();
+        f.write_all(&[0, 0, 0, 32, b'p', b'r', b'f', b't', 1])
+            .unwrap();
+        // An MP4 with only its init segment: nothing to keep.
+        let empty = clips.allocate(SystemTime::now(), Kind::Mp4);
+        mp4file::Writer::new(clips.create(&empty).unwrap(), &track).unwrap();
+        drop(clips);
+        let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
+        let listed = clips.list(10, None).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, name);
+        assert_eq!(listed[0].frames, 8);
+        assert!(matches!(clips.index(&name), Err(ClipError::NoIndex(_))));
+        let left: Vec<_> = fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
 }

@@ -954,6 +954,53 @@ mod tests {
     }
 
     #[test]
+    fn new_stream_parameters_end_an_mp4_clip_and_motion_goes_on_in_a_new_one() {
+        let (_dir, rec) = recorder();
+        let feed = VideoFeed::new();
+        feed.set_track(Track {
+            codec: "avc1.4D401F".into(),
+            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+            width: 320,
+            height: 240,
+            timescale: 90_000,
+        });
+        let rec = rec.with_video(Some(feed.clone()));
+        let p = params(1, 5, 120);
+        let url = rec.motion_started(p).unwrap();
+        assert!(url.ends_with(".mp4"), "{url}");
+        let ring = Ring::default();
+        let mut gops = GopRing::default();
+        gops.reset(feed.track());
+        gops.push(
+            Arc::new(Packet {
+                data: bytes::Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+                keyframe: true,
+                pts: 0,
+                received: Instant::now(),
+                received_at: SystemTime::now(),
+            }),
+            Duration::from_secs(2),
+            MAX_RING_BYTES,
+        );
+        let picture = frame(Instant::now(), 100);
+        let mut pre = Pre {
+            frames: &ring,
+            gops: &gops,
+            picture: Some(&picture),
+            new_track: false,
+        };
+        let mut writing = None;
+        assert!(matches!(step(&rec, &mut writing, &pre, p), (None, None)));
+        assert!(writing.as_ref().is_some_and(|w| w.kind == Kind::Mp4));
+        pre.new_track = true;
+        let (done, failed) = step(&rec, &mut writing, &pre, p);
+        assert!(failed.is_none());
+        assert!(url.ends_with(&done.expect("ended").name));
+        let next = rec.status().recording.expect("a new clip");
+        assert_ne!(next, url);
+    }
+
+    #[test]
     fn an_episode_without_any_frame_ends_its_clip_as_failed() {
         let (_dir, rec) = recorder();
         let p = params(5, 0, 120);
