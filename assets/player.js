@@ -6,6 +6,9 @@
 // are held (as object URLs), so a long clip costs no more memory than a
 // short one.
 //
+// A clip of an RTSP camera's own H.264/H.265 is an MP4 file (`.mp4`): the
+// browser plays it itself, in a <video controls> element in the same dialog.
+//
 // One dialog serves every camera; it is built on first use. Closing it
 // (button, Esc) stops the timers, aborts what is in flight and lets go of
 // every object URL.
@@ -62,6 +65,11 @@ export function closePlayer() {
   instance.deleted.clear();
 }
 
+/** Whether a clip is an MP4 the browser plays itself. */
+export function isMp4(name) {
+  return /\.mp4$/i.test(String(name));
+}
+
 export class ClipPlayer {
   constructor() {
     this.build();
@@ -76,7 +84,8 @@ export class ClipPlayer {
     this.closeBtn = h('button', { type: 'button', id: 'player-close', class: 'secondary small-btn', 'aria-label': 'Close player' }, '✕');
     this.img = h('img', { id: 'player-img', alt: 'clip frame', width: 640, height: 360 });
     this.status = h('p', { id: 'player-status', class: 'player-status', role: 'status' });
-    this.screen = h('div', { class: 'player-screen' }, this.img, this.status);
+    this.video = h('video', { id: 'player-video', controls: true, playsinline: true, preload: 'metadata', width: 640, height: 360, hidden: true });
+    this.screen = h('div', { class: 'player-screen' }, this.img, this.video, this.status);
     this.range = h('input', { type: 'range', id: 'player-range', min: 0, max: 0, step: 1, value: 0, 'aria-label': 'Position in the clip', disabled: true });
     this.time = h('span', { id: 'player-time', class: 'player-time', 'data-testid': 'player-time' }, '0:00.0 / 0:00.0');
     this.counter = h('span', { id: 'player-frame', class: 'player-frame muted small', 'data-testid': 'player-frame' }, 'frame 0 / 0');
@@ -87,15 +96,16 @@ export class ClipPlayer {
       type: 'button', class: 'secondary small-btn player-speed', dataset: { speed: String(s) }, 'aria-pressed': s === 1 ? 'true' : 'false',
     }, `×${s}`));
     this.download = h('a', { id: 'player-download', class: 'btn-link small-btn', href: '#', download: '' }, 'Download');
+    this.scrub = h('div', { class: 'player-scrub' }, this.range,
+      h('div', { class: 'player-readout' }, this.time, this.counter));
+    this.frameControls = h('span', { class: 'player-frame-controls' },
+      this.prevBtn, this.playBtn, this.nextBtn,
+      h('span', { class: 'player-speeds', role: 'group', 'aria-label': 'Speed' }, this.speedBtns));
     this.dialog = h('dialog', { id: 'player', class: 'player', 'aria-labelledby': 'player-title' },
       h('div', { class: 'player-head' }, this.title, this.closeBtn),
       this.screen,
-      h('div', { class: 'player-scrub' }, this.range,
-        h('div', { class: 'player-readout' }, this.time, this.counter)),
-      h('div', { class: 'player-controls' },
-        this.prevBtn, this.playBtn, this.nextBtn,
-        h('span', { class: 'player-speeds', role: 'group', 'aria-label': 'Speed' }, this.speedBtns),
-        this.download));
+      this.scrub,
+      h('div', { class: 'player-controls' }, this.frameControls, this.download));
     document.body.append(this.dialog);
 
     this.closeBtn.addEventListener('click', () => this.dialog.close());
@@ -133,6 +143,7 @@ export class ClipPlayer {
       shownUrl: null,
       waiting: false, // for the clip to be saved
       saved: false, // its `clip` event came
+      mp4: isMp4(name), // played by the <video> element
     };
     this.session = s;
     this.title.textContent = title || name;
@@ -140,6 +151,9 @@ export class ClipPlayer {
     this.download.setAttribute('download', name);
     this.img.removeAttribute('src');
     this.img.hidden = true;
+    this.stopVideo();
+    this.scrub.hidden = s.mp4;
+    this.frameControls.hidden = s.mp4;
     this.range.value = '0';
     this.range.max = '0';
     this.setSpeedButtons(1);
@@ -169,8 +183,16 @@ export class ClipPlayer {
     this.say(s.pending ? 'Loading clip…' : 'Loading…');
     let index;
     try {
-      const res = await fetch(`${s.url}/index`, { signal: s.abort.signal, headers: { Accept: 'application/json' } });
+      // An MP4 has no index: a HEAD says whether it is saved yet.
+      const res = s.mp4
+        ? await fetch(s.url, { method: 'HEAD', signal: s.abort.signal })
+        : await fetch(`${s.url}/index`, { signal: s.abort.signal, headers: { Accept: 'application/json' } });
       if (!res.ok) throw new HttpError(res.status, `${res.status} ${res.statusText}`);
+      if (s.mp4) {
+        if (s !== this.session) return;
+        this.playVideo(s);
+        return;
+      }
       index = await res.json();
     } catch (e) {
       if (s !== this.session) return;
@@ -203,6 +225,26 @@ export class ClipPlayer {
     if (s === this.session && !s.failed) this.play();
   }
 
+  /** Plays an MP4 clip in the <video> element. */
+  playVideo(s) {
+    this.say('');
+    this.video.hidden = false;
+    this.video.onerror = () => {
+      if (s === this.session) this.say('This browser cannot play the clip: download it instead.', 'error');
+    };
+    this.video.src = s.url;
+    this.video.play().catch(() => {});
+  }
+
+  /** Stops and empties the <video> element. */
+  stopVideo() {
+    this.video.onerror = null;
+    this.video.pause();
+    this.video.removeAttribute('src');
+    this.video.load();
+    this.video.hidden = true;
+  }
+
   /** A `clip` event: the clip a pending session waits for may be here. */
   saved(d) {
     const s = this.session;
@@ -227,6 +269,7 @@ export class ClipPlayer {
     const s = this.session;
     if (s && s.name === name) {
       this.pause();
+      if (s.mp4) this.video.pause();
       this.say('This clip was deleted.', 'error');
     }
   }
@@ -415,7 +458,8 @@ export class ClipPlayer {
   }
 
   key(e) {
-    if (!this.session || e.altKey || e.ctrlKey || e.metaKey) return;
+    // An MP4 clip's <video> has its own keys.
+    if (!this.session || this.session.mp4 || e.altKey || e.ctrlKey || e.metaKey) return;
     const tag = e.target?.tagName;
     // The slider has its own arrow keys (they move it one frame).
     if (tag === 'INPUT') return;
@@ -446,6 +490,7 @@ export class ClipPlayer {
     s.urls.clear();
     s.cache.clear();
     this.img.removeAttribute('src');
+    this.stopVideo();
     this.say('');
   }
 }

@@ -191,7 +191,7 @@ impl Camera {
             name,
             base,
             snaps,
-            recorder: Arc::new(Recorder::new(clips)),
+            recorder: Arc::new(Recorder::new(clips).with_video(video.main.clone())),
             check: Arc::new(PersonCheck::new(shared.person.cloned())),
             cam,
             main_source,

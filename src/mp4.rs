@@ -6,6 +6,8 @@
 //! Only what a player needs is written: one video track, no edit list, no
 //! sample tables in the init segment (`mvex` says they come in fragments).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::video::{Packet, Track};
@@ -158,7 +160,7 @@ impl Fragmenter {
         Fragmenter::default()
     }
 
-    /// `moof` and `mdat` for `packet`. Its duration is the gap since the
+    /// `prft`, `moof` and `mdat` for `packet`. Its duration is the gap since the
     /// previous frame (the next frame's time is not known yet), which holds
     /// for cameras at a steady rate.
     pub fn fragment(&mut self, packet: &Packet, timescale: u32) -> Bytes {
@@ -222,19 +224,28 @@ impl Fragmenter {
     }
 }
 
+/// Seconds from 1900 (NTP's epoch) to 1970.
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
 /// `t` as a 64-bit NTP timestamp: seconds since 1900 and a binary fraction.
-fn ntp(t: std::time::SystemTime) -> u64 {
-    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
-    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+fn ntp(t: SystemTime) -> u64 {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() + NTP_UNIX_OFFSET;
     let fraction = (u64::from(since.subsec_nanos()) << 32) / 1_000_000_000;
     (secs << 32) | fraction
 }
 
+/// The wall-clock time of a `prft` box's NTP timestamp.
+pub fn ntp_time(ntp: u64) -> Option<SystemTime> {
+    let secs = (ntp >> 32).checked_sub(NTP_UNIX_OFFSET)?;
+    let nanos = ((ntp & 0xffff_ffff) * 1_000_000_000) >> 32;
+    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Instant, SystemTime};
+    use std::time::Instant;
 
     fn boxes(mut b: &[u8]) -> Vec<(String, usize)> {
         let mut out = Vec::new();

@@ -7,6 +7,12 @@
 //! A `.rec-` file found at start is what a crash left: it is finished with
 //! the frames that reached the disk ([`mkv::finish_partial`]) or removed.
 //!
+//! A camera that sends H.264/H.265 (RTSP) gets `motion-<ms>.mp4` clips
+//! instead: its own stream, fragmented while recorded ([`mp4file`]), cut
+//! after its last whole fragment when a crash left it
+//! ([`mp4file::finish_partial`]). A camera of JPEGs keeps Matroska clips of
+//! them ([`mkv`]).
+//!
 //! Names carry the unix milliseconds of the motion start. Within a folder
 //! they only increase, even when the wall clock jumps back, so the order of
 //! names is the order of recording.
@@ -17,7 +23,9 @@
 //! All functions block (std::fs); async callers run them with
 //! `spawn_blocking`.
 
+pub mod gops;
 pub mod mkv;
+pub mod mp4file;
 pub mod recorder;
 
 use std::collections::HashMap;
@@ -94,6 +102,54 @@ pub enum ClipError {
         #[source]
         err: mkv::MkvError,
     },
+    /// The MP4 file is not a readable clip.
+    #[error("clip {name}: {err}")]
+    UnreadableMp4 {
+        /// The clip.
+        name: String,
+        /// Why.
+        #[source]
+        err: mp4file::Mp4Error,
+    },
+    /// An MP4 clip has no frame index: players play it as it is.
+    #[error("clip {0} is an MP4 video: play the file itself, it has no frame index")]
+    NoIndex(String),
+}
+
+/// The two kinds of clip file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Matroska of the camera's JPEGs (`.mkv`).
+    Mkv,
+    /// Fragmented MP4 of the camera's own H.264/H.265 (`.mp4`).
+    Mp4,
+}
+
+impl Kind {
+    /// The file name's extension, dot included.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Mkv => ".mkv",
+            Kind::Mp4 => ".mp4",
+        }
+    }
+
+    /// The kind of a clip's file name.
+    pub fn of(name: &str) -> Kind {
+        if name.ends_with(".mp4") {
+            Kind::Mp4
+        } else {
+            Kind::Mkv
+        }
+    }
+
+    /// Its MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Kind::Mkv => "video/x-matroska",
+            Kind::Mp4 => "video/mp4",
+        }
+    }
 }
 
 impl ClipError {
@@ -176,13 +232,13 @@ impl Clips {
         format!("{}/{name}", self.url_prefix)
     }
 
-    /// A new clip name for a motion start at `at`: later than every name
-    /// given before, whatever the wall clock says.
-    pub fn allocate(&self, at: SystemTime) -> String {
+    /// A new clip name of `kind` for a motion start at `at`: later than
+    /// every name given before, whatever the wall clock says.
+    pub fn allocate(&self, at: SystemTime, kind: Kind) -> String {
         let mut last = crate::sync::lock(&self.last_ms);
         let ms = unix_ms(at).max(*last + 1);
         *last = ms;
-        format!("motion-{ms}.mkv")
+        format!("motion-{ms}{}", kind.extension())
     }
 
     /// Creates the hidden file a clip is recorded into.
@@ -207,9 +263,11 @@ impl Clips {
         self.info(name)
     }
 
-    /// Removes a clip that failed while being recorded.
+    /// Removes a clip that failed while being recorded (and a thumbnail
+    /// saved for it).
     pub fn discard(&self, name: &str) {
         let _ = fs::remove_file(self.rec_path(name));
+        let _ = self.thumbs.remove(name);
     }
 
     fn rec_path(&self, name: &str) -> PathBuf {
@@ -235,24 +293,28 @@ impl Clips {
                 .read(true)
                 .write(true)
                 .open(&rec)
-                .map_err(mkv::MkvError::Io)
-                .and_then(|f| mkv::finish_partial(&f));
+                .map_err(|e| e.to_string())
+                .and_then(|f| finish_partial(&f, Kind::of(name)));
             match done {
-                Ok(s) if valid_name(name) && fs::hard_link(&rec, self.dir().join(name)).is_ok() => {
+                Ok((frames, length))
+                    if valid_name(name) && fs::hard_link(&rec, self.dir().join(name)).is_ok() =>
+                {
                     let _ = fs::remove_file(&rec);
                     tracing::warn!(
-                        "clip {name} was cut short by an unclean stop: kept its {} frame(s) \
-                         ({:.1} s)",
-                        s.frames.len(),
-                        s.duration().as_secs_f64()
+                        "clip {name} was cut short by an unclean stop: kept its {frames} \
+                         frame(s) ({:.1} s)",
+                        length.as_secs_f64()
                     );
                 }
                 other => {
                     let why = match other {
-                        Err(e) => e.to_string(),
+                        Err(e) => e,
                         Ok(_) => "cannot give it its name".to_string(),
                     };
                     let _ = fs::remove_file(&rec);
+                    if valid_name(name) {
+                        let _ = self.thumbs.remove(name);
+                    }
                     tracing::warn!("removed clip {name} left unfinished by an unclean stop: {why}");
                 }
             }
@@ -298,16 +360,26 @@ impl Clips {
         if let Some(s) = crate::sync::lock(&self.summaries).get(name) {
             return Ok(*s);
         }
-        let scanned = self.index(name)?;
+        let (start, length, frames) = match Kind::of(name) {
+            Kind::Mkv => {
+                let scanned = self.index(name)?;
+                let length = scanned.duration();
+                (scanned.start, length, scanned.frames.len() as u64)
+            }
+            Kind::Mp4 => {
+                let scanned = self.scan_mp4(name)?;
+                (scanned.start, scanned.duration, scanned.frames)
+            }
+        };
         let bytes = fs::metadata(self.dir().join(name)).map_or(0, |m| m.len());
-        let start = scanned.start.map_or_else(
+        let start = start.map_or_else(
             || ms_of(name).unwrap_or(0) as f64 / 1000.0,
             crate::frame::unix_secs,
         );
         let s = Summary {
             start_ts: (start * 1000.0).round() / 1000.0,
-            duration_s: (scanned.duration().as_secs_f64() * 10.0).round() / 10.0,
-            frames: scanned.frames.len() as u64,
+            duration_s: (length.as_secs_f64() * 10.0).round() / 10.0,
+            frames,
             bytes,
         };
         crate::sync::lock(&self.summaries).insert(name.to_string(), s);
@@ -328,16 +400,33 @@ impl Clips {
         }
     }
 
-    /// Where each frame of clip `name` is in its file (for the player).
+    /// Where each frame of clip `name` is in its file (for the player of
+    /// Matroska clips; an MP4 clip is played as it is).
     pub fn index(&self, name: &str) -> Result<mkv::Scanned, ClipError> {
-        let path = self.path(name)?;
-        let file = File::open(&path).map_err(|err| match err.kind() {
-            ErrorKind::NotFound => ClipError::NotFound(name.to_string()),
-            _ => ClipError::io(format!("cannot read clip {name}"), err),
-        })?;
+        let file = self.open_clip(name)?;
+        if Kind::of(name) == Kind::Mp4 {
+            return Err(ClipError::NoIndex(name.to_string()));
+        }
         mkv::scan(&file).map_err(|err| ClipError::Unreadable {
             name: name.to_string(),
             err,
+        })
+    }
+
+    /// What the MP4 clip `name` holds.
+    fn scan_mp4(&self, name: &str) -> Result<mp4file::Scanned, ClipError> {
+        let file = self.open_clip(name)?;
+        mp4file::scan(&file).map_err(|err| ClipError::UnreadableMp4 {
+            name: name.to_string(),
+            err,
+        })
+    }
+
+    fn open_clip(&self, name: &str) -> Result<File, ClipError> {
+        let path = self.path(name)?;
+        File::open(&path).map_err(|err| match err.kind() {
+            ErrorKind::NotFound => ClipError::NotFound(name.to_string()),
+            _ => ClipError::io(format!("cannot read clip {name}"), err),
         })
     }
 
@@ -383,6 +472,11 @@ impl Clips {
         if let Ok(jpeg) = fs::read(&stored) {
             return Ok(jpeg);
         }
+        if Kind::of(name) == Kind::Mp4 {
+            // Its pictures would need a decoder: the recorder saves its
+            // thumbnail when the clip starts.
+            return Err(ClipError::NotFound(name.to_string()));
+        }
         let scanned = self.index(name)?;
         let Some(frame) = scanned.frames.get(scanned.frames.len() / 2) else {
             return Err(ClipError::NotFound(name.to_string()));
@@ -414,14 +508,31 @@ impl Clips {
     }
 }
 
-/// Whether `name` is a clip name lookout writes: `motion-<ms>.mkv`.
+/// Whether `name` is a clip name lookout writes: `motion-<ms>.mkv` or
+/// `motion-<ms>.mp4`.
 pub fn valid_name(name: &str) -> bool {
     ms_of(name).is_some()
 }
 
+/// Finishes a clip file a crash left: returns its frames and length, or why
+/// it cannot be kept.
+fn finish_partial(file: &File, kind: Kind) -> Result<(u64, std::time::Duration), String> {
+    match kind {
+        Kind::Mkv => mkv::finish_partial(file)
+            .map(|s| (s.frames.len() as u64, s.duration()))
+            .map_err(|e| e.to_string()),
+        Kind::Mp4 => mp4file::finish_partial(file)
+            .map(|s| (s.frames, s.duration))
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// The milliseconds in a clip name.
 fn ms_of(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("motion-")?.strip_suffix(".mkv")?;
+    let rest = name.strip_prefix("motion-")?;
+    let digits = rest
+        .strip_suffix(".mkv")
+        .or_else(|| rest.strip_suffix(".mp4"))?;
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -440,7 +551,7 @@ mod tests {
     use std::time::Duration;
 
     fn record(clips: &Clips, at: SystemTime, frames: u64) -> String {
-        let name = clips.allocate(at);
+        let name = clips.allocate(at, Kind::Mkv);
         let file = clips.create(&name).unwrap();
         let mut w = mkv::Writer::new(file, 16, 16, 10, at).unwrap();
         for i in 0..frames {
@@ -457,10 +568,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
         let now = SystemTime::now();
-        let a = clips.allocate(now);
-        let b = clips.allocate(now - Duration::from_secs(3600));
+        let a = clips.allocate(now, Kind::Mkv);
+        let b = clips.allocate(now - Duration::from_secs(3600), Kind::Mp4);
         assert!(ms_of(&b) > ms_of(&a));
         assert!(valid_name(&a) && !valid_name("../x.mkv") && !valid_name(".rec-motion-1.mkv"));
+        assert!(b.ends_with(".mp4") && valid_name(&b) && !valid_name("motion-1.mp4.mkv"));
     }
 
     #[test]
@@ -499,7 +611,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("c");
         let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
-        let name = clips.allocate(SystemTime::now());
+        let name = clips.allocate(SystemTime::now(), Kind::Mkv);
         let file = clips.create(&name).unwrap();
         let mut w = mkv::Writer::new(file, 16, 16, 10, SystemTime::now()).unwrap();
         for i in 0..12u64 {
@@ -513,7 +625,7 @@ mod tests {
             .open(folder.join(format!(".rec-{name}")))
             .unwrap();
         f.write_all(&[0xA3, 0x90, 0x81, 0, 0]).unwrap();
-        let empty = clips.allocate(SystemTime::now());
+        let empty = clips.allocate(SystemTime::now(), Kind::Mkv);
         clips.create(&empty).unwrap();
         assert!(
             clips.list(10, None).unwrap().is_empty(),
@@ -525,6 +637,56 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name, name);
         assert_eq!(listed[0].frames, 12);
+        let left: Vec<_> = fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+
+    #[test]
+    fn an_mp4_clip_left_by_a_crash_is_cut_after_its_last_fragment() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("c");
+        let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
+        let track = crate::video::Track {
+            codec: "avc1.4D401F".into(),
+            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+            width: 320,
+            height: 240,
+            timescale: 90_000,
+        };
+        let name = clips.allocate(SystemTime::now(), Kind::Mp4);
+        let mut w = mp4file::Writer::new(clips.create(&name).unwrap(), &track).unwrap();
+        for i in 0..8i64 {
+            w.write(&crate::video::Packet {
+                data: bytes::Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+                keyframe: i == 0,
+                pts: i * 9000,
+                received: std::time::Instant::now(),
+                received_at: SystemTime::now(),
+            })
+            .unwrap();
+        }
+        drop(w);
+        // Half a fragment more, as if killed mid-write.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(folder.join(format!(".rec-{name}")))
+            .unwrap();
+        f.write_all(&[0, 0, 0, 32, b'p', b'r', b'f', b't', 1])
+            .unwrap();
+        // An MP4 with only its init segment: nothing to keep.
+        let empty = clips.allocate(SystemTime::now(), Kind::Mp4);
+        mp4file::Writer::new(clips.create(&empty).unwrap(), &track).unwrap();
+        drop(clips);
+        let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
+        let listed = clips.list(10, None).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, name);
+        assert_eq!(listed[0].frames, 8);
+        assert!(matches!(clips.index(&name), Err(ClipError::NoIndex(_))));
         let left: Vec<_> = fs::read_dir(&folder)
             .unwrap()
             .flatten()

@@ -13,6 +13,15 @@
 //! - **Writing** happens on a thread of its own, fed through a bounded
 //!   channel: a slow disk drops clip frames (counted), never delays the
 //!   camera, the viewers or the detector.
+//! - **A camera's own video.** A camera that sends H.264/H.265 (its
+//!   [`VideoFeed`] has a track) records MP4 clips of that stream instead
+//!   ([`super::mp4file`]): the pre-roll is a ring of whole GOPs
+//!   ([`GopRing`]) from a keyframe at or before `clip_pre_s` before the
+//!   motion, and every frame the camera sent goes in (`clip_fps` does not
+//!   apply: nothing is re-encoded). A frame the disk could not take in time
+//!   drops the rest of its GOP, so what is written always decodes. New
+//!   stream parameters end the clip (motion that goes on continues in a new
+//!   one). The thumbnail is still the camera's decoded picture.
 //!
 //! The motion runner talks to [`Recorder`] with plain calls that never block
 //! on the disk; the task in [`run`] does the rest.
@@ -27,11 +36,13 @@ use serde_json::json;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::{mkv, ClipError, ClipInfo, Clips, Retention};
+use super::gops::GopRing;
+use super::{mkv, mp4file, ClipError, ClipInfo, Clips, Kind, Retention};
 use crate::cam::Cam;
 use crate::events::EventKind;
 use crate::frame::Frame;
 use crate::settings::Settings;
+use crate::video::{Next, Packet, Reader, Track, VideoFeed};
 
 /// The most bytes of frames the pre-roll ring holds, whatever the settings
 /// (30 s of 720p at 10 fps is about 40 MB; the default 5 s about 7 MB).
@@ -88,12 +99,16 @@ struct Active {
     first: Option<Instant>,
     /// The frame with the highest score, for the thumbnail.
     best: Option<(f32, Arc<Frame>)>,
+    /// What the file is.
+    kind: Kind,
 }
 
 /// One camera's recorder, shared by the motion runner, `/status` and the
 /// task in [`run`].
 pub struct Recorder {
     clips: Arc<Clips>,
+    /// The camera's own video, when it sends some: MP4 clips of it.
+    video: Option<Arc<VideoFeed>>,
     active: Mutex<Option<Active>>,
     wake: Notify,
     ring_frames: AtomicU64,
@@ -128,6 +143,7 @@ impl Recorder {
     pub fn new(clips: Clips) -> Recorder {
         Recorder {
             clips: Arc::new(clips),
+            video: None,
             active: Mutex::new(None),
             wake: Notify::new(),
             ring_frames: AtomicU64::new(0),
@@ -137,6 +153,13 @@ impl Recorder {
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Records MP4 clips of `feed` (the camera's main stream) once it has
+    /// a track.
+    pub fn with_video(mut self, feed: Option<Arc<VideoFeed>>) -> Recorder {
+        self.video = feed;
+        self
     }
 
     /// The clip folder.
@@ -169,10 +192,16 @@ impl Recorder {
         Some(url)
     }
 
-    /// A clip for motion under way from now on, with a new name.
+    /// A clip for motion under way from now on, with a new name: an MP4
+    /// when the camera's own video is known, else a Matroska of JPEGs.
     fn new_active(&self) -> Active {
-        let name = self.clips.allocate(SystemTime::now());
+        let kind = match &self.video {
+            Some(feed) if feed.track().is_some() => Kind::Mp4,
+            _ => Kind::Mkv,
+        };
+        let name = self.clips.allocate(SystemTime::now(), kind);
         Active {
+            kind,
             url: self.clips.url(&name),
             name,
             asked: Instant::now(),
@@ -296,12 +325,56 @@ struct Writing {
     first: Instant,
     /// The first frame: the upload's picture when no frame scored.
     first_frame: Arc<Frame>,
+    kind: Kind,
+    /// An MP4 clip lost a frame: the rest of that GOP cannot be decoded
+    /// and waits for the next keyframe.
+    gap: bool,
+}
+
+impl Writing {
+    /// Passes a frame on without waiting; false when the queue is full.
+    fn send(&self, msg: Msg) -> bool {
+        !matches!(self.tx.try_send(msg), Err(TrySendError::Full(_)))
+    }
+
+    /// Passes one of the camera's own frames on, keeping what is written
+    /// decodable: after a lost frame, nothing until a keyframe.
+    fn send_packet(&mut self, packet: &Arc<Packet>, skipped: u64) -> bool {
+        if self.kind != Kind::Mp4 {
+            return true;
+        }
+        if skipped > 0 {
+            self.gap = true;
+        }
+        if self.gap && !packet.keyframe {
+            return false;
+        }
+        self.gap = !self.send(Msg::Packet(packet.clone()));
+        !self.gap
+    }
 }
 
 enum Msg {
     Frame(Arc<Frame>),
+    Packet(Arc<Packet>),
     /// Finish, with the frame for the thumbnail.
     Finish(Option<Arc<Frame>>),
+}
+
+/// What the recorder's loop woke up for.
+enum Input {
+    Frame(Arc<Frame>),
+    Packet(Next),
+    Tick,
+    Stop,
+}
+
+/// The next of the camera's own frames; never, without a feed.
+async fn next_packet(reader: &mut Option<Reader>) -> Next {
+    match reader {
+        Some(r) => r.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Records `cam`'s clips through `rec` until `cancel` fires; the clip under
@@ -309,52 +382,103 @@ enum Msg {
 pub async fn run(cam: Arc<Cam>, rec: Arc<Recorder>, cancel: CancellationToken) {
     let mut frames = cam.subscribe();
     let mut ring = Ring::default();
+    let mut gops = GopRing::default();
+    let mut reader = rec.video.as_ref().map(|feed| {
+        let reader = feed.reader();
+        gops.reset(feed.track());
+        reader
+    });
+    let mut last_frame: Option<Arc<Frame>> = None;
     let mut writing: Option<Writing> = None;
     let mut last_kept: Option<Instant> = None;
     let mut last_retention = Instant::now();
     enforce(&cam, &rec).await;
     loop {
-        let frame = tokio::select! {
+        let input = tokio::select! {
             r = frames.changed() => match r {
-                Ok(()) => frames.borrow_and_update().clone(),
-                Err(_) => break,
+                Ok(()) => frames.borrow_and_update().clone().map_or(Input::Tick, Input::Frame),
+                Err(_) => Input::Stop,
             },
-            _ = rec.wake.notified() => None,
-            _ = tokio::time::sleep(TICK) => None,
-            _ = cancel.cancelled() => break,
+            next = next_packet(&mut reader) => Input::Packet(next),
+            _ = rec.wake.notified() => Input::Tick,
+            _ = tokio::time::sleep(TICK) => Input::Tick,
+            _ = cancel.cancelled() => Input::Stop,
         };
         let p = ClipParams::from(&*cam.settings());
-        if let Some(frame) = frame {
-            let interval = Duration::from_secs_f64(0.8 / f64::from(p.fps.max(1)));
-            let due = last_kept.is_none_or(|t| frame.captured_mono.duration_since(t) >= interval);
-            if due && p.record {
-                last_kept = Some(frame.captured_mono);
-                if let Some(w) = &writing {
-                    match w.tx.try_send(Msg::Frame(frame.clone())) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
+        // Whether this camera's clips are MP4 of its own video (its
+        // pictures are then only for thumbnails).
+        let own_video = gops.track().is_some();
+        let keep = Duration::from_secs(u64::from(p.pre_s) + 1);
+        let mut new_track = false;
+        match input {
+            Input::Stop => break,
+            Input::Tick => {}
+            Input::Frame(frame) => {
+                last_frame = Some(frame.clone());
+                let interval = Duration::from_secs_f64(0.8 / f64::from(p.fps.max(1)));
+                let due =
+                    last_kept.is_none_or(|t| frame.captured_mono.duration_since(t) >= interval);
+                if due && p.record {
+                    last_kept = Some(frame.captured_mono);
+                    if let Some(w) = writing.as_ref().filter(|w| w.kind == Kind::Mkv) {
+                        if !w.send(Msg::Frame(frame.clone())) {
                             rec.dropped.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(TrySendError::Disconnected(_)) => {}
+                    }
+                    // A second more than the pre-roll: the clip starts from
+                    // when motion started, which the recorder hears a little
+                    // later.
+                    if !own_video {
+                        ring.push(frame, keep);
                     }
                 }
-                // A second more than the pre-roll: the clip starts from
-                // when motion started, which the recorder hears a little
-                // later.
-                ring.push(frame, Duration::from_secs(u64::from(p.pre_s) + 1));
             }
+            Input::Packet(Next::Frame { packet, skipped }) => {
+                if p.record {
+                    if let Some(w) = writing.as_mut() {
+                        if !w.send_packet(&packet, skipped) {
+                            rec.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    gops.push(packet, keep, MAX_RING_BYTES);
+                }
+            }
+            Input::Packet(Next::TrackChanged) => {
+                // New parameters: the frames kept belong to the old ones.
+                if let Some(feed) = &rec.video {
+                    reader = Some(feed.reader());
+                    gops.reset(feed.track());
+                }
+                new_track = true;
+            }
+            Input::Packet(Next::Closed) => reader = None,
+        }
+        if own_video {
+            ring.clear();
         }
         if !p.record && writing.is_none() {
             ring.clear();
+            let track = gops.track().cloned();
+            gops.reset(track);
         }
-        rec.ring_frames
-            .store(ring.frames.len() as u64, Ordering::Relaxed);
-        rec.ring_bytes.store(ring.bytes, Ordering::Relaxed);
+        let (n, bytes, span) = if own_video {
+            (gops.len(), gops.bytes(), gops.span())
+        } else {
+            (ring.frames.len(), ring.bytes, ring.span())
+        };
+        rec.ring_frames.store(n as u64, Ordering::Relaxed);
+        rec.ring_bytes.store(bytes, Ordering::Relaxed);
         rec.ring_ms
-            .store(ring.span().as_millis() as u64, Ordering::Relaxed);
+            .store(span.as_millis() as u64, Ordering::Relaxed);
 
         // Start, or finish, the clip the motion runner asked for.
-        let (finish, start_failed) = step(&rec, &mut writing, &ring, p);
+        let pre = Pre {
+            frames: &ring,
+            gops: &gops,
+            picture: last_frame.as_ref(),
+            new_track,
+        };
+        let (finish, start_failed) = step(&rec, &mut writing, &pre, p);
         if let Some((name, e)) = start_failed {
             failed(&cam, &rec, &name, &e.to_string()).await;
         }
@@ -376,13 +500,25 @@ pub async fn run(cam: Arc<Cam>, rec: Arc<Recorder>, cancel: CancellationToken) {
     }
 }
 
+/// What a clip starts from.
+struct Pre<'a> {
+    /// The JPEG frames (Matroska clips).
+    frames: &'a Ring,
+    /// The camera's own frames (MP4 clips).
+    gops: &'a GopRing,
+    /// The camera's latest picture (an MP4 clip's first thumbnail).
+    picture: Option<&'a Arc<Frame>>,
+    /// The camera's stream changed parameters: an MP4 clip ends.
+    new_track: bool,
+}
+
 /// Starts the writer of a clip asked for, and takes the clip out when it
-/// is over (post-roll ended, or at its cap). Returns the clip to finish, and
-/// a clip that could not start.
+/// is over (post-roll ended, at its cap, or its stream changed). Returns
+/// the clip to finish, and a clip that could not start.
 fn step(
     rec: &Recorder,
     writing: &mut Option<Writing>,
-    ring: &Ring,
+    pre: &Pre<'_>,
     p: ClipParams,
 ) -> (Option<Active>, Option<(String, StartError)>) {
     let mut active = crate::sync::lock(&rec.active);
@@ -391,7 +527,7 @@ fn step(
     };
     let now = Instant::now();
     if writing.is_none() {
-        match start(&rec.clips, &a.name, ring, a.asked, p) {
+        match start(&rec.clips, a, pre, p) {
             Ok(w) => {
                 a.first = Some(w.first);
                 *writing = Some(w);
@@ -409,7 +545,8 @@ fn step(
     if post_over {
         return (active.take(), None);
     }
-    if capped {
+    let split = pre.new_track && writing.as_ref().is_some_and(|w| w.kind == Kind::Mp4);
+    if capped || split {
         // Motion that outlasts the cap goes on in a new clip (with its own
         // pre-roll, so the two overlap rather than leave a gap); its `clip`
         // event announces it.
@@ -434,31 +571,58 @@ enum StartError {
 /// Opens the clip file and starts its writer thread with the pre-roll.
 fn start(
     clips: &Arc<Clips>,
-    name: &str,
-    ring: &Ring,
-    asked: Instant,
+    a: &Active,
+    pre: &Pre<'_>,
     p: ClipParams,
 ) -> Result<Writing, StartError> {
-    let pre: Vec<Arc<Frame>> = ring
-        .since(asked, Duration::from_secs(p.pre_s.into()))
-        .cloned()
-        .collect();
-    let Some(first) = pre.first().cloned() else {
-        return Err(StartError::NoFrame);
+    let pre_s = Duration::from_secs(p.pre_s.into());
+    let (msgs, first, first_at, format) = match a.kind {
+        Kind::Mkv => {
+            let frames: Vec<Msg> = pre
+                .frames
+                .since(a.asked, pre_s)
+                .map(|f| Msg::Frame(f.clone()))
+                .collect();
+            let first = match frames.first() {
+                Some(Msg::Frame(f)) => f.clone(),
+                _ => return Err(StartError::NoFrame),
+            };
+            let fps = pre.frames.fps(p.fps);
+            let at = first.captured_mono;
+            (frames, first, at, Format::Mkv { fps })
+        }
+        Kind::Mp4 => {
+            let (Some(track), Some(picture)) = (pre.gops.track(), pre.picture) else {
+                return Err(StartError::NoFrame);
+            };
+            let packets: Vec<Msg> = pre
+                .gops
+                .since(a.asked, pre_s)
+                .map(|p| Msg::Packet(p.clone()))
+                .collect();
+            let at = match packets.first() {
+                Some(Msg::Packet(p)) => p.received,
+                _ => return Err(StartError::NoFrame),
+            };
+            let format = Format::Mp4 {
+                track: track.clone(),
+            };
+            (packets, picture.clone(), at, format)
+        }
     };
+    let name = a.name.as_str();
     let file = clips.create(name)?;
-    let (tx, rx) = sync_channel(QUEUE + pre.len());
-    for f in pre {
-        let _ = tx.try_send(Msg::Frame(f));
+    let (tx, rx) = sync_channel(QUEUE + msgs.len());
+    for m in msgs {
+        let _ = tx.try_send(m);
     }
     let (done_tx, done) = oneshot::channel();
-    let fps = ring.fps(p.fps);
     let clips = clips.clone();
     let job = Job {
         clips: clips.clone(),
         name: name.to_string(),
         first: first.clone(),
-        fps,
+        format,
     };
     let spawned = std::thread::Builder::new()
         .name("clip-writer".into())
@@ -472,8 +636,10 @@ fn start(
     Ok(Writing {
         tx,
         done,
-        first: first.captured_mono,
+        first: first_at,
         first_frame: first,
+        kind: a.kind,
+        gap: false,
     })
 }
 
@@ -558,8 +724,17 @@ async fn enforce(cam: &Cam, rec: &Recorder) {
 struct Job {
     clips: Arc<Clips>,
     name: String,
+    /// The first JPEG frame: the thumbnail when none scored.
     first: Arc<Frame>,
-    fps: u32,
+    format: Format,
+}
+
+/// How a clip is written.
+enum Format {
+    /// Matroska of the JPEG frames at this rate.
+    Mkv { fps: u32 },
+    /// MP4 of the camera's own frames of this track.
+    Mp4 { track: Arc<Track> },
 }
 
 impl Job {
@@ -578,16 +753,32 @@ impl Job {
     }
 
     fn write(&self, file: std::fs::File, rx: &Receiver<Msg>) -> Result<ClipInfo, ClipError> {
-        let io = |err| ClipError::io(format!("cannot write clip {}", self.name), err);
+        let thumb = match &self.format {
+            Format::Mkv { fps } => self.write_mkv(file, *fps, rx),
+            Format::Mp4 { track } => self.write_mp4(file, track, rx),
+        }
+        .map_err(|err| ClipError::io(format!("cannot write clip {}", self.name), err))?;
+        let info = self.clips.publish(&self.name)?;
+        let picture = thumb.unwrap_or_else(|| self.first.clone());
+        self.clips.save_thumb(&self.name, &picture.jpeg);
+        Ok(info)
+    }
+
+    /// Writes the JPEG frames as Matroska; returns the thumbnail's frame.
+    fn write_mkv(
+        &self,
+        file: std::fs::File,
+        fps: u32,
+        rx: &Receiver<Msg>,
+    ) -> std::io::Result<Option<Arc<Frame>>> {
         let first = &self.first;
         let mut w = mkv::Writer::new(
             file,
             first.width.into(),
             first.height.into(),
-            self.fps,
+            fps,
             first.captured_at,
-        )
-        .map_err(io)?;
+        )?;
         let mut last_sync = Instant::now();
         let mut thumb = None;
         while let Ok(msg) = rx.recv() {
@@ -596,23 +787,54 @@ impl Job {
                     let t = f
                         .captured_mono
                         .saturating_duration_since(first.captured_mono);
-                    w.write_frame(t.as_millis() as u64, &f.jpeg).map_err(io)?;
+                    w.write_frame(t.as_millis() as u64, &f.jpeg)?;
                     if last_sync.elapsed() >= SYNC_EVERY {
-                        w.sync().map_err(io)?;
+                        w.sync()?;
                         last_sync = Instant::now();
                     }
                 }
+                Msg::Packet(_) => {}
                 Msg::Finish(best) => {
                     thumb = best;
                     break;
                 }
             }
         }
-        w.finish().map_err(io)?;
-        let info = self.clips.publish(&self.name)?;
-        let picture = thumb.unwrap_or_else(|| self.first.clone());
-        self.clips.save_thumb(&self.name, &picture.jpeg);
-        Ok(info)
+        w.finish()?;
+        Ok(thumb)
+    }
+
+    /// Writes the camera's own frames as fragmented MP4; returns the
+    /// thumbnail's frame. A thumbnail is saved at once, for a clip a crash
+    /// cuts short (its pictures would need a decoder).
+    fn write_mp4(
+        &self,
+        file: std::fs::File,
+        track: &Track,
+        rx: &Receiver<Msg>,
+    ) -> std::io::Result<Option<Arc<Frame>>> {
+        let mut w = mp4file::Writer::new(file, track)?;
+        self.clips.save_thumb(&self.name, &self.first.jpeg);
+        let mut last_sync = Instant::now();
+        let mut thumb = None;
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Packet(packet) => {
+                    w.write(&packet)?;
+                    if last_sync.elapsed() >= SYNC_EVERY {
+                        w.sync()?;
+                        last_sync = Instant::now();
+                    }
+                }
+                Msg::Frame(_) => {}
+                Msg::Finish(best) => {
+                    thumb = best;
+                    break;
+                }
+            }
+        }
+        w.finish()?;
+        Ok(thumb)
     }
 }
 
@@ -637,6 +859,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
         (dir, Recorder::new(clips))
+    }
+
+    fn pre<'a>(ring: &'a Ring, gops: &'a GopRing) -> Pre<'a> {
+        Pre {
+            frames: ring,
+            gops,
+            picture: None,
+            new_track: false,
+        }
     }
 
     fn params(pre_s: u32, post_s: u32, max_s: u32) -> ClipParams {
@@ -705,7 +936,8 @@ mod tests {
         let mut ring = Ring::default();
         ring.push(frame(Instant::now(), 100), Duration::from_secs(1));
         let mut writing = None;
-        let (done, failed) = step(&rec, &mut writing, &ring, p);
+        let gops = GopRing::default();
+        let (done, failed) = step(&rec, &mut writing, &pre(&ring, &gops), p);
         assert!(failed.is_none());
         assert!(url.ends_with(&done.expect("capped").name));
         let next = rec.status().recording.expect("a new clip");
@@ -716,9 +948,56 @@ mod tests {
         );
         // Once the motion has ended, a capped clip is not followed by another.
         rec.motion_ended(p);
-        let (done, _) = step(&rec, &mut None, &ring, p);
+        let (done, _) = step(&rec, &mut None, &pre(&ring, &gops), p);
         assert!(done.is_some());
         assert!(rec.status().recording.is_none());
+    }
+
+    #[test]
+    fn new_stream_parameters_end_an_mp4_clip_and_motion_goes_on_in_a_new_one() {
+        let (_dir, rec) = recorder();
+        let feed = VideoFeed::new();
+        feed.set_track(Track {
+            codec: "avc1.4D401F".into(),
+            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+            width: 320,
+            height: 240,
+            timescale: 90_000,
+        });
+        let rec = rec.with_video(Some(feed.clone()));
+        let p = params(1, 5, 120);
+        let url = rec.motion_started(p).unwrap();
+        assert!(url.ends_with(".mp4"), "{url}");
+        let ring = Ring::default();
+        let mut gops = GopRing::default();
+        gops.reset(feed.track());
+        gops.push(
+            Arc::new(Packet {
+                data: bytes::Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+                keyframe: true,
+                pts: 0,
+                received: Instant::now(),
+                received_at: SystemTime::now(),
+            }),
+            Duration::from_secs(2),
+            MAX_RING_BYTES,
+        );
+        let picture = frame(Instant::now(), 100);
+        let mut pre = Pre {
+            frames: &ring,
+            gops: &gops,
+            picture: Some(&picture),
+            new_track: false,
+        };
+        let mut writing = None;
+        assert!(matches!(step(&rec, &mut writing, &pre, p), (None, None)));
+        assert!(writing.as_ref().is_some_and(|w| w.kind == Kind::Mp4));
+        pre.new_track = true;
+        let (done, failed) = step(&rec, &mut writing, &pre, p);
+        assert!(failed.is_none());
+        assert!(url.ends_with(&done.expect("ended").name));
+        let next = rec.status().recording.expect("a new clip");
+        assert_ne!(next, url);
     }
 
     #[test]
@@ -728,10 +1007,12 @@ mod tests {
         let url = rec.motion_started(p).unwrap();
         let mut writing = None;
         let ring = Ring::default();
+        let gops = GopRing::default();
+        let pre = pre(&ring, &gops);
         // While the episode lasts, it waits for a frame.
-        assert!(matches!(step(&rec, &mut writing, &ring, p), (None, None)));
+        assert!(matches!(step(&rec, &mut writing, &pre, p), (None, None)));
         rec.motion_ended(p);
-        let (done, failed) = step(&rec, &mut writing, &ring, p);
+        let (done, failed) = step(&rec, &mut writing, &pre, p);
         assert!(done.is_none() && writing.is_none());
         let (name, e) = failed.expect("failed");
         assert!(url.ends_with(&name), "{url} {name}");

@@ -227,7 +227,9 @@ impl Uploader {
     /// Durably queues a clip upload: the clip file (linked into the queue,
     /// so retention may delete the clip meanwhile), `jpeg` as the `image`
     /// and the `clip` event. Blocking. Does nothing unless clips are
-    /// uploaded.
+    /// uploaded. MP4 clips (of an RTSP camera's own video) are not
+    /// uploaded yet: the queue and the receiver's form speak of Matroska
+    /// (`<seq>-frame.mkv`, `video/x-matroska`); that is logged.
     pub fn enqueue_clip(&self, clip: &Path, jpeg: &[u8], event: &Value) -> Result<(), UploadError> {
         if !self.config.clips || self.config.url.is_none() {
             return Ok(());
@@ -235,6 +237,13 @@ impl Uploader {
         let Some(name) = clip.file_name().and_then(|n| n.to_str()) else {
             return Ok(());
         };
+        if !name.ends_with(".mkv") {
+            tracing::warn!(
+                "clip {name} not uploaded: only Matroska clips are uploaded so far \
+                 (MP4 clips of a camera's own video stay in the clip folder)"
+            );
+            return Ok(());
+        }
         let now = unix_secs(SystemTime::now());
         let file = name.replace(".mkv", ".jpg");
         self.enqueue_with(Lane::Frame, Some(jpeg), event, &file, now, Some(clip))

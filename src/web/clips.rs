@@ -2,7 +2,9 @@
 //! delete a camera's clips.
 //!
 //! Names come percent-decoded from the path and are checked by the `clips`
-//! module (only `motion-<ms>.mkv`) before any file is touched.
+//! module (only `motion-<ms>.mkv` and `motion-<ms>.mp4`) before any file is
+//! touched. An `.mp4` clip is served as `video/mp4` and has no frame index
+//! (a `<video>` element plays it).
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -15,7 +17,7 @@ use super::error::ApiError;
 use super::query::Query;
 use super::ranged;
 use super::state::AppState;
-use crate::clips::{ClipError, MAX_PAGE};
+use crate::clips::{ClipError, Kind, MAX_PAGE};
 use crate::shelf::{next_before, page_limit};
 
 /// Query of `GET /clips`.
@@ -48,7 +50,8 @@ pub async fn get(
     let clips = app.recorder.clips().clone();
     let target = name.clone();
     let path = blocking(move || clips.path(&target)).await?;
-    let mut response = ranged::serve(&path, "video/x-matroska", &method, &headers)
+    let mime = Kind::of(&name).mime();
+    let mut response = ranged::serve(&path, mime, &method, &headers)
         .await
         .map_err(|err| match err.kind() {
             // Deleted since it was found.
@@ -75,7 +78,7 @@ pub async fn get(
 
 /// `GET /clips/{name}/index`: where each frame's JPEG lies in the file, for
 /// the dashboard's player (it fetches frames with `Range`): `frames` as
-/// `[t_ms, offset, length]`.
+/// `[t_ms, offset, length]`. An MP4 clip answers 400: play the file.
 pub async fn index(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -146,6 +149,7 @@ where
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| match e {
             ClipError::InvalidName(_) => ApiError::BadRequest("invalid clip name".into()),
+            e @ ClipError::NoIndex(_) => ApiError::BadRequest(e.to_string()),
             ClipError::NotFound(name) => ApiError::NotFound {
                 path: format!("/clips/{name}"),
             },
