@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::fakecam::{self, FakeCam, Script};
+use common::mp4::{boxes, nals};
 use common::{wait_until, Binary, Log};
 use serde_json::Value;
 
@@ -52,32 +53,6 @@ fn footage(dir: &Path) -> (PathBuf, HashSet<Vec<u8>>) {
         .flat_map(|au| au.nals)
         .collect();
     (footage, sent)
-}
-
-/// The boxes of an MP4 byte string: (type, body).
-fn boxes(mut b: &[u8]) -> Vec<(String, &[u8])> {
-    let mut out = Vec::new();
-    while b.len() >= 8 {
-        let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        assert!(size >= 8 && size <= b.len(), "a whole box: {size}");
-        out.push((String::from_utf8_lossy(&b[4..8]).into_owned(), &b[8..size]));
-        b = &b[size..];
-    }
-    assert!(b.is_empty(), "bytes after the last box");
-    out
-}
-
-/// The NAL units of a length-prefixed sample.
-fn nals(mut b: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    while b.len() >= 4 {
-        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        assert!(len <= b.len() - 4, "a NAL length past the sample's end");
-        out.push(&b[4..4 + len]);
-        b = &b[4 + len..];
-    }
-    assert!(b.is_empty(), "bytes after the last NAL");
-    out
 }
 
 /// The first listed clip of `base` whose name ends with `.mp4`.
@@ -216,7 +191,8 @@ async fn an_rtsp_cameras_clip_is_mp4_of_its_own_h264_from_a_keyframe() {
     assert_eq!(thumb.status(), 200, "a thumbnail from the camera's picture");
 
     // Every slice is the camera's, byte for byte; the first frame is an IDR.
-    let parts = boxes(&body);
+    let (parts, rest) = boxes(&body);
+    assert_eq!(rest, 0, "the clip is whole boxes");
     let kinds: Vec<&str> = parts.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(&kinds[..2], ["ftyp", "moov"], "an init segment first");
     let samples: Vec<&[u8]> = parts

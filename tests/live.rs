@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::fakecam::{self, FakeCam, Script};
+use common::mp4::{boxes, nals};
 use common::Binary;
 use futures_util::StreamExt;
 
@@ -39,33 +40,6 @@ async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
         .json()
         .await
         .expect("JSON")
-}
-
-/// The boxes of an MP4 byte string: (type, body).
-fn boxes(mut b: &[u8]) -> Vec<(String, &[u8])> {
-    let mut out = Vec::new();
-    while b.len() >= 8 {
-        let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        if size < 8 || size > b.len() {
-            break; // the last fragment, cut by the end of the read
-        }
-        out.push((String::from_utf8_lossy(&b[4..8]).into_owned(), &b[8..size]));
-        b = &b[size..];
-    }
-    out
-}
-
-/// The NAL units of a length-prefixed sample.
-fn nals(mut b: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    while b.len() >= 4 {
-        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        assert!(len <= b.len() - 4, "a NAL length past the sample's end");
-        out.push(&b[4..4 + len]);
-        b = &b[4 + len..];
-    }
-    assert!(b.is_empty(), "bytes after the last NAL");
-    out
 }
 
 /// Reads `url` for about `secs` seconds (or `max` bytes).
@@ -118,7 +92,7 @@ async fn live_mp4_is_the_cameras_own_h264_from_a_keyframe() {
     assert_eq!(headers["x-video-size"], "320x240");
     assert_eq!(headers["cache-control"], "no-store");
 
-    let parts = boxes(&body);
+    let (parts, _) = boxes(&body);
     let kinds: Vec<&str> = parts.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(&kinds[..2], ["ftyp", "moov"], "an init segment first");
     let samples: Vec<&[u8]> = parts
@@ -213,7 +187,7 @@ async fn live_mp4_is_refused_clearly_where_there_is_no_video() {
     // Without a detect stream, ?stream=detect is the main stream.
     let (headers, body) = read_for(&format!("{base}/live.mp4?stream=detect"), 2, 1 << 20).await;
     assert_eq!(headers["x-video-size"], "320x240");
-    assert!(boxes(&body).iter().any(|(k, _)| k == "mdat"));
+    assert!(boxes(&body).0.iter().any(|(k, _)| k == "mdat"));
 }
 
 #[tokio::test]

@@ -3,12 +3,13 @@
 //!
 //! Beside it: `sse` (the SSE reader) and `receiver` (the upload receiver),
 //! which the bench programs include too, `broker` (a real mosquitto),
-//! `webpush` (a real Web Push service) and `fakecam` (a scripted RTSP
-//! camera).
+//! `webpush` (a real Web Push service), `fakecam` (a scripted RTSP
+//! camera), `rtsp` (the GStreamer test camera) and `mp4` (reading MP4).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod broker;
 pub mod fakecam;
+pub mod mp4;
 pub mod receiver;
 pub mod rtsp;
 pub mod sse;
