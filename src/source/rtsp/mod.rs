@@ -114,11 +114,13 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
         let now = Instant::now();
         out.heard(now);
         let params = match demuxed.streams()[index].parameters() {
-            Some(ParametersRef::Video(p)) => Some(p.clone()),
+            // Borrowed: cloning them (their codec string and parameter
+            // sets) for every frame would cost an allocation a frame.
+            Some(ParametersRef::Video(p)) => Some(p),
             _ => None,
         };
-        if frame.has_new_parameters() || stats.info().width == 0 {
-            if let Some(p) = &params {
+        if frame.has_new_parameters() || !stats.has_parameters() {
+            if let Some(p) = params {
                 stats.parameters(p.rfc6381_codec(), p.pixel_dimensions());
                 out.set_stream(stats.info());
             }
@@ -143,10 +145,10 @@ pub async fn run(url: &str, transport: RtspTransport, out: &Output) -> Result<()
                 decoder = Some(Decoder::start(codec, out)?);
             }
             if let Some(d) = decoder.as_mut() {
-                feed(d, &frame, params.as_ref().map(|p| p.codec_params()), out);
+                feed(d, &frame, params.map(|p| p.codec_params()), out);
             }
         }
-        if let (Some(video), Some(p)) = (out.video(), &params) {
+        if let (Some(video), Some(p)) = (out.video(), params) {
             pass_on(video, p, frame, now);
         }
     }

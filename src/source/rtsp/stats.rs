@@ -72,6 +72,11 @@ impl Stats {
         Some(self.info.clone())
     }
 
+    /// Whether the stream's parameters (its size) are known yet.
+    pub(crate) fn has_parameters(&self) -> bool {
+        self.info.width > 0
+    }
+
     /// The figures so far.
     pub(crate) fn info(&self) -> StreamInfo {
         self.info.clone()
