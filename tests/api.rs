@@ -1,6 +1,6 @@
 //! JSON routes: /status, /config, /healthz, 404s and the page.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use serde_json::{json, Value};

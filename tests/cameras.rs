@@ -3,7 +3,7 @@
 //! camera's trouble never slowing another, bad camera configs explained, and
 //! a single-camera data directory migrated to the first camera.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! read back by ffprobe, served with `Range`, kept through `kill -9`, and
 //! failing alone when they cannot be written.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! byte for byte what the camera sent; and a clip cut by `kill -9` is there
 //! and decodes after the next start.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Commands in: the WebSocket /control and POST /control, snapshots on disk,
 //! counters and settings that survive restarts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

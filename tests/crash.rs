@@ -10,7 +10,7 @@
 //! snapshot, setting and reset whose reply came back is there, and every
 //! acknowledged snapshot is uploaded in the end).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! go on streaming and answering, nothing written before may be damaged,
 //! and writes must work again once the file is deleted.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::io::Write;

@@ -5,7 +5,7 @@
 //! and an all-pass run with the synthetic scene and a real ffmpeg. Plus the
 //! same quick checks and "did you mean" from `lookout` itself at start.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Events out: motion detection end to end, /events over SSE with replay and
 //! keepalive, and the stored history at /api/events.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

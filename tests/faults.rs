@@ -3,7 +3,7 @@
 //! cannot write in. (The wall clock going back is tested beside the code that
 //! names snapshots and numbers events: src/snaps.rs, src/store.rs.)
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

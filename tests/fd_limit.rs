@@ -4,7 +4,7 @@
 //! neither die nor spin on the CPU, keep the viewers' frames coming, and
 //! answer new requests once the flood is gone.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

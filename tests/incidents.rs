@@ -2,7 +2,7 @@
 //! incident names a 320 px thumbnail of its picture, served like the
 //! picture (same cache policy), and 404 where there is no incident.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! re-encoded), over a real lookout reading the scripted camera
 //! (tests/common/fakecam.rs).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! a real scrape that `promtool check metrics` accepts; and the same door as
 //! `/status` (a long-lived token as Prometheus' bearer credentials).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

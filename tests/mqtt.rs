@@ -5,7 +5,7 @@
 //! could do to the link: oversized retained messages, taking over the
 //! client id, a flood of Home Assistant births.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! subscription, bad subscriptions refused, and retries that deliver
 //! exactly once across a restart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

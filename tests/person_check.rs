@@ -3,7 +3,7 @@
 //! checks on every analysed frame never slow the stream.
 #![cfg(feature = "person")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! in the environment of the camera program. Run against the real binary,
 //! so the log is the one a user would see.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //!
 //! Every test has its own camera process and its own lookout.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! Each test runs the real binary (a panic is on its standard error, which
 //! is read into the log) and waits for what it asserts with deadlines.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

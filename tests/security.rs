@@ -1,7 +1,7 @@
 //! Secure by default: HTTPS and wss, sign-in, cross-site refusals and limits,
 //! with real TLS clients over real sockets.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! passwords are refused, a new password ends sessions, redirects stay on
 //! site, and the smaller fixes.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::path::Path;

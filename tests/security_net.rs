@@ -4,7 +4,7 @@
 //! private data directory. Real sockets, real TLS, the real binary where the
 //! process matters.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! terminal, revoked one at a time; a `read` token looks but cannot touch;
 //! and the token and session commands end quietly when their output is gone.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! A file of its own: no other test binary packages or speaks to systemd.
 //! Process 1 here need not be systemd, so nothing runs `systemctl`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! /snaps over HTTP: listing, serving, deleting, retention, thumbnails, and
 //! paths that try to leave the folder.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Real sources: ffmpeg through exec, a chained lookout over http, files and
 //! folders, and restart after the camera process dies.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

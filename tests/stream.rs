@@ -1,6 +1,6 @@
 //! Watching: /snapshot.jpg and /stream.jpg over real sockets.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! the webhook. Backoffs are milliseconds here; only the `Retry-After` test
 //! waits a real second.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! push service and a browser see it. And what it refuses: an unsubscribed
 //! browser (410) and a push signed by another key.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! the WebSocket `set`, refused with their message when a polygon is bad,
 //! kept across a restart, and accepted at their largest.
 
-mod common;
+use crate::common;
 
 use common::{ask, post, ws_connect, TestServer};
 use lookout::config::CameraConfig;
