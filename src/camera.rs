@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::cam::{Cam, CamParts};
+use crate::clips::continuous::Continuous;
 use crate::clips::recorder::Recorder;
 use crate::clips::{ClipError, Clips};
 use crate::events::{EventBus, EventKind, SourceChange};
@@ -64,6 +65,8 @@ pub struct Camera {
     pub main_source: Option<StatusCell>,
     /// The camera's own compressed video, for the live view.
     pub video: CameraVideo,
+    /// Its continuous recording (of the main stream).
+    pub recording: Arc<Continuous>,
 }
 
 /// The compressed streams of an RTSP camera, as they arrive.
@@ -191,6 +194,7 @@ impl Camera {
             name,
             base,
             snaps,
+            recording: Arc::new(Continuous::new(video.main.is_some())),
             recorder: Arc::new(Recorder::new(clips).with_video(video.main.clone())),
             check: Arc::new(PersonCheck::new(shared.person.cloned())),
             cam,
@@ -217,6 +221,18 @@ impl Camera {
             )
             .instrument(span.clone()),
         );
+        if let Some(feed) = &camera.video.main {
+            shared.tracker.spawn(
+                crate::clips::continuous::run(
+                    camera.cam.clone(),
+                    camera.recorder.clips().clone(),
+                    feed.clone(),
+                    camera.recording.clone(),
+                    cancel.clone(),
+                )
+                .instrument(span.clone()),
+            );
+        }
         shared
             .tracker
             .spawn(announce_source(camera.cam.clone(), states, cancel.clone()).instrument(span));

@@ -442,6 +442,20 @@ impl EventBus {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.store.events_page(limit, before, kind, camera).await
     }
+
+    /// Camera `camera`'s episodes that ended in `from..to` (unix seconds),
+    /// from their `motion_end` events, oldest first, at most `limit`.
+    pub async fn episodes_ended(
+        &self,
+        camera: String,
+        from: f64,
+        to: f64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.store
+            .events_between(EventKind::MotionEnd.as_str(), camera, from, to, limit)
+            .await
+    }
 }
 
 fn with_ts(mut data: Map<String, Value>) -> Value {

@@ -38,6 +38,8 @@ pub struct Status {
     pub frames: u64,
     /// The person check: available, enabled, counts.
     pub person: PersonStatus,
+    /// Continuous recording: its mode, state and counts.
+    pub recording: crate::clips::continuous::RecordingStatus,
     /// Motion episodes with a person since the last reset.
     pub person_count: u64,
     /// The camera's source.
@@ -197,6 +199,7 @@ pub fn status(hub: &Hub, camera: &Camera) -> Status {
         frames: cam.frame_count(),
         person: camera.check.status(&settings, cam.person_count()),
         person_count: cam.person_count(),
+        recording: camera.recording.status(settings.record, settings.segment_s),
         source: SourceReport {
             last_frame_age_ms: source.last_frame_age_ms(),
             status: source,

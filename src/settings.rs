@@ -69,6 +69,15 @@ pub struct Settings {
     pub max_clips_mb: u32,
     /// Days a clip is kept.
     pub clips_max_age_days: u32,
+    /// What is recorded: event clips only, or the camera's whole stream as
+    /// well (continuous segments, for a camera that sends H.264/H.265).
+    pub record: Record,
+    /// Length of a continuous segment, seconds (cut at the first keyframe
+    /// after it).
+    pub segment_s: u32,
+    /// Days a continuous segment is kept. Segments share the clips' bytes
+    /// (`max_clips_mb`): when over, the oldest segments go before any clip.
+    pub recordings_max_age_days: u32,
     /// Check whether what moved is a person (when the build has the check).
     pub person_check: bool,
     /// The score (0-1) from which the check counts a detection as a person.
@@ -97,6 +106,16 @@ pub enum AlertOn {
     Motion,
     /// Only episodes with a person in them.
     Person,
+}
+
+/// What a camera records (see [`Settings::record`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Record {
+    /// Clips of motion episodes only.
+    Events,
+    /// Every minute, in segments, besides the clips.
+    Continuous,
 }
 
 /// Which incidents are notified (see [`Settings::notify_on`]).
@@ -144,6 +163,9 @@ impl Default for Settings {
             max_clips: 500,
             max_clips_mb: 4096,
             clips_max_age_days: 30,
+            record: Record::Events,
+            segment_s: 300,
+            recordings_max_age_days: 7,
             person_check: crate::person::AVAILABLE,
             person_min_score: 0.5,
             person_checks_per_s: 2,
@@ -217,6 +239,21 @@ impl Settings {
             "person_min_score" => self.person_min_score = float_in_range(key, value, 0.05, 0.99)?,
             "person_checks_per_s" => {
                 self.person_checks_per_s = int_in_range(key, value, 1, 10)? as u32
+            }
+            "record" => {
+                self.record = match value.as_str() {
+                    Some("events") => Record::Events,
+                    Some("continuous") => Record::Continuous,
+                    _ => {
+                        return Err(SettingsError(format!(
+                            "{key} must be \"events\" or \"continuous\""
+                        )))
+                    }
+                }
+            }
+            "segment_s" => self.segment_s = int_in_range(key, value, 10, 3600)? as u32,
+            "recordings_max_age_days" => {
+                self.recordings_max_age_days = int_in_range(key, value, 1, 3650)? as u32
             }
             "alert_on" => {
                 self.alert_on = match value.as_str() {

@@ -276,7 +276,7 @@ impl Shelf {
 
     /// Deletes `items`, going on past one that cannot be deleted (see
     /// [`Shelf::enforce`]).
-    fn remove(
+    pub(crate) fn remove(
         &self,
         items: &[&Item],
         mut gone: impl FnMut(&str),

@@ -524,6 +524,28 @@ impl Store {
         .await
     }
 
+    /// One camera's events of `kind` stamped in `from..to` (unix seconds),
+    /// oldest first, at most `limit`.
+    pub async fn events_between(
+        &self,
+        kind: &'static str,
+        camera: String,
+        from: f64,
+        to: f64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, ts, kind, payload FROM events
+                 WHERE ts >= ?1 AND ts < ?2 AND kind = ?3 AND camera = ?4
+                 ORDER BY ts LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(params![from, to, kind, camera, limit], row_to_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// The newest event id (0 when there is none).
     pub async fn last_event_id(&self) -> Result<i64, StoreError> {
         self.with(|c| c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)))

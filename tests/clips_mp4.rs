@@ -320,3 +320,175 @@ async fn an_mp4_clip_cut_by_kill_9_is_kept_and_decodes() {
     assert_eq!(kept["frames"].as_u64(), Some(frames), "{kept}");
     decodes(&file);
 }
+
+/// `GET {base}/recordings` (the last 24 hours).
+async fn recordings(client: &reqwest::Client, base: &str) -> Value {
+    client
+        .get(format!("{base}/recordings"))
+        .send()
+        .await
+        .expect("/recordings answers")
+        .json()
+        .await
+        .expect("/recordings JSON")
+}
+
+#[tokio::test]
+async fn continuous_recording_cuts_playable_segments_and_keeps_them_through_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (footage, sent) = footage(dir.path());
+    let cam = FakeCam::start(&footage, Script::default()).await;
+    let data = dir.path().join("data");
+    let settings = "record = \"continuous\"\nsegment_s = 10\ncooldown_s = 1\nthreshold = 5\n\
+                    clip_pre_s = 1\nclip_post_s = 1\nclip_max_s = 10\n";
+    let (base, mut child, _log) = lookout(&cam.url, settings, &data).await;
+    let client = reqwest::Client::new();
+
+    // Two segments one after the other, and the walkers' episodes on them.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let list = loop {
+        let list = recordings(&client, &base).await;
+        let n = list["recordings"].as_array().map_or(0, Vec::len);
+        let episodes = list["episodes"].as_array().map_or(0, Vec::len);
+        if n >= 2 && episodes >= 1 {
+            break list;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two segments and an episode within {WAIT:?}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(list["recording"]["mode"], "continuous", "{list}");
+    assert_eq!(list["recording"]["segment_s"], 10, "{list}");
+    let segments = list["recordings"].as_array().expect("recordings");
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    for pair in segments.windows(2) {
+        // Oldest first, and no gap: the next starts at the keyframe that
+        // ended the one before.
+        let gap = f(&pair[1], "start_ts") - f(&pair[0], "end_ts");
+        assert!(gap.abs() < 0.5, "segments follow each other: {pair:?}");
+    }
+    let episode = &list["episodes"][0];
+    assert!(
+        f(episode, "end_ts") > f(episode, "start_ts"),
+        "an episode has a span: {episode}"
+    );
+
+    let first = &segments[0];
+    let name = first["name"].as_str().expect("name");
+    assert!(
+        name.starts_with("segment-") && name.ends_with(".mp4"),
+        "{name}"
+    );
+    let url = format!("{base}/recordings/{name}");
+    let resp = client.get(&url).send().await.expect("segment");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    let body = resp.bytes().await.expect("segment body").to_vec();
+    assert_eq!(first["bytes"].as_u64(), Some(body.len() as u64), "{first}");
+    let part = client
+        .get(&url)
+        .header("range", "bytes=4-7")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(&part.bytes().await.expect("part")[..], b"ftyp");
+    for bad in ["..%2Fx", "motion-1.mp4", "segment-1-1.mp4"] {
+        let status = client
+            .get(format!("{base}/recordings/{bad}"))
+            .send()
+            .await
+            .expect("bad name")
+            .status();
+        assert!(matches!(status.as_u16(), 400 | 404), "{bad}: {status}");
+    }
+
+    // The camera's own slices, from an IDR; about the length asked for
+    // (cut at the first keyframe after 10 s: 2 s GOPs).
+    let (parts, _) = boxes(&body);
+    let samples: Vec<&[u8]> = parts
+        .iter()
+        .filter(|(k, _)| k == "mdat")
+        .map(|(_, b)| *b)
+        .collect();
+    for (i, sample) in samples.iter().enumerate() {
+        for nal in nals(sample)
+            .into_iter()
+            .filter(|n| matches!(n[0] & 0x1f, 1 | 5))
+        {
+            if i == 0 {
+                assert_eq!(nal[0] & 0x1f, 5, "a segment starts with an IDR");
+            }
+            assert!(sent.contains(nal), "slice {i} is not one the camera sent");
+        }
+    }
+    let file = dir.path().join(name);
+    std::fs::write(&file, &body).expect("write");
+    let (codec, width, height, frames, duration) = probe(&file);
+    assert_eq!((codec.as_str(), width, height), ("h264", 320, 240));
+    assert!((9.5..=13.0).contains(&duration), "duration {duration} s");
+    assert!((f(first, "duration_s") - duration).abs() < 0.5, "{first}");
+    let rate = frames as f64 / duration;
+    assert!(
+        (8.0..=12.0).contains(&rate),
+        "{frames} frames in {duration} s"
+    );
+    decodes(&file);
+
+    // kill -9 in the middle of a segment: it is kept, cut after its last
+    // whole frame, at the next start.
+    // Half a segment in: a few seconds of frames on the disk.
+    let half = body.len() as u64 / 2;
+    let folder = data.join("clips");
+    let recording = || {
+        let cam = std::fs::read_dir(&folder).ok()?.flatten().next()?.path();
+        std::fs::read_dir(cam.join("continuous"))
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let len = e.metadata().ok()?.len();
+                name.strip_prefix(".rec-segment-")
+                    .and_then(|n| n.strip_suffix(".mp4"))
+                    .filter(|_| len > half)
+                    .map(str::to_string)
+            })
+    };
+    wait_until(WAIT, || async { recording().is_some() }).await;
+    let start = recording().expect("a segment being recorded");
+    child.start_kill().expect("kill -9");
+    child.wait().await.expect("reaped");
+    let (base, _child, _log) = lookout(&cam.url, settings, &data).await;
+    let list = recordings(&client, &base).await;
+    let kept = list["recordings"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|s| {
+                    s["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("segment-{start}-")))
+                })
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("the segment cut by kill -9 ({start}) is kept: {list}"));
+    let body = client
+        .get(format!(
+            "{base}/recordings/{}",
+            kept["name"].as_str().expect("name")
+        ))
+        .send()
+        .await
+        .expect("kept segment")
+        .bytes()
+        .await
+        .expect("body");
+    let file = dir.path().join("kept.mp4");
+    std::fs::write(&file, &body).expect("write");
+    let (codec, _, _, frames, _) = probe(&file);
+    assert_eq!(codec, "h264");
+    assert!(frames >= 10, "{frames} frames kept");
+    decodes(&file);
+}

@@ -23,10 +23,13 @@
 //! All functions block (std::fs); async callers run them with
 //! `spawn_blocking`.
 
+pub mod continuous;
+mod error;
 pub mod gops;
 pub mod mkv;
 pub mod mp4file;
 pub mod recorder;
+pub mod segments;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -37,8 +40,10 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 pub use crate::shelf::Retention;
-use crate::shelf::{unix_ms, Naming, Shelf, ShelfError, Stamp};
+use crate::shelf::{expired, unix_ms, Naming, Shelf, Stamp};
 use crate::thumbs::Thumbs;
+pub use error::ClipError;
+use segments::Segments;
 
 /// Prefix of a clip being recorded.
 const REC_PREFIX: &str = ".rec-";
@@ -64,56 +69,6 @@ pub struct ClipInfo {
     pub bytes: u64,
     /// What started it (always `motion` for now).
     pub trigger: crate::snaps::Trigger,
-}
-
-/// Why a clip operation failed, in words meant for the user.
-#[derive(Debug, thiserror::Error)]
-pub enum ClipError {
-    /// The name is not a clip name (and might point outside the folder).
-    #[error("invalid clip name {0:?}")]
-    InvalidName(String),
-    /// No clip has this name.
-    #[error("clip {0} not found")]
-    NotFound(String),
-    /// The file system refused.
-    #[error("{what}: {err}")]
-    Io {
-        /// What was being done.
-        what: String,
-        /// Why it failed.
-        #[source]
-        err: io::Error,
-    },
-    /// No thumbnail could be made.
-    #[error("thumbnail of clip {name}: {err}")]
-    Thumb {
-        /// The clip.
-        name: String,
-        /// Why.
-        #[source]
-        err: crate::thumbs::ThumbError,
-    },
-    /// The file is not a readable clip.
-    #[error("clip {name}: {err}")]
-    Unreadable {
-        /// The clip.
-        name: String,
-        /// Why.
-        #[source]
-        err: mkv::MkvError,
-    },
-    /// The MP4 file is not a readable clip.
-    #[error("clip {name}: {err}")]
-    UnreadableMp4 {
-        /// The clip.
-        name: String,
-        /// Why.
-        #[source]
-        err: mp4file::Mp4Error,
-    },
-    /// An MP4 clip has no frame index: players play it as it is.
-    #[error("clip {0} is an MP4 video: play the file itself, it has no frame index")]
-    NoIndex(String),
 }
 
 /// The two kinds of clip file.
@@ -152,25 +107,6 @@ impl Kind {
     }
 }
 
-impl ClipError {
-    fn io(what: impl Into<String>, err: io::Error) -> ClipError {
-        ClipError::Io {
-            what: what.into(),
-            err,
-        }
-    }
-}
-
-impl From<ShelfError> for ClipError {
-    fn from(err: ShelfError) -> ClipError {
-        match err {
-            ShelfError::InvalidName(name) => ClipError::InvalidName(name),
-            ShelfError::NotFound(name) => ClipError::NotFound(name),
-            ShelfError::Io { what, err } => ClipError::Io { what, err },
-        }
-    }
-}
-
 /// How the shelf reads clip names.
 const NAMING: Naming = Naming {
     noun: "clip",
@@ -200,6 +136,18 @@ pub struct Clips {
     summaries: Mutex<HashMap<String, Summary>>,
     /// Their thumbnails, in `.thumbs/`.
     thumbs: Thumbs,
+    /// The continuous recording's segments, in `continuous/`: they share
+    /// the clips' bytes.
+    segments: Segments,
+}
+
+/// What retention removed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Removed {
+    /// Clips, newest first.
+    pub clips: Vec<String>,
+    /// Continuous segments, oldest first.
+    pub segments: Vec<String>,
 }
 
 impl Clips {
@@ -209,7 +157,12 @@ impl Clips {
         crate::datadir::create_dir(&dir).map_err(|err| {
             ClipError::io(format!("cannot create clip folder {}", dir.display()), err)
         })?;
+        // `/clips` beside `/recordings`, `/cams/NAME/clips` beside
+        // `/cams/NAME/recordings`.
+        let base = url_prefix.strip_suffix("/clips").unwrap_or(&url_prefix);
+        let segments = Segments::open(dir.join("continuous"), format!("{base}/recordings"))?;
         let clips = Clips {
+            segments,
             thumbs: Thumbs::new(&dir),
             shelf: Shelf::new(dir, NAMING),
             url_prefix,
@@ -491,20 +444,89 @@ impl Clips {
         self.thumbs.make_and_save(name, &jpeg).map_err(thumb_error)
     }
 
-    /// Deletes the oldest clips until `retention` holds, and every clip older
-    /// than its age limit; the newest stays whatever the count and bytes.
-    /// Returns the names deleted, newest first.
-    pub fn enforce(&self, retention: Retention) -> Result<Vec<String>, ClipError> {
-        let mut removed = self
-            .shelf
-            .enforce(retention, None, |gone| self.forget(gone))?;
+    /// The continuous recording's segments.
+    pub fn segments(&self) -> &Segments {
+        &self.segments
+    }
+
+    /// Applies the retention of the pool of clips and segments: every
+    /// segment older than `segments_max_age` and every clip older than
+    /// `retention`'s age go; then, while the pool is over `retention`'s
+    /// bytes, the oldest segments go first and the oldest clips after them
+    /// (the newest clip stays whatever the count and bytes). The count
+    /// limit is the clips'.
+    pub fn enforce(
+        &self,
+        retention: Retention,
+        segments_max_age: std::time::Duration,
+    ) -> Result<Removed, ClipError> {
+        let segments = self.segments.scan()?;
+        let clip_bytes = self.shelf.usage()?.1;
+        // The segments' own plan, with the clips' bytes counted in.
+        let plan = Retention {
+            max_count: usize::MAX,
+            max_bytes: retention.max_bytes.saturating_sub(clip_bytes),
+            max_age: segments_max_age,
+        };
+        let doomed = match segments.first() {
+            // `expired` keeps one file for the bytes: none is kept here.
+            Some(_) => expired(&segments, plan, "", unix_ms(SystemTime::now())),
+            None => Vec::new(),
+        };
+        let left: u64 = segments.iter().map(|i| i.bytes).sum::<u64>()
+            - doomed.iter().map(|i| i.bytes).sum::<u64>();
+        let removed_segments = self.segments.remove(&doomed)?;
+        let clips = Retention {
+            max_bytes: retention.max_bytes.saturating_sub(left),
+            ..retention
+        };
+        let mut removed = self.shelf.enforce(clips, None, |gone| self.forget(gone))?;
         removed.reverse();
-        Ok(removed)
+        Ok(Removed {
+            clips: removed,
+            segments: removed_segments,
+        })
     }
 
     /// How many clips there are and their bytes.
     pub fn usage(&self) -> Result<(usize, u64), ClipError> {
         Ok(self.shelf.usage()?)
+    }
+}
+
+/// A camera's retention of clips and segments from its settings: the
+/// pool's (count, bytes, the clips' age) and the segments' age, as
+/// [`Clips::enforce`] takes them.
+pub fn retention(s: &crate::settings::Settings) -> (Retention, std::time::Duration) {
+    let day = |days: u32| std::time::Duration::from_secs(u64::from(days) * 86_400);
+    (
+        Retention {
+            max_count: s.max_clips as usize,
+            max_bytes: u64::from(s.max_clips_mb) * 1024 * 1024,
+            max_age: day(s.clips_max_age_days),
+        },
+        day(s.recordings_max_age_days),
+    )
+}
+
+/// Applies `cam`'s retention to `clips` and its segments, logging what went.
+pub async fn enforce(cam: &crate::cam::Cam, clips: std::sync::Arc<Clips>) {
+    let (pool, segments_age) = retention(&cam.settings());
+    match tokio::task::spawn_blocking(move || clips.enforce(pool, segments_age)).await {
+        Ok(Ok(removed)) => {
+            if !removed.clips.is_empty() {
+                tracing::info!("clip retention removed {} clip(s)", removed.clips.len());
+            }
+            if !removed.segments.is_empty() {
+                tracing::info!(
+                    "recording retention removed {} segment(s), oldest {}",
+                    removed.segments.len(),
+                    removed.segments[0]
+                );
+            }
+        }
+        Ok(Err(e)) => tracing::warn!("clip retention: {e}"),
+        Err(_) => {}
     }
 }
 
@@ -595,15 +617,103 @@ mod tests {
             [&names[1], &names[0]]
         );
         let removed = clips
-            .enforce(Retention {
-                max_count: 3,
-                max_bytes: u64::MAX,
-                max_age: Duration::from_secs(8 * 86_400),
-            })
-            .unwrap();
+            .enforce(
+                Retention {
+                    max_count: 3,
+                    max_bytes: u64::MAX,
+                    max_age: Duration::from_secs(8 * 86_400),
+                },
+                Duration::MAX,
+            )
+            .unwrap()
+            .clips;
         // One for the count, one more for its age (8.5 days).
         assert_eq!(removed, vec![names[1].clone(), names[0].clone()]);
         assert_eq!(clips.usage().unwrap().0, 2);
+    }
+
+    /// A segment of `frames` frames whose first arrived at `at`.
+    fn segment(clips: &Clips, at: SystemTime, frames: i64) -> String {
+        let track = crate::video::Track {
+            codec: "avc1.4D401F".into(),
+            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+            width: 320,
+            height: 240,
+            timescale: 90_000,
+        };
+        let (start, file) = clips.segments().create(at).unwrap();
+        let mut w = mp4file::Writer::new(file, &track).unwrap();
+        for i in 0..frames {
+            w.write(&crate::video::Packet {
+                data: bytes::Bytes::from([0, 0, 0, 200, 0x65].repeat(40)),
+                keyframe: i == 0,
+                pts: i * 9000,
+                received: std::time::Instant::now(),
+                received_at: at,
+            })
+            .unwrap();
+        }
+        w.finish().unwrap();
+        clips.segments().publish(start).unwrap().unwrap().name
+    }
+
+    #[test]
+    fn segments_share_the_clips_bytes_and_go_first_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/cams/y/clips".into()).unwrap();
+        let now = SystemTime::now();
+        let hours = |h: u64| now - Duration::from_secs(h * 3600);
+        // Clips older than every segment: bytes still take segments first.
+        let old_clip = record(&clips, hours(50), 5);
+        let new_clip = record(&clips, hours(49), 5);
+        let segs: Vec<String> = (0..4).map(|i| segment(&clips, hours(30 - i), 10)).collect();
+        assert!(clips.segments().path(&segs[0]).is_ok());
+        let all = clips.segments().between(0, u64::MAX).unwrap();
+        assert_eq!(all[0].url, format!("/cams/y/recordings/{}", segs[0]));
+        let seg_bytes = all[0].bytes;
+        let (_, clip_bytes) = clips.usage().unwrap();
+        let pool = |max_bytes: u64| Retention {
+            max_count: 100,
+            max_bytes,
+            max_age: Duration::from_secs(30 * 86_400),
+        };
+        let week = Duration::from_secs(7 * 86_400);
+        // Room for everything: nothing goes.
+        let total = clip_bytes + 4 * seg_bytes;
+        assert_eq!(
+            clips.enforce(pool(total), week).unwrap(),
+            Removed::default()
+        );
+        // One byte over: the oldest segment.
+        let removed = clips.enforce(pool(total - 1), week).unwrap();
+        assert_eq!(removed.segments, [segs[0].clone()]);
+        assert!(removed.clips.is_empty());
+        // Room for the clips only: every segment, then no clip.
+        let removed = clips.enforce(pool(clip_bytes), week).unwrap();
+        assert_eq!(removed.segments, segs[1..].to_vec());
+        assert!(removed.clips.is_empty());
+        // Less: the oldest clip; the newest stays whatever the bytes.
+        segment(&clips, hours(1), 10);
+        let removed = clips.enforce(pool(1), week).unwrap();
+        assert_eq!(removed.clips, [old_clip]);
+        assert_eq!(removed.segments.len(), 1);
+        assert_eq!(clips.list(10, None).unwrap()[0].name, new_clip);
+        // Age: a day's limit takes a segment of 30 hours, not a clip (a new
+        // folder: starts only increase in one).
+        let dir = tempfile::tempdir().unwrap();
+        let clips = Clips::open(dir.path().join("c"), "/clips".into()).unwrap();
+        record(&clips, hours(40), 5);
+        let old = segment(&clips, hours(30), 10);
+        let young = segment(&clips, hours(2), 10);
+        let removed = clips
+            .enforce(pool(u64::MAX), Duration::from_secs(86_400))
+            .unwrap();
+        assert_eq!(removed.segments, [old]);
+        assert!(removed.clips.is_empty());
+        assert_eq!(
+            clips.segments().between(0, u64::MAX).unwrap()[0].name,
+            young
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::gops::GopRing;
-use super::{mkv, mp4file, ClipError, ClipInfo, Clips, Kind, Retention};
+use super::{mkv, mp4file, ClipError, ClipInfo, Clips, Kind};
 use crate::cam::Cam;
 use crate::events::EventKind;
 use crate::frame::Frame;
@@ -702,22 +702,9 @@ async fn failed(cam: &Cam, rec: &Recorder, name: &str, error: &str) {
     }
 }
 
-/// Applies the camera's clip retention.
+/// Applies the camera's retention of clips and segments.
 async fn enforce(cam: &Cam, rec: &Recorder) {
-    let s = cam.settings();
-    let retention = Retention {
-        max_count: s.max_clips as usize,
-        max_bytes: u64::from(s.max_clips_mb) * 1024 * 1024,
-        max_age: Duration::from_secs(u64::from(s.clips_max_age_days) * 86_400),
-    };
-    let clips = rec.clips.clone();
-    match tokio::task::spawn_blocking(move || clips.enforce(retention)).await {
-        Ok(Ok(removed)) if !removed.is_empty() => {
-            tracing::info!("clip retention removed {} clip(s)", removed.len());
-        }
-        Ok(Err(e)) => tracing::warn!("clip retention: {e}"),
-        _ => {}
-    }
+    super::enforce(cam, rec.clips.clone()).await;
 }
 
 /// The writer thread's work: one clip.

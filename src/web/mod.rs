@@ -21,6 +21,7 @@ pub mod policy;
 pub mod push;
 pub mod query;
 pub mod ranged;
+pub mod recordings;
 pub mod server;
 pub mod snaps;
 pub mod sse;
@@ -64,7 +65,9 @@ fn camera_routes(state: AppState, nested: bool) -> Router {
         .route("/clips", get(clips::list))
         .route("/clips/{name}", get(clips::get).delete(clips::delete))
         .route("/clips/{name}/index", get(clips::index))
-        .route("/clips/{name}/thumb", get(clips::thumb));
+        .route("/clips/{name}/thumb", get(clips::thumb))
+        .route("/recordings", get(recordings::list))
+        .route("/recordings/{name}", get(recordings::get));
     let routes = if nested {
         routes
             .route("/status", get(api::status))
