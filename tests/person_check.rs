@@ -54,6 +54,24 @@ async fn each_walk_of_real_people_gives_a_person_event() {
         );
         assert!(end["person_max_score"].as_f64().unwrap() >= 0.5, "{end}");
     }
+    // The checks ran on their own thread, at a lower priority than the
+    // streams (Linux's nice, field 19 of the thread's stat).
+    let nice = std::fs::read_dir("/proc/self/task")
+        .expect("threads")
+        .flatten()
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "person")
+        })
+        .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1;
+            after.split_whitespace().nth(16)?.parse::<i32>().ok()
+        });
+    assert_eq!(
+        nice,
+        Some(lookout::motion::check::NICE),
+        "the person thread's nice"
+    );
     assert_eq!(
         persons.len(),
         2,

@@ -37,6 +37,13 @@ const INPUT: f32 = 416.0;
 /// whole frame is checked.
 const LARGE: f32 = 0.4;
 
+/// The checks' thread runs at this nice value (the streams, the commands
+/// and the detector run at the server's, 0): on a busy machine the kernel
+/// gives the check what the rest leaves, so a check makes the answers to
+/// viewers and commands no later. A check then takes longer, which the
+/// check's rules already allow (a busy check drops the next one).
+pub const NICE: i32 = 10;
+
 /// How many checks may wait for the worker: one per camera at most (a
 /// camera has one check in flight), so this bounds the wait behind other
 /// cameras' checks. A check offered when it is full is dropped.
@@ -123,6 +130,10 @@ impl PersonWorker {
 /// is gone. A panic in a check fails that check (its reply is dropped), not
 /// the thread.
 fn work(failed: &AtomicBool, jobs: &Receiver<Job>) {
+    // Linux's nice is per thread: `None` is this thread alone.
+    if let Err(e) = rustix::process::setpriority_process(None, NICE) {
+        tracing::warn!("the person check runs at the server's priority: cannot lower it: {e}");
+    }
     let detector = match PersonDetector::load() {
         Ok(d) => d,
         Err(e) => {

@@ -41,6 +41,10 @@ impl Model {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .thread_name(|i| format!("person-{i}"))
+                // As low as the checks' own thread (motion::check::NICE).
+                .start_handler(|_| {
+                    let _ = rustix::process::setpriority_process(None, 10);
+                })
                 .build()
                 .map_err(|e| PersonError::Model(format!("cannot start {threads} threads: {e}")))?;
             options.executor = Some(Executor::MultiThread(Arc::new(pool)));
