@@ -1,7 +1,8 @@
 //! The upload queue against real HTTP receivers on loopback: the wire format,
-//! retries, restarts, permanent failures, the queue bound, `Retry-After` and
-//! the webhook. Backoffs are milliseconds here; only the `Retry-After` test
-//! waits a real second.
+//! retries, restarts, permanent failures, the queue bound, `Retry-After`, the
+//! webhook, and clips of both kinds (Matroska and an RTSP camera's MP4).
+//! Backoffs are milliseconds here; only the `Retry-After` test waits a real
+//! second.
 
 use crate::common;
 
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use common::receiver::{answer, parts, Part, Plan, Receiver};
+use common::fakecam::{self, FakeCam, Script};
+use common::receiver::{answer, parts, Hit, Part, Plan, Receiver};
 use lookout::events::EventBus;
 use lookout::uploads::{UploadConfig, UploadError, Uploader};
 use serde_json::{json, Value};
@@ -673,16 +675,7 @@ async fn a_clip_goes_out_beside_its_picture_even_after_retention_and_a_restart()
     let clips = dir.path().join("clips");
     std::fs::create_dir(&clips).unwrap();
     let clip = clips.join("motion-1718000000250.mkv");
-    // Bytes a sloppy multipart writer would cut, and more than one read.
-    let bytes: Vec<u8> = (0..300_000u32)
-        .flat_map(|k| {
-            if k % 1000 == 0 {
-                b"\r\n--".to_vec()
-            } else {
-                vec![k as u8]
-            }
-        })
-        .collect();
+    let bytes = clip_bytes(0);
     std::fs::write(&clip, &bytes).unwrap();
     let event = json!({"kind": "clip", "ok": true, "name": "motion-1718000000250.mkv"});
 
@@ -717,15 +710,182 @@ async fn a_clip_goes_out_beside_its_picture_even_after_retention_and_a_restart()
     worker.stop().await;
 
     let hit = &rx.accepted("/frames")[0];
+    let (image, sent, clip_body) = clip_upload(hit, "motion-1718000000250", "mkv");
+    assert_eq!(image, jpeg(1));
+    assert_eq!(sent, event);
+    assert!(clip_body == bytes, "the clip, byte for byte");
+}
+
+/// The `image`, `event` and `clip` parts of the clip upload `hit`, their
+/// headers checked: the clip `<stem>.<ext>` typed by its extension, its
+/// picture `<stem>.jpg` as `image/jpeg`. Returns the picture, the event and
+/// the clip.
+fn clip_upload(hit: &Hit, stem: &str, ext: &str) -> (Bytes, Value, Bytes) {
     let parts = parse_multipart(hit.header("content-type").unwrap(), &hit.body);
     let field = |name| parts.iter().find(|p| p.is_field(name)).expect(name);
-    assert_eq!(field("image").body, jpeg(1));
-    let sent: Value = serde_json::from_slice(&field("event").body).unwrap();
-    assert_eq!(sent, event);
-    let clip_part = field("clip");
-    assert_eq!(clip_part.header("content-type"), Some("video/x-matroska"));
-    assert!(clip_part
-        .header("content-disposition")
-        .is_some_and(|d| d.contains("filename=\"motion-1718000000250.mkv\"")));
-    assert!(clip_part.body == bytes, "the clip, byte for byte");
+    let filename = |p: &Part| {
+        p.header("content-disposition")
+            .and_then(|d| d.split("filename=\"").nth(1))
+            .and_then(|f| f.split('"').next())
+            .map(str::to_string)
+    };
+    let image = field("image");
+    assert_eq!(image.header("content-type"), Some("image/jpeg"));
+    assert_eq!(filename(image), Some(format!("{stem}.jpg")));
+    let clip = field("clip");
+    let mime = match ext {
+        "mkv" => "video/x-matroska",
+        "mp4" => "video/mp4",
+        other => panic!("no clip is .{other}"),
+    };
+    assert_eq!(clip.header("content-type"), Some(mime));
+    assert_eq!(filename(clip), Some(format!("{stem}.{ext}")));
+    let event = field("event");
+    assert_eq!(event.header("content-type"), Some("application/json"));
+    let event: Value = serde_json::from_slice(&event.body).unwrap();
+    (image.body.clone(), event, clip.body.clone())
+}
+
+/// Bytes of a clip file: CRLFs and dashes a sloppy multipart writer would
+/// cut, over more than one read, different for each `seed`.
+fn clip_bytes(seed: u8) -> Vec<u8> {
+    (0..300_000u32)
+        .flat_map(|k| {
+            if k % 1000 == 0 {
+                b"\r\n--".to_vec()
+            } else {
+                vec![(k as u8).wrapping_add(seed)]
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_mp4_clip_goes_out_as_video_mp4_after_a_matroska_one_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start_with(always(StatusCode::OK)).await;
+    let clips = dir.path().join("clips");
+    std::fs::create_dir(&clips).unwrap();
+    let mkv = clips.join("motion-1718000000250.mkv");
+    let mp4 = clips.join("motion-1718000009750.mp4");
+    std::fs::write(&mkv, clip_bytes(1)).unwrap();
+    std::fs::write(&mp4, clip_bytes(2)).unwrap();
+    let mkv_event = json!({"kind": "clip", "ok": true, "name": "motion-1718000000250.mkv"});
+    let mp4_event = json!({"kind": "clip", "ok": true, "name": "motion-1718000009750.mp4"});
+
+    let mut cfg = config(Some(rx.url("/frames")));
+    cfg.clips = true;
+    let up = Uploader::open(dir.path(), cfg.clone()).unwrap();
+    up.enqueue_clip(&mkv, &jpeg(1), &mkv_event).unwrap();
+    up.enqueue_clip(&mp4, &jpeg(2), &mp4_event).unwrap();
+    let pending = dir.path().join("uploads/pending");
+    let queued = files_in(&pending);
+    assert_eq!(queued.len(), 6, "{queued:?}");
+    for ext in ["-frame.mkv", "-frame.mp4"] {
+        assert_eq!(
+            queued.iter().filter(|f| f.ends_with(ext)).count(),
+            1,
+            "{queued:?}"
+        );
+    }
+    // Retention deletes both clips; a restart finds both items whole.
+    std::fs::remove_file(&mkv).unwrap();
+    std::fs::remove_file(&mp4).unwrap();
+    drop(up);
+    let up = Uploader::open(dir.path(), cfg).unwrap();
+    assert_eq!(uploads(&up.status(), "queued"), 2);
+    let worker = Worker::start(&up, bus(dir.path()));
+    wait_until("both clips accepted", || rx.accepted("/frames").len() == 2).await;
+    wait_until("pending emptied", || files_in(&pending).is_empty()).await;
+    worker.stop().await;
+
+    let hits = rx.accepted("/frames");
+    let (image, sent, body) = clip_upload(&hits[0], "motion-1718000000250", "mkv");
+    assert_eq!((image, sent), (jpeg(1).into(), mkv_event));
+    assert!(body == clip_bytes(1), "the Matroska clip, byte for byte");
+    let (image, sent, body) = clip_upload(&hits[1], "motion-1718000009750", "mp4");
+    assert_eq!((image, sent), (jpeg(2).into(), mp4_event));
+    assert!(body == clip_bytes(2), "the MP4 clip, byte for byte");
+    assert_eq!(uploads(&up.status(), "sent"), 2);
+}
+
+#[tokio::test]
+async fn an_rtsp_cameras_mp4_clip_is_uploaded_by_the_running_server() {
+    let work = tempfile::tempdir().unwrap();
+    // The scripted camera of tests/clips_mp4.rs: people walking, in H.264.
+    let footage = fakecam::encode_footage(work.path(), 100, 10, 20);
+    let cam = FakeCam::start(&footage, Script::default()).await;
+    let receiver = Receiver::start_with(always(StatusCode::OK)).await;
+    let url = receiver.url("/frames");
+    let server = common::TestServer::start_with(&cam.url, tempfile::tempdir().unwrap(), |c| {
+        c.uploads.url = Some(url);
+        c.uploads.clips = true;
+        // Short clips, as tests/clips_mp4.rs records them: the walkers keep
+        // moving, so the 10 s cap ends the first one.
+        let s = &mut c.cameras[0].settings;
+        s.cooldown_s = 1;
+        s.threshold = 5;
+        s.clip_pre_s = 1;
+        s.clip_post_s = 1;
+        s.clip_max_s = 10;
+    })
+    .await;
+    let with_clip = || {
+        receiver
+            .accepted("/frames")
+            .into_iter()
+            .find(|h| h.part("clip").is_some())
+    };
+    common::wait_until(Duration::from_secs(90), || async { with_clip().is_some() }).await;
+    let hit = with_clip().expect("a clip upload");
+
+    let parts = parse_multipart(hit.header("content-type").unwrap(), &hit.body);
+    let disposition = parts
+        .iter()
+        .find(|p| p.is_field("clip"))
+        .and_then(|p| p.header("content-disposition"))
+        .expect("the clip's disposition")
+        .to_string();
+    let name = disposition
+        .split("filename=\"")
+        .nth(1)
+        .and_then(|f| f.split('"').next())
+        .expect("the clip's file name")
+        .to_string();
+    let stem = name
+        .strip_suffix(".mp4")
+        .unwrap_or_else(|| panic!("an RTSP camera's clip is MP4: {name}"));
+    assert!(
+        stem.strip_prefix("motion-")
+            .is_some_and(|ms| !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit())),
+        "{name}"
+    );
+    let (image, event, body) = clip_upload(&hit, stem, "mp4");
+    let file = server.data_dir().join("clips/cam").join(&name);
+    let on_disk = std::fs::read(&file).expect("the clip in its folder");
+    assert!(
+        body == on_disk,
+        "the uploaded clip is the clip file, byte for byte"
+    );
+    let (boxes, rest) = common::mp4::boxes(&body);
+    assert_eq!(rest, 0, "whole boxes");
+    assert_eq!(
+        boxes.first().map(|(k, _)| k.as_str()),
+        Some("ftyp"),
+        "an MP4 file"
+    );
+    assert_eq!(
+        common::decode_jpeg(&image),
+        (320, 240),
+        "the camera's picture"
+    );
+    assert_eq!(event["kind"], "clip");
+    assert_eq!(event["ok"], true);
+    assert_eq!(event["name"], name.as_str());
+    assert_eq!(event["camera"], "cam");
+    assert_eq!(
+        event["bytes"].as_u64(),
+        Some(on_disk.len() as u64),
+        "{event}"
+    );
 }

@@ -5,17 +5,22 @@
 //! elsewhere, as `multipart/form-data` with the JPEG in field `image`
 //! (`frame-<unix ts>.jpg`, `image/jpeg`) and the event JSON in field `event`
 //! (`application/json`), with `Authorization: Bearer <token>` when a token is
-//! set. An optional webhook gets the event JSON alone, for Home Assistant
-//! automations or ntfy-like services.
+//! set. With `clips` set, each saved clip goes too, as a third field `clip`
+//! beside its picture and its `clip` event: `motion-<ms>.mkv`
+//! (`video/x-matroska`) of a camera of JPEGs, `motion-<ms>.mp4`
+//! (`video/mp4`) of an RTSP camera's own video. An optional webhook gets the
+//! event JSON alone, for Home Assistant automations or ntfy-like services.
 //!
 //! # Nothing lost
 //! [`Uploader::enqueue_frame`] writes the item to
 //! `<data-dir>/uploads/pending/<seq>-<kind>.json` (plus `<seq>-frame.jpg` for
-//! frames) before it returns: each file is written under a `.tmp-*` name,
-//! synced, renamed, and the folder synced; the `.json` is renamed last, so it
-//! marks a complete item. An item leaves `pending/` only after a 2xx answer.
-//! A crash or `kill -9` at any point leaves either a complete item (sent after
-//! the restart) or stray temporary files (removed by [`Uploader::open`]). The
+//! frames, and `<seq>-frame.mkv` or `<seq>-frame.mp4` for a clip) before it
+//! returns: each file is written under a `.tmp-*` name (a clip is
+//! hard-linked), synced, renamed, and the folder synced; the `.json` is
+//! renamed last, so it marks a complete item. An item leaves `pending/` only
+//! after a 2xx answer. A crash or `kill -9` at any point leaves either a
+//! complete item (sent after the restart) or stray files without their JSON
+//! (removed by [`Uploader::open`]). The
 //! price is "at least once": a crash between the receiver's 2xx and the
 //! deletion sends that frame again after the restart.
 //!
@@ -62,6 +67,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clips::Kind;
 use crate::events::{EventBus, EventKind, UploadNotice, UploadState};
 use crate::frame::unix_secs;
 pub use config::UploadConfig;
@@ -226,10 +232,11 @@ impl Uploader {
 
     /// Durably queues a clip upload: the clip file (linked into the queue,
     /// so retention may delete the clip meanwhile), `jpeg` as the `image`
-    /// and the `clip` event. Blocking. Does nothing unless clips are
-    /// uploaded. MP4 clips (of an RTSP camera's own video) are not
-    /// uploaded yet: the queue and the receiver's form speak of Matroska
-    /// (`<seq>-frame.mkv`, `video/x-matroska`); that is logged.
+    /// (`motion-<ms>.jpg`) and the `clip` event. Blocking. Does nothing
+    /// unless clips are uploaded. Both kinds of clip go: Matroska
+    /// (`motion-<ms>.mkv`, a camera of JPEGs) and MP4 (`motion-<ms>.mp4`,
+    /// an RTSP camera's own video); the queue keeps the extension and the
+    /// receiver gets the clip's own name and type.
     pub fn enqueue_clip(&self, clip: &Path, jpeg: &[u8], event: &Value) -> Result<(), UploadError> {
         if !self.config.clips || self.config.url.is_none() {
             return Ok(());
@@ -237,15 +244,14 @@ impl Uploader {
         let Some(name) = clip.file_name().and_then(|n| n.to_str()) else {
             return Ok(());
         };
-        if !name.ends_with(".mkv") {
-            tracing::warn!(
-                "clip {name} not uploaded: only Matroska clips are uploaded so far \
-                 (MP4 clips of a camera's own video stay in the clip folder)"
-            );
+        let Some(stem) = name.strip_suffix(Kind::of(name).extension()) else {
+            // The recorder names every clip; another name is a bug, logged
+            // rather than sent under a type that may be wrong.
+            tracing::warn!("{name} not uploaded: not a clip file name");
             return Ok(());
-        }
+        };
         let now = unix_secs(SystemTime::now());
-        let file = name.replace(".mkv", ".jpg");
+        let file = format!("{stem}.jpg");
         self.enqueue_with(Lane::Frame, Some(jpeg), event, &file, now, Some(clip))
     }
 
@@ -548,7 +554,7 @@ impl Uploader {
         let clip = meta
             .clip
             .as_deref()
-            .map(|name| (name, self.queue.clip_path(seq)));
+            .map(|name| (name, self.queue.clip_path(seq, name)));
         self.sender
             .send(item.lane, &item.file, event, jpeg, clip)
             .await

@@ -1,11 +1,14 @@
 //! The durable upload queue on disk: `pending/` and `failed/`.
 //!
 //! An item is `<seq>-<kind>.json` (its [`ItemMeta`]) plus, for frames,
-//! `<seq>-frame.jpg`. Every file is written under a `.tmp-*` name, synced,
-//! renamed, and the folder synced; the JSON is renamed last, so it marks a
-//! complete item. This module only moves files; the worker in `mod.rs`
-//! decides what to move, and calls these outside its lock (an fsync may
-//! take a while on an SD card, and `/status` must not wait for one).
+//! `<seq>-frame.jpg`, and for a clip `<seq>-frame.mkv` or `<seq>-frame.mp4`:
+//! the clip's own extension, which its JSON names (`clip`), so a scan knows
+//! which file completes an item. Every file is written under a `.tmp-*`
+//! name, synced, renamed, and the folder synced; the JSON is renamed last,
+//! so it marks a complete item. This module only moves files; the worker in
+//! `mod.rs` decides what to move, and calls these outside its lock (an
+//! fsync may take a while on an SD card, and `/status` must not wait for
+//! one).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::UploadError;
+use crate::clips::Kind;
 use crate::durable::{sync_dir, TempFiles};
 
 /// Prefix of temporary files; [`Queue::scan`] removes them, since only a
@@ -24,6 +28,10 @@ const TMP_PREFIX: &str = ".tmp-";
 
 /// Version of the item file format, so a later lookout can read old queues.
 const ITEM_VERSION: u64 = 1;
+
+/// Every kind of clip a queue may hold: Matroska (also every clip an older
+/// lookout queued) and MP4. Files of both are found, sent and removed.
+const CLIP_KINDS: [Kind; 2] = [Kind::Mkv, Kind::Mp4];
 
 /// The two kinds of items, each with its own receiver and backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,13 +79,16 @@ pub(crate) struct ItemMeta {
     pub kind: Lane,
     /// When it was queued, Unix seconds (for `max_age`).
     pub created: f64,
-    /// `frame-<ts>.jpg`, the name shown in events and to the receiver.
+    /// `frame-<ts>.jpg` (`motion-<ms>.jpg` beside a clip), the name shown
+    /// in events and to the receiver.
     #[serde(default)]
     pub file: String,
     /// The event JSON that is sent.
     #[serde(default)]
     pub event: Value,
-    /// The clip's name, when the item carries one (`<seq>-frame.mkv`).
+    /// The clip's own name, when the item carries one (`motion-<ms>.mkv`
+    /// or `.mp4`): the name the receiver gets, and whose extension the
+    /// queued file `<seq>-frame.<ext>` has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip: Option<String>,
 }
@@ -94,6 +105,11 @@ impl ItemMeta {
             clip: None,
         }
     }
+
+    /// The kind of the item's clip, if it has one.
+    fn clip_kind(&self) -> Option<Kind> {
+        self.clip.as_deref().map(Kind::of)
+    }
 }
 
 /// What the worker knows about a pending item without reading it.
@@ -102,9 +118,10 @@ pub(crate) struct Item {
     pub lane: Lane,
     /// When it was queued, Unix seconds (for `max_age`).
     pub created: f64,
-    /// `frame-<ts>.jpg`, the name shown in events and to the receiver.
+    /// `frame-<ts>.jpg` (`motion-<ms>.jpg` beside a clip), the name shown
+    /// in events and to the receiver.
     pub file: String,
-    /// Bytes on disk (both files), for the queue bound.
+    /// Bytes on disk (all its files), for the queue bound.
     pub bytes: u64,
 }
 
@@ -136,7 +153,9 @@ impl Queue {
     /// Writes one item, clip and JPEG first and JSON last; returns its
     /// bytes on disk. On failure nothing of it is left under a final name.
     /// The clip (already synced, in the same data directory) is hard-linked,
-    /// not copied; another file system gets a synced copy. Blocking.
+    /// not copied; another file system gets a synced copy. Its queued name
+    /// keeps the extension of `meta.clip`, which must be given with it.
+    /// Blocking.
     pub(crate) fn write(
         &self,
         seq: u64,
@@ -147,12 +166,26 @@ impl Queue {
         let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
         let mut bytes = json.len() as u64;
         let cleanup = |seq| {
-            for name in [jpg_name(seq), clip_name(seq)] {
-                let _ = fs::remove_file(self.pending.join(name));
+            let _ = fs::remove_file(self.pending.join(jpg_name(seq)));
+            for kind in CLIP_KINDS {
+                let _ = fs::remove_file(self.pending.join(clip_name(seq, kind)));
             }
         };
-        if let Some(clip) = clip {
-            bytes += self.link_clip(seq, clip)?;
+        match (clip, meta.clip_kind()) {
+            (Some(clip), Some(kind)) => match self.link_clip(seq, clip, kind) {
+                Ok(size) => bytes += size,
+                Err(e) => {
+                    cleanup(seq);
+                    return Err(e);
+                }
+            },
+            (None, None) => {}
+            _ => {
+                return Err(io::Error::new(
+                    ErrorKind::InvalidInput,
+                    "a queued clip needs both its file and its name",
+                ))
+            }
         }
         if let Some(jpeg) = jpeg {
             if let Err(e) = self.write_atomic(&jpg_name(seq), jpeg) {
@@ -168,9 +201,9 @@ impl Queue {
         Ok(bytes)
     }
 
-    /// Puts the clip at `pending/<seq>-frame.mkv`; returns its size.
-    fn link_clip(&self, seq: u64, clip: &Path) -> io::Result<u64> {
-        let to = self.pending.join(clip_name(seq));
+    /// Puts the clip at `pending/<seq>-frame.<ext>`; returns its size.
+    fn link_clip(&self, seq: u64, clip: &Path, kind: Kind) -> io::Result<u64> {
+        let to = self.pending.join(clip_name(seq, kind));
         if fs::hard_link(clip, &to).is_err() {
             let data = fs::read(clip)?;
             let tmp = self.tmp.write(&data)?;
@@ -183,9 +216,9 @@ impl Queue {
         Ok(fs::metadata(&to)?.len())
     }
 
-    /// Where an item's clip is.
-    pub(crate) fn clip_path(&self, seq: u64) -> PathBuf {
-        self.pending.join(clip_name(seq))
+    /// Where an item's clip is, from the clip's own name (`ItemMeta::clip`).
+    pub(crate) fn clip_path(&self, seq: u64, name: &str) -> PathBuf {
+        self.pending.join(clip_name(seq, Kind::of(name)))
     }
 
     /// The item's metadata. Async: the worker reads it before each attempt.
@@ -206,24 +239,24 @@ impl Queue {
     /// Deletes an item (sent, dropped or expired). Blocking.
     pub(crate) fn remove(&self, seq: u64, lane: Lane) {
         // JSON first: without it the item no longer exists, and a leftover
-        // JPEG is an orphan that the next scan removes.
+        // JPEG or clip is an orphan that the next scan removes.
         let _ = fs::remove_file(self.pending.join(json_name(seq, lane)));
         if lane == Lane::Frame {
-            let _ = fs::remove_file(self.pending.join(jpg_name(seq)));
-            let _ = fs::remove_file(self.pending.join(clip_name(seq)));
+            for name in frame_files(seq) {
+                let _ = fs::remove_file(self.pending.join(name));
+            }
         }
         let _ = sync_dir(&self.pending);
     }
 
-    /// Moves an item's files to `failed/` (JPEG first, so `pending/` never
-    /// holds a JSON without its JPEG). Returns whether it worked; if not, the
-    /// files stay in `pending/` and come back at the next open, which is
-    /// better than losing them. Blocking.
+    /// Moves an item's files to `failed/` (clip and JPEG first, so
+    /// `pending/` never holds a JSON without its files). Returns whether it
+    /// worked; if not, the files stay in `pending/` and come back at the next
+    /// open, which is better than losing them. Blocking.
     pub(crate) fn move_to_failed(&self, seq: u64, lane: Lane) -> bool {
         let mut names = Vec::new();
         if lane == Lane::Frame {
-            names.push(clip_name(seq));
-            names.push(jpg_name(seq));
+            names.extend(frame_files(seq));
         }
         names.push(json_name(seq, lane));
         let mut ok = true;
@@ -242,17 +275,19 @@ impl Queue {
         ok
     }
 
-    /// Reads `pending/`: removes temp files and JPEGs without their JSON (both
-    /// only left by a crash mid-write), moves unreadable items to `failed/`,
-    /// and returns the index plus the highest sequence number seen in either
-    /// folder (so a new item never reuses a name `failed/` holds). Blocking.
+    /// Reads `pending/`: removes temp files and JPEGs or clips without their
+    /// JSON (only left by a crash mid-write), moves unreadable or incomplete
+    /// items to `failed/` (a JSON whose clip, of the extension it names, is
+    /// missing), and returns the index plus the highest sequence number seen
+    /// in either folder (so a new item never reuses a name `failed/` holds).
+    /// Blocking.
     pub(crate) fn scan(&self) -> Result<(BTreeMap<u64, Item>, u64), UploadError> {
         let pending = &self.pending;
         let entries = fs::read_dir(pending)
             .map_err(|e| UploadError::io(format!("cannot list {}", pending.display()), e))?;
         let mut jsons = BTreeMap::new();
         let mut jpgs = BTreeMap::new();
-        let mut clips = BTreeMap::new();
+        let mut clips: BTreeMap<u64, Vec<(Kind, u64)>> = BTreeMap::new();
         let mut max = 0;
         for entry in entries.flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
@@ -277,8 +312,10 @@ impl Queue {
                 (Lane::Frame, "jpg") => {
                     jpgs.insert(seq, size);
                 }
-                (Lane::Frame, "mkv") => {
-                    clips.insert(seq, size);
+                (Lane::Frame, ext) => {
+                    if let Some(kind) = clip_kind(ext) {
+                        clips.entry(seq).or_default().push((kind, size));
+                    }
                 }
                 _ => {}
             }
@@ -286,11 +323,16 @@ impl Queue {
         let mut items = BTreeMap::new();
         for (seq, (lane, size)) in jsons {
             let jpg = jpgs.remove(&seq);
-            let clip = clips.remove(&seq);
+            let mut files = clips.remove(&seq).unwrap_or_default();
             let path = pending.join(json_name(seq, lane));
             let meta = fs::read(&path)
                 .ok()
                 .and_then(|m| serde_json::from_slice::<ItemMeta>(&m).ok());
+            // The clip file of the kind the JSON names; any other is a stray.
+            let wanted = meta.as_ref().and_then(ItemMeta::clip_kind);
+            let clip = wanted
+                .and_then(|k| files.iter().position(|(kind, _)| *kind == k))
+                .map(|i| files.swap_remove(i).1);
             let complete = |m: &ItemMeta| {
                 m.kind == lane
                     && (lane == Lane::Event || jpg.is_some())
@@ -301,11 +343,16 @@ impl Queue {
                     "queued upload {} is incomplete; moved to uploads/failed",
                     path.display()
                 );
-                for name in [json_name(seq, lane), jpg_name(seq), clip_name(seq)] {
+                let mut names = frame_files(seq);
+                names.push(json_name(seq, lane));
+                for name in names {
                     let _ = fs::rename(pending.join(&name), self.failed.join(&name));
                 }
                 continue;
             };
+            for (kind, _) in files {
+                let _ = fs::remove_file(pending.join(clip_name(seq, kind)));
+            }
             items.insert(
                 seq,
                 Item {
@@ -321,8 +368,10 @@ impl Queue {
         for seq in jpgs.keys() {
             let _ = fs::remove_file(pending.join(jpg_name(*seq)));
         }
-        for seq in clips.keys() {
-            let _ = fs::remove_file(pending.join(clip_name(*seq)));
+        for (seq, files) in clips {
+            for (kind, _) in files {
+                let _ = fs::remove_file(pending.join(clip_name(seq, kind)));
+            }
         }
         let _ = sync_dir(pending);
         Ok((items, max.max(max_seq_in(&self.failed))))
@@ -348,8 +397,24 @@ fn jpg_name(seq: u64) -> String {
     format!("{seq:020}-frame.jpg")
 }
 
-fn clip_name(seq: u64) -> String {
-    format!("{seq:020}-frame.mkv")
+fn clip_name(seq: u64, kind: Kind) -> String {
+    format!("{seq:020}-frame{}", kind.extension())
+}
+
+/// A frame item's files but its JSON: every clip name it may have, then its
+/// JPEG (the order a move to `failed/` takes).
+fn frame_files(seq: u64) -> Vec<String> {
+    let mut names: Vec<String> = CLIP_KINDS.iter().map(|k| clip_name(seq, *k)).collect();
+    names.push(jpg_name(seq));
+    names
+}
+
+/// The kind of clip a queued file's extension (`mkv`, without the dot)
+/// stands for.
+fn clip_kind(ext: &str) -> Option<Kind> {
+    CLIP_KINDS
+        .into_iter()
+        .find(|k| k.extension().strip_prefix('.') == Some(ext))
 }
 
 /// Parses `<seq>-<kind>.<ext>`.
@@ -394,6 +459,16 @@ mod tests {
         assert_eq!(parse_name(".tmp-1-2"), None);
         assert_eq!(parse_name("+1-frame.json"), None);
         assert_eq!(parse_name("1-other.json"), None);
+        assert_eq!(clip_name(3, Kind::Mkv), "00000000000000000003-frame.mkv");
+        assert_eq!(clip_name(3, Kind::Mp4), "00000000000000000003-frame.mp4");
+        assert_eq!(
+            parse_name(&clip_name(3, Kind::Mp4)),
+            Some((3, Lane::Frame, "mp4"))
+        );
+        assert_eq!(clip_kind("mkv"), Some(Kind::Mkv));
+        assert_eq!(clip_kind("mp4"), Some(Kind::Mp4));
+        assert_eq!(clip_kind("jpg"), None);
+        assert_eq!(clip_kind(".mp4"), None);
     }
 
     #[test]
@@ -409,5 +484,174 @@ mod tests {
             json,
             serde_json::json!({"v": 1, "kind": "frame", "created": 1.5, "file": "frame-1.jpg", "event": {"ts": 1}})
         );
+    }
+
+    /// A queue in a fresh data directory, and the directory.
+    fn queue() -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Queue::open(dir.path()).unwrap();
+        (dir, queue)
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A clip file named `name` in `dir`, holding `bytes` bytes.
+    fn clip_file(dir: &Path, name: &str, bytes: usize) -> PathBuf {
+        let clips = dir.join("clips");
+        fs::create_dir_all(&clips).unwrap();
+        let path = clips.join(name);
+        fs::write(&path, vec![7u8; bytes]).unwrap();
+        path
+    }
+
+    /// Writes item `seq` carrying the clip `name`.
+    fn write_clip_item(dir: &Path, queue: &Queue, seq: u64, name: &str) -> u64 {
+        let clip = clip_file(dir, name, 5000);
+        let mut meta = ItemMeta::new(Lane::Frame, 1.0, "motion-1.jpg", &Value::Null);
+        meta.clip = Some(name.to_string());
+        queue.write(seq, &meta, Some(b"jpeg"), Some(&clip)).unwrap()
+    }
+
+    #[test]
+    fn an_mp4_clip_is_queued_under_its_own_extension_and_removed_whole() {
+        let (dir, queue) = queue();
+        let bytes = write_clip_item(dir.path(), &queue, 4, "motion-1718000000250.mp4");
+        let pending = dir.path().join("uploads/pending");
+        assert_eq!(
+            names_in(&pending),
+            [
+                "00000000000000000004-frame.jpg",
+                "00000000000000000004-frame.json",
+                "00000000000000000004-frame.mp4",
+            ]
+        );
+        assert_eq!(
+            queue.clip_path(4, "motion-1718000000250.mp4"),
+            pending.join("00000000000000000004-frame.mp4")
+        );
+        let (items, max) = queue.scan().unwrap();
+        assert_eq!(max, 4);
+        assert_eq!(items[&4].bytes, bytes);
+        assert!(bytes > 5000, "the clip counts toward the bound: {bytes}");
+        assert_eq!(names_in(&pending).len(), 3, "a whole item stays");
+        queue.remove(4, Lane::Frame);
+        assert!(names_in(&pending).is_empty(), "{:?}", names_in(&pending));
+    }
+
+    #[test]
+    fn a_clip_without_its_name_is_refused_and_leaves_nothing() {
+        let (dir, queue) = queue();
+        let clip = clip_file(dir.path(), "motion-1.mp4", 10);
+        let meta = ItemMeta::new(Lane::Frame, 1.0, "motion-1.jpg", &Value::Null);
+        let err = queue
+            .write(1, &meta, Some(b"jpeg"), Some(&clip))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(names_in(&dir.path().join("uploads/pending")).is_empty());
+    }
+
+    #[test]
+    fn an_older_lookouts_mkv_item_is_found_sent_from_and_removed() {
+        let (dir, queue) = queue();
+        let pending = dir.path().join("uploads/pending");
+        // As an older lookout left it: the same JSON, the clip as `.mkv`.
+        let json = r#"{"v":1,"kind":"frame","created":1.0,"file":"motion-5.jpg","event":{},"clip":"motion-5.mkv"}"#;
+        fs::write(pending.join("00000000000000000002-frame.json"), json).unwrap();
+        fs::write(pending.join("00000000000000000002-frame.jpg"), b"jpeg").unwrap();
+        fs::write(pending.join("00000000000000000002-frame.mkv"), b"clip").unwrap();
+        let (items, max) = queue.scan().unwrap();
+        assert_eq!(max, 2);
+        assert_eq!(items[&2].bytes, json.len() as u64 + 8);
+        let clip = queue.clip_path(2, "motion-5.mkv");
+        assert_eq!(fs::read(&clip).unwrap(), b"clip");
+        queue.remove(2, Lane::Frame);
+        assert!(names_in(&pending).is_empty(), "{:?}", names_in(&pending));
+    }
+
+    #[test]
+    fn both_kinds_move_to_failed_whole() {
+        let (dir, queue) = queue();
+        write_clip_item(dir.path(), &queue, 1, "motion-1.mkv");
+        write_clip_item(dir.path(), &queue, 2, "motion-2.mp4");
+        assert!(queue.move_to_failed(1, Lane::Frame));
+        assert!(queue.move_to_failed(2, Lane::Frame));
+        assert!(names_in(&dir.path().join("uploads/pending")).is_empty());
+        assert_eq!(
+            names_in(&dir.path().join("uploads/failed")),
+            [
+                "00000000000000000001-frame.jpg",
+                "00000000000000000001-frame.json",
+                "00000000000000000001-frame.mkv",
+                "00000000000000000002-frame.jpg",
+                "00000000000000000002-frame.json",
+                "00000000000000000002-frame.mp4",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_crash_mid_write_is_recovered_for_both_kinds() {
+        let (dir, queue) = queue();
+        let pending = dir.path().join("uploads/pending");
+        let failed = dir.path().join("uploads/failed");
+        let put = |name: &str| fs::write(pending.join(name), b"x").unwrap();
+        // Whole items of both kinds, queued before the crash.
+        write_clip_item(dir.path(), &queue, 1, "motion-1.mkv");
+        write_clip_item(dir.path(), &queue, 2, "motion-2.mp4");
+        // Enqueues the crash cut before their JSON: clip (and JPEG) alone.
+        put("00000000000000000003-frame.mp4");
+        put("00000000000000000003-frame.jpg");
+        put("00000000000000000004-frame.mkv");
+        put(".tmp-1-0");
+        // A JSON naming an MP4 clip that is not there (only an `.mkv` is):
+        // incomplete, kept in failed/ with every file of its number.
+        let json = r#"{"v":1,"kind":"frame","created":1.0,"file":"motion-5.jpg","event":{},"clip":"motion-5.mp4"}"#;
+        fs::write(pending.join("00000000000000000005-frame.json"), json).unwrap();
+        put("00000000000000000005-frame.jpg");
+        put("00000000000000000005-frame.mkv");
+        // A whole MP4 item with a stray `.mkv` of its number beside it.
+        write_clip_item(dir.path(), &queue, 6, "motion-6.mp4");
+        put("00000000000000000006-frame.mkv");
+
+        let (items, max) = queue.scan().unwrap();
+        assert_eq!(items.keys().copied().collect::<Vec<_>>(), [1, 2, 6]);
+        assert_eq!(max, 6);
+        assert_eq!(
+            names_in(&pending),
+            [
+                "00000000000000000001-frame.jpg",
+                "00000000000000000001-frame.json",
+                "00000000000000000001-frame.mkv",
+                "00000000000000000002-frame.jpg",
+                "00000000000000000002-frame.json",
+                "00000000000000000002-frame.mp4",
+                "00000000000000000006-frame.jpg",
+                "00000000000000000006-frame.json",
+                "00000000000000000006-frame.mp4",
+            ]
+        );
+        assert_eq!(
+            names_in(&failed),
+            [
+                "00000000000000000005-frame.jpg",
+                "00000000000000000005-frame.json",
+                "00000000000000000005-frame.mkv",
+            ]
+        );
+        // The item kept in failed/ still holds its number: no reuse.
+        for seq in [1, 2, 6] {
+            queue.remove(seq, Lane::Frame);
+        }
+        let (items, max) = queue.scan().unwrap();
+        assert!(items.is_empty());
+        assert_eq!(max, 5);
     }
 }

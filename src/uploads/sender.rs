@@ -1,8 +1,11 @@
 //! The HTTP side of uploads: one request per item, and what its answer means.
 //!
 //! Frames go to `url` as `multipart/form-data` (field `image`, the JPEG as
-//! `frame-<ts>.jpg`; field `event`, the JSON) with the bearer token; events go
-//! to `webhook_url` as JSON alone, without the token (another service).
+//! `frame-<ts>.jpg`; field `event`, the JSON) with the bearer token; a clip
+//! item adds field `clip`, the file under its own name and type
+//! (`motion-<ms>.mkv` as `video/x-matroska`, `motion-<ms>.mp4` as
+//! `video/mp4`), its picture named `motion-<ms>.jpg`. Events go to
+//! `webhook_url` as JSON alone, without the token (another service).
 //! Redirects are not followed: a redirected POST turns into a GET and would
 //! look like a success while the frame went nowhere.
 
@@ -15,6 +18,7 @@ use super::config::UploadConfig;
 use super::error::UploadError;
 use super::queue::Lane;
 use crate::chain::error_chain;
+use crate::clips::Kind;
 use crate::redact::Redactor;
 
 /// Longest wait a `Retry-After` may impose; a receiver asking for more is
@@ -146,8 +150,8 @@ fn multipart(file: &str, jpeg: Vec<u8>, event_json: Vec<u8>) -> Result<Form, Str
 }
 
 /// A file name for a part header. The names are ours (`frame-<digits>.jpg`,
-/// `motion-<ms>.mkv`), but quotes and line breaks are stripped anyway so an
-/// odd name cannot break the header.
+/// `motion-<ms>.jpg`, `motion-<ms>.mkv`, `motion-<ms>.mp4`), but quotes and
+/// line breaks are stripped anyway so an odd name cannot break the header.
 fn header_safe(name: &str) -> String {
     name.chars()
         .filter(|c| !matches!(c, '"' | '\r' | '\n' | '\\'))
@@ -155,7 +159,8 @@ fn header_safe(name: &str) -> String {
 }
 
 /// The clip, streamed from its file (a clip may be tens of MB: it is never
-/// read into memory whole).
+/// read into memory whole), typed by its name's extension as the clip
+/// folder serves it.
 async fn clip_part(name: &str, path: &std::path::Path) -> Result<Part, String> {
     let file = tokio::fs::File::open(path)
         .await
@@ -168,7 +173,7 @@ async fn clip_part(name: &str, path: &std::path::Path) -> Result<Part, String> {
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
     Part::stream_with_length(body, len)
         .file_name(header_safe(name))
-        .mime_str("video/x-matroska")
+        .mime_str(Kind::of(name).mime())
         .map_err(|e| format!("cannot build the upload: {e}"))
 }
 
