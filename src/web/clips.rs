@@ -61,15 +61,7 @@ pub async fn get(
             _ => ApiError::Internal(format!("cannot read clip {name}: {err}")),
         })?;
     let headers = response.headers_mut();
-    // A clip never changes under its name.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    ranged::immutable(headers);
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -343,6 +343,21 @@ fn number(digits: &str) -> Option<u64> {
     }))
 }
 
+/// Marks a served file that never changes under its name (a clip, a
+/// recording segment): cached for a year by the one browser that asked,
+/// and never sniffed for another type.
+pub fn immutable(headers: &mut axum::http::HeaderMap) {
+    use axum::http::{header, HeaderValue};
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

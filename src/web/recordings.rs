@@ -8,7 +8,7 @@
 //! `Range`, so a player seeks to any time in it.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
@@ -117,15 +117,6 @@ pub async fn get(
             std::io::ErrorKind::NotFound => not_found(),
             _ => ApiError::Internal(format!("cannot read recording {name}: {err}")),
         })?;
-    let headers = response.headers_mut();
-    // A segment never changes under its name.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    ranged::immutable(response.headers_mut());
     Ok(response)
 }
