@@ -1,5 +1,6 @@
 // One camera's full view: live picture, controls, motion graph, incidents
-// (with the raw events one tap away) and gallery, all on that camera's routes.
+// (with the raw events one tap away) and gallery (the day's recordings, the
+// clips, the snapshots), all on that camera's routes.
 //
 // The page has one set of these elements; a CameraView owns them while it
 // lives. Switching camera destroys the view and builds a new one, so nothing
@@ -17,6 +18,7 @@ import { Incidents } from './incidents.js';
 import { markSeen, setUnseen } from './unseen.js';
 import { Gallery } from './gallery.js';
 import { Clips } from './clips.js';
+import { Recordings } from './recordings.js';
 import { player, closePlayer } from './player.js';
 import { Overlay } from './overlay.js';
 import { Zones } from './zones.js';
@@ -62,9 +64,9 @@ export class CameraView {
     this.listening = new AbortController();
     this.statusTimer = null;
     this.streamLive = false;
-    // Threshold changes sent but not yet answered; while there are any (or a
+    // Settings changes sent but not yet answered; while there are any (or a
     // finger is on the slider) config updates from the server must not yank
-    // the slider back to an older value.
+    // the slider or the switches back to an older value.
     this.pendingSets = 0;
     this.sliding = false;
 
@@ -74,9 +76,11 @@ export class CameraView {
     this.cameraState = $('camera-state');
     this.sourceInfo = $('source-info');
     this.levelValue = $('level-value');
+    this.recordToggle = $('record-continuous');
 
     // Nothing of the camera shown before may stay on screen.
     this.counter.textContent = '–';
+    this.recordToggle.checked = false;
     this.sourceInfo.textContent = '';
     this.levelValue.textContent = '';
     this.setCamera('starting');
@@ -88,6 +92,7 @@ export class CameraView {
     this.incidents = new Incidents({ camera: name, onNew: (inc) => this.newIncident(inc) });
     this.gallery = new Gallery({ base, trigger: $('gallery-people').checked ? 'person' : '' });
     this.clips = new Clips({ base });
+    this.recordings = new Recordings({ base, name });
     // Mask and zone outlines, their editor and the tuner's boxes share one
     // overlay on the picture; each redraws when the picture changes size.
     this.overlay = new Overlay($('zones-overlay'), $('stream'), {
@@ -138,8 +143,11 @@ export class CameraView {
     this.view = view;
     this.visibility();
     if (gal) {
+      this.recordings.show();
       this.clips.show();
       this.gallery.show();
+    } else {
+      this.recordings.hide();
     }
   }
 
@@ -151,6 +159,7 @@ export class CameraView {
   visibility() {
     if (this.view === 'gallery' || document.hidden) this.stream.pause();
     else this.stream.start();
+    this.recordings.visibility();
     if (!document.hidden) this.seeIncidents();
   }
 
@@ -200,6 +209,7 @@ export class CameraView {
     this.graph.destroy();
     this.gallery.destroy();
     this.clips.destroy();
+    this.recordings.destroy();
     this.incidents.destroy();
     setUnseen(0);
     closePlayer();
@@ -227,8 +237,12 @@ export class CameraView {
       this.slider.value = String(cfg.threshold);
       this.showThreshold(cfg.threshold);
     }
+    if (typeof cfg.record === 'string' && this.pendingSets === 0) {
+      this.recordToggle.checked = cfg.record === 'continuous';
+    }
     this.setCount(cfg.trigger_count);
     this.zones.apply(cfg);
+    this.recordings.config(cfg);
   }
 
   setCamera(state, detail = '') {
@@ -401,7 +415,11 @@ export class CameraView {
     slider.addEventListener('input', () => this.showThreshold(slider.value), { signal });
     slider.addEventListener('change', () => {
       this.sliding = false;
-      this.sendThreshold(Number(slider.value));
+      this.sendSetting({ threshold: Number(slider.value) }, 'Threshold');
+    }, { signal });
+    // Continuous recording on or off (the `record` setting).
+    this.recordToggle.addEventListener('change', () => {
+      this.sendSetting({ record: this.recordToggle.checked ? 'continuous' : 'events' }, 'Recording');
     }, { signal });
 
     $('events-people').addEventListener('change', (e) => this.setPeopleOnly(e.target.checked), { signal });
@@ -428,16 +446,17 @@ export class CameraView {
   }
 
   /**
-   * Sends the threshold. Setting a value is idempotent, so unlike reset and
-   * snapshot it may fall back to POST config when the socket is down.
+   * Sends settings (`{threshold: 12}`, `{record: 'continuous'}`); `what`
+   * names them in an error. Setting a value is idempotent, so unlike reset
+   * and snapshot it may fall back to POST config when the socket is down.
    */
-  async sendThreshold(value) {
+  async sendSetting(patch, what) {
     this.pendingSets++;
     let reply;
     try {
       reply = this.control.connected
-        ? await this.control.send({ cmd: 'set', threshold: value })
-        : await postJSON(`${this.base}/config`, { threshold: value });
+        ? await this.control.send({ cmd: 'set', ...patch })
+        : await postJSON(`${this.base}/config`, patch);
     } catch (e) {
       reply = { ok: false, error: e.message };
     } finally {
@@ -447,7 +466,7 @@ export class CameraView {
     if (reply.ok) {
       this.applyConfig(reply);
     } else {
-      toast(`Threshold not saved: ${reply.error || reply.reason || 'unknown error'}`, { kind: 'error' });
+      toast(`${what} not saved: ${reply.error || reply.reason || 'unknown error'}`, { kind: 'error' });
       getJSON(`${this.base}/config`).then((cfg) => { if (!this.closed) this.applyConfig(cfg); }, () => {});
     }
   }
