@@ -271,7 +271,8 @@ export class Recordings {
     } else {
       el.dataset.kind = error ? 'warn' : 'ok';
       const length = formatLength(rec.segment_s);
-      const parts = [`Recording continuously${length ? ` in ${length} segments` : ''}; a segment shows on the bar when it ends.`];
+      const since = Number.isFinite(rec.since) ? ` (the one under way began at ${clock(rec.since)})` : '';
+      const parts = [`Recording continuously${length ? ` in ${length} segments` : ''}; a segment shows on the bar when it ends${since}.`];
       if (Number.isFinite(rec.gaps) && rec.gaps > 0) parts.push(`${rec.gaps} gap${rec.gaps === 1 ? '' : 's'} in the stream since lookout started.`);
       if (error) parts.push(`Last error: ${error}`);
       el.textContent = parts.join(' ');

@@ -361,6 +361,17 @@ async fn continuous_recording_cuts_playable_segments_and_keeps_them_through_kill
     };
     assert_eq!(list["recording"]["mode"], "continuous", "{list}");
     assert_eq!(list["recording"]["segment_s"], 10, "{list}");
+    let since = list["recording"]["since"].as_f64();
+    let last_end = list["recordings"]
+        .as_array()
+        .and_then(|s| s.last())
+        .and_then(|s| s["end_ts"].as_f64());
+    if let (Some(since), Some(end)) = (since, last_end) {
+        assert!(
+            since >= end - 0.5,
+            "the segment under way began after the last one: {list}"
+        );
+    }
     let segments = list["recordings"].as_array().expect("recordings");
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
     for pair in segments.windows(2) {

@@ -68,6 +68,9 @@ pub struct RecordingStatus {
     pub state: &'static str,
     /// Why it is unavailable, or the last failure.
     pub error: Option<String>,
+    /// When the segment being written began (unix seconds): it is listed
+    /// once it ends.
+    pub since: Option<f64>,
     /// Segment length, seconds.
     pub segment_s: u32,
     /// Segments saved since start.
@@ -89,7 +92,8 @@ impl Continuous {
 
     /// Its state under `mode` (the camera's setting now).
     pub fn status(&self, mode: Record, segment_s: u32) -> RecordingStatus {
-        let recording = crate::sync::lock(&self.recording).is_some();
+        let since = *crate::sync::lock(&self.recording);
+        let recording = since.is_some();
         let (state, error) = match (mode, self.available) {
             (Record::Events, _) => ("off", None),
             (Record::Continuous, false) => (
@@ -109,6 +113,9 @@ impl Continuous {
             mode,
             state,
             error,
+            since: since
+                .filter(|_| mode == Record::Continuous)
+                .map(|ms| ms as f64 / 1000.0),
             segment_s,
             saved: self.saved.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
@@ -343,5 +350,9 @@ mod tests {
         let video = Continuous::new(true);
         let s = video.status(Record::Continuous, 60);
         assert_eq!((s.state, s.segment_s, s.error), ("waiting", 60, None));
+        *crate::sync::lock(&video.recording) = Some(1_500);
+        let s = video.status(Record::Continuous, 60);
+        assert_eq!((s.state, s.since), ("recording", Some(1.5)));
+        assert_eq!(video.status(Record::Events, 60).since, None);
     }
 }
