@@ -321,7 +321,7 @@ fn end(
             Ok(Err(e)) => status.fail(e.to_string()),
             Err(e) => status.fail(format!("recording writer stopped: {e}")),
         }
-        super::enforce(&cam, clips).await;
+        super::recorder::apply_retention(&cam, clips).await;
     });
 }
 

@@ -509,27 +509,6 @@ pub fn retention(s: &crate::settings::Settings) -> (Retention, std::time::Durati
     )
 }
 
-/// Applies `cam`'s retention to `clips` and its segments, logging what went.
-pub async fn enforce(cam: &crate::cam::Cam, clips: std::sync::Arc<Clips>) {
-    let (pool, segments_age) = retention(&cam.settings());
-    match tokio::task::spawn_blocking(move || clips.enforce(pool, segments_age)).await {
-        Ok(Ok(removed)) => {
-            if !removed.clips.is_empty() {
-                tracing::info!("clip retention removed {} clip(s)", removed.clips.len());
-            }
-            if !removed.segments.is_empty() {
-                tracing::info!(
-                    "recording retention removed {} segment(s), oldest {}",
-                    removed.segments.len(),
-                    removed.segments[0]
-                );
-            }
-        }
-        Ok(Err(e)) => tracing::warn!("clip retention: {e}"),
-        Err(_) => {}
-    }
-}
-
 /// Whether `name` is a clip name lookout writes: `motion-<ms>.mkv` or
 /// `motion-<ms>.mp4`.
 pub fn valid_name(name: &str) -> bool {

@@ -704,7 +704,28 @@ async fn failed(cam: &Cam, rec: &Recorder, name: &str, error: &str) {
 
 /// Applies the camera's retention of clips and segments.
 async fn enforce(cam: &Cam, rec: &Recorder) {
-    super::enforce(cam, rec.clips.clone()).await;
+    apply_retention(cam, rec.clips.clone()).await;
+}
+
+/// Applies `cam`'s retention to `clips` and its segments, logging what went.
+pub(super) async fn apply_retention(cam: &Cam, clips: Arc<Clips>) {
+    let (pool, segments_age) = super::retention(&cam.settings());
+    match tokio::task::spawn_blocking(move || clips.enforce(pool, segments_age)).await {
+        Ok(Ok(removed)) => {
+            if !removed.clips.is_empty() {
+                tracing::info!("clip retention removed {} clip(s)", removed.clips.len());
+            }
+            if !removed.segments.is_empty() {
+                tracing::info!(
+                    "recording retention removed {} segment(s), oldest {}",
+                    removed.segments.len(),
+                    removed.segments[0]
+                );
+            }
+        }
+        Ok(Err(e)) => tracing::warn!("clip retention: {e}"),
+        Err(_) => {}
+    }
 }
 
 /// The writer thread's work: one clip.
