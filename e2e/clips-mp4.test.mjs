@@ -3,35 +3,24 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startLookout, api } from './lib/server.mjs';
-import { startCamera } from './lib/rtsp.mjs';
-import { launch, openPage } from './lib/browser.mjs';
+import { api } from './lib/server.mjs';
+import { startRtspLookout } from './lib/rtsp-lookout.mjs';
+import { openPage } from './lib/browser.mjs';
 
 // A camera and lookout start slowly on a busy machine; a clip is capped at 10 s.
 const SLOW = 60000;
 
-let camera;
+let rig;
 let server;
 let browser;
-let confDir;
 
 before(async () => {
-  confDir = await mkdtemp(join(tmpdir(), 'lookout-e2e-conf-'));
-  const conf = join(confDir, 'lookout.toml');
-  await writeFile(conf, '[settings]\nthreshold = 1\ncooldown_s = 1\nclip_pre_s = 1\nclip_post_s = 1\nclip_max_s = 10\n');
-  camera = await startCamera();
-  server = await startLookout({ source: camera.main, args: ['--config', conf] });
-  browser = await launch();
+  rig = await startRtspLookout('threshold = 1\ncooldown_s = 1\nclip_pre_s = 1\nclip_post_s = 1\nclip_max_s = 10\n');
+  ({ server, browser } = rig);
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await camera?.stop();
-  if (confDir) await rm(confDir, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 test('an MP4 clip plays in a video element', async () => {
