@@ -240,6 +240,22 @@ impl Camera {
     }
 }
 
+impl Camera {
+    /// Its continuous recording's state now.
+    pub fn recording_status(&self) -> crate::clips::continuous::RecordingStatus {
+        let settings = self.cam.settings();
+        // The recorded stream is the main one: beside a detect stream, the
+        // main source's.
+        let main = match &self.main_source {
+            Some(cell) => crate::sync::lock(cell).clone(),
+            None => self.cam.source(),
+        };
+        let codec = main.stream.as_ref().map(|s| s.codec.as_str());
+        self.recording
+            .status(settings.record, settings.segment_s, codec)
+    }
+}
+
 /// Publishes a `source` event when the camera comes up or goes down, so every
 /// dashboard can say "camera offline".
 async fn announce_source(

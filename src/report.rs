@@ -199,7 +199,7 @@ pub fn status(hub: &Hub, camera: &Camera) -> Status {
         frames: cam.frame_count(),
         person: camera.check.status(&settings, cam.person_count()),
         person_count: cam.person_count(),
-        recording: camera.recording.status(settings.record, settings.segment_s),
+        recording: camera.recording_status(),
         source: SourceReport {
             last_frame_age_ms: source.last_frame_age_ms(),
             status: source,

@@ -90,11 +90,14 @@ impl Continuous {
         }
     }
 
-    /// Its state under `mode` (the camera's setting now).
-    pub fn status(&self, mode: Record, segment_s: u32) -> RecordingStatus {
+    /// Its state under `mode` (the camera's setting now); `codec` is what
+    /// the main stream was found to send (`/status`'s `stream.codec`), if
+    /// known: an RTSP camera may send MJPEG.
+    pub fn status(&self, mode: Record, segment_s: u32, codec: Option<&str>) -> RecordingStatus {
         let since = *crate::sync::lock(&self.recording);
         let recording = since.is_some();
-        let (state, error) = match (mode, self.available) {
+        let available = self.available && codec != Some("jpeg");
+        let (state, error) = match (mode, available) {
             (Record::Events, _) => ("off", None),
             (Record::Continuous, false) => (
                 "unavailable",
@@ -343,16 +346,19 @@ mod tests {
     #[test]
     fn a_camera_of_jpegs_says_why_it_cannot_record_continuously() {
         let jpegs = Continuous::new(false);
-        assert_eq!(jpegs.status(Record::Events, 300).state, "off");
-        let s = jpegs.status(Record::Continuous, 300);
+        assert_eq!(jpegs.status(Record::Events, 300, None).state, "off");
+        let s = jpegs.status(Record::Continuous, 300, None);
         assert_eq!(s.state, "unavailable");
         assert!(s.error.is_some_and(|e| e.contains("H.264")));
         let video = Continuous::new(true);
-        let s = video.status(Record::Continuous, 60);
+        let s = video.status(Record::Continuous, 60, Some("h264"));
         assert_eq!((s.state, s.segment_s, s.error), ("waiting", 60, None));
         *crate::sync::lock(&video.recording) = Some(1_500);
-        let s = video.status(Record::Continuous, 60);
+        let s = video.status(Record::Continuous, 60, Some("h264"));
         assert_eq!((s.state, s.since), ("recording", Some(1.5)));
-        assert_eq!(video.status(Record::Events, 60).since, None);
+        assert_eq!(video.status(Record::Events, 60, None).since, None);
+        // An RTSP camera that turns out to send MJPEG.
+        let s = video.status(Record::Continuous, 60, Some("jpeg"));
+        assert_eq!(s.state, "unavailable");
     }
 }

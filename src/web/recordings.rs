@@ -80,13 +80,12 @@ pub async fn list(
             })
         })
         .collect();
-    let settings = app.cam.settings();
     Ok(Json(json!({
         "from": from,
         "to": to,
         "recordings": segments,
         "episodes": episodes,
-        "recording": app.recording.status(settings.record, settings.segment_s),
+        "recording": app.recording_status(),
     })))
 }
 
