@@ -240,6 +240,18 @@ impl Reader {
     }
 }
 
+/// A small H.264 track for tests of what writes or reads MP4.
+#[cfg(test)]
+pub(crate) fn test_track() -> Track {
+    Track {
+        codec: "avc1.4D401F".into(),
+        sample_entry: Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+        width: 320,
+        height: 240,
+        timescale: 90_000,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,6 +124,19 @@ fn probe(file: &Path) -> (String, u64, u64, u64, f64) {
     )
 }
 
+/// A `Range` request for bytes 4-7 of the MP4 at `url` gets a 206 with the
+/// first box's type.
+async fn range_gives_ftyp(client: &reqwest::Client, url: &str) {
+    let part = client
+        .get(url)
+        .header("range", "bytes=4-7")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(&part.bytes().await.expect("part")[..], b"ftyp");
+}
+
 /// Decodes every frame of `file` with ffmpeg: no error, nothing on stderr.
 fn decodes(file: &Path) {
     let out = std::process::Command::new("ffmpeg")
@@ -166,14 +179,7 @@ async fn an_rtsp_cameras_clip_is_mp4_of_its_own_h264_from_a_keyframe() {
     let head = client.head(&url).send().await.expect("HEAD");
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-length"], body.len().to_string());
-    let part = client
-        .get(&url)
-        .header("range", "bytes=4-7")
-        .send()
-        .await
-        .expect("range");
-    assert_eq!(part.status(), 206);
-    assert_eq!(&part.bytes().await.expect("part")[..], b"ftyp");
+    range_gives_ftyp(&client, &url).await;
     // No frame index: the file is played as it is.
     let index = client
         .get(format!("{url}/index"))
@@ -398,14 +404,7 @@ async fn continuous_recording_cuts_playable_segments_and_keeps_them_through_kill
     assert_eq!(resp.headers()["content-type"], "video/mp4");
     let body = resp.bytes().await.expect("segment body").to_vec();
     assert_eq!(first["bytes"].as_u64(), Some(body.len() as u64), "{first}");
-    let part = client
-        .get(&url)
-        .header("range", "bytes=4-7")
-        .send()
-        .await
-        .expect("range");
-    assert_eq!(part.status(), 206);
-    assert_eq!(&part.bytes().await.expect("part")[..], b"ftyp");
+    range_gives_ftyp(&client, &url).await;
     for bad in ["..%2Fx", "motion-1.mp4", "segment-1-1.mp4"] {
         let status = client
             .get(format!("{base}/recordings/{bad}"))

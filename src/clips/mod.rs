@@ -613,13 +613,7 @@ mod tests {
 
     /// A segment of `frames` frames whose first arrived at `at`.
     fn segment(clips: &Clips, at: SystemTime, frames: i64) -> String {
-        let track = crate::video::Track {
-            codec: "avc1.4D401F".into(),
-            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
-            width: 320,
-            height: 240,
-            timescale: 90_000,
-        };
+        let track = crate::video::test_track();
         let (start, file) = clips.segments().create(at).unwrap();
         let mut w = mp4file::Writer::new(file, &track).unwrap();
         for i in 0..frames {
@@ -739,13 +733,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("c");
         let clips = Clips::open(folder.clone(), "/clips".into()).unwrap();
-        let track = crate::video::Track {
-            codec: "avc1.4D401F".into(),
-            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
-            width: 320,
-            height: 240,
-            timescale: 90_000,
-        };
+        let track = crate::video::test_track();
         let name = clips.allocate(SystemTime::now(), Kind::Mp4);
         let mut w = mp4file::Writer::new(clips.create(&name).unwrap(), &track).unwrap();
         for i in 0..8i64 {

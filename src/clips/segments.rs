@@ -289,13 +289,7 @@ mod tests {
     use std::io::Write;
 
     fn track() -> Track {
-        Track {
-            codec: "avc1.4D401F".into(),
-            sample_entry: bytes::Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
-            width: 320,
-            height: 240,
-            timescale: 90_000,
-        }
+        crate::video::test_track()
     }
 
     fn write(file: File, frames: i64) {
