@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use crate::events::{
     ClipDeleted, Event, EventBus, EventKind, PersonSeen, PublishError, Reset, SnapshotDeleted,
 };
-use crate::frame::{Frame, FrameSink, LatestFrame};
+use crate::frame::{Frame, FrameSink, LatestFrame, Watching};
 use crate::metrics::CamMetrics;
 use crate::settings::{Settings, SettingsError, SettingsHandle};
 use crate::snaps::{SnapError, SnapInfo, Snaps, Trigger};
@@ -332,9 +332,13 @@ impl Cam {
     ) -> Result<SnapInfo, SnapshotError> {
         let snaps = self.snaps.clone();
         let retention = self.settings.get().retention();
-        let jpeg = frame.jpeg.clone();
-        let info = tokio::task::spawn_blocking(move || {
-            snaps.save(&jpeg, trigger, SystemTime::now(), retention)
+        let frame = frame.clone();
+        // On the blocking thread: a decoded picture's JPEG is made there.
+        let (info, jpeg) = tokio::task::spawn_blocking(move || {
+            let jpeg = frame.jpeg();
+            snaps
+                .save(&jpeg, trigger, SystemTime::now(), retention)
+                .map(|info| (info, jpeg))
         })
         .await
         .map_err(|e| SnapshotError::Task(e.to_string()))??;
@@ -344,8 +348,7 @@ impl Cam {
         let published = self.events.publish(EventKind::Snapshot, &data).await;
         match published {
             Ok(event) if trigger == Trigger::Manual => {
-                self.queue_upload(frame.jpeg.clone(), event.data.clone(), true)
-                    .await;
+                self.queue_upload(jpeg, event.data.clone(), true).await;
             }
             Ok(_) => {}
             Err(e) => tracing::error!("cannot record snapshot event: {e}"),
@@ -385,6 +388,15 @@ impl Cam {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!("cannot queue an upload: {e}"),
             Err(e) => tracing::error!("upload queue task failed: {e}"),
+        }
+    }
+
+    /// [`Cam::queue_upload`] of `frame`'s JPEG, made only when uploads are
+    /// configured (a decoded camera's pictures have none until asked).
+    pub async fn queue_upload_of(&self, frame: &Arc<Frame>, event: Value, manual: bool) {
+        if self.uploads.is_some() {
+            self.queue_upload(frame.jpeg_async().await, event, manual)
+                .await;
         }
     }
 
@@ -443,6 +455,18 @@ impl Cam {
     /// Each new frame, newest wins (a slow reader skips frames).
     pub fn subscribe(&self) -> LatestFrame {
         self.frames.subscribe()
+    }
+
+    /// Each new frame with its JPEG made (an MJPEG viewer's), newest wins,
+    /// and the token that has JPEGs made of a decoded camera's pictures
+    /// while it is held.
+    pub fn watch_jpegs(&self) -> (LatestFrame, Watching) {
+        self.frames.watch_jpegs()
+    }
+
+    /// JPEGs made from decoded pictures since start.
+    pub fn jpeg_encodes(&self) -> u64 {
+        self.frames.encodes()
     }
 
     /// Frames received since start (the seed's frame counter).

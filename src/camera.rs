@@ -180,7 +180,7 @@ impl Camera {
         let cam = Arc::new(
             Cam::load(CamParts {
                 name: name.clone(),
-                frames,
+                frames: frames.clone(),
                 initial: settings,
                 source_status: source_status.clone(),
                 events: shared.events.clone(),
@@ -209,6 +209,15 @@ impl Camera {
                 camera.cam.clone(),
                 camera.recorder.clone(),
                 camera.check.clone(),
+                cancel.clone(),
+            )
+            .instrument(span.clone()),
+        );
+        let settings_of = camera.cam.clone();
+        shared.tracker.spawn(
+            crate::encoder::run(
+                frames,
+                move || settings_of.settings().mjpeg_fps,
                 cancel.clone(),
             )
             .instrument(span.clone()),

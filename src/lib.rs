@@ -15,7 +15,9 @@
 //!   cannot turn into a panic.
 //! - [`source`]: camera sources (synthetic, exec, http, file, v4l2), the MJPEG
 //!   splitter and the supervisor that restarts them with backoff.
-//! - [`frame`]: the latest frame, shared by reference, newest wins.
+//! - [`frame`]: the latest frame, shared by reference, newest wins; a JPEG
+//!   or a decoded [`picture`], whose JPEG the [`encoder`] makes only while
+//!   someone watches.
 //! - [`motion`]: the detector and the runner that feeds it frames, and the
 //!   person check that follows a motion episode ([`motion::check`]).
 //! - [`person`]: the person detector itself (NanoDet-g on tract; the
@@ -77,6 +79,7 @@ pub mod descriptors;
 mod docs;
 pub mod doctor;
 mod durable;
+pub mod encoder;
 pub mod events;
 pub mod frame;
 pub mod hub;
@@ -92,6 +95,7 @@ pub mod names;
 pub mod notify;
 pub mod peers;
 pub mod person;
+pub mod picture;
 pub mod push;
 pub mod redact;
 pub mod report;

@@ -36,6 +36,10 @@ pub struct Status {
     pub notify: NotifyReport,
     /// The seed's frame counter.
     pub frames: u64,
+    /// JPEGs made from a decoded camera's pictures since start: only while
+    /// someone watches MJPEG (at most `mjpeg_fps` a second) or asks for a
+    /// snapshot. Always 0 for a camera that sends JPEGs.
+    pub jpeg_encodes: u64,
     /// The person check: available, enabled, counts.
     pub person: PersonStatus,
     /// Continuous recording: its mode, state and counts.
@@ -197,6 +201,7 @@ pub fn status(hub: &Hub, camera: &Camera) -> Status {
         notifications: None,
         notify: notify(hub, camera),
         frames: cam.frame_count(),
+        jpeg_encodes: cam.jpeg_encodes(),
         person: camera.check.status(&settings, cam.person_count()),
         person_count: cam.person_count(),
         recording: camera.recording_status(),

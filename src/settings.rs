@@ -39,6 +39,10 @@ pub struct Settings {
     pub lightswitch_percent: u8,
     /// Most frames per second the detector analyses (caps its CPU).
     pub motion_fps: u32,
+    /// Most JPEGs per second made for MJPEG viewers of a camera whose
+    /// video lookout decodes (RTSP H.264/H.265); each costs an encode. A
+    /// camera that sends JPEGs is shown at its own rate.
+    pub mjpeg_fps: u32,
     /// Save a snapshot when motion starts.
     pub save_on_motion: bool,
     /// Most snapshots kept; the oldest go first.
@@ -149,6 +153,7 @@ impl Default for Settings {
             cooldown_s: 5,
             lightswitch_percent: 80,
             motion_fps: 10,
+            mjpeg_fps: 15,
             save_on_motion: true,
             max_snaps: 1000,
             max_snaps_mb: 1024,
@@ -217,6 +222,7 @@ impl Settings {
                 self.lightswitch_percent = int_in_range(key, value, 1, 100)? as u8
             }
             "motion_fps" => self.motion_fps = int_in_range(key, value, 1, 30)? as u32,
+            "mjpeg_fps" => self.mjpeg_fps = int_in_range(key, value, 1, 30)? as u32,
             "save_on_motion" => self.save_on_motion = boolean(key, value)?,
             "record_clips" => self.record_clips = boolean(key, value)?,
             "clip_pre_s" => self.clip_pre_s = int_in_range(key, value, 0, 30)? as u32,
@@ -475,6 +481,7 @@ mod tests {
             "save_on_motion must be true or false"
         );
         assert_eq!(err(json!({"motion_fps": 31})), "motion_fps out of range");
+        assert_eq!(err(json!({"mjpeg_fps": 0})), "mjpeg_fps out of range");
         let s = Settings::default()
             .patched(&json!({"cooldown_s": 0, "save_on_motion": false, "max_snaps_mb": 5}))
             .unwrap();

@@ -36,6 +36,8 @@ async fn status_has_the_seed_keys_and_more() {
         assert!(st.get(key).is_some(), "missing {key} in {st}");
     }
     assert!(st["frames"].as_u64().unwrap() >= 1);
+    // The camera sends JPEGs: none is ever made.
+    assert_eq!(st["jpeg_encodes"], 0, "{st}");
     let src = &st["source"];
     assert_eq!(src["uri"], SRC);
     assert_eq!(src["state"], "running");

@@ -1,5 +1,6 @@
 //! `rtsp://` cameras against a real RTSP server (`scripts/rtsp-server`):
-//! H.264 and H.265 decoded to JPEG pictures, the stream's figures on
+//! H.264 and H.265 decoded (a JPEG made only for a viewer or a snapshot),
+//! the stream's figures on
 //! `/status`, MJPEG passed through, UDP, several cameras, motion (and
 //! people) found in real footage, digest and basic
 //! sign-in, what a wrong password, a wrong path or a port that is not a
@@ -201,6 +202,72 @@ async fn h264_substream_of_real_footage_is_measured_shown_and_watched() {
         let st = server.status().await;
         assert!(st["person_count"].as_u64() >= Some(1), "{st}");
     }
+}
+
+/// `/status.jpeg_encodes`, JPEGs made of the decoded pictures, and the
+/// episodes and people so far: each takes one picture for its incident
+/// (the notification inbox), so each may make one JPEG.
+async fn encodes(server: &TestServer) -> (u64, u64) {
+    let st = server.status().await;
+    let made = st["jpeg_encodes"]
+        .as_u64()
+        .expect("jpeg_encodes in /status");
+    let events =
+        st["trigger_count"].as_u64().unwrap_or(0) + st["person_count"].as_u64().unwrap_or(0);
+    (made, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jpeg_is_made_only_while_someone_watches_or_asks() {
+    let cam = RtspCamera::walkers(&SMALL).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Nothing else that takes a JPEG: no snapshot on motion, no clip
+    // thumbnail. The detector and the person check read the pictures.
+    let server = TestServer::start_with(&cam.url("sub"), dir, |c| {
+        let settings = &mut c.cameras[0].settings;
+        settings.save_on_motion = false;
+        settings.record_clips = false;
+    })
+    .await;
+    wait_running(&server).await;
+    wait_frames(&server, frames(&server).await, 30, FIRST_PICTURE_WITHIN).await;
+    let (made, events) = encodes(&server).await;
+    assert!(
+        made <= events,
+        "nobody watched: {made} JPEGs for {events} events"
+    );
+
+    // A viewer: each part is a JPEG made once for everyone.
+    let before = frames(&server).await;
+    assert_streams(&server, 5, (640, 360)).await;
+    let (watched, events) = encodes(&server).await;
+    let seen = frames(&server).await - before;
+    assert!(
+        watched >= made + 5 && watched <= made + seen + 1 + events,
+        "{} JPEGs for {seen} frames",
+        watched - made
+    );
+
+    // The viewer gone, no more JPEGs however many pictures come.
+    common::wait_until(Duration::from_secs(30), || async {
+        server.status().await["viewers"] == 0
+    })
+    .await;
+    let (left, events_then) = encodes(&server).await;
+    wait_frames(&server, frames(&server).await, 30, Duration::from_secs(60)).await;
+    let (later, events) = encodes(&server).await;
+    assert!(
+        later <= left + 1 + (events - events_then),
+        "{left} JPEGs when the viewer left, {later} after 30 more frames"
+    );
+
+    // A snapshot makes one, of the newest picture.
+    snapshot(&server, (640, 360)).await;
+    let (after, events_now) = encodes(&server).await;
+    assert!(
+        after > later && after <= later + 1 + (events_now - events),
+        "{later} JPEGs before a snapshot, {after} after"
+    );
 }
 
 #[tokio::test]

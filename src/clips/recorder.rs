@@ -266,7 +266,7 @@ impl Ring {
     /// had the time) or while the bytes are over the cap.
     fn push(&mut self, frame: Arc<Frame>, keep: Duration) {
         let newest = frame.captured_mono;
-        self.bytes += frame.jpeg.len() as u64;
+        self.bytes += frame.bytes() as u64;
         self.frames.push_back(frame);
         while self.frames.len() > 1 {
             let covered = self
@@ -277,7 +277,7 @@ impl Ring {
                 break;
             }
             if let Some(old) = self.frames.pop_front() {
-                self.bytes -= old.jpeg.len() as u64;
+                self.bytes -= old.bytes() as u64;
             }
         }
     }
@@ -675,7 +675,7 @@ async fn complete(cam: &Cam, rec: &Recorder, w: Writing, a: Active) {
                     // Its name was checked when it was allocated; the queue's
                     // link fails clearly should the file be gone.
                     let path = rec.clips.dir().join(&info.name);
-                    cam.queue_clip(path, picture.jpeg.clone(), event.data_with_kind())
+                    cam.queue_clip(path, picture.jpeg_async().await, event.data_with_kind())
                         .await;
                 }
                 Err(e) => tracing::error!("cannot record clip event: {e}"),
@@ -768,7 +768,7 @@ impl Job {
         .map_err(|err| ClipError::io(format!("cannot write clip {}", self.name), err))?;
         let info = self.clips.publish(&self.name)?;
         let picture = thumb.unwrap_or_else(|| self.first.clone());
-        self.clips.save_thumb(&self.name, &picture.jpeg);
+        self.clips.save_thumb(&self.name, &picture.jpeg());
         Ok(info)
     }
 
@@ -795,7 +795,7 @@ impl Job {
                     let t = f
                         .captured_mono
                         .saturating_duration_since(first.captured_mono);
-                    w.write_frame(t.as_millis() as u64, &f.jpeg)?;
+                    w.write_frame(t.as_millis() as u64, &f.jpeg())?;
                     if last_sync.elapsed() >= SYNC_EVERY {
                         w.sync()?;
                         last_sync = Instant::now();
@@ -822,7 +822,7 @@ impl Job {
         rx: &Receiver<Msg>,
     ) -> std::io::Result<Option<Arc<Frame>>> {
         let mut w = mp4file::Writer::new(file, track)?;
-        self.clips.save_thumb(&self.name, &self.first.jpeg);
+        self.clips.save_thumb(&self.name, &self.first.jpeg());
         let mut last_sync = Instant::now();
         let mut thumb = None;
         while let Ok(msg) = rx.recv() {
@@ -851,15 +851,12 @@ mod tests {
     use super::*;
 
     fn frame(at: Instant, bytes: usize) -> Arc<Frame> {
-        Arc::new(Frame {
-            jpeg: bytes::Bytes::from(vec![0u8; bytes]),
-            seq: 1,
-            captured_at: SystemTime::now(),
-            captured_mono: at,
-            width: 16,
-            height: 16,
-            part: bytes::Bytes::new(),
-        })
+        Arc::new(Frame::for_test(
+            at,
+            bytes::Bytes::from(vec![0u8; bytes]),
+            16,
+            16,
+        ))
     }
 
     /// A recorder on a fresh folder (kept while the folder lives).

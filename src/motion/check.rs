@@ -15,7 +15,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tracing::Instrument;
@@ -75,7 +74,7 @@ struct WorkerInner {
 
 /// One check for the worker.
 struct Job {
-    jpeg: Bytes,
+    frame: Arc<Frame>,
     region: Option<[f32; 4]>,
     min_score: f32,
     reply: oneshot::Sender<Result<(Vec<Person>, Duration), PersonError>>,
@@ -144,16 +143,19 @@ fn work(failed: &AtomicBool, jobs: &Receiver<Job>) {
     };
     while let Ok(job) = jobs.recv() {
         let Job {
-            jpeg,
+            frame,
             region,
             min_score,
             reply,
         } = job;
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let started = Instant::now();
-            detector
-                .detect_jpeg(&jpeg, region, min_score)
-                .map(|found| (found, started.elapsed()))
+            // A decoded picture is read as it is, never through a JPEG.
+            match frame.picture() {
+                Some(picture) => detector.detect_rgb(picture.to_rgb(), region, min_score),
+                None => detector.detect_jpeg(&frame.jpeg(), region, min_score),
+            }
+            .map(|found| (found, started.elapsed()))
         }));
         match ran {
             Ok(result) => {
@@ -372,7 +374,7 @@ pub fn offer(
     };
     let (reply, answer) = oneshot::channel();
     let job = Job {
-        jpeg: frame.jpeg.clone(),
+        frame: frame.clone(),
         region: region(boxes, frame.width, frame.height),
         // Anything with a score worth remembering as the episode's best,
         // not only what passes `min_score`.
@@ -448,7 +450,7 @@ async fn confirm(cam: &Arc<Cam>, frame: &Arc<Frame>, people: &[Person], availabl
     match cam.person_seen(body).await {
         Ok(event) => {
             if Alerts::new(&settings, available).upload_person_frame() {
-                cam.queue_upload(frame.jpeg.clone(), event.data_with_kind(), false)
+                cam.queue_upload_of(frame, event.data_with_kind(), false)
                     .await;
             }
         }

@@ -105,11 +105,21 @@ pub async fn run(
         last_seq = frame.seq;
         let started = Instant::now();
         let det = detector.clone();
-        let jpeg = frame.jpeg.clone();
+        let input = frame.clone();
         let at = frame.captured_mono;
         let analysed = tokio::task::spawn_blocking(move || {
             let timer = std::time::Instant::now();
-            let a = lock(&det).analyse(&jpeg, at, &p);
+            // A decoded picture's luma is read as it is; a JPEG is decoded.
+            let a = match input.picture() {
+                Some(pic) => Ok(lock(&det).analyse_luma(
+                    pic.luma(),
+                    usize::from(pic.width()),
+                    usize::from(pic.height()),
+                    at,
+                    &p,
+                )),
+                None => lock(&det).analyse(&input.jpeg(), at, &p),
+            };
             (a, timer.elapsed())
         })
         .await;
@@ -208,7 +218,7 @@ impl Episode<'_> {
             Ok(event) if self.alerts().upload_motion_frame() => {
                 if let Some(frame) = frame {
                     let payload = event.data_with_kind();
-                    cam.queue_upload(frame.jpeg.clone(), payload, false).await;
+                    cam.queue_upload_of(&frame, payload, false).await;
                 }
             }
             Ok(_) => {}

@@ -112,7 +112,17 @@ impl PersonDetector {
         region: Option<[f32; 4]>,
         min_score: f32,
     ) -> Result<Vec<Person>, PersonError> {
-        let img = prep::decode_jpeg(jpeg)?;
+        self.detect_rgb(prep::decode_jpeg(jpeg)?, region, min_score)
+    }
+
+    /// [`PersonDetector::detect_jpeg`] on a picture already in RGB (a
+    /// decoded camera's, see [`crate::picture::Picture::to_rgb`]).
+    pub fn detect_rgb(
+        &self,
+        img: crate::jpeg::Rgb,
+        region: Option<[f32; 4]>,
+        min_score: f32,
+    ) -> Result<Vec<Person>, PersonError> {
         let lb = decode::Letterbox::new(img.width, img.height, region)
             .ok_or(PersonError::Region(region.unwrap_or([0.0, 0.0, 1.0, 1.0])))?;
         let input = prep::model_input(&img, &lb);

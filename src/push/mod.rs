@@ -666,5 +666,6 @@ async fn picture_of(cam: &Camera, data: &Value) -> Option<Vec<u8>> {
             return Some(jpeg);
         }
     }
-    cam.cam.latest_frame().map(|f| f.jpeg.to_vec())
+    let frame = cam.cam.latest_frame()?;
+    Some(frame.jpeg_async().await.to_vec())
 }

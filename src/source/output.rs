@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::mjpeg::one_frame;
 use crate::frame::FrameSink;
+use crate::picture::Picture;
 use crate::redact::Redactor;
 use crate::video::VideoFeed;
 
@@ -197,7 +198,16 @@ impl Output {
     /// Publishes one JPEG; a buffer that is not a whole JPEG of a sane size
     /// ([`crate::frame::check_jpeg`]) is counted and dropped.
     pub fn publish(&self, jpeg: Bytes) {
-        let frame = self.sink.publish(jpeg);
+        self.published(self.sink.publish(jpeg));
+    }
+
+    /// Publishes a decoded picture (its JPEG is made only when asked for).
+    pub fn publish_picture(&self, picture: Picture) {
+        self.published(Ok(self.sink.publish_picture(picture)));
+    }
+
+    /// Keeps the status of a frame published, or counts one refused.
+    fn published(&self, frame: Result<Arc<crate::frame::Frame>, crate::frame::FrameError>) {
         let mut st = lock(&self.status);
         match frame {
             Ok(frame) => {

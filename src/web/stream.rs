@@ -33,13 +33,14 @@ const MAX_FPS: f64 = 120.0;
 /// `GET /snapshot.jpg`.
 pub async fn snapshot(State(app): State<AppState>) -> Result<Response, ApiError> {
     let frame = app.cam.latest_frame().ok_or(ApiError::NoFrame)?;
+    let jpeg = frame.jpeg_async().await;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         [("x-timestamp", format!("{:.3}", frame.unix_secs()))],
-        frame.jpeg.clone(),
+        jpeg,
     )
         .into_response())
 }
@@ -75,8 +76,10 @@ pub async fn stream(
     if app.hub.viewers() >= app.hub.server().caps().max_viewers {
         return Err(ApiError::Busy("too many viewers"));
     }
+    let (rx, watching) = app.cam.watch_jpegs();
     let viewer = Viewer {
-        rx: app.cam.subscribe(),
+        rx,
+        _watching: watching,
         cancel: app.hub.shutdown().clone(),
         min_gap,
         last_sent: None,
@@ -85,7 +88,7 @@ pub async fn stream(
     let parts = stream::once(async { Bytes::from_static(FIRST_BOUNDARY) })
         .chain(stream::unfold(viewer, |mut v| async move {
             let frame = v.next_frame().await?;
-            Some((frame.part.clone(), v))
+            Some((frame.part(), v))
         }))
         .map(Ok::<_, std::io::Error>);
     Ok((
@@ -114,6 +117,8 @@ struct Viewer {
     min_gap: Option<Duration>,
     last_sent: Option<Instant>,
     _place: crate::cam::ViewerPlace,
+    /// Keeps JPEGs made of a decoded camera's pictures while it watches.
+    _watching: crate::frame::Watching,
 }
 
 impl Viewer {

@@ -1,14 +1,12 @@
 //! The detect stream's decoder: an `ffmpeg` child, H.264 or H.265 in on a
-//! pipe, JPEGs out on another (see docs/design/ipcam.md for why a child and
-//! not a library: it was the cheapest per frame, costs the build nothing,
-//! covers H.265, and a decoder crash on a broken stream kills a child the
-//! supervisor restarts, never the server).
+//! pipe, I420 pictures out on another (see docs/design/ipcam.md for why a
+//! child and not a library: it was the cheapest per frame, costs the build
+//! nothing, covers H.265, and a decoder crash on a broken stream kills a
+//! child the supervisor restarts, never the server).
 //!
-//! The child encodes the JPEGs too: everything downstream takes JPEG
-//! frames, and ffmpeg's encoder is the cheaper one. Measured with
-//! `scripts/bench --rtsp` (a 1080p15 main stream decoded): 0.220 core with
-//! JPEGs from the child, 0.285 with raw I420 out and the `jpeg-encoder`
-//! crate in lookout.
+//! The pictures are published as they are: the detector reads their luma,
+//! and a JPEG is made only while someone watches MJPEG or asks for a
+//! snapshot (see [`crate::encoder`]).
 //!
 //! The RTSP session never waits for the decoder. Frames go into a short
 //! queue; when it is full, frames are dropped up to the next keyframe (a
@@ -26,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::annexb::Codec;
+use super::y4m::Y4mReader;
 use crate::source::error::SourceError;
 use crate::source::output::Output;
 
@@ -70,8 +69,8 @@ impl Decoder {
             // thread. A 32-byte probe: the stream is known, start at once.
             .args(["-threads", "1", "-probesize", "32", "-analyzeduration", "0"])
             .args(["-f", codec.ffmpeg_format(), "-i", "pipe:0"])
-            .args(["-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", "5"])
-            .args(["-f", "mjpeg", "pipe:1"])
+            .args(["-fps_mode", "passthrough", "-pix_fmt", "yuv420p"])
+            .args(["-f", "yuv4mpegpipe", "pipe:1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -192,15 +191,14 @@ impl Decoder {
     }
 }
 
-/// Publishes the child's JPEGs until its output ends or breaks; returns why
-/// it stopped. (A JPEG that is not whole is counted and skipped.)
+/// Reads pictures until the stream ends or breaks, and publishes each;
+/// returns why it stopped.
 async fn publish_pictures(stdout: ChildStdout, out: &Output) -> String {
-    let mut frames = crate::source::mjpeg::FrameReader::new(stdout);
+    let mut pictures = Y4mReader::new(BufReader::with_capacity(1 << 16, stdout));
     loop {
-        match frames.next_frame().await {
-            Ok(Some(jpeg)) => out.publish(jpeg),
+        match pictures.next_picture().await {
+            Ok(Some(picture)) => out.publish_picture(picture),
             Ok(None) => return "its output ended".into(),
-            Err(e) if e.is_bad_data() => out.reject(&e),
             Err(e) => return e.to_string(),
         }
     }

@@ -5,8 +5,8 @@
 //! The session runs over TCP (interleaved in the RTSP connection, the
 //! default, as it crosses NAT and loses nothing) or UDP (`#transport=udp`).
 //! H.264 and H.265 frames are decoded by an ffmpeg child ([`decode`]) and
-//! published as JPEGs like any other camera's; MJPEG frames are published as
-//! they come. `/status` gets the stream's codec, profile, size, rate,
+//! published as pictures (a JPEG is made of one only when asked for); MJPEG
+//! frames are published as they come. `/status` gets the stream's codec, profile, size, rate,
 //! bitrate and keyframe interval ([`stats`]). A failure ends the run with a
 //! clear error, and the supervisor reconnects with backoff.
 //!
@@ -16,6 +16,7 @@
 mod annexb;
 mod decode;
 mod stats;
+mod y4m;
 
 use std::time::{Duration, Instant};
 
