@@ -295,6 +295,56 @@ async fn a_camera_answering_401_is_told_to_add_or_check_credentials() {
 }
 
 #[tokio::test]
+async fn rtsp_cameras_are_described_and_a_wrong_password_or_path_explained() {
+    let cam = common::rtsp::RtspCamera::start(&[
+        "--user",
+        "admin",
+        "--password",
+        "pony99",
+        "--main",
+        "640x360@10",
+    ])
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = data_dir(tmp.path());
+    let good = cam.url_as("admin", "pony99", "sub");
+    let wrong = cam.url_as("admin", "zebra77", "sub");
+    let missing = cam.url_as("admin", "pony99", "nothere");
+    let run = doctor(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir,
+            "--camera",
+            &format!("yard={good}"),
+            "--camera",
+            &format!("door={wrong}"),
+            "--camera",
+            &format!("gate={missing}"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    let all = run.all();
+    assert!(
+        !all.contains("pony99") && !all.contains("zebra77"),
+        "a password shows: {all}"
+    );
+    let line = run.line("ok    camera yard: ");
+    assert!(
+        line.contains("sends H.264"),
+        "{line}"
+    );
+    assert!(line.contains("decoded to 640x360"), "{line}");
+    let line = run.line("FAIL  camera door: ");
+    assert!(line.contains("401"), "{line}");
+    let line = run.line("FAIL  camera gate: ");
+    assert!(line.contains("404"), "{line}");
+}
+
+#[tokio::test]
 async fn a_missing_command_is_named_and_its_camera_not_started() {
     let tmp = tempfile::tempdir().unwrap();
     let run = doctor(

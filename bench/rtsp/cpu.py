@@ -12,6 +12,8 @@ is read from /proc over a window:
               read undecoded)
   native + 20 live.mp4 viewers: the same, with 20 clients reading the main
               stream over /live.mp4 (their cost is the difference)
+  native + 1 /stream.jpg viewer: the same, with one MJPEG viewer (JPEGs
+              are made of the decoded pictures only while someone watches)
   native-main --source rtsp://.../main (the main stream decoded)
   transcode   --source 'exec:ffmpeg -rtsp_transport tcp -i rtsp://.../main
               -c:v mjpeg -f mjpeg -' (the way before native RTSP)
@@ -78,11 +80,11 @@ def status(port):
         return json.load(r)
 
 
-def live_viewer(port, stop, counted):
-    """Reads /live.mp4 until `stop` is set, counting bytes."""
+def live_viewer(port, stop, counted, path="/live.mp4"):
+    """Reads `path` until `stop` is set, counting bytes."""
     import http.client
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/live.mp4")
+    conn.request("GET", path)
     resp = conn.getresponse()
     while not stop.is_set():
         chunk = resp.read1(65536)
@@ -92,7 +94,7 @@ def live_viewer(port, stop, counted):
     conn.close()
 
 
-def run_one(lookout, args, window, person, viewers=0, settle=5.0):
+def run_one(lookout, args, window, person, viewers=0, settle=5.0, path="/live.mp4"):
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         config = os.path.join(data, "lookout.toml")
@@ -118,7 +120,8 @@ def run_one(lookout, args, window, person, viewers=0, settle=5.0):
             import threading
             stop, counted, threads = threading.Event(), [], []
             for _ in range(viewers):
-                t = threading.Thread(target=live_viewer, args=(port, stop, counted), daemon=True)
+                t = threading.Thread(target=live_viewer, args=(port, stop, counted, path),
+                                     daemon=True)
                 t.start()
                 threads.append(t)
             time.sleep(settle)
@@ -165,6 +168,7 @@ def main():
         configs = {
             "native": ["--source", main_url, "--detect-source", sub_url],
             "native + 20 live.mp4 viewers": ["--source", main_url, "--detect-source", sub_url],
+            "native + 1 /stream.jpg viewer": ["--source", main_url, "--detect-source", sub_url],
             "native-main": ["--source", main_url],
             "transcode": ["--source", "exec:ffmpeg -loglevel error -rtsp_transport tcp -i "
                           f"{main_url} -c:v mjpeg -f mjpeg -"],
@@ -172,8 +176,13 @@ def main():
         results = {name: [] for name in configs}
         for run in range(a.runs):
             for name, args in configs.items():
-                viewers = 20 if "live.mp4" in name else 0
-                cpu, fps = run_one(a.lookout, args, a.window, a.person == "on", viewers)
+                viewers, path = 0, "/live.mp4"
+                if "live.mp4" in name:
+                    viewers = 20
+                elif "stream.jpg" in name:
+                    viewers, path = 1, "/stream.jpg"
+                cpu, fps = run_one(a.lookout, args, a.window, a.person == "on", viewers,
+                                   path=path)
                 print(f"run {run + 1} {name}: {cpu:.3f} core, {fps:.1f} frames/s",
                       file=sys.stderr, flush=True)
                 results[name].append((cpu, fps))

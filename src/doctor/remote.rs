@@ -101,7 +101,8 @@ pub(super) async fn camera(camera: &CameraConfig) -> Check {
         }
         _ => format!("under 1 frame in {:.1} s", RATE_OVER.as_secs_f64()),
     };
-    let jpeg = first.jpeg();
+    // A decoded camera's picture is encoded here, off the async workers.
+    let jpeg = first.jpeg_async().await;
     let kind = tokio::task::spawn_blocking(move || jpeg_kind(&jpeg))
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
