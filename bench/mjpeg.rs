@@ -4,8 +4,10 @@
 //! A part is counted when its last byte arrives: at `Content-Length` bytes when
 //! the part says how long it is (lookout, motion), else when the body ends in a
 //! JPEG end-of-image marker (the seed sends no length), else at the next
-//! boundary. Latency is arrival minus the part's `X-Timestamp` (lookout's
-//! capture time); a server without it gets inter-arrival jitter only.
+//! boundary. Latency (the frame's age at arrival) is the wall clock when the
+//! read that brought the part's last byte returned, minus the part's
+//! `X-Timestamp` (the capture time: lookout's, and the seed's in the bench's
+//! copy); a server without it gets inter-arrival jitter only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -229,7 +231,10 @@ async fn view(
             Some(c) => c.context("read")?,
             None => bail!("server ended the stream"),
         };
+        // One reading of each clock per read: every part this chunk completes
+        // had its last byte arrive now.
         let now = Instant::now();
+        let now_unix = unix_now();
         let in_window = now >= start && now < end;
         if in_window {
             st.bytes += chunk.len();
@@ -241,7 +246,7 @@ async fn view(
             }
             st.frames += 1;
             if let Some(ts) = part.timestamp {
-                st.latencies_ms.push((unix_now() - ts) * 1000.0);
+                st.latencies_ms.push((now_unix - ts) * 1000.0);
             }
             if let Some(prev) = last {
                 st.gaps_ms
@@ -313,6 +318,7 @@ fn summarize<'a>(
     out.insert("mb_per_s".into(), num(Some(bytes as f64 / 1e6 / seconds)));
     out.insert("latency_ms_p50".into(), num(percentile(&lat, 0.5)));
     out.insert("latency_ms_p99".into(), num(percentile(&lat, 0.99)));
+    out.insert("latency_n".into(), json!(lat.len()));
     out.insert("gap_ms_p50".into(), num(percentile(&gaps, 0.5)));
     out.insert("gap_ms_p99".into(), num(percentile(&gaps, 0.99)));
     out.insert("jitter_ms".into(), num(stddev(&gaps)));

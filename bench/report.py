@@ -70,7 +70,7 @@ def main():
                  'motion-state', 'motion-version', 'viewers', 'load-start', 'camera-counts'):
         ap.add_argument('--' + name, default='')
     for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall', 'idle-window',
-                 'ws-load-at', 'motion-max', 'frame-count', 'frame-kb'):
+                 'ws-load-at', 'motion-max', 'frame-count', 'frame-kb', 'py-at', 'py-procs'):
         ap.add_argument('--' + name, type=float, default=0)
     ap.add_argument('--cameras', action='store_true',
                     help='only the several-cameras section (scripts/bench --cameras)')
@@ -124,8 +124,10 @@ def main():
                    if a.motion_state == 'ok' else a.motion_state)
     p(f'- Peers: seed = {seed_desc}; motion = {motion_desc}.')
     p('- CPU is the server\'s utime+stime per wall second over the window; RSS is the highest '
-      'VmRSS polled every 100 ms in the window. Latency is arrival minus the part\'s '
-      '`X-Timestamp` (lookout only); jitter is the standard deviation of inter-arrival gaps.')
+      'VmRSS polled every 100 ms in the window. Latency is a frame\'s age at arrival: the '
+      'moment its part\'s last byte is read minus the part\'s `X-Timestamp` (the capture time; '
+      'the bench\'s copy of the seed stamps its parts too, motion sends none); jitter is the '
+      'standard deviation of inter-arrival gaps.')
     p('- Detection is on in both: lookout decodes and scores every frame (its person check is off: '
       'the seed has none); the seed\'s `compute_change` decodes each frame it analyses at 1/8 scale '
       '(Pillow) and counts changed pixels, about 13 frames a second (the tutorial\'s 50 ms sleep). '
@@ -181,6 +183,11 @@ def main():
         p('')
     p(ratio_section(viewers, sel, unavailable))
     p('')
+    p(delay_section(viewers, sel, unavailable))
+    p('')
+    if a.py_at:
+        p(generators_section(int(a.py_at), int(a.py_procs), sel, unavailable))
+        p('')
 
     # WebSocket
     p(f'## WebSocket `/control` command round trips ({int(a.ws_count)} in turn, `reset` and `ping` alternating)')
@@ -277,6 +284,12 @@ def main():
     complete = all(r.get('rounds_complete') == r.get('rounds') for r in rs) if rs else False
     target('one event to 1,000 SSE subscribers, p99 < 20 ms', None if v is None else f'{v:.1f} ms',
            v is not None and v < 20 and complete, '' if complete or not rs else ' (some rounds incomplete)')
+    for n, limit in DELAY_TARGETS:
+        rs = [r for r in sel('lookout', f'mjpeg{n}') if 'error' not in r]
+        v = median_of(rs, 'latency_ms_p99')
+        target(f'frame age at arrival (capture to last byte) p99 <= {limit:g} ms at {n} viewers',
+               None if v is None else f'{ms(v)} ms (p50 {ms(median_of(rs, "latency_ms_p50"))})',
+               v is not None and v <= limit, '' if rs else f' (no {n}-viewer run)')
     lk_all = [r for r in rows if r.get('server') == 'lookout' and 'error' not in r
               and str(r.get('test', '')).startswith('mjpeg')]
     peaks = [r['rss_window_peak_mb'] for r in lk_all if isinstance(r.get('rss_window_peak_mb'), (int, float))]
@@ -303,6 +316,102 @@ def main():
             p(f'- {x}')
         p('')
     print('\n'.join(out))
+
+
+# Issue 32, item 5: p99 of a frame's age at arrival, at these viewer counts.
+DELAY_TARGETS = ((100, 5.0), (500, 20.0))
+DELAY_AT = (1, 100, 500)
+
+
+def delay_section(viewers, sel, unavailable):
+    """A frame's age when its last byte reaches a viewer, lookout beside the
+    seed, at 1, 100 and 500 viewers (the counts of this run among them)."""
+    out = ['## Capture-to-viewer delay', '',
+           'A frame\'s age at arrival: the wall clock when the read that brings a part\'s last '
+           'byte returns, minus the part\'s `X-Timestamp` (the server\'s capture time; the '
+           'bench\'s copy of the seed stamps its parts when its capture loop takes the frame). '
+           'Over every frame of every viewer in the window (`loadgen mjpeg`). Targets for '
+           'lookout: p99 at most ' + ' and '.join(f'{t:g} ms at {n} viewers' for n, t in DELAY_TARGETS)
+           + '. The load generator shares the machine, so its own queueing is in the figures.', '',
+           '| viewers | lookout p50 / p99 ms | seed p50 / p99 ms | frames timed, lookout / seed '
+           '| slowest viewer fps, lookout / seed | target | met |',
+           '|---:|---|---|---|---|---|---|']
+    targets = dict(DELAY_TARGETS)
+    shown = [n for n in viewers if n in DELAY_AT]
+    if not shown:
+        return '\n'.join(out[:2] + ['Not measured: this run has none of '
+                                    + ', '.join(str(n) for n in DELAY_AT) + ' viewers.'])
+    for n in shown:
+        cells = {}
+        for key in ('lookout', 'seed'):
+            why = unavailable(key)
+            rs = [r for r in sel(key, f'mjpeg{n}') if 'error' not in r]
+            if why or not rs:
+                cells[key] = (why or 'no result', '-', '-')
+                continue
+            p50, p99 = median_of(rs, 'latency_ms_p50'), median_of(rs, 'latency_ms_p99')
+            cells[key] = (f'{ms(p50)} / {ms(p99)}' if p50 is not None else 'n/a (no timestamp)',
+                          fmt(median_of(rs, 'latency_n'), 0), fmt(median_of(rs, 'fps_min')))
+        limit = targets.get(n)
+        p99 = median_of([r for r in sel('lookout', f'mjpeg{n}') if 'error' not in r], 'latency_ms_p99')
+        met = '-' if limit is None or p99 is None else ('yes' if p99 <= limit else '**no**')
+        out.append(f'| {n} | {cells["lookout"][0]} | {cells["seed"][0]} '
+                   f'| {cells["lookout"][1]} / {cells["seed"][1]} '
+                   f'| {cells["lookout"][2]} / {cells["seed"][2]} '
+                   f'| {"-" if limit is None else f"p99 <= {limit:g} ms"} | {met} |')
+    return '\n'.join(out)
+
+
+def generators_section(n, procs, sel, unavailable):
+    """The saturation row measured by both load generators, lookout beside
+    the seed, with the frame age next to the frame rate."""
+    gens = (('mjpeg', '`loadgen mjpeg` (Rust, tokio + reqwest; + 1 stalled viewer)'),
+            ('py_mjpeg', f'`loadgen.py` (Python asyncio streams, {procs} processes)'))
+    out = [f'## Saturation by two load generators ({n} viewers)', '',
+           'The same load from two load generators that share no code, language or HTTP '
+           'library, one after the other against the same server process. Frame age is the '
+           'age at arrival above; newest-wins keeps it low while the rate drops.', '',
+           '| server | load generator | fps min / median | frame age p50 / p99 ms | MB/s '
+           '| server CPU s/s | server RSS MB | load generator CPU s/s |',
+           '|---|---|---|---|---:|---:|---:|---:|']
+    figures = {}
+    for key in ('lookout', 'seed'):
+        why = unavailable(key)
+        for test, gen in gens:
+            if why:
+                out.append(f'| {key} | {gen} | {why} | | | | | |')
+                continue
+            rs = sel(key, f'{test}{n}')
+            good = [r for r in rs if 'error' not in r]
+            if not good:
+                err = rs[0].get('error', 'no result') if rs else 'no result'
+                out.append(f'| {key} | {gen} | failed: {err} | | | | | |')
+                continue
+            f = {k: median_of(good, k) for k in ('fps_min', 'fps_median', 'latency_ms_p50', 'latency_ms_p99',
+                                                  'mb_per_s', 'cpu_s_per_s', 'rss_window_peak_mb',
+                                                  'client_cpu_s_per_s')}
+            figures[(key, test)] = f
+            errs = sum(r.get('errors', 0) for r in good)
+            out.append(f'| {key} | {gen} | {fmt(f["fps_min"])} / {fmt(f["fps_median"])}'
+                       + (f' ({errs} viewer errors)' if errs else '')
+                       + f' | {ms(f["latency_ms_p50"])} / {ms(f["latency_ms_p99"])} | {fmt(f["mb_per_s"], 0)} '
+                       f'| {fmt(f["cpu_s_per_s"], 2)} | {fmt(f["rss_window_peak_mb"])} '
+                       f'| {fmt(f["client_cpu_s_per_s"], 2)} |')
+    out += ['', '| load generator | slowest viewer lookout / seed | MB/s lookout / seed '
+            '| frame age p99 lookout / seed | lookout meets item 6 (bytes and slowest viewer >= seed\'s) |',
+            '|---|---:|---:|---:|---|']
+    for test, gen in gens:
+        lk, sd = figures.get(('lookout', test)), figures.get(('seed', test))
+        if not lk or not sd:
+            continue
+
+        def ratio(k):
+            return lk[k] / sd[k] if lk[k] is not None and sd[k] else None
+        fr, mr = ratio('fps_min'), ratio('mb_per_s')
+        ok = fr is not None and mr is not None and fr >= 1 and mr >= 1
+        out.append(f'| {gen} | {fmt(fr, 2)} | {fmt(mr, 2)} | {fmt(ratio("latency_ms_p99"), 2)} '
+                   f'| {"yes" if ok else "**no**"} |')
+    return '\n'.join(out)
 
 
 def ratio_section(viewers, sel, unavailable):

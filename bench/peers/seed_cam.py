@@ -13,7 +13,10 @@ with a "BENCH CHANGE" comment. Two changes in behaviour: the camera, an
 OpenMV sensor, is replaced by a replay of pre-encoded 1280x720 JPEGs (real
 footage, the same files lookout's `file:` source replays) at 30 fps in the
 order of the folder's sequence.txt; and `compute_change`, which the tutorial
-leaves out, does real frame differencing at 1/8 scale (with Pillow).
+leaves out, does real frame differencing at 1/8 scale (with Pillow). One
+addition to what the viewers receive: each part carries an `X-Timestamp:`
+header with its frame's capture time (Unix seconds, as lookout's parts do),
+so the frames' age at a viewer can be measured for both servers.
 
 Usage: python seed_cam.py --port PORT --frames DIR
 """
@@ -104,6 +107,10 @@ state = {'threshold': 12, 'frame_count': 0, 'trigger_count': 0}
 
 # 10.4 / 10.7: shared between the tasks and the handlers.
 latest_jpeg = None
+# BENCH CHANGE: the capture time of latest_jpeg as a part header line, so the
+# load generators can time a frame from capture to a viewer's last byte, as
+# they do with lookout's parts (the seed's parts carry no timestamp).
+latest_stamp = b''
 new_frame = asyncio.Event()
 motion_event = asyncio.Event()
 last_motion = None
@@ -131,8 +138,8 @@ class FrameStream:
         await new_frame.wait()
         if latest_jpeg is None:
             return b''
-        return (b'--frame\r\nContent-Type: image/jpeg\r\n\r\n' +
-                latest_jpeg + b'\r\n')
+        return (b'--frame\r\nContent-Type: image/jpeg\r\n' + latest_stamp +  # BENCH CHANGE
+                b'\r\n' + latest_jpeg + b'\r\n')
 
 
 @app.get('/stream.jpg')
@@ -219,10 +226,12 @@ async def control(request, ws):
 
 # 10.4: the one capture loop every viewer shares.
 async def capture_loop():
-    global latest_jpeg
+    global latest_jpeg, latest_stamp
     while True:
         img = await csi0.snapshot()
+        captured = time.time()  # BENCH CHANGE: the frame's capture time
         latest_jpeg = bytes(img.compress(quality=85).bytearray())
+        latest_stamp = b'X-Timestamp: %.6f\r\n' % captured  # BENCH CHANGE
         new_frame.set()
         new_frame.clear()
 
