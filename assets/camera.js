@@ -488,7 +488,8 @@ export class CameraView {
       .on('snooze', (d, id) => { this.snooze.set(d.snoozed_until ?? null); recent.add(id, 'snooze', d); })
       .on('notify', (d, id) => { recent.add(id, 'notify', d); incidents.notified(d); })
       .on('source', (d, id) => {
-        this.setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');
+        // The main stream beside a detect stream: the camera still shows.
+        if (d.stream !== 'main') this.setCamera(d.up ? 'online' : 'offline', d.up ? '' : d.error || '');
         recent.add(id, 'source', d);
       })
       .on('level', (d) => {

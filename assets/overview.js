@@ -345,7 +345,9 @@ export class Overview {
       .on('reset', (d) => tile(d)?.setCount(0))
       .on('config', (d) => tile(d)?.setCount(d.trigger_count))
       .on('snooze', (d) => tile(d)?.setSnooze(d.snoozed_until))
-      .on('source', (d) => tile(d)?.setState(stateWord(d.state, d.up), d.up ? '' : d.error || ''));
+      .on('source', (d) => {
+        if (d.stream !== 'main') tile(d)?.setState(stateWord(d.state, d.up), d.up ? '' : d.error || '');
+      });
     this.feed.start();
   }
 }

@@ -41,6 +41,9 @@ function describe(kind, d) {
     case 'notify':
       return `notification ${d.status === 'sent' ? 'sent' : d.status === 'merged' ? 'updated' : 'held back (snoozed)'}: ${d.title || d.kind || ''}`;
     case 'source':
+      if (d.stream === 'main') {
+        return d.up ? 'main stream back: recording and live view' : `main stream lost, not recording${d.error ? `: ${d.error}` : ''}`;
+      }
       return d.up ? 'camera online' : `camera offline${d.error ? `: ${d.error}` : ''}`;
     default:
       return kind;

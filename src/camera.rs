@@ -141,7 +141,7 @@ impl Camera {
         };
         let (pictures, main_source) = match detect_source {
             Some((uri, spec)) => {
-                let (mut main, status, _) = Supervisor::passthrough(source, &source_uri);
+                let (mut main, status, states) = Supervisor::passthrough(source, &source_uri);
                 if let Some(feed) = &video.main {
                     main = main.with_video(feed.clone());
                 }
@@ -149,7 +149,7 @@ impl Camera {
                     .tracker
                     .spawn(main.run(shared.shutdown.child_token()));
                 video.detect = feed_for(&spec);
-                ((spec, uri, video.detect.clone()), Some(status))
+                ((spec, uri, video.detect.clone()), Some((status, states)))
             }
             None => ((source, source_uri, video.main.clone()), None),
         };
@@ -198,7 +198,7 @@ impl Camera {
             recorder: Arc::new(Recorder::new(clips).with_video(video.main.clone())),
             check: Arc::new(PersonCheck::new(shared.person.cloned())),
             cam,
-            main_source,
+            main_source: main_source.as_ref().map(|(status, _)| status.clone()),
             video,
         });
         let cancel = shared.shutdown;
@@ -242,9 +242,34 @@ impl Camera {
                 .instrument(span.clone()),
             );
         }
-        shared
-            .tracker
-            .spawn(announce_source(camera.cam.clone(), states, cancel.clone()).instrument(span));
+        if let Some((status, states)) = main_source {
+            // The main stream beside a detect stream: its failures stop the
+            // recording while the pictures go on, so they are said apart.
+            shared.tracker.spawn(
+                announce_source(
+                    camera.cam.clone(),
+                    Announced {
+                        status,
+                        states,
+                        stream: Some("main"),
+                    },
+                    cancel.clone(),
+                )
+                .instrument(span.clone()),
+            );
+        }
+        shared.tracker.spawn(
+            announce_source(
+                camera.cam.clone(),
+                Announced {
+                    status: source_status.clone(),
+                    states,
+                    stream: None,
+                },
+                cancel.clone(),
+            )
+            .instrument(span),
+        );
         Ok((camera, source_status))
     }
 }
@@ -265,13 +290,25 @@ impl Camera {
     }
 }
 
-/// Publishes a `source` event when the camera comes up or goes down, so every
-/// dashboard can say "camera offline".
-async fn announce_source(
-    cam: Arc<Cam>,
-    mut states: tokio::sync::watch::Receiver<SourceState>,
-    cancel: CancellationToken,
-) {
+/// A source whose ups and downs are announced.
+struct Announced {
+    /// Its status (for the error).
+    status: StatusCell,
+    /// Its state changes.
+    states: tokio::sync::watch::Receiver<SourceState>,
+    /// `Some("main")` for the main stream read beside a detect stream.
+    stream: Option<&'static str>,
+}
+
+/// Publishes a `source` event when the camera (or its main stream) comes up
+/// or goes down, so every dashboard can say "camera offline" (or that
+/// recording stopped).
+async fn announce_source(cam: Arc<Cam>, source: Announced, cancel: CancellationToken) {
+    let Announced {
+        status,
+        mut states,
+        stream,
+    } = source;
     let mut announced = None;
     loop {
         let state = *states.borrow_and_update();
@@ -285,7 +322,8 @@ async fn announce_source(
             let data = SourceChange {
                 state,
                 up: up == Some(true),
-                error: cam.source().last_error,
+                error: crate::sync::lock(&status).last_error.clone(),
+                stream,
             };
             cam.announce(EventKind::Source, &data).await;
         }

@@ -197,6 +197,10 @@ pub struct SourceChange {
     pub up: bool,
     /// The last failure (redacted), if any.
     pub error: Option<String>,
+    /// `"main"` for the main stream of a camera with a detect stream (the
+    /// recorded one: the pictures go on without it); absent for the camera.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<&'static str>,
 }
 
 /// What happened to an upload.

@@ -270,6 +270,76 @@ async fn a_jpeg_is_made_only_while_someone_watches_or_asks() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detect_stream_gives_the_pictures_and_the_main_stream_is_passed_through() {
+    let mut cam = RtspCamera::walkers(&["--main", "960x540@10"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sub = cam.url("sub");
+    let server = TestServer::start_with(&cam.url("main"), dir, |c| {
+        let spec = sub.parse().expect("a source URI");
+        c.cameras[0].detect_source = Some((sub.clone(), spec));
+    })
+    .await;
+    let mut events = SseClient::subscribe(&server.url("/events")).await;
+
+    // The pictures are the substream's; the main stream is read, undecoded.
+    let st = wait_source(&server, FIRST_PICTURE_WITHIN, "both streams", |s| {
+        s["state"] == "running" && s["width"] == 640
+    })
+    .await;
+    common::wait_until(FIRST_PICTURE_WITHIN, || async {
+        let main = &server.status().await["main_source"];
+        main["state"] == "running" && main["stream"]["width"] == 960
+    })
+    .await;
+    let main = server.status().await["main_source"].clone();
+    assert_eq!(main["uri"], cam.url("main"), "{main}");
+    assert_eq!(main["stream"]["codec"], "h264", "{main}");
+    assert!(
+        main["pid"].is_null(),
+        "no decoder for the main stream: {main}"
+    );
+    assert!(
+        st["source"]["pid"].as_u64().is_some(),
+        "the substream's decoder"
+    );
+    snapshot(&server, (640, 360)).await;
+    events
+        .until(Duration::from_secs(120), |m| m.event == "motion")
+        .await;
+
+    // The camera goes away and comes back: the main stream's ups and downs
+    // are announced apart from the camera's.
+    cam.stop().await;
+    let (mut main_down, mut cam_down) = (None, None);
+    events
+        .until(Duration::from_secs(60), |m| {
+            let d = m.json();
+            if m.event == "source" && d["up"] == false {
+                match d.get("stream") {
+                    Some(s) if s == "main" => main_down = Some(d),
+                    None => cam_down = Some(d),
+                    Some(_) => {}
+                }
+            }
+            main_down.is_some() && cam_down.is_some()
+        })
+        .await;
+    let down = main_down.expect("the main stream's down event");
+    assert!(down["error"].is_string(), "{down}");
+    cam.restart().await;
+    events
+        .until(Duration::from_secs(90), |m| {
+            let d = m.json();
+            m.event == "source" && d["stream"] == "main" && d["up"] == true
+        })
+        .await;
+    common::wait_until(FIRST_PICTURE_WITHIN, || async {
+        server.status().await["source"]["state"] == "running"
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn mjpeg_over_rtsp_is_published_as_it_comes() {
     let mut args = vec!["--codec", "mjpeg"];
