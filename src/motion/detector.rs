@@ -5,7 +5,9 @@
 //! rate, on a blocking thread. Each frame goes through:
 //!
 //! 1. **Decode luma only and shrink** to [`WORK_WIDTH`] pixels wide, then blur
-//!    3x3 (see [`super::image`]).
+//!    3x3 (see [`super::image`]). The JPEG is decoded at 1/2, 1/4 or 1/8 of
+//!    its size straight from its DCT coefficients, as small as keeps it at
+//!    least [`WORK_WIDTH`] wide.
 //! 2. **Compensate the light.** The median ratio of frame to background is the
 //!    global gain (a light switched on, auto-exposure, the IR switch); the
 //!    background is compared at that gain, so a lighting step changes little.
@@ -34,7 +36,7 @@
 use std::time::{Duration, Instant};
 
 use super::blobs::{Blob, Blobs};
-use super::image::{blur3_into, decode_luma_into, downscale_into, MotionError};
+use super::image::{blur3_into, decode_reduced_luma_into, downscale_into, MotionError};
 use crate::zones::{Polygon, Zone, ZoneMap};
 
 /// Width of the working image in pixels. At 240 px a person 30 m away is
@@ -229,6 +231,7 @@ pub struct Detector {
     last_at: Option<Instant>,
     /// Scratch buffers reused across frames so analysis does not allocate.
     full: Vec<u8>,
+    reduced: Vec<u8>,
     small: Vec<u8>,
     blur_tmp: Vec<f32>,
     blurred: Vec<f32>,
@@ -267,10 +270,10 @@ impl Detector {
         at: Instant,
         params: &MotionParams,
     ) -> Result<Analysis, MotionError> {
-        let mut full = std::mem::take(&mut self.full);
-        let decoded = decode_luma_into(jpeg, &mut full);
-        let result = decoded.map(|(w, h)| self.analyse_luma(&full, w, h, at, params));
-        self.full = full;
+        let mut reduced = std::mem::take(&mut self.reduced);
+        let decoded = decode_reduced_luma_into(jpeg, WORK_WIDTH, &mut self.full, &mut reduced);
+        let result = decoded.map(|(w, h)| self.analyse_luma(&reduced, w, h, at, params));
+        self.reduced = reduced;
         result
     }
 
@@ -731,7 +734,7 @@ fn round_thousandth(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::motion::image::decode_small_luma;
+    use crate::motion::image::{decode_luma_into, decode_small_luma};
     use crate::motion::replay::thread_cpu;
 
     /// Tiny deterministic PRNG (xorshift32) so tests need no extra crate.
