@@ -84,6 +84,10 @@ struct Component {
 struct Huffman {
     /// Indexed by the next 9 bits: (code length, symbol); length 0 = longer.
     fast: [(u8, u8); 1 << FAST_BITS],
+    /// For AC coefficients that are skipped, indexed the same way: (bits of
+    /// the code and its value, positions to advance); 0 bits = longer code.
+    /// An end of block advances by [`END_OF_BLOCK`].
+    skip: [(u8, u8); 1 << FAST_BITS],
     /// Largest code of each length (1-16), -1 when none.
     max_code: [i32; 17],
     /// Index into `symbols` of the first code of each length, minus that code.
@@ -93,10 +97,25 @@ struct Huffman {
 
 const FAST_BITS: u32 = 9;
 
+/// The advance of an end-of-block symbol in [`Huffman::skip`]: past any
+/// position, and told apart from a run past the block.
+const END_OF_BLOCK: usize = 128;
+
+/// The positions an AC symbol advances: its run and itself, 16 for a run
+/// of zeros, [`END_OF_BLOCK`] for the end of the block.
+fn advance(symbol: u8) -> usize {
+    match (symbol >> 4, symbol & 15) {
+        (15, 0) => 16,
+        (_, 0) => END_OF_BLOCK,
+        (run, _) => usize::from(run) + 1,
+    }
+}
+
 impl Huffman {
     fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Self, ReducedError> {
         let mut t = Huffman {
             fast: [(0, 0); 1 << FAST_BITS],
+            skip: [(0, 0); 1 << FAST_BITS],
             max_code: [-1; 17],
             offset: [0; 17],
             symbols: symbols.to_vec(),
@@ -125,6 +144,12 @@ impl Huffman {
             }
             code <<= 1;
         }
+        for (skip, &(len, sym)) in t.skip.iter_mut().zip(&t.fast) {
+            if len > 0 {
+                // At most 16 + 15 bits, and END_OF_BLOCK fits in a byte.
+                *skip = (len + (sym & 15), advance(sym) as u8);
+            }
+        }
         Ok(t)
     }
 }
@@ -152,29 +177,27 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// Tops the accumulator up to at least 57 bits.
-    #[inline]
+    /// Tops the accumulator up to at least 56 bits (and at most 63, so the
+    /// fast path's shift stays in range). Bits below the count are always
+    /// the stream's next bits or zero.
+    #[inline(always)]
     fn refill(&mut self) {
-        if self.count > 56 {
-            return;
-        }
-        // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no
-        // marker), so whole bytes go in at once.
+        // Fast path, without a branch on the bit count: the next 8 bytes
+        // hold no 0xFF (no stuffing, no marker), so as many whole bytes as
+        // fit go in at once (none when the accumulator is full already).
         if let Some(next) = self.data.get(self.pos..self.pos + 8) {
             let word = u64::from_be_bytes(next.try_into().unwrap_or([0xFF; 8]));
             let inverted = !word;
             let has_ff =
                 inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
             if has_ff == 0 {
-                let bytes = (64 - self.count) / 8;
-                let bits = bytes * 8;
-                self.acc |= (word >> (64 - bits)) << (64 - bits - self.count);
-                self.count += bits;
-                self.pos += bytes as usize;
+                self.acc |= word >> self.count;
+                self.pos += ((63 - self.count) >> 3) as usize;
+                self.count |= 56;
                 return;
             }
         }
-        while self.count <= 56 {
+        while self.count <= 55 {
             let byte = match self.data.get(self.pos) {
                 Some(&0xFF) if self.data.get(self.pos + 1) == Some(&0) => {
                     self.pos += 2;
@@ -229,12 +252,12 @@ impl<'a> Bits<'a> {
 
     /// The next symbol of `t` and the `symbol & 15` bits after it, as
     /// (symbol, bits): one refill and one shift for a coefficient.
-    #[inline]
+    #[inline(always)]
     fn coefficient(&mut self, t: &Huffman) -> Result<(u8, u32), ReducedError> {
         self.refill();
         let (len, sym) = self.lookup(t)?;
         let size = u32::from(sym & 15);
-        // len <= 16 and size <= 15, within the 57 bits refilled.
+        // len <= 16 and size <= 15, within the 56 bits refilled.
         let value = if size == 0 {
             0
         } else {
@@ -246,12 +269,19 @@ impl<'a> Bits<'a> {
 
     /// The code length and symbol of `t` at the front of the (refilled)
     /// accumulator, without consuming them.
-    #[inline]
+    #[inline(always)]
     fn lookup(&self, t: &Huffman) -> Result<(u32, u8), ReducedError> {
         let (len, sym) = t.fast[(self.acc >> (64 - FAST_BITS)) as usize];
         if len > 0 {
             return Ok((u32::from(len), sym));
         }
+        self.lookup_long(t)
+    }
+
+    /// [`Bits::lookup`] for codes longer than the lookahead.
+    #[cold]
+    #[inline(never)]
+    fn lookup_long(&self, t: &Huffman) -> Result<(u32, u8), ReducedError> {
         for len in FAST_BITS + 1..=16 {
             let code = (self.acc >> (64 - len)) as i32;
             if code <= t.max_code[len as usize] {
@@ -263,6 +293,27 @@ impl<'a> Bits<'a> {
             }
         }
         Err(Corrupt("bad Huffman code"))
+    }
+
+    /// Skips a block's AC coefficients from zigzag position `k` to the end
+    /// of the block.
+    #[inline(always)]
+    fn skip_ac(&mut self, t: &Huffman, mut k: usize) -> Result<(), ReducedError> {
+        while k < 64 {
+            self.refill();
+            let (bits, step) = t.skip[(self.acc >> (64 - FAST_BITS)) as usize];
+            if bits > 0 {
+                self.consume(u32::from(bits));
+                k += usize::from(step);
+            } else {
+                let (sym, _) = self.coefficient(t)?;
+                k += advance(sym);
+            }
+        }
+        if k > 64 && k < END_OF_BLOCK {
+            return Err(Corrupt("coefficient past the block"));
+        }
+        Ok(())
     }
 
     /// Skips to the byte after the next restart marker.
@@ -607,12 +658,12 @@ fn luma_block(
     c.pred = c.pred.wrapping_add(diff);
     coef[0] = c.pred as f32 * f32::from(quant[0]);
     let mut k = 1;
-    while k < 64 {
+    while k < need {
         let (rs, v) = bits.coefficient(c.ac)?;
         let (run, size) = (usize::from(rs >> 4), u32::from(rs & 15));
         if size == 0 {
             if run != 15 {
-                break;
+                return Ok(());
             }
             k += 16;
             continue;
@@ -630,7 +681,7 @@ fn luma_block(
         }
         k += 1;
     }
-    Ok(())
+    bits.skip_ac(c.ac, k)
 }
 
 /// Walks one block's coefficients without keeping any (chroma).
@@ -641,23 +692,7 @@ fn skip_block(bits: &mut Bits, c: &ScanComponent) -> Result<(), ReducedError> {
         return Err(Corrupt("bad DC size"));
     }
     bits.take(s);
-    let mut k = 1;
-    while k < 64 {
-        let (rs, _) = bits.coefficient(c.ac)?;
-        let (run, size) = (usize::from(rs >> 4), rs & 15);
-        if size == 0 {
-            if run != 15 {
-                break;
-            }
-            k += 16;
-            continue;
-        }
-        k += run + 1;
-        if k > 64 {
-            return Err(Corrupt("coefficient past the block"));
-        }
-    }
-    Ok(())
+    bits.skip_ac(c.ac, 1)
 }
 
 /// The `n`-point inverse DCT (n = 1, 2 or 4) of a block's lowest
