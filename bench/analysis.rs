@@ -22,9 +22,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lookout::motion::detector::{Detector, MotionParams, WORK_WIDTH};
+use lookout::motion::detector::{Detector, MotionParams, IDLE_SLOWDOWN, WORK_WIDTH};
 use lookout::motion::image::{decode_luma_into, decode_reduced_luma_into};
-use lookout::motion::replay::thread_cpu;
+use lookout::motion::replay::{replay, thread_cpu};
+use lookout::source::mjpeg::MjpegSplitter;
 
 /// Time the motion analysis of a folder of JPEGs.
 #[derive(Debug, Parser)]
@@ -36,6 +37,15 @@ struct Cli {
     /// Passes over the frames; the median is quoted.
     #[arg(long, default_value_t = 21)]
     runs: usize,
+    /// Folder of the regression scenes (`scripts/scenes`, `*.mjpeg` at
+    /// 10 fps): each is replayed as the server analyses it at the default
+    /// settings (fewer frames while nothing moves), and its CPU per second
+    /// of footage is a camera's share of a core.
+    #[arg(long)]
+    scenes: Option<PathBuf>,
+    /// Replays of each scene; the median is quoted.
+    #[arg(long, default_value_t = 3)]
+    scene_runs: usize,
 }
 
 fn main() -> ExitCode {
@@ -160,6 +170,71 @@ fn run(cli: &Cli) -> Result<(), String> {
             after / before
         );
     }
+    if let Some(dir) = &cli.scenes {
+        scenes(dir, cli.scene_runs)?;
+    }
+    Ok(())
+}
+
+/// Replays each regression scene as the server analyses it and prints the
+/// share of frames analysed and a camera's core, per scene and on average.
+fn scenes(dir: &Path, runs: usize) -> Result<(), String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "mjpeg"))
+        .collect();
+    paths.sort();
+    println!(
+        "\nThe regression scenes replayed at 10 fps, default settings, as the \
+         server analyses them (every frame while something moves, 1 in \
+         {IDLE_SLOWDOWN} while nothing does); thread CPU per second of \
+         footage, median of {runs} replays:\n"
+    );
+    println!(
+        "| scene | size | seconds | frames analysed | ms per analysed frame | core per camera |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let (mut seconds, mut cores) = (0.0, 0.0);
+    for path in &paths {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut splitter = MjpegSplitter::new();
+        splitter.push(&bytes);
+        let mut total = 0usize;
+        let mut size = (0, 0);
+        while let Ok(Some(jpeg)) = splitter.next_frame() {
+            if total == 0 {
+                let mut luma = Vec::new();
+                size = decode_luma_into(&jpeg, &mut luma).map_err(|e| e.to_string())?;
+            }
+            total += 1;
+        }
+        let mut cpu = Vec::new();
+        let mut analysed = 0;
+        for _ in 0..runs.max(1) {
+            let r = replay(&bytes, 10.0, 1, &MotionParams::default());
+            analysed = r.frames.len() + r.undecodable;
+            cpu.push(r.cpu.ok_or("no thread CPU time")?.as_secs_f64());
+        }
+        cpu.sort_by(f64::total_cmp);
+        let cpu = cpu[cpu.len() / 2];
+        let secs = total as f64 / 10.0;
+        let core = cpu / secs;
+        seconds += secs;
+        cores += core * secs;
+        let name = path.file_stem().unwrap_or_default().to_string_lossy();
+        println!(
+            "| {name} | {}x{} | {secs:.0} | {analysed} of {total} ({:.0} %) | {:.3} | {core:.4} |",
+            size.0,
+            size.1,
+            100.0 * analysed as f64 / total.max(1) as f64,
+            cpu * 1e3 / analysed.max(1) as f64,
+        );
+    }
+    println!(
+        "\nAverage over the scenes, weighted by their length: {:.4} core per camera.",
+        cores / seconds.max(f64::MIN_POSITIVE)
+    );
     Ok(())
 }
 

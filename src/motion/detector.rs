@@ -97,6 +97,13 @@ pub fn score(fraction: f32) -> f32 {
     round_tenth(s)
 }
 
+/// While nothing moves, frames are analysed this many times less often
+/// than the `motion_fps` setting asks (see [`Detector::interval`]). A
+/// camera watches an empty scene most of the day, and analysis is most of
+/// an idle camera's CPU; the first frame that changes brings the full rate
+/// back, so an episode starts at most one idle interval later.
+pub const IDLE_SLOWDOWN: u32 = 2;
+
 /// At most this many boxes are reported per frame.
 pub const MAX_BOXES: usize = 8;
 
@@ -251,6 +258,8 @@ pub struct Detector {
     sudden_at: Vec<f32>,
     /// Seconds of frames since the background was learned.
     clock: f32,
+    /// Whether the last analysed frame had a counted blob (any score).
+    moving: bool,
     blobs: Blobs,
     regions: Option<Regions>,
     streak: Option<Streak>,
@@ -306,6 +315,7 @@ impl Detector {
         self.last_at = Some(at);
         self.clock += dt.as_secs_f32();
         if self.background.is_empty() || (width, height) != self.source {
+            self.moving = false;
             self.source = (width, height);
             self.learn_background(w, h);
             // A new or resized picture has nothing to compare with: quiet frame.
@@ -317,6 +327,8 @@ impl Detector {
         let counted = self.mark_changed();
         let raw_percent = 100.0 * counted as f32 / (w * h) as f32;
         if raw_percent > f32::from(params.lightswitch_percent) {
+            // The picture changed: watch the next frames at the full rate.
+            self.moving = true;
             self.learn_background(w, h);
             let transition = self.advance(0.0, at, params);
             return Analysis {
@@ -360,6 +372,7 @@ impl Detector {
             _ => Vec::new(),
         };
         self.learn(dt);
+        self.moving = change > 0.0;
         let transition = self.advance(change, at, params);
         Analysis {
             change,
@@ -386,6 +399,20 @@ impl Detector {
                 .saturating_duration_since(episode.started),
             peak: episode.peak,
         })
+    }
+
+    /// The time from one analysed frame to the next at `fps` analysed
+    /// frames a second (the `motion_fps` setting): [`IDLE_SLOWDOWN`] times
+    /// longer while nothing moves, the full rate while anything scores,
+    /// frames are counting toward a start or an episode runs.
+    pub fn interval(&self, fps: u32) -> Duration {
+        let full = Duration::from_secs(1) / fps.max(1);
+        let busy = self.moving || self.streak.is_some() || self.episode.is_some();
+        if busy {
+            full
+        } else {
+            full * IDLE_SLOWDOWN
+        }
     }
 
     /// Whether a motion episode is running.
@@ -1016,6 +1043,22 @@ mod tests {
         assert_eq!(duration, run[last_above].0 - run[1].0);
         let max = run.iter().map(|(_, a)| a.change).fold(0.0, f32::max);
         assert_eq!(peak, max);
+    }
+
+    #[test]
+    fn idle_frames_are_analysed_less_often() {
+        let mut d = Detector::new();
+        let t0 = Instant::now();
+        let p = params();
+        let full = Duration::from_millis(100);
+        assert_eq!(d.interval(10), full * IDLE_SLOWDOWN);
+        d.analyse_luma(&base(W, H), W, H, t0, &p);
+        d.analyse_luma(&base(W, H), W, H, at(t0, 1), &p);
+        assert_eq!(d.interval(10), full * IDLE_SLOWDOWN, "a still scene");
+        let a = d.analyse_luma(&square_a(), W, H, at(t0, 2), &p);
+        assert!(a.change > 0.0);
+        assert_eq!(d.interval(10), full, "something moved");
+        assert_eq!(d.interval(0), Duration::from_secs(1));
     }
 
     #[test]
