@@ -5,7 +5,9 @@
 //! rate, on a blocking thread. Each frame goes through:
 //!
 //! 1. **Decode luma only and shrink** to [`WORK_WIDTH`] pixels wide, then blur
-//!    3x3 (see [`super::image`]).
+//!    3x3 (see [`super::image`]). The JPEG is decoded at 1/2, 1/4 or 1/8 of
+//!    its size straight from its DCT coefficients, as small as keeps it at
+//!    least [`WORK_WIDTH`] wide.
 //! 2. **Compensate the light.** The median ratio of frame to background is the
 //!    global gain (a light switched on, auto-exposure, the IR switch); the
 //!    background is compared at that gain, so a lighting step changes little.
@@ -34,7 +36,7 @@
 use std::time::{Duration, Instant};
 
 use super::blobs::{Blob, Blobs};
-use super::image::{blur3_into, decode_luma_into, downscale_into, MotionError};
+use super::image::{blur3_into, decode_reduced_luma_into, downscale_into, MotionError};
 use crate::zones::{Polygon, Zone, ZoneMap};
 
 /// Width of the working image in pixels. At 240 px a person 30 m away is
@@ -94,6 +96,13 @@ pub fn score(fraction: f32) -> f32 {
     let s = 100.0 * (f / SCORE_REFERENCE).ln_1p() / (1.0 / SCORE_REFERENCE).ln_1p();
     round_tenth(s)
 }
+
+/// While nothing moves, frames are analysed this many times less often
+/// than the `motion_fps` setting asks (see [`Detector::interval`]). A
+/// camera watches an empty scene most of the day, and analysis is most of
+/// an idle camera's CPU; the first frame that changes brings the full rate
+/// back, so an episode starts at most one idle interval later.
+pub const IDLE_SLOWDOWN: u32 = 2;
 
 /// At most this many boxes are reported per frame.
 pub const MAX_BOXES: usize = 8;
@@ -229,6 +238,7 @@ pub struct Detector {
     last_at: Option<Instant>,
     /// Scratch buffers reused across frames so analysis does not allocate.
     full: Vec<u8>,
+    reduced: Vec<u8>,
     small: Vec<u8>,
     blur_tmp: Vec<f32>,
     blurred: Vec<f32>,
@@ -248,6 +258,8 @@ pub struct Detector {
     sudden_at: Vec<f32>,
     /// Seconds of frames since the background was learned.
     clock: f32,
+    /// Whether the last analysed frame had a counted blob (any score).
+    moving: bool,
     blobs: Blobs,
     regions: Option<Regions>,
     streak: Option<Streak>,
@@ -267,10 +279,10 @@ impl Detector {
         at: Instant,
         params: &MotionParams,
     ) -> Result<Analysis, MotionError> {
-        let mut full = std::mem::take(&mut self.full);
-        let decoded = decode_luma_into(jpeg, &mut full);
-        let result = decoded.map(|(w, h)| self.analyse_luma(&full, w, h, at, params));
-        self.full = full;
+        let mut reduced = std::mem::take(&mut self.reduced);
+        let decoded = decode_reduced_luma_into(jpeg, WORK_WIDTH, &mut self.full, &mut reduced);
+        let result = decoded.map(|(w, h)| self.analyse_luma(&reduced, w, h, at, params));
+        self.reduced = reduced;
         result
     }
 
@@ -303,6 +315,7 @@ impl Detector {
         self.last_at = Some(at);
         self.clock += dt.as_secs_f32();
         if self.background.is_empty() || (width, height) != self.source {
+            self.moving = false;
             self.source = (width, height);
             self.learn_background(w, h);
             // A new or resized picture has nothing to compare with: quiet frame.
@@ -314,6 +327,8 @@ impl Detector {
         let counted = self.mark_changed();
         let raw_percent = 100.0 * counted as f32 / (w * h) as f32;
         if raw_percent > f32::from(params.lightswitch_percent) {
+            // The picture changed: watch the next frames at the full rate.
+            self.moving = true;
             self.learn_background(w, h);
             let transition = self.advance(0.0, at, params);
             return Analysis {
@@ -357,6 +372,7 @@ impl Detector {
             _ => Vec::new(),
         };
         self.learn(dt);
+        self.moving = change > 0.0;
         let transition = self.advance(change, at, params);
         Analysis {
             change,
@@ -383,6 +399,20 @@ impl Detector {
                 .saturating_duration_since(episode.started),
             peak: episode.peak,
         })
+    }
+
+    /// The time from one analysed frame to the next at `fps` analysed
+    /// frames a second (the `motion_fps` setting): [`IDLE_SLOWDOWN`] times
+    /// longer while nothing moves, the full rate while anything scores,
+    /// frames are counting toward a start or an episode runs.
+    pub fn interval(&self, fps: u32) -> Duration {
+        let full = Duration::from_secs(1) / fps.max(1);
+        let busy = self.moving || self.streak.is_some() || self.episode.is_some();
+        if busy {
+            full
+        } else {
+            full * IDLE_SLOWDOWN
+        }
     }
 
     /// Whether a motion episode is running.
@@ -731,7 +761,7 @@ fn round_thousandth(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::motion::image::decode_small_luma;
+    use crate::motion::image::{decode_luma_into, decode_small_luma};
     use crate::motion::replay::thread_cpu;
 
     /// Tiny deterministic PRNG (xorshift32) so tests need no extra crate.
@@ -1013,6 +1043,22 @@ mod tests {
         assert_eq!(duration, run[last_above].0 - run[1].0);
         let max = run.iter().map(|(_, a)| a.change).fold(0.0, f32::max);
         assert_eq!(peak, max);
+    }
+
+    #[test]
+    fn idle_frames_are_analysed_less_often() {
+        let mut d = Detector::new();
+        let t0 = Instant::now();
+        let p = params();
+        let full = Duration::from_millis(100);
+        assert_eq!(d.interval(10), full * IDLE_SLOWDOWN);
+        d.analyse_luma(&base(W, H), W, H, t0, &p);
+        d.analyse_luma(&base(W, H), W, H, at(t0, 1), &p);
+        assert_eq!(d.interval(10), full * IDLE_SLOWDOWN, "a still scene");
+        let a = d.analyse_luma(&square_a(), W, H, at(t0, 2), &p);
+        assert!(a.change > 0.0);
+        assert_eq!(d.interval(10), full, "something moved");
+        assert_eq!(d.interval(0), Duration::from_secs(1));
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The picture the motion detector works on: the camera's JPEG decoded to
-//! luma only, box-averaged down to a small working image, and blurred.
+//! luma only, at a reduced size where the JPEG allows it (see [`jpeg`]),
+//! box-averaged down to a small working image, and blurred.
 //!
 //! Entropy decoding dominates the cost of a JPEG, and colour adds nothing to
-//! "did something move", so only the Y channel is produced. Averaging blocks
-//! (not point sampling) removes most sensor noise and JPEG ringing, and makes
-//! every later step cost microseconds.
+//! "did something move", so only the Y channel is produced, and only the
+//! frequencies the working image can show. Averaging blocks (not point
+//! sampling) removes most sensor noise and JPEG ringing, and makes every
+//! later step cost microseconds.
+
+pub mod jpeg;
 
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
@@ -32,6 +36,59 @@ pub fn decode_small_luma(
     let mut small = Vec::new();
     let (sw, sh) = downscale_into(&full, w, h, max_width, &mut small);
     Ok((small, sw, sh))
+}
+
+/// Decodes `jpeg` to luma at least `min_width` wide but reduced by 2, 4 or
+/// 8 where that keeps it so (see [`jpeg::reduction`]), into `out`; returns
+/// (width, height). JPEGs the reduced decoder does not handle (progressive,
+/// arithmetic, broken) are decoded in full into `full` and box-averaged to
+/// the same size, so a camera's picture keeps one size whichever path a
+/// frame takes.
+pub fn decode_reduced_luma_into(
+    jpeg: &[u8],
+    min_width: usize,
+    full: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<(usize, usize), MotionError> {
+    if let Ok(size) = jpeg::decode_reduced_luma(jpeg, min_width, out) {
+        return Ok(size);
+    }
+    let (w, h) = decode_luma_into(jpeg, full)?;
+    Ok(shrink_into(
+        full,
+        w,
+        h,
+        1 << jpeg::reduction(w, min_width),
+        out,
+    ))
+}
+
+/// Averages each `f`x`f` block of `src` (`w`x`h`, at least w*h bytes; the
+/// blocks at the right and bottom edges may be smaller) into `out`, as a
+/// JPEG's reduced decode shows them. Returns the size of `out`.
+pub(crate) fn shrink_into(
+    src: &[u8],
+    w: usize,
+    h: usize,
+    f: usize,
+    out: &mut Vec<u8>,
+) -> (usize, usize) {
+    let f = f.max(1);
+    let (sw, sh) = (w.div_ceil(f), h.div_ceil(f));
+    out.clear();
+    out.reserve(sw * sh);
+    let mut sums: Vec<u32> = Vec::new();
+    for oy in 0..sh {
+        let rows = &src[oy * f * w..((oy + 1) * f).min(h) * w];
+        sum_columns(rows, w, &mut sums);
+        let height = rows.len() / w;
+        for block in sums.chunks(f) {
+            let total: u32 = block.iter().sum();
+            let count = (height * block.len()) as u32;
+            out.push(((total + count / 2) / count) as u8);
+        }
+    }
+    (sw, sh)
 }
 
 /// Decodes `jpeg` to full-size luma into `out` (reused to avoid a megabyte
@@ -87,6 +144,13 @@ pub(crate) fn downscale_into(
     out: &mut Vec<u8>,
 ) -> (usize, usize) {
     let (sw, sh) = small_size(w, h, max_width);
+    resize_into(src, w, h, sw, sh, out);
+    (sw, sh)
+}
+
+/// Box-averages `src` (`w`x`h`, at least w*h bytes) to `sw`x`sh` (no larger
+/// than `w`x`h`, not zero) into `out` (see [`downscale_into`]).
+pub(crate) fn resize_into(src: &[u8], w: usize, h: usize, sw: usize, sh: usize, out: &mut Vec<u8>) {
     out.clear();
     out.reserve(sw * sh);
     // u16 sums halve the memory traffic of the hot loop; they hold up to
@@ -105,7 +169,6 @@ pub(crate) fn downscale_into(
             fold_row(&sums32, y1 - y0, sw, out);
         }
     }
-    (sw, sh)
 }
 
 /// Sets `sums[x]` to the sum of column `x` over the `w`-wide `rows`.
@@ -202,6 +265,49 @@ mod tests {
                 i / 160
             );
         }
+    }
+
+    #[test]
+    fn shrink_averages_aligned_blocks() {
+        // 5x3 by 2: blocks of 2x2, 1x2, 2x1 and 1x1 at the edges.
+        let src = [0u8, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28];
+        let mut out = Vec::new();
+        assert_eq!(shrink_into(&src, 5, 3, 2, &mut out), (3, 2));
+        assert_eq!(out, vec![6, 10, 13, 21, 25, 28]);
+        assert_eq!(shrink_into(&src, 5, 3, 1, &mut out), (5, 3));
+        assert_eq!(out, src);
+    }
+
+    #[test]
+    fn progressive_jpegs_fall_back_to_the_same_size() {
+        let (w, h) = (640, 480);
+        let rgb: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let v = ((i % w) / 3 + (i / w) / 2) as u8;
+                [v, v, v]
+            })
+            .collect();
+        let encode = |progressive: bool| {
+            let mut out = Vec::new();
+            let mut e = jpeg_encoder::Encoder::new(&mut out, 90);
+            e.set_progressive(progressive);
+            e.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+                .unwrap();
+            out
+        };
+        let (mut full, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        let sa = decode_reduced_luma_into(&encode(false), 240, &mut full, &mut a).unwrap();
+        let sb = decode_reduced_luma_into(&encode(true), 240, &mut full, &mut b).unwrap();
+        assert_eq!((sa, sb), ((320, 240), (320, 240)));
+        // Alike but for ringing at the ramp's wrap from 255 to 0.
+        let mean = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(x.abs_diff(y)))
+            .sum::<f64>()
+            / a.len() as f64;
+        assert!(mean < 1.0, "{mean}");
+        assert!(decode_reduced_luma_into(b"junk", 240, &mut full, &mut a).is_err());
     }
 
     fn encode_rgb(rgb: &[u8], w: usize, h: usize) -> Vec<u8> {

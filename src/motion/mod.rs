@@ -153,8 +153,9 @@ pub async fn run(
             Ok((Err(e), _)) => tracing::debug!("motion: {e}"),
             Err(e) => tracing::error!("motion analysis task failed: {e}"),
         }
-        // Cap the analysis rate: sleep out the rest of this frame's slot.
-        let slot = Duration::from_secs_f64(1.0 / f64::from(settings.motion_fps.max(1)));
+        // Cap the analysis rate (lower while nothing moves): sleep out the
+        // rest of this frame's slot.
+        let slot = lock(&detector).interval(settings.motion_fps);
         tokio::select! {
             _ = tokio::time::sleep_until(started + slot) => {}
             _ = cancel.cancelled() => return,

@@ -45,7 +45,8 @@ impl Replay {
 
 /// Runs every JPEG of the MJPEG bytes `stream` through a fresh detector as if
 /// they arrived at `fps`, analysing every `step`-th frame (1 = all; 10 fps
-/// footage analysed at the default `motion_fps` of 10 uses 1).
+/// footage analysed at the default `motion_fps` of 10 uses 1), and, as the
+/// server does, fewer while nothing moves ([`Detector::interval`]).
 pub fn replay(stream: &[u8], fps: f64, step: usize, params: &MotionParams) -> Replay {
     let mut splitter = MjpegSplitter::new();
     splitter.push(stream);
@@ -54,13 +55,17 @@ pub fn replay(stream: &[u8], fps: f64, step: usize, params: &MotionParams) -> Re
     let t0 = Instant::now();
     let cpu0 = thread_cpu();
     let mut index = 0usize;
+    let rate = (fps / step.max(1) as f64).round().max(1.0) as u32;
+    // When the next frame is due, in seconds (a millisecond early counts:
+    // frame times are rounded).
+    let mut due = 0.0;
     while let Ok(Some(jpeg)) = splitter.next_frame() {
         let i = index;
         index += 1;
-        if !i.is_multiple_of(step.max(1)) {
+        let secs = i as f64 / fps;
+        if !i.is_multiple_of(step.max(1)) || secs + 0.001 < due {
             continue;
         }
-        let secs = i as f64 / fps;
         let at = t0 + Duration::from_secs_f64(secs);
         match detector.analyse(&jpeg, at, params) {
             Ok(a) => {
@@ -82,6 +87,7 @@ pub fn replay(stream: &[u8], fps: f64, step: usize, params: &MotionParams) -> Re
             }
             Err(_) => out.undecodable += 1,
         }
+        due = secs + detector.interval(rate).as_secs_f64();
     }
     out.cpu = thread_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     out
