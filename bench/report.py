@@ -706,6 +706,9 @@ def person_cost_section(rows, a):
       f'{fmt(a.window, 0)} s window of {at} MJPEG viewers. Saturation: {sat} viewers on '
       f'`/stream.jpg` for {fmt(a.window, 0)} s: the slowest viewer\'s fps, MB/s in all, lookout\'s '
       'CPU s/s, and that CPU without the check\'s own thread (`/proc/PID/task/*/stat`).')
+    if os.environ.get('BENCH_PERSON_NICE'):
+        p(f'- **A control: the check\'s thread reniced to {os.environ["BENCH_PERSON_NICE"]}** '
+          '(`BENCH_PERSON_NICE`) once it had started, not its own nice 10.')
     p('- Checks/s: `/status` `person.checks` before and after each window, over its length.')
     p('')
     p('| run | check | reset idle p50 / p99 ms | checks/s idle | reset under '
