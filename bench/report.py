@@ -67,7 +67,8 @@ def machine():
 def main():
     ap = argparse.ArgumentParser()
     for name in ('input', 'command', 'mode', 'seed-state', 'microdot', 'python',
-                 'motion-state', 'motion-version', 'viewers', 'load-start', 'camera-counts'):
+                 'motion-state', 'motion-version', 'viewers', 'load-start', 'camera-counts',
+                 'profile'):
         ap.add_argument('--' + name, default='')
     for name in ('runs', 'window', 'sse-subscribers', 'ws-count', 'wall', 'idle-window',
                  'ws-load-at', 'motion-max', 'frame-count', 'frame-kb', 'py-at', 'py-procs'):
@@ -77,8 +78,13 @@ def main():
     ap.add_argument('--clips', action='store_true',
                     help='only the clip-recording section (scripts/bench --clips)')
     ap.add_argument('--status', help='--clips: a /status of lookout recording, for its buffer')
+    ap.add_argument('--person-cost', action='store_true',
+                    help='only the person check\'s cost to streams and commands (scripts/bench --person-cost)')
     a = ap.parse_args()
     rows = load(a.input)
+    if a.person_cost:
+        print('\n'.join(person_cost_section(rows, a)))
+        return
     if any(r.get('server') == 'lookout-before' for r in rows):
         SERVERS.insert(1, ('lookout-before', 'lookout before'))
     if a.clips:
@@ -606,6 +612,203 @@ def cameras_section(rows, a):
         for x in problems:
             p(f'- {x}')
         p('')
+    return out
+
+
+# Issue 32, item 7: with the person check on, `reset` p99 at most this times
+# its figure with the check off, and the saturation row within this fraction.
+PERSON_RESET_RATIO = 1.2
+PERSON_SAT_MARGIN = 0.05
+
+
+def person_cost_section(rows, a):
+    """The person check on against off: `ws_idle_{on}`, `ws_load_{on}`,
+    `mjpeg{n}_{on}` rows and `probe_{on}` probes around each window."""
+    out = []
+    p = out.append
+    nproc, model = machine()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    runs = int(a.runs)
+    sat, at = int(float(a.viewers)), int(a.ws_load_at)
+    states = ('true', 'false')
+
+    def sel(test, run=None):
+        return [r for r in rows if r.get('server') == 'lookout' and r.get('test') == test
+                and 'error' not in r and (run is None or r.get('run') == str(run))]
+
+    def probes(on, run, at0, at1):
+        """Checks a second, checks dropped and the check thread's CPU s/s
+        between two probes of one run."""
+        ps = {r.get('at'): r for r in sel(f'probe_{on}', run)}
+        p0, p1 = ps.get(at0), ps.get(at1)
+        if not p0 or not p1 or p1['t'] <= p0['t']:
+            return None
+        dt = p1['t'] - p0['t']
+
+        def check_cpu(pr):
+            return sum(t['cpu_s'] for t in pr.get('threads', []) if t['name'].startswith('person'))
+        return {'checks_per_s': ((p1.get('checks') or 0) - (p0.get('checks') or 0)) / dt,
+                'dropped': (p1.get('dropped') or 0) - (p0.get('dropped') or 0),
+                'check_cpu': (check_cpu(p1) - check_cpu(p0)) / dt,
+                'last_check_ms': p1.get('last_check_ms')}
+
+    def fig(on, run):
+        """One run's figures for one state (None where missing)."""
+        f = {}
+        for key, test in (('idle', f'ws_idle_{on}'), ('load', f'ws_load_{on}')):
+            rs = sel(test, run)
+            f[key + '_p50'] = median_of(rs, 'reset_rtt_ms_p50')
+            f[key + '_p99'] = median_of(rs, 'reset_rtt_ms_p99')
+        rs = sel(f'mjpeg{sat}_{on}', run)
+        f['fps_min'] = median_of(rs, 'fps_min')
+        f['mb_s'] = median_of(rs, 'mb_per_s')
+        f['cpu'] = median_of(rs, 'cpu_s_per_s')
+        f['errors'] = sum(r.get('errors', 0) for r in rs)
+        for window, (a0, a1) in (('idle', ('idle0', 'idle1')), ('load', ('load0', 'load1')),
+                                 ('sat', ('sat0', 'sat1'))):
+            pr = probes(on, run, a0, a1)
+            f[window + '_checks'] = pr and pr['checks_per_s']
+            f[window + '_check_cpu'] = pr and pr['check_cpu']
+            f[window + '_dropped'] = pr and pr['dropped']
+            if window == 'sat' and pr:
+                f['last_check_ms'] = pr['last_check_ms']
+        cpu, check_cpu = f['cpu'], f['sat_check_cpu']
+        f['cpu_rest'] = None if cpu is None or check_cpu is None else cpu - check_cpu
+        return f
+
+    per_run = {(on, run): fig(on, run) for run in range(1, runs + 1) for on in states}
+
+    def med(on, key):
+        vals = [per_run[on, run][key] for run in range(1, runs + 1)
+                if per_run[on, run].get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    p(f'## The person check against streams and commands, {now}')
+    p('')
+    p(f'- Machine: {nproc} CPUs (`nproc`), {model}, Linux {platform.release()}; lookout and the '
+      f'load generator share it, on loopback, with whatever else runs. Load average (1/5/15 min) '
+      f'at the start: {a.load_start or "?"}; at the end: '
+      f'{" ".join(open("/proc/loadavg").read().split()[:3])}.')
+    p(f'- Command: `{a.command}` (' + ('1 run' if runs == 1 else f'median of {runs} runs') +
+      f'; cargo profile `{a.profile or "release"}`; wall time {fmt(a.wall, 0)} s, build included). '
+      'lookout alone (no peer), a fresh process for each row, `person_check = true` (its '
+      'defaults: at most 2 checks a second, one at a time on a thread at nice 10; but '
+      '`person_min_score = 0.99`, so that no check confirms and the checks never stop, the '
+      'worst case) and `false`, the order alternating between runs.')
+    if a.frame_count:
+        p(f'- Camera: the full mode\'s footage, {int(a.frame_count)} JPEGs of 1280x720 (mean '
+          f'{fmt(a.frame_kb, 0)} KB) of the walkers of `testdata/footage/vtest.avi` at 30 fps through '
+          'the `file:` source: people walk all along, so motion never stops and a check keeps being due. '
+          '(At the defaults the first person found ends its episode\'s checks, and this episode '
+          'never ends: one check in all.)')
+    p(f'- `reset`: {int(a.ws_count)} WebSocket round trips on `/control`, `reset` and `ping` in turn '
+      f'(the `reset` figures are over its {int(a.ws_count) // 2}), idle (no viewer) and during a '
+      f'{fmt(a.window, 0)} s window of {at} MJPEG viewers. Saturation: {sat} viewers on '
+      f'`/stream.jpg` for {fmt(a.window, 0)} s: the slowest viewer\'s fps, MB/s in all, lookout\'s '
+      'CPU s/s, and that CPU without the check\'s own thread (`/proc/PID/task/*/stat`).')
+    if os.environ.get('BENCH_PERSON_NICE'):
+        p(f'- **A control: the check\'s thread reniced to {os.environ["BENCH_PERSON_NICE"]}** '
+          '(`BENCH_PERSON_NICE`) once it had started, not its own nice 10.')
+    p('- Checks/s: `/status` `person.checks` before and after each window, over its length.')
+    p('')
+    p('| run | check | reset idle p50 / p99 ms | checks/s idle | reset under '
+      f'{at} viewers p50 / p99 ms | checks/s | {sat} viewers: slowest fps | MB/s | CPU s/s '
+      '| CPU without the check | checks/s | check ms (last) |')
+    p('|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|')
+
+    def row(label_run, on, f):
+        errs = f' ({f["errors"]} viewer errors)' if f.get('errors') else ''
+        last = f.get('last_check_ms')
+        p(f'| {label_run} | {"on" if on == "true" else "off"} '
+          f'| {ms(f["idle_p50"])} / {ms(f["idle_p99"])} | {fmt(f["idle_checks"], 2)} '
+          f'| {ms(f["load_p50"])} / {ms(f["load_p99"])} | {fmt(f["load_checks"], 2)} '
+          f'| {fmt(f["fps_min"])}{errs} | {fmt(f["mb_s"], 0)} | {fmt(f["cpu"], 2)} '
+          f'| {fmt(f["cpu_rest"], 2)} | {fmt(f["sat_checks"], 2)} '
+          f'| {"-" if last is None else ms(last)} |')
+
+    for run in range(1, runs + 1):
+        for on in states:
+            row(str(run), on, per_run[on, run])
+    if runs > 1:
+        for on in states:
+            f = {k: med(on, k) for k in per_run[on, 1]}
+            f['errors'] = 0
+            row('median', on, f)
+    p('')
+
+    def ratio(x, y):
+        return None if x is None or y is None or y == 0 else x / y
+
+    p('Check on against off (medians across runs; each run\'s own ratio in brackets):')
+    p('')
+    p('| figure | on | off | on / off | target | met |')
+    p('|---|---:|---:|---:|---|---|')
+    verdicts = []
+    for key, what, digits, rule in (
+            ('idle_p99', '`reset` p99 idle, ms', None, 'reset'),
+            ('load_p99', f'`reset` p99 under {at} viewers, ms', None, 'reset'),
+            ('fps_min', f'slowest viewer at {sat}, fps', 1, 'sat'),
+            ('mb_s', f'MB/s at {sat}', 0, 'sat'),
+            ('cpu_rest', f'CPU at {sat} without the check\'s thread, s/s', 2, 'cpu'),
+            ('cpu', f'CPU at {sat}, s/s (the check\'s own included)', 2, None)):
+        on_v, off_v = med('true', key), med('false', key)
+        r = ratio(on_v, off_v)
+        each = [ratio(per_run['true', run][key], per_run['false', run][key])
+                for run in range(1, runs + 1)]
+        each_s = ', '.join('-' if x is None else f'{x:.2f}' for x in each)
+        show = (lambda v: ms(v)) if digits is None else (lambda v: fmt(v, digits))
+        if rule == 'reset':
+            target, ok = f'<= {PERSON_RESET_RATIO:g}x', r is not None and r <= PERSON_RESET_RATIO
+        elif rule == 'sat':
+            target, ok = f'>= {1 - PERSON_SAT_MARGIN:.2f}x', r is not None and r >= 1 - PERSON_SAT_MARGIN
+        elif rule == 'cpu':
+            target, ok = f'<= {1 + PERSON_SAT_MARGIN:.2f}x', r is not None and r <= 1 + PERSON_SAT_MARGIN
+        else:
+            target, ok = '-', None
+        met = '-' if ok is None else ('?' if r is None else 'yes' if ok else '**no**')
+        if ok is not None:
+            verdicts.append(ok)
+        p(f'| {what} | {show(on_v)} | {show(off_v)} | '
+          f'{"-" if r is None else f"{r:.2f}"} ({each_s}) | {target} | {met} |')
+    p('')
+    busy = [per_run['true', run][w + '_checks'] for run in range(1, runs + 1)
+            for w in ('idle', 'load', 'sat')]
+    if busy and all(x is not None and x > 0 for x in busy):
+        p(f'- The check ran in every window with it on: {min(busy):.2f} to {max(busy):.2f} checks a '
+          'second.')
+    else:
+        p('- **The check did not run in every window with it on** (checks/s above): '
+          'those windows do not measure its cost.')
+    off = [per_run['false', run][w + '_checks'] for run in range(1, runs + 1)
+           for w in ('idle', 'load', 'sat')]
+    if any(x for x in off):
+        p('- **Checks ran with it off.**')
+    nice = {}
+    for r in sel('probe_true'):
+        for t in r.get('threads', []):
+            nice.setdefault(t['name'], set()).add(t['nice'])
+    if nice:
+        p('- Threads of lookout with the check on, and their nice values: '
+          + ', '.join(f'{name} {"/".join(str(n) for n in sorted(v))}'
+                      for name, v in sorted(nice.items())) + '.')
+    p(f'- Targets (issue 32, item 7): `reset` p99 at most {PERSON_RESET_RATIO:g}x with the check on; '
+      f'the saturation row within {PERSON_SAT_MARGIN:.0%} (fps and MB/s not below, the CPU of '
+      'everything but the check not above). '
+      + ('All met.' if verdicts and all(verdicts) else 'Not all met.'))
+    problems = []
+    for r in rows:
+        if 'error' in r:
+            problems.append(f'{r.get("test")} run {r.get("run")}: {r["error"]}')
+        elif r.get('errors'):
+            problems.append(f'{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
+                            f'e.g. {r.get("first_error")}')
+    if problems:
+        p('')
+        p('Problems:')
+        p('')
+        for x in problems:
+            p(f'- {x}')
+    p('')
     return out
 
 
