@@ -16,6 +16,18 @@ import subprocess
 SERVERS = [('lookout', 'lookout'), ('seed', 'seed (microdot)'), ('motion', 'motion')]
 
 
+
+def run_problems(rows):
+    """One line per run that failed or had failing viewers."""
+    problems = []
+    for r in rows:
+        if 'error' in r:
+            problems.append(f'{r.get("test")} run {r.get("run")}: {r["error"]}')
+        elif r.get('errors'):
+            problems.append(f'{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
+                            f'e.g. {r.get("first_error")}')
+    return problems
+
 def load(path):
     rows = []
     with open(path) as f:
@@ -597,15 +609,7 @@ def cameras_section(rows, a):
         out.extend(lines)
         if lines:
             p('')
-    problems = []
-    for r in rows:
-        if not str(r.get('test', '')).startswith('cams'):
-            continue
-        if 'error' in r:
-            problems.append(f'{r.get("test")} run {r.get("run")}: {r["error"]}')
-        elif r.get('errors'):
-            problems.append(f'{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
-                            f'e.g. {r.get("first_error")}')
+    problems = run_problems(r for r in rows if str(r.get('test', '')).startswith('cams'))
     if problems:
         p('Problems:')
         p('')
@@ -795,13 +799,7 @@ def person_cost_section(rows, a):
       f'the saturation row within {PERSON_SAT_MARGIN:.0%} (fps and MB/s not below, the CPU of '
       'everything but the check not above). '
       + ('All met.' if verdicts and all(verdicts) else 'Not all met.'))
-    problems = []
-    for r in rows:
-        if 'error' in r:
-            problems.append(f'{r.get("test")} run {r.get("run")}: {r["error"]}')
-        elif r.get('errors'):
-            problems.append(f'{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
-                            f'e.g. {r.get("first_error")}')
+    problems = run_problems(rows)
     if problems:
         p('')
         p('Problems:')

@@ -764,20 +764,7 @@ mod tests {
     use crate::motion::image::{decode_luma_into, decode_small_luma};
     use crate::motion::replay::thread_cpu;
 
-    /// Tiny deterministic PRNG (xorshift32) so tests need no extra crate.
-    struct Rng(u32);
-    impl Rng {
-        fn next(&mut self) -> u32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 17;
-            self.0 ^= self.0 << 5;
-            self.0
-        }
-        /// Uniform in -r..=r.
-        fn pm(&mut self, r: i32) -> i32 {
-            (self.next() % (2 * r as u32 + 1)) as i32 - r
-        }
-    }
+    use crate::motion::test_rng::Rng;
 
     const W: usize = 160;
     const H: usize = 120;

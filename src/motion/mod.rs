@@ -15,6 +15,8 @@ pub mod check;
 pub mod detector;
 pub mod image;
 pub mod replay;
+#[cfg(test)]
+pub(crate) mod test_rng;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -763,16 +763,7 @@ mod tests {
     use crate::motion::image::{decode_luma_into, shrink_into};
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
-    /// Tiny deterministic PRNG (xorshift32).
-    struct Rng(u32);
-    impl Rng {
-        fn next(&mut self) -> u32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 17;
-            self.0 ^= self.0 << 5;
-            self.0
-        }
-    }
+    use crate::motion::test_rng::Rng;
 
     /// A camera-like RGB picture: gradients, a bright square, noise.
     fn picture(w: usize, h: usize, seed: u32) -> Vec<u8> {
