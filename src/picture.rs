@@ -19,9 +19,8 @@ pub const MAX_DIMENSION: u16 = 16384;
 /// send for MJPEG, a third of the bytes of quality 95.
 pub const JPEG_QUALITY: u8 = 80;
 
-/// A picture in I420 with full-range samples (what ffmpeg's `yuv420p` is,
-/// once its limited range is accepted as is: JPEG viewers show it a little
-/// flat, never wrong).
+/// A picture in I420 with full-range samples, as JPEG has them (the
+/// decoder is asked for full range).
 #[derive(Debug, Clone)]
 pub struct Picture {
     width: u16,

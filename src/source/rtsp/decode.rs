@@ -69,7 +69,12 @@ impl Decoder {
             // thread. A 32-byte probe: the stream is known, start at once.
             .args(["-threads", "1", "-probesize", "32", "-analyzeduration", "0"])
             .args(["-f", codec.ffmpeg_format(), "-i", "pipe:0"])
-            .args(["-fps_mode", "passthrough", "-pix_fmt", "yuv420p"])
+            // Full range, as JPEG has it: H.264 is mostly limited range
+            // (16-235), which shown as is looks flat and gives the detector
+            // 14 % less contrast than a JPEG camera's pictures. A camera
+            // that says it sends full range is left as it is.
+            .args(["-fps_mode", "passthrough", "-vf", "scale=out_range=full"])
+            .args(["-pix_fmt", "yuv420p"])
             .args(["-f", "yuv4mpegpipe", "pipe:1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
