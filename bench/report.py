@@ -17,14 +17,16 @@ SERVERS = [('lookout', 'lookout'), ('seed', 'seed (microdot)'), ('motion', 'moti
 
 
 
-def run_problems(rows):
-    """One line per run that failed or had failing viewers."""
+def run_problems(rows, with_server=False):
+    """One line per run that failed or had failing viewers (each named by
+    its server too, with `with_server`)."""
     problems = []
     for r in rows:
+        who = f'{r.get("server")} ' if with_server else ''
         if 'error' in r:
-            problems.append(f'{r.get("test")} run {r.get("run")}: {r["error"]}')
+            problems.append(f'{who}{r.get("test")} run {r.get("run")}: {r["error"]}')
         elif r.get('errors'):
-            problems.append(f'{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
+            problems.append(f'{who}{r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) failed, '
                             f'e.g. {r.get("first_error")}')
     return problems
 
@@ -320,13 +322,7 @@ def main():
            rss is not None and rss < 40)
     p('')
 
-    problems = []
-    for r in rows:
-        if 'error' in r:
-            problems.append(f'{r.get("server")} {r.get("test")} run {r.get("run")}: {r["error"]}')
-        elif r.get('errors'):
-            problems.append(f'{r.get("server")} {r.get("test")} run {r.get("run")}: {r["errors"]} viewer(s) '
-                            f'failed, e.g. {r.get("first_error")}')
+    problems = run_problems(rows, with_server=True)
     if problems:
         p('## Problems')
         p('')

@@ -266,13 +266,7 @@ mod tests {
     use std::time::Instant;
 
     fn track() -> Track {
-        Track {
-            codec: "avc1.4D401F".into(),
-            sample_entry: Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
-            width: 320,
-            height: 240,
-            timescale: 90_000,
-        }
+        crate::video::test_track()
     }
 
     fn packet(i: i64, at: SystemTime) -> Packet {
