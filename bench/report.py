@@ -435,9 +435,13 @@ def ratio_section(viewers, sel, unavailable):
            'Ratios of the medians above. Targets: CPU at most half the seed\'s from 50 to 200 '
            'viewers and at most the seed\'s beyond; at 400 viewers and more, every lookout viewer '
            'at least the seed\'s slowest, total bytes at least the seed\'s and RSS at most 64 MB.', '',
-           '| viewers | CPU lookout / seed | MB/s lookout / seed | slowest viewer fps, lookout vs seed '
-           '| RSS MB, lookout vs seed | targets met |',
-           '|---:|---:|---:|---|---|---|']
+           '"Floor / seed" is the CPU of the plainest possible sender of the same frames '
+           '(bench/send_floor.py: one thread, blocking writes, no HTTP, no detection) against the '
+           'seed\'s: what the kernel charges for the bytes alone, under which no server goes. '
+           '"sendfile" is the same with each frame in a memfd sent by sendfile(2).', '',
+           '| viewers | CPU lookout / seed | floor / seed (write, sendfile) | MB/s lookout / seed '
+           '| slowest viewer fps, lookout vs seed | RSS MB, lookout vs seed | targets met |',
+           '|---:|---:|---|---:|---|---|---|']
     if unavailable('seed'):
         return '\n'.join(out[:2] + [f'Seed not measured: {unavailable("seed")}.'])
     for n in viewers:
@@ -465,7 +469,11 @@ def ratio_section(viewers, sel, unavailable):
                 met.append(f'bytes: {"yes" if mb_r >= 1 else "**no**"}')
             if rss_l is not None:
                 met.append(f'RSS <= 64: {"yes" if rss_l <= 64 else "**no**"}')
-        out.append(f'| {n} | {fmt(cpu_r, 2)} | {fmt(mb_r, 2)} | {fmt(fps_l)} vs {fmt(fps_s)} '
+        floors = []
+        for how in ('write', 'sendfile'):
+            fl = [r for r in sel('floor', f'floor_{how}{n}') if 'error' not in r]
+            floors.append(fmt(ratio(median_of(fl, 'cpu_s_per_s'), cpu_s), 2) if fl else '-')
+        out.append(f'| {n} | {fmt(cpu_r, 2)} | {", ".join(floors)} | {fmt(mb_r, 2)} | {fmt(fps_l)} vs {fmt(fps_s)} '
                    f'| {fmt(rss_l)} vs {fmt(rss_s)} | {"; ".join(met) or "-"} |')
     return '\n'.join(out)
 
