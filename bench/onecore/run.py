@@ -466,7 +466,7 @@ def report(a, rows, machine):
     target = a.target
     verdict = ("met" if held >= target else "MISSED") if target else "no target"
     print(f"\n**{a.mode.upper()} cameras kept at full rate on one core: {held}"
-          + (f" (the largest measured: {best})" if best != held else "")
+          + (f" (the largest count kept: {best})" if best != held else "")
           + (f"; target at least {target}: {verdict}**" if target else "**"))
     # Where the core's time goes, at the largest count kept and the first missed.
     show = [r for r in rows if r["cameras"] == held and not r.get("reference")]
