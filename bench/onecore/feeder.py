@@ -44,8 +44,9 @@ def load(folder):
 
 
 class Feeder:
-    def __init__(self, frames, fps):
+    def __init__(self, frames, fps, phase):
         self.frames = frames
+        self.phase = phase
         self.fps = fps
         self.sent = {}
         self.t0 = time.monotonic()
@@ -86,7 +87,7 @@ class Feeder:
                 await asyncio.sleep((tick - (now - self.t0) * self.fps) / self.fps)
                 continue
             tick = due + 1
-            jpeg = self.frames[(due + k * PHASE) % n]
+            jpeg = self.frames[(due + k * self.phase) % n]
             writer.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n"
                          b"X-Timestamp: %.6f\r\n\r\n"
                          % (BOUNDARY.encode(), len(jpeg), time.time()) + jpeg + b"\r\n")
@@ -99,8 +100,10 @@ async def main():
     p.add_argument("--frames", required=True, help="folder of JPEGs with sequence.txt")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--phase", type=int, default=PHASE,
+                   help="frames between one camera's picture and the next's (0: all the same)")
     a = p.parse_args()
-    feeder = Feeder(load(a.frames), a.fps)
+    feeder = Feeder(load(a.frames), a.fps, a.phase)
     server = await asyncio.start_server(feeder.handle, "127.0.0.1", a.port)
     port = server.sockets[0].getsockname()[1]
     print(f"ready {port}", flush=True)

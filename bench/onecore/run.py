@@ -253,8 +253,11 @@ def measure(a, n, cameras_toml, viewer_paths):
     with tempfile.TemporaryDirectory(prefix="onecore-") as tmp:
         config = os.path.join(tmp, "lookout.toml")
         with open(config, "w") as f:
+            settings = list(a.setting)
             if a.person_min_score is not None:
-                f.write(f"[settings]\nperson_min_score = {a.person_min_score}\n\n")
+                settings.append(f"person_min_score = {a.person_min_score}")
+            if settings:
+                f.write("[settings]\n" + "\n".join(settings) + "\n\n")
             f.write(cameras_toml)
         proc = start_lookout(a.lookout, config, port, os.path.join(tmp, "data"), a.nice)
         try:
@@ -420,7 +423,8 @@ def report(a, rows, machine):
                else "/cams/NAME/live.mp4 (fMP4, a fragment a frame)")
     worst = a.person_min_score is not None
     print(f"\n### One core's budget: {a.mode.upper()} cameras"
-          + (f", person_min_score {a.person_min_score:g}" if worst else "") + "\n")
+          + (f", person_min_score {a.person_min_score:g}" if worst else "")
+          + "".join(f", {x}" for x in a.setting) + "\n")
     print(f"{machine}\n")
     print(f"lookout on CPU {SERVER_CPU} (`taskset -c {SERVER_CPU}`, its children too"
           + (f"; at nice {a.nice}, so that other work on the machine yields the core to it, "
@@ -502,6 +506,11 @@ def main():
     p.add_argument("--rtsp-sub", default="640x360@10")
     p.add_argument("--person-min-score", type=float,
                    help="e.g. 0.99: no check confirms, so the checks never stop (the worst case)")
+    p.add_argument("--phase", type=int, default=7,
+                   help="MJPEG: frames between one camera's picture and the next's (0: every "
+                        "camera shows the same picture at the same time)")
+    p.add_argument("--setting", action="append", default=[], metavar="KEY = VALUE",
+                   help="another line of every camera's [settings] (TOML), e.g. 'motion_fps = 11'")
     p.add_argument("--nice", type=int,
                    help="start lookout at this nice value (e.g. -10, root: other work on "
                         "a shared machine then yields its core to lookout)")
@@ -514,7 +523,8 @@ def main():
         if not a.loadgen or not a.frames:
             sys.exit("mjpeg needs --loadgen and --frames")
         helper, ready = start_ready([sys.executable, os.path.join(ROOT, "bench/onecore/feeder.py"),
-                                     "--frames", a.frames, "--fps", str(a.fps)], "the feeder")
+                                     "--frames", a.frames, "--fps", str(a.fps),
+                                     "--phase", str(a.phase)], "the feeder")
         make = lambda n: mjpeg_cameras(int(ready[0]), n)  # noqa: E731
         paths = lambda n: [f"/cams/c{i}/stream.jpg" for i in range(1, n + 1)]  # noqa: E731
     else:
