@@ -14,6 +14,7 @@ pub mod blobs;
 pub mod check;
 pub mod detector;
 pub mod image;
+pub mod pace;
 pub mod replay;
 #[cfg(test)]
 pub(crate) mod test_rng;
@@ -80,6 +81,7 @@ pub async fn run(
     let mut frames = cam.subscribe();
     let mut last_level = Instant::now() - LEVEL_EVERY;
     let mut last_seq = 0;
+    let mut pace = pace::Pace::default();
     let mut peak = 0.0f32;
     loop {
         let settings = cam.settings();
@@ -105,10 +107,13 @@ pub async fn run(
             continue;
         }
         last_seq = frame.seq;
-        let started = Instant::now();
+        let at = frame.captured_mono;
+        // The cap on analyses a second (lower while nothing moves).
+        if !pace.allows(at, lock(&detector).interval(settings.motion_fps)) {
+            continue;
+        }
         let det = detector.clone();
         let input = frame.clone();
-        let at = frame.captured_mono;
         let analysed = tokio::task::spawn_blocking(move || {
             let timer = std::time::Instant::now();
             // A decoded picture's luma is read as it is; a JPEG is decoded.
@@ -155,12 +160,15 @@ pub async fn run(
             Ok((Err(e), _)) => tracing::debug!("motion: {e}"),
             Err(e) => tracing::error!("motion analysis task failed: {e}"),
         }
-        // Cap the analysis rate (lower while nothing moves): sleep out the
-        // rest of this frame's slot.
+        // Sleep out the time in which no frame would be analysed, rather
+        // than wake for each.
         let slot = lock(&detector).interval(settings.motion_fps);
-        tokio::select! {
-            _ = tokio::time::sleep_until(started + slot) => {}
-            _ = cancel.cancelled() => return,
+        pace.analysed(at, slot);
+        if let Some(until) = pace.idle_until(slot) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(Instant::from_std(until)) => {}
+                _ = cancel.cancelled() => return,
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::detector::{Analysis, Detector, MotionParams, Transition};
+use super::pace::Pace;
 use crate::source::mjpeg::MjpegSplitter;
 
 /// One motion episode found in a replay, in seconds from the start.
@@ -56,17 +57,16 @@ pub fn replay(stream: &[u8], fps: f64, step: usize, params: &MotionParams) -> Re
     let cpu0 = thread_cpu();
     let mut index = 0usize;
     let rate = (fps / step.max(1) as f64).round().max(1.0) as u32;
-    // When the next frame is due, in seconds (a millisecond early counts:
-    // frame times are rounded).
-    let mut due = 0.0;
+    // Which frames are analysed: the server's rule.
+    let mut pace = Pace::default();
     while let Ok(Some(jpeg)) = splitter.next_frame() {
         let i = index;
         index += 1;
         let secs = i as f64 / fps;
-        if !i.is_multiple_of(step.max(1)) || secs + 0.001 < due {
+        let at = t0 + Duration::from_secs_f64(secs);
+        if !i.is_multiple_of(step.max(1)) || !pace.allows(at, detector.interval(rate)) {
             continue;
         }
-        let at = t0 + Duration::from_secs_f64(secs);
         match detector.analyse(&jpeg, at, params) {
             Ok(a) => {
                 match a.transition {
@@ -87,7 +87,7 @@ pub fn replay(stream: &[u8], fps: f64, step: usize, params: &MotionParams) -> Re
             }
             Err(_) => out.undecodable += 1,
         }
-        due = secs + detector.interval(rate).as_secs_f64();
+        pace.analysed(at, detector.interval(rate));
     }
     out.cpu = thread_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     out
