@@ -236,7 +236,11 @@ fn scenes(dir: &Path, runs: usize) -> Result<(), String> {
         "\nAverage over the scenes, weighted by their length: {average:.4} core per camera \
          (issue 32, item 1: at most {TARGET_CORE} at default settings; the seed's \
          analysis has no such figure): {}.",
-        if average <= TARGET_CORE { "met" } else { "**not met**" }
+        if average <= TARGET_CORE {
+            "met"
+        } else {
+            "**not met**"
+        }
     );
     Ok(())
 }

@@ -7,10 +7,11 @@
 //! the default 10) then lost frames: each wake-up came a little after its
 //! frame (a timer rounds up to the next millisecond, a busy core adds more),
 //! the lateness added up from slot to slot, and once it reached a frame
-//! interval that frame was already replaced by the next. Measured with 8
-//! cameras on one busy core: 93 % of the frames analysed. Here the slots
-//! follow a schedule of their own, so lateness never adds up, and a frame a
-//! little early for its slot (capture jitter) still counts.
+//! interval that frame was already replaced by the next: about one frame in
+//! a hundred on a quiet machine, more on a busy one. Here the slots follow a
+//! schedule of their own, so lateness never adds up, and a frame a little
+//! early for its slot (capture jitter) still counts. The replay of the
+//! regression footage ([`super::replay`]) uses the same rule.
 
 use std::time::{Duration, Instant};
 
