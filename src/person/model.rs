@@ -15,7 +15,7 @@ use tract_nnef::tract_core::runtime::RunOptions;
 use super::decode::{self, Candidate, BINS, CLASSES, INPUT, STRIDES};
 use super::error::PersonError;
 
-/// The model file (models/person/nanodet-g.nnef.tar, 7.6 MB: the weights as
+/// The model file (models/person/nanodet-g.nnef.tar, 7.7 MB: the weights as
 /// f16; see its NOTICE), in the binary so that a camera needs no file beside
 /// it.
 static NNEF: &[u8] = include_bytes!("../../models/person/nanodet-g.nnef.tar");
