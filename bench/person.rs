@@ -166,8 +166,9 @@ fn main() {
     if let Some(binary) = &cli.binary {
         match std::fs::metadata(binary) {
             Ok(m) => println!(
-                "| {} binary (MB) | {:.1} | {TARGET_BINARY_MB:.0} |",
-                binary.display(),
+                "| the `{}` binary (MB) | {:.1} | {TARGET_BINARY_MB:.0} |",
+                // Its name alone: the table may be pasted into the docs.
+                binary.file_name().unwrap_or_default().to_string_lossy(),
                 m.len() as f64 / 1e6
             ),
             Err(e) => eprintln!("person: {}: {e}", binary.display()),
