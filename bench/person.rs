@@ -7,6 +7,12 @@
 //! walker, with one thread and with a pool of every core. Best of 10 runs
 //! after one warm-up; a Markdown table on stdout.
 //!
+//! Then the figures of issue 32's item 3 beside its targets: the slowest
+//! one-thread check above, the memory the process gained by loading the
+//! model and running its first checks (VmRSS before and after, from
+//! /proc/self/status), and with `--binary PATH` the size of that lookout
+//! binary.
+//!
 //! With `--scenes DIR --truth FILE` (the scenes `scripts/scenes` built, and
 //! testdata/footage/scenes.toml) it then prints what the check makes of
 //! each motion episode of the regression scenes (`person_scenes.rs`).
@@ -25,6 +31,27 @@ use lookout::person::{PersonDetector, DEFAULT_MIN_SCORE};
 use lookout::source::scene::{MotionMode, Scene};
 
 const RUNS: usize = 10;
+
+/// Issue 32's item 3: a check on one core, the memory the loaded check adds,
+/// the release binary with the check.
+const TARGET_MS: f64 = 50.0;
+const TARGET_RSS_MB: f64 = 40.0;
+const TARGET_BINARY_MB: f64 = 30.0;
+
+/// This process's resident memory in MB of 10^6 bytes: all of it (VmRSS)
+/// and the part mapped from files (RssFile: the binary's pages, the
+/// embedded model among them); 0 where /proc has none.
+fn rss_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kib| kib * 1024.0 / 1e6)
+    };
+    (field("VmRSS:"), field("RssFile:"))
+}
 
 fn best_ms(d: &PersonDetector, jpeg: &[u8], region: Option<[f32; 4]>) -> (f64, usize) {
     let mut found = 0;
@@ -53,16 +80,16 @@ struct Cli {
     /// The scenes' truth (`testdata/footage/scenes.toml`).
     #[arg(long, requires = "scenes")]
     truth: Option<PathBuf>,
+    /// A lookout binary whose size to print beside the target.
+    #[arg(long)]
+    binary: Option<PathBuf>,
 }
 
 fn main() {
     let cli = Cli::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let t = Instant::now();
-    let one = PersonDetector::load().expect("load the model");
-    let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let all = PersonDetector::load_with_threads(cores).expect("load the model");
-
+    // Everything a check reads is made before the model is loaded, so the
+    // memory the process gains from here is the check's own.
     let scene = Scene::new(1280, 720, 10, MotionMode::Always).expect("scene");
     let picture = (0..scene.picture_count())
         .find(|&p| scene.is_motion_picture(p))
@@ -70,6 +97,19 @@ fn main() {
     let synthetic = scene.render_jpeg(picture).expect("render");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/person");
     let real = |name: &str| std::fs::read(dir.join(name)).expect("testdata/person");
+    let walk = real("walk-68.jpg");
+
+    let rss_before = rss_mb();
+    let t = Instant::now();
+    let one = PersonDetector::load().expect("load the model");
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss_loaded = rss_mb();
+    for jpeg in [&synthetic, &walk] {
+        one.detect_jpeg(jpeg, None, DEFAULT_MIN_SCORE)
+            .expect("check");
+    }
+    let rss_checked = rss_mb();
+    let all = PersonDetector::load_with_threads(cores).expect("load the model");
 
     let mut rows: Vec<(String, Vec<u8>, Option<[f32; 4]>)> = vec![(
         "1280x720 synthetic scene, whole frame".into(),
@@ -95,10 +135,44 @@ fn main() {
     println!("Person check (decode, scale, NanoDet-g on tract, NMS), best of {RUNS}; model load and optimization {load_ms:.0} ms.\n");
     println!("| frame | people | 1 thread (ms) | {cores} threads (ms) |");
     println!("|---|---:|---:|---:|");
+    let mut slowest: f64 = 0.0;
     for (what, jpeg, region) in &rows {
         let (ms1, n) = best_ms(&one, jpeg, *region);
         let (msn, _) = best_ms(&all, jpeg, *region);
+        slowest = slowest.max(ms1);
         println!("| {what} | {n} | {ms1:.1} | {msn:.1} |");
+    }
+
+    println!("\n### Issue 32, item 3: a lighter person check\n");
+    println!("| figure | measured | target |");
+    println!("|---|---:|---:|");
+    println!(
+        "| one check on one thread, slowest frame above (ms) | {slowest:.1} | {TARGET_MS:.0} |"
+    );
+    for (what, (rss, file), target) in [
+        ("model loaded", rss_loaded, String::new()),
+        (
+            "loaded and two checks run",
+            rss_checked,
+            format!("{TARGET_RSS_MB:.0}"),
+        ),
+    ] {
+        println!(
+            "| memory added: {what} (MB; of it mapped from the binary) | {:.1} ({:.1}) | {target} |",
+            rss - rss_before.0,
+            file - rss_before.1
+        );
+    }
+    if let Some(binary) = &cli.binary {
+        match std::fs::metadata(binary) {
+            Ok(m) => println!(
+                "| the `{}` binary (MB) | {:.1} | {TARGET_BINARY_MB:.0} |",
+                // Its name alone: the table may be pasted into the docs.
+                binary.file_name().unwrap_or_default().to_string_lossy(),
+                m.len() as f64 / 1e6
+            ),
+            Err(e) => eprintln!("person: {}: {e}", binary.display()),
+        }
     }
 
     if let (Some(scenes), Some(truth)) = (&cli.scenes, &cli.truth) {

@@ -12,16 +12,19 @@
 //!    cropped and scaled into the model's 416x416 input keeping its shape
 //!    (the rest padded with the mean colour), as BGR with NanoDet's mean and
 //!    standard deviation.
-//! 2. `model` (the `person` feature): the ONNX model, embedded in the binary
-//!    and optimized once at [`PersonDetector::load`], runs on tract.
+//! 2. `model` (the `person` feature): the model, embedded in the binary in
+//!    tract's NNEF format (converted offline from ONNX, already typed for its
+//!    fixed input, weights as f16) and optimized once at
+//!    [`PersonDetector::load`], runs on tract.
 //! 3. `decode`: each of the three strides' grids gives person scores and box
 //!    distances; boxes at or above the minimum score go through NMS at 0.45,
 //!    and come back in whole-frame coordinates, best first.
 //!
 //! # Cost and threads
 //! Tens of ms a check on one x86 core: 42 ms in the trial on an idle
-//! machine, about 90 ms measured on a busy shared one (`scripts/bench
-//! --person` prints it); `detect_jpeg` blocks for that long, so async
+//! machine, 45-52 ms measured on a shared two-core one and about 90 ms when
+//! it is busy (`scripts/bench --person` prints it, with the memory the
+//! loaded model adds: about 60 MB); `detect_jpeg` blocks for that long, so async
 //! callers run it with `spawn_blocking`. tract computes on the calling
 //! thread unless it is given a thread pool: [`PersonDetector::load`] gives it
 //! none, so a check takes one core and never competes with streaming for the

@@ -1,18 +1,24 @@
 //! The NanoDet-g model on tract: loaded from the bytes embedded in the
 //! binary, optimized once, then run once per check.
+//!
+//! The model is embedded in tract's NNEF format, already typed and
+//! decluttered for its fixed input (tools/person-nnef converts the ONNX
+//! file, see models/person/NOTICE): reading it needs tract-nnef alone, not
+//! tract's ONNX front end, which was most of the binary and of its build.
 
 use std::sync::Arc;
 
 use tract_linalg::multithread::Executor;
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::runtime::RunOptions;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::runtime::RunOptions;
 
 use super::decode::{self, Candidate, BINS, CLASSES, INPUT, STRIDES};
 use super::error::PersonError;
 
-/// The model file (models/person/nanodet-g.onnx, 7.6 MB; see its NOTICE),
-/// in the binary so that a camera needs no file beside it.
-static ONNX: &[u8] = include_bytes!("../../models/person/nanodet-g.onnx");
+/// The model file (models/person/nanodet-g.nnef.tar, 7.7 MB: the weights as
+/// f16; see its NOTICE), in the binary so that a camera needs no file beside
+/// it.
+static NNEF: &[u8] = include_bytes!("../../models/person/nanodet-g.nnef.tar");
 
 /// The optimized model, shared by every clone of the detector.
 #[derive(Clone)]
@@ -25,17 +31,20 @@ fn model_err(e: impl std::fmt::Display) -> PersonError {
 }
 
 impl Model {
-    /// Parses, types and optimizes the graph for a fixed 1x3x416x416 input
-    /// (a few hundred ms). With `threads` > 1 the plan gets a rayon pool of
-    /// its own; otherwise tract computes on the calling thread.
+    /// Reads and optimizes the graph, whose input the file fixes to
+    /// 1x3xINPUTxINPUT (about 100 ms). With `threads` > 1 the plan gets a
+    /// rayon pool of its own; otherwise tract computes on the calling thread.
     pub(super) fn load(threads: usize) -> Result<Model, PersonError> {
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut &ONNX[..])
-            .map_err(model_err)?
-            .with_input_fact(0, f32::fact([1, 3, INPUT, INPUT]).into())
-            .map_err(model_err)?
-            .into_optimized()
+        let model = tract_nnef::nnef()
+            .model_for_read(&mut &NNEF[..])
             .map_err(model_err)?;
+        let input = model.input_fact(0).map_err(model_err)?;
+        if input.shape.as_concrete() != Some(&[1, 3, INPUT, INPUT]) {
+            return Err(PersonError::Model(format!(
+                "the model's input is {input:?}, expected 1x3x{INPUT}x{INPUT}"
+            )));
+        }
+        let model = model.into_optimized().map_err(model_err)?;
         let mut options = RunOptions::default();
         if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
