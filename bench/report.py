@@ -30,6 +30,15 @@ def run_problems(rows, with_server=False):
                             f'e.g. {r.get("first_error")}')
     return problems
 
+def problems_block(rows, heading='Problems:', with_server=False):
+    """The runs' problems (`run_problems`) as a Markdown block: the heading,
+    one bullet each and a blank line; nothing when there are none."""
+    problems = run_problems(rows, with_server)
+    if not problems:
+        return []
+    return [heading, ''] + [f'- {x}' for x in problems] + ['']
+
+
 def load(path):
     rows = []
     with open(path) as f:
@@ -322,13 +331,7 @@ def main():
            rss is not None and rss < 40)
     p('')
 
-    problems = run_problems(rows, with_server=True)
-    if problems:
-        p('## Problems')
-        p('')
-        for x in problems:
-            p(f'- {x}')
-        p('')
+    out.extend(problems_block(rows, '## Problems', with_server=True))
     print('\n'.join(out))
 
 
@@ -613,13 +616,7 @@ def cameras_section(rows, a):
         out.extend(lines)
         if lines:
             p('')
-    problems = run_problems(r for r in rows if str(r.get('test', '')).startswith('cams'))
-    if problems:
-        p('Problems:')
-        p('')
-        for x in problems:
-            p(f'- {x}')
-        p('')
+    out.extend(problems_block(r for r in rows if str(r.get('test', '')).startswith('cams')))
     return out
 
 
@@ -803,14 +800,8 @@ def person_cost_section(rows, a):
       f'the saturation row within {PERSON_SAT_MARGIN:.0%} (fps and MB/s not below, the CPU of '
       'everything but the check not above). '
       + ('All met.' if verdicts and all(verdicts) else 'Not all met.'))
-    problems = run_problems(rows)
-    if problems:
-        p('')
-        p('Problems:')
-        p('')
-        for x in problems:
-            p(f'- {x}')
-    p('')
+    block = problems_block(rows)
+    out.extend([''] + block if block else [''])
     return out
 
 
