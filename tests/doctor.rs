@@ -44,6 +44,17 @@ async fn doctor(args: &[&str], env: &[(&str, &str)]) -> Run {
     lookout_with(args, Some("doctor"), env).await
 }
 
+/// `lookout doctor` on loopback (any free port), with the data folder `dir`
+/// and one `--camera NAME=SOURCE` for each of `cameras`.
+async fn doctor_cameras(dir: &str, cameras: &[(&str, &str)]) -> Run {
+    let specs: Vec<String> = cameras.iter().map(|(n, s)| format!("{n}={s}")).collect();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--data-dir", dir];
+    for spec in &specs {
+        args.extend(["--camera", spec.as_str()]);
+    }
+    doctor(&args, &[]).await
+}
+
 async fn lookout_with(args: &[&str], subcommand: Option<&str>, env: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
     for (name, _) in std::env::vars_os() {
@@ -78,20 +89,7 @@ async fn all_pass_with_the_synthetic_scene_and_ffmpeg() {
     let dir = tmp.path().join("not-yet");
     let ffmpeg = "exec:ffmpeg -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=10 \
                   -c:v mjpeg -f mjpeg -";
-    let run = doctor(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--camera",
-            &format!("yard={STILL}"),
-            "--camera",
-            &format!("door={ffmpeg}"),
-        ],
-        &[],
-    )
-    .await;
+    let run = doctor_cameras(dir.to_str().unwrap(), &[("yard", STILL), ("door", ffmpeg)]).await;
     assert_eq!(run.code, Some(0), "{}", run.all());
     assert!(run.out.ends_with("all checks passed\n"), "{}", run.all());
     assert!(!run.out.contains("FAIL"), "{}", run.all());
@@ -257,20 +255,7 @@ async fn a_camera_answering_401_is_told_to_add_or_check_credentials() {
     let (addr, with_credentials) = camera_answering_401().await;
     let bare = format!("http://{addr}/stream");
     let with_password = format!("http://admin:camsecret99@{addr}/stream");
-    let run = doctor(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir,
-            "--camera",
-            &format!("yard={bare}"),
-            "--camera",
-            &format!("door={with_password}"),
-        ],
-        &[],
-    )
-    .await;
+    let run = doctor_cameras(&dir, &[("yard", &bare), ("door", &with_password)]).await;
     assert_eq!(run.code, Some(1), "{}", run.all());
     let line = run.line("FAIL  camera yard: ");
     assert_eq!(
@@ -310,20 +295,9 @@ async fn rtsp_cameras_are_described_and_a_wrong_password_or_path_explained() {
     let good = cam.url_as("admin", "pony99", "sub");
     let wrong = cam.url_as("admin", "zebra77", "sub");
     let missing = cam.url_as("admin", "pony99", "nothere");
-    let run = doctor(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &dir,
-            "--camera",
-            &format!("yard={good}"),
-            "--camera",
-            &format!("door={wrong}"),
-            "--camera",
-            &format!("gate={missing}"),
-        ],
-        &[],
+    let run = doctor_cameras(
+        &dir,
+        &[("yard", &good), ("door", &wrong), ("gate", &missing)],
     )
     .await;
     assert_eq!(run.code, Some(1), "{}", run.all());
@@ -376,20 +350,7 @@ async fn a_command_that_writes_no_mjpeg_is_caught() {
                -pix_fmt rgb24 -f rawvideo -";
     let exits = "exec:ffmpeg -loglevel error -i /nonexistent/clip.mp4 -f mjpeg -";
     let started = std::time::Instant::now();
-    let run = doctor(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data_dir(tmp.path()),
-            "--camera",
-            &format!("raw={raw}"),
-            "--camera",
-            &format!("gone={exits}"),
-        ],
-        &[],
-    )
-    .await;
+    let run = doctor_cameras(&data_dir(tmp.path()), &[("raw", raw), ("gone", exits)]).await;
     assert_eq!(run.code, Some(1), "{}", run.all());
     let line = run.line("FAIL  camera gone: command exited (exit status: ");
     assert!(
