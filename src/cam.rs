@@ -520,6 +520,14 @@ impl Cam {
         self.motion_active.store(active, Ordering::Relaxed);
     }
 
+    /// Frames the detector was due to analyse and missed, the previous
+    /// analysis still running (see [`crate::motion::pace::Pace::missed`]).
+    pub fn analyses_missed(&self, n: u64) {
+        if n > 0 {
+            self.metrics.analyses_missed(n);
+        }
+    }
+
     /// The episode ended without a frame (the camera went quiet).
     pub fn motion_ended(&self) {
         self.motion_active.store(false, Ordering::Relaxed);

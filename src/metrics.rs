@@ -123,6 +123,7 @@ fn person_check_histogram() -> Histogram {
 pub struct Metrics {
     episodes: Family<CameraLabel, Counter>,
     analysis: HistogramFamily,
+    missed: Family<CameraLabel, Counter>,
     motion_score: Family<CameraLabel, FloatGauge>,
     person_checks: HistogramFamily,
     person_episodes: Family<CameraLabel, Counter>,
@@ -142,6 +143,7 @@ impl Metrics {
         Metrics {
             episodes: Family::default(),
             analysis: Family::new_with_constructor(analysis_histogram),
+            missed: Family::default(),
             motion_score: Family::default(),
             person_checks: Family::new_with_constructor(person_check_histogram),
             person_episodes: Family::default(),
@@ -166,6 +168,7 @@ impl Metrics {
         CamMetrics {
             episodes: self.episodes.get_or_create(&label).clone(),
             analysis: self.analysis.get_or_create(&label).clone(),
+            missed: self.missed.get_or_create(&label).clone(),
             score: self.motion_score.get_or_create(&label).clone(),
             person_check: self.person_checks.get_or_create(&label).clone(),
             person_episodes: self.person_episodes.get_or_create(&label).clone(),
@@ -214,6 +217,12 @@ impl Metrics {
             self.analysis.clone(),
         );
         reg.register(
+            "motion_frames_missed",
+            "Frames the detector was due to analyse but missed, its previous analysis \
+             still running (a core too busy for the camera)",
+            self.missed.clone(),
+        );
+        reg.register(
             "person_check_seconds",
             "Time of one person check (the detector on a motion frame's region), \
              queueing excluded",
@@ -245,6 +254,7 @@ pub struct CamMetrics {
     name: String,
     episodes: Counter,
     analysis: Histogram,
+    missed: Counter,
     score: FloatGauge,
     person_check: Histogram,
     person_episodes: Counter,
@@ -261,6 +271,11 @@ impl CamMetrics {
     pub fn analysed(&self, seconds: f64, score: f32) {
         self.analysis.observe(seconds);
         self.score.set(f64::from(score));
+    }
+
+    /// `n` frames the detector was due to analyse and missed.
+    pub fn analyses_missed(&self, n: u64) {
+        self.missed.inc_by(n);
     }
 
     /// One person check done in `seconds`.

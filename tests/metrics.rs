@@ -184,6 +184,10 @@ async fn frames_episodes_and_requests_move_their_counters_per_camera() {
     );
     let analysed = r#"lookout_motion_analysis_seconds_count{camera="door"}"#;
     assert!(value(&text, analysed) > Some(0.0), "{text}");
+    // Missed analyses show from the start (at 0 unless this machine is too
+    // busy for two cameras), so `rate()` sees the first.
+    let missed = r#"lookout_motion_frames_missed_total{camera="door"}"#;
+    assert!(value(&text, missed) >= Some(0.0), "{text}");
     // Requests count under their route's pattern, never the raw path.
     let snaps = r#"lookout_http_requests_total{route="/cams/{name}/snapshot.jpg",code="200"}"#;
     let before = value(&text, snaps).unwrap_or(0.0);

@@ -106,12 +106,16 @@ pub async fn run(
         if frame.seq == last_seq {
             continue;
         }
+        // Frames replaced unseen since the last one looked at.
+        let skipped = frame.seq.saturating_sub(last_seq + 1);
         last_seq = frame.seq;
         let at = frame.captured_mono;
         // The cap on analyses a second (lower while nothing moves).
-        if !pace.allows(at, lock(&detector).interval(settings.motion_fps)) {
+        let slot = lock(&detector).interval(settings.motion_fps);
+        if !pace.allows(at, slot) {
             continue;
         }
+        cam.analyses_missed(pace.missed(at, slot, skipped));
         let det = detector.clone();
         let input = frame.clone();
         let analysed = tokio::task::spawn_blocking(move || {

@@ -42,6 +42,24 @@ impl Pace {
         });
     }
 
+    /// How many frames the detector wanted and did not get before the frame
+    /// captured at `at`, which it is about to analyse: the whole slots that
+    /// passed since the one due (each had a frame, or the camera paused), at
+    /// most `skipped`, the frames that came in between and were replaced
+    /// unseen while the previous analysis ran. A camera faster than the cap,
+    /// or one that paused, misses nothing: only an analysis that took longer
+    /// than its slot (a busy core) does. This is what says whether a machine
+    /// carries its cameras, whatever the detector's own rate.
+    pub fn missed(&self, at: Instant, slot: Duration, skipped: u64) -> u64 {
+        let Some(due) = self.due else { return 0 };
+        if slot.is_zero() {
+            return 0;
+        }
+        let late = (at + slot / 5).saturating_duration_since(due);
+        let slots = (late.as_nanos() / slot.as_nanos()) as u64;
+        slots.min(skipped)
+    }
+
     /// Until when nothing new can be analysed (to sleep out, not to wake for
     /// every skipped frame): a fifth of `slot` before the next slot.
     pub fn idle_until(&self, slot: Duration) -> Option<Instant> {
@@ -91,6 +109,64 @@ mod tests {
         // And the idle rate: 1 in 2 of a 10 fps camera.
         let n = analysed(10.0, &[0, 4], 600, 2 * TENTH);
         assert!((299..=301).contains(&n), "{n}");
+    }
+
+    /// Frames of a 10 fps camera through an analyser that takes `took` per
+    /// frame and always gets the newest: (analysed, missed).
+    fn busy(took: Duration, fps: f64, n: u64, slot: Duration) -> (u64, u64) {
+        let t0 = Instant::now();
+        let frame_at = |i: u64| t0 + Duration::from_secs_f64(i as f64 / fps);
+        let mut pace = Pace::default();
+        let (mut analysed, mut missed) = (0, 0);
+        let mut free = t0;
+        let mut last: Option<u64> = None;
+        for i in 0..n {
+            let at = frame_at(i);
+            // Replaced unseen: a newer frame came before the analyser was free.
+            if i + 1 < n && frame_at(i + 1) <= free {
+                continue;
+            }
+            let skipped = last.map_or(0, |l| i - l - 1);
+            last = Some(i);
+            if !pace.allows(at, slot) {
+                continue;
+            }
+            missed += pace.missed(at, slot, skipped);
+            pace.analysed(at, slot);
+            analysed += 1;
+            free = at.max(free) + took;
+        }
+        (analysed, missed)
+    }
+
+    #[test]
+    fn only_an_analysis_slower_than_its_slot_misses_frames() {
+        // Quick analyses: every frame of a 10 fps camera, none missed; a
+        // 30 fps camera skips two in three and misses nothing either.
+        assert_eq!(busy(Duration::from_millis(5), 10.0, 600, TENTH), (600, 0));
+        let (n, missed) = busy(Duration::from_millis(5), 30.0, 1800, TENTH);
+        assert!((595..=601).contains(&n) && missed == 0, "{n} {missed}");
+        // Nor at the idle rate.
+        assert_eq!(busy(Duration::from_millis(5), 10.0, 600, 2 * TENTH).1, 0);
+        // 150 ms an analysis at 10 fps: two in three analysed, the third
+        // missed, and the two add up to the frames.
+        let (n, missed) = busy(Duration::from_millis(150), 10.0, 600, TENTH);
+        assert!((395..=405).contains(&n), "{n}");
+        assert!((n + missed).abs_diff(600) <= 2, "{n} + {missed}");
+    }
+
+    #[test]
+    fn a_pause_is_not_missed_frames() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        assert_eq!(pace.missed(t0, TENTH, 5), 0, "nothing due yet");
+        pace.analysed(t0, TENTH);
+        // Ten seconds later, no frame came in between.
+        assert_eq!(pace.missed(t0 + Duration::from_secs(10), TENTH, 0), 0);
+        // On time, with frames replaced in between (a faster camera).
+        assert_eq!(pace.missed(t0 + TENTH, TENTH, 2), 0);
+        // Three slots late with three frames replaced: the two slots between.
+        assert_eq!(pace.missed(t0 + 3 * TENTH, TENTH, 3), 2);
     }
 
     #[test]
